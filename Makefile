@@ -1,0 +1,46 @@
+# Two commands do everything:  `make run`  and  `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test translations setup setup-dev extract-messages clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime
+
+setup: $(VENV)/.runtime translations
+setup-dev: $(VENV)/.dev translations
+
+translations: $(VENV)/.runtime
+	$(BIN)/pybabel compile --use-fuzzy -q -d translations
+
+## Set up and serve on http://$(HOST):$(PORT) with SQLite, creating `admin` on first run.
+run: setup
+	$(BIN)/flask --app app init
+	$(BIN)/flask --app app ensure-admin
+	@echo "Deskbook is serving on http://$(HOST):$(PORT)  (Ctrl+C stops it)"
+	$(BIN)/waitress-serve --host $(HOST) --port $(PORT) --threads 8 --call app:create_app
+
+## Set up and run the whole test suite (PostgreSQL too when TEST_DATABASE_URL is set).
+test: setup-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Refresh translations/messages.pot and merge new strings into the .po files.
+extract-messages: $(VENV)/.runtime
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
+		--ignore-dirs='.venv instance tests bench migrations' -o messages.pot .
+	$(BIN)/pybabel update --no-fuzzy-matching -i messages.pot -d translations
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,49 @@
+"""Deskbook: the application factory. It only wires things together."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+from config import Config, environment_overrides
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app. Settings: :class:`config.Config`, then ``instance/config.py``,
+    then the environment, then ``test_config``. The instance folder is ``instance/``
+    unless ``DESKBOOK_INSTANCE_PATH`` (or ``test_config["INSTANCE_PATH"]``) says otherwise."""
+    instance_path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get(
+        "DESKBOOK_INSTANCE_PATH"
+    )
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    app.config.from_object(Config)
+    if test_config is None or not test_config.get("TESTING"):
+        app.config.from_pyfile("config.py", silent=True)
+        app.config.update(environment_overrides())
+    if test_config:
+        app.config.update(test_config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config["SESSION_COOKIE_SECURE"] = bool(app.config["HTTPS"])
+    app.config["PREFERRED_URL_SCHEME"] = "https" if app.config["HTTPS"] else "http"
+
+    from extensions import babel, csrf, htmx, init_database
+
+    init_database(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+
+    from blueprints import admin, auth, errors, i18n, main, security
+
+    babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
+    i18n.init_app(app)
+    security.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(main.bp)
+    app.register_blueprint(admin.bp)
+
+    import cli
+
+    cli.init_app(app)
+    return app

@@ -1,0 +1,1 @@
+"""Views: each module parses a request, calls a service, renders."""

@@ -1,0 +1,130 @@
+"""Administration: staff accounts and the audit log."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from blueprints import htmx
+from blueprints.admin.forms import UserCreateForm, UserEditForm
+from blueprints.security import client_ip
+from extensions import db
+from models import User
+from services import accounts, audit
+from services.errors import DomainError
+from services.policy import authorize, permission_required
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def _actor() -> User:
+    return current_user._get_current_object()
+
+
+def get_managed_user(user_id: int) -> User:
+    """The user with ``user_id``, if the current user may manage them. Raises 404 for
+    an unknown id and 403 for oneself (use the account page)."""
+    user = db.session.get(User, user_id) or abort(404)
+    authorize(_actor(), "users.manage", user)
+    return user
+
+
+@bp.get("/users")
+@permission_required("users.view")
+def users():
+    """Every staff account."""
+    return htmx.render("admin/users.html", users=accounts.list_users())
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@permission_required("users.manage")
+def create_user():
+    """Create an account with a one-time password, shown once."""
+    form = UserCreateForm()
+    if form.validate_on_submit():
+        password = accounts.generate_password()
+        try:
+            user = accounts.create_user(
+                form.username.data,
+                password,
+                form.role.data,
+                display_name=form.display_name.data or "",
+                language=form.language.data,
+                claim_limit=form.claim_limit.data,
+                must_change_password=True,
+                actor=_actor(),
+                ip=client_ip(),
+            )
+        except DomainError as refused:
+            getattr(form, refused.field).errors.append(refused.message)
+        else:
+            return htmx.render(
+                "admin/password_issued.html", "admin/_password_issued.html",
+                user=user, password=password,
+                toast=_l("Account %(name)s created.", name=user.username),
+            )
+    return htmx.render(
+        "admin/user_form.html", "admin/_user_form.html", form=form, user=None,
+        status=422 if form.errors else 200,
+    )
+
+
+@bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
+@permission_required("users.manage")
+def edit_user(user_id: int):
+    """Change name, role, language or claim limit. A role change ends the user's
+    sessions."""
+    user = get_managed_user(user_id)
+    form = UserEditForm(obj=user) if request.method == "GET" else UserEditForm()
+    if request.method == "GET":
+        form.language.data = user.language or ""
+    if form.validate_on_submit():
+        accounts.update_user(
+            _actor(), user,
+            display_name=form.display_name.data or "",
+            role=form.role.data,
+            language=form.language.data,
+            claim_limit=form.claim_limit.data,
+            ip=client_ip(),
+        )
+        response = htmx.redirect(url_for("admin.users"))
+        return htmx.add_toast(response, _l("Saved."))
+    return htmx.render(
+        "admin/user_form.html", "admin/_user_form.html", form=form, user=user,
+        status=422 if form.errors else 200,
+    )
+
+
+@bp.post("/users/<int:user_id>/active")
+@permission_required("users.manage")
+def set_active(user_id: int):
+    """Deactivate (``active=0``; every session ends at once) or reactivate."""
+    user = get_managed_user(user_id)
+    active = request.form.get("active") == "1"
+    accounts.set_active(_actor(), user, active, ip=client_ip())
+    message = _l("%(name)s reactivated.", name=user.username) if active else _l(
+        "%(name)s deactivated. Their sessions have ended.", name=user.username
+    )
+    return htmx.render("admin/users.html", "admin/_user_row.html", user=user,
+                       users=accounts.list_users(), toast=message)
+
+
+@bp.post("/users/<int:user_id>/reset-password")
+@permission_required("users.manage")
+def reset_password(user_id: int):
+    """Issue a one-time password; the user must change it at next sign-in."""
+    user = get_managed_user(user_id)
+    password = accounts.reset_password(_actor(), user, ip=client_ip())
+    return htmx.render("admin/password_issued.html", user=user, password=password,
+                       toast=_l("Password of %(name)s reset.", name=user.username))
+
+
+@bp.get("/audit")
+@permission_required("audit.view")
+def audit_log():
+    """The newest audit lines, filterable by kind, paged back in time."""
+    kind = request.args.get("kind", "")[:64]
+    before = request.args.get("before", type=int)
+    events = audit.recent_events(action_prefix=kind, limit=50, before_id=before)
+    return htmx.render("admin/audit.html", "admin/_audit_rows.html", events=events, kind=kind)

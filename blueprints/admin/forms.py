@@ -1,0 +1,27 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, SelectField, StringField
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
+
+from blueprints.auth.forms import LANGUAGE_CHOICES
+from models import Role
+from services.policy import ROLE_LABELS
+
+
+def role_choices():
+    return [(role.value, ROLE_LABELS[role]) for role in Role]
+
+
+class UserEditForm(FlaskForm):
+    display_name = StringField(_l("Display name"), validators=[Length(max=64)])
+    role = SelectField(_l("Role"), choices=role_choices, validators=[InputRequired()])
+    language = SelectField(_l("Language"), choices=LANGUAGE_CHOICES)
+    claim_limit = IntegerField(
+        _l("Claim limit"),
+        description=_l("Empty: the office-wide limit of the public pool applies."),
+        validators=[Optional(), NumberRange(min=0, max=100000)],
+    )
+
+
+class UserCreateForm(UserEditForm):
+    username = StringField(_l("Username"), validators=[InputRequired(), Length(min=2, max=32)])

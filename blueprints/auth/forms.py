@@ -1,0 +1,30 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, SelectField, StringField
+from wtforms.validators import EqualTo, InputRequired, Length
+
+from services.passwords import MAX_LENGTH
+
+LANGUAGE_CHOICES = [("", _l("Browser default")), ("zh", "中文"), ("en", "English")]
+
+
+class LoginForm(FlaskForm):
+    username = StringField(_l("Username"), validators=[InputRequired(), Length(max=64)])
+    password = PasswordField(_l("Password"), validators=[InputRequired(), Length(max=MAX_LENGTH)])
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField(
+        _l("Current password"), validators=[InputRequired(), Length(max=MAX_LENGTH)]
+    )
+    new_password = PasswordField(
+        _l("New password"), validators=[InputRequired(), Length(max=MAX_LENGTH)]
+    )
+    confirm = PasswordField(
+        _l("New password again"),
+        validators=[InputRequired(), EqualTo("new_password", message=_l("The two passwords differ."))],
+    )
+
+
+class LanguageForm(FlaskForm):
+    language = SelectField(_l("Language"), choices=LANGUAGE_CHOICES)

@@ -1,0 +1,97 @@
+"""Command-line interface: ``flask --app app <command>``. The command names are a
+contract (scripts and cron lines use them)."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+
+from models import Role
+from services import accounts, demo
+from services.errors import DomainError
+
+
+def _ensure_secret_key() -> bool:
+    """Write a random SECRET_KEY to instance/config.py unless one is configured.
+    Returns True when a key was written."""
+    path = Path(current_app.instance_path) / "config.py"
+    if current_app.config.get("SECRET_KEY") or "SECRET_KEY" in (
+        path.read_text(encoding="utf-8") if path.exists() else ""
+    ):
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as config:
+        config.write(f"SECRET_KEY = {secrets.token_hex(32)!r}\n")
+    path.chmod(0o600)
+    return True
+
+
+@click.command("init")
+def init_command():
+    """Create or upgrade the database schema; create instance/ and a SECRET_KEY."""
+    from flask_migrate import upgrade
+
+    if _ensure_secret_key():
+        click.echo(f"Wrote a new SECRET_KEY to {current_app.instance_path}/config.py")
+    upgrade()
+    click.echo("Database schema is up to date.")
+
+
+@click.command("create-user")
+@click.argument("username")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--display-name", default="", help="Name shown to colleagues.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def create_user_command(username, role, display_name, password_stdin):
+    """Create an account (the first admin, for instance)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = accounts.create_user(username, password, role, display_name=display_name)
+    except DomainError as refused:
+        raise click.ClickException(f"{refused.field}: {refused.message}") from None
+    click.echo(f"Created {user.username} ({user.role}).")
+
+
+@click.command("ensure-admin")
+def ensure_admin_command():
+    """If no administrator exists, create ``admin`` with a one-time password, printed
+    once here, that must be changed at first sign-in."""
+    if accounts.admin_exists():
+        click.echo("An administrator account exists already.")
+        return
+    password = accounts.generate_password()
+    accounts.create_user(
+        "admin", password, Role.ADMIN, display_name="Administrator", must_change_password=True
+    )
+    click.echo("")
+    click.echo("  Created the administrator account.")
+    click.echo("    username: admin")
+    click.echo(f"    password: {password}   (shown once; you choose a new one at first sign-in)")
+    click.echo("")
+
+
+@click.command("demo-data")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--users", "user_count", type=int, default=9, show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the demo users' password from stdin.")
+def demo_data_command(seed, user_count, password_stdin):
+    """Generate realistic demo data (Faker zh_CN with some en_US): staff accounts."""
+    password = (
+        sys.stdin.readline().rstrip("\r\n") if password_stdin else accounts.generate_password()
+    )
+    users = demo.generate_users(user_count, password, seed=seed)
+    for user in users:
+        click.echo(f"  {user.username:<26} {user.role:<10} {user.display_name}")
+    click.echo(f"Created {len(users)} users; their password: {password}")
+
+
+def init_app(app) -> None:
+    for command in (init_command, create_user_command, ensure_admin_command, demo_data_command):
+        app.cli.add_command(command)

@@ -1,0 +1,70 @@
+"""Settings with defaults.
+
+Precedence, lowest first: the defaults below, ``instance/config.py`` (written by
+``flask --app app init`` with a random SECRET_KEY), environment variables, and the
+``test_config`` mapping given to :func:`app.create_app`.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Settings that may be overridden from the environment, and how to read each one.
+_ENV_SETTINGS: dict[str, type] = {
+    "SECRET_KEY": str,
+    "DATABASE_URL": str,
+    "OFFICE_TIMEZONE": str,
+    "HTTPS": bool,
+    "IDLE_TIMEOUT_MINUTES": int,
+    "ABSOLUTE_TIMEOUT_HOURS": int,
+    "LOGIN_MAX_FAILURES": int,
+    "LOGIN_FAILURE_WINDOW_MINUTES": int,
+    "LOGIN_LOCKOUT_MINUTES": int,
+}
+
+
+class Config:
+    """Defaults. Every name here can be set in ``instance/config.py``."""
+
+    SECRET_KEY: str | None = None
+    # Empty means SQLite at instance/deskbook.db; a postgresql:// URL switches databases.
+    DATABASE_URL: str = ""
+    OFFICE_TIMEZONE = "Asia/Shanghai"
+    # Set HTTPS = True when the app is served over TLS: cookies are then sent only over it.
+    HTTPS = False
+    IDLE_TIMEOUT_MINUTES = 30
+    ABSOLUTE_TIMEOUT_HOURS = 12
+    LOGIN_MAX_FAILURES = 10
+    LOGIN_FAILURE_WINDOW_MINUTES = 15
+    LOGIN_LOCKOUT_MINUTES = 15
+    # SQLite waits this long for another writer before giving up.
+    SQLITE_BUSY_TIMEOUT_MS = 15000
+
+    LANGUAGES = ("zh", "en")
+    BABEL_DEFAULT_LOCALE = "zh"
+
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+    SESSION_COOKIE_NAME = "deskbook_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_PERMANENT = False
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+
+
+def _parse(kind: type, raw: str):
+    if kind is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    return kind(raw)
+
+
+def environment_overrides(environ=os.environ) -> dict:
+    """Settings given as environment variables (``DESKBOOK_X`` or, for the
+    usual names SECRET_KEY and DATABASE_URL, plain ``X``)."""
+    found = {}
+    for name, kind in _ENV_SETTINGS.items():
+        for key in (f"DESKBOOK_{name}", name):
+            if key in environ and environ[key] != "":
+                found[name] = _parse(kind, environ[key])
+                break
+    return found

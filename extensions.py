@@ -1,0 +1,93 @@
+"""Extension singletons, created once and bound to the app in ``create_app``."""
+
+import os
+
+from flask_babel import Babel
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+from htmx_flask import Htmx
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+# Named constraints, so that migrations can alter them on SQLite and PostgreSQL alike.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate(render_as_batch=True)
+login_manager = LoginManager()
+csrf = CSRFProtect()
+babel = Babel()
+htmx = Htmx()
+
+
+def database_url(app) -> str:
+    """The configured DATABASE_URL, or SQLite in the instance folder."""
+    url = app.config.get("DATABASE_URL") or ""
+    if not url:
+        return f"sqlite:///{app.instance_path}/deskbook.db"
+    # psycopg 3 is the driver; accept the plain scheme people copy from elsewhere.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def init_database(app) -> None:
+    """Bind Flask-SQLAlchemy to the configured database. Engines connect lazily, so
+    no connection exists before a server forks its workers."""
+    url = database_url(app)
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+    if url.startswith("postgresql"):
+        options.setdefault("pool_pre_ping", True)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(app.root_path, "migrations"))
+    if url.startswith("sqlite"):
+        with app.app_context():
+            _tune_sqlite(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+
+
+def _tune_sqlite(engine, busy_timeout_ms: int) -> None:
+    """WAL, a busy timeout, foreign keys, and BEGIN IMMEDIATE for transactions that
+    may write (SQLAlchemy's pysqlite recipe): a writer takes the lock when its
+    transaction starts and waits for it, instead of failing with "database is locked"
+    when a read transaction later tries to write."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # let the "begin" event below decide
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        # FULL: a commit the user was told about survives a crash or power cut.
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection):
+        mode = "DEFERRED" if _is_read_only_request() else "IMMEDIATE"
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _is_read_only_request() -> bool:
+    """GET/HEAD requests never write (a rule the tests keep), so their transactions
+    need not queue behind writers. Everything else — other methods, CLI commands,
+    background work — starts with the write lock."""
+    from flask import has_request_context, request
+
+    return has_request_context() and request.method in ("GET", "HEAD", "OPTIONS")

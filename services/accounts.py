@@ -1,0 +1,295 @@
+"""Staff accounts: creating, signing in, passwords, roles, deactivation.
+
+Every function that changes something commits, and writes its audit line in the
+same transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from extensions import db
+from models import LoginThrottle, Role, User, utcnow
+from services import audit, passwords
+from services.errors import DomainError
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
+
+
+class LoginRefused(DomainError):
+    """Wrong username or password, inactive account, or too many failures. The
+    message never tells which."""
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    max_failures: int = 10
+    window: timedelta = timedelta(minutes=15)
+    lockout: timedelta = timedelta(minutes=15)
+
+
+def normalise_username(username: str) -> str:
+    return username.strip().lower()
+
+
+def get_by_username(username: str) -> User | None:
+    return db.session.scalar(select(User).where(User.username == normalise_username(username)))
+
+
+def get_by_session_token(token: str) -> User | None:
+    """The active user whose current session token is ``token``."""
+    if not token:
+        return None
+    return db.session.scalar(
+        select(User).where(User.session_token == token, User.active.is_(True))
+    )
+
+
+def admin_exists() -> bool:
+    return bool(db.session.scalar(select(func.count()).where(User.role == Role.ADMIN)))
+
+
+def generate_password() -> str:
+    """A random one-time password, easy to read aloud (no 0/O, 1/l)."""
+    alphabet = "abcdefghijkmnpqrstuvwxyz23456789"
+    groups = ("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
+    return "-".join(groups)
+
+
+def create_user(
+    username: str,
+    password: str,
+    role: str,
+    *,
+    display_name: str = "",
+    language: str | None = None,
+    claim_limit: int | None = None,
+    must_change_password: bool = False,
+    actor: User | None = None,
+    ip: str | None = None,
+) -> User:
+    """Create an account. Raises DomainError (with the field) for a malformed or
+    taken username, an unknown role or a refused password."""
+    username = normalise_username(username)
+    if not USERNAME_RE.match(username):
+        raise DomainError(
+            _l("2–32 characters: lowercase letters, digits, dot, dash, underscore."),
+            "username",
+        )
+    if get_by_username(username) is not None:
+        raise DomainError(_l("This username is taken."), "username")
+    if role not in set(Role):
+        raise DomainError(_l("Unknown role."), "role")
+    if problem := passwords.password_problem(password, username):
+        raise DomainError(problem, "password")
+    user = User(
+        username=username,
+        display_name=display_name.strip() or username,
+        role=role,
+        language=language or None,
+        claim_limit=claim_limit,
+        password_hash=passwords.hash_password(password),
+        must_change_password=must_change_password,
+    )
+    db.session.add(user)
+    db.session.flush()
+    audit.record("user.create", actor, ip=ip, target=user, username=username, role=role)
+    db.session.commit()
+    return user
+
+
+def _throttle_row(key: str, now: datetime) -> LoginThrottle:
+    """The throttle row for ``key``, created if missing and locked for this
+    transaction (FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the
+    write lock)."""
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    db.session.execute(
+        insert(LoginThrottle)
+        .values(username=key, failures=0, window_started_at=now)
+        .on_conflict_do_nothing(index_elements=["username"])
+    )
+    return db.session.scalars(
+        select(LoginThrottle)
+        .where(LoginThrottle.username == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def _is_locked(key: str, now: datetime) -> bool:
+    locked_until = db.session.scalar(
+        select(LoginThrottle.locked_until).where(LoginThrottle.username == key)
+    )
+    return locked_until is not None and locked_until > now
+
+
+def _locked_message(policy: LoginPolicy):
+    minutes = int(policy.lockout.total_seconds() // 60)
+    return _l(
+        "Too many failed sign-in attempts. Try again in %(minutes)d minutes.",
+        minutes=minutes,
+    )
+
+
+def authenticate(
+    username: str,
+    password: str,
+    *,
+    ip: str | None = None,
+    policy: LoginPolicy = LoginPolicy(),
+    now: datetime | None = None,
+) -> User:
+    """Check a sign-in. Returns the user, or raises LoginRefused. Failures are
+    counted per typed username in the database; after ``policy.max_failures`` within
+    ``policy.window`` the name is refused for ``policy.lockout``. Every outcome is
+    audited."""
+    now = now or utcnow()
+    key = normalise_username(username)[:64]
+    if _is_locked(key, now):
+        return _refuse_locked(key, ip, policy)
+    user = get_by_username(key)
+    user_id, stored_hash = (user.id, user.password_hash) if user else (None, None)
+    # End the read transaction before the deliberately slow hash, so no lock is held.
+    db.session.rollback()
+    valid = passwords.verify_password(stored_hash, password)
+
+    throttle = _throttle_row(key, now)
+    if throttle.locked_until is not None and throttle.locked_until > now:
+        return _refuse_locked(key, ip, policy)
+    user = db.session.get(User, user_id) if user_id else None
+    if valid and user is not None and user.active:
+        return _accept(user, throttle, password, ip, now)
+    if now - throttle.window_started_at > policy.window:
+        throttle.failures, throttle.window_started_at = 0, now
+    throttle.failures += 1
+    locked = throttle.failures >= policy.max_failures
+    if locked:
+        throttle.locked_until = now + policy.lockout
+    audit.record(
+        "login.failure", user, actor_name=key, ip=ip, failures=throttle.failures, locked=locked
+    )
+    db.session.commit()
+    raise LoginRefused(
+        _locked_message(policy) if locked else _l("Wrong username or password.")
+    )
+
+
+def _accept(user: User, throttle: LoginThrottle, password: str, ip, now) -> User:
+    db.session.delete(throttle)
+    user.last_login_at = now
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(password)
+    audit.record("login.success", user, ip=ip)
+    db.session.commit()
+    return user
+
+
+def _refuse_locked(key: str, ip: str | None, policy: LoginPolicy):
+    db.session.rollback()
+    audit.record("login.locked", get_by_username(key), actor_name=key, ip=ip)
+    db.session.commit()
+    raise LoginRefused(_locked_message(policy))
+
+
+def logout(user: User, *, ip: str | None = None) -> None:
+    """End every session of ``user``: the token in their cookies is no longer valid."""
+    user.rotate_session_token()
+    audit.record("logout", user, ip=ip)
+    db.session.commit()
+
+
+def change_password(user: User, current: str, new: str, *, ip: str | None = None) -> None:
+    """Change one's own password. Raises DomainError for a wrong current password or
+    a refused new one. Ends the user's other sessions (the caller logs the user in
+    again with the new token)."""
+    if not passwords.verify_password(user.password_hash, current):
+        raise DomainError(_l("The current password is not right."), "current_password")
+    if new == current:
+        raise DomainError(_l("Choose a password different from the current one."), "new_password")
+    if problem := passwords.password_problem(new, user.username):
+        raise DomainError(problem, "new_password")
+    user.password_hash = passwords.hash_password(new)
+    user.password_changed_at = utcnow()
+    user.must_change_password = False
+    user.rotate_session_token()
+    audit.record("password.change", user, ip=ip, target=user)
+    db.session.commit()
+
+
+def reset_password(actor: User, user: User, *, ip: str | None = None) -> str:
+    """An administrator resets ``user``'s password: returns a one-time password the
+    user must change at next sign-in; ends the user's sessions."""
+    temporary = generate_password()
+    user.password_hash = passwords.hash_password(temporary)
+    user.password_changed_at = utcnow()
+    user.must_change_password = True
+    user.rotate_session_token()
+    db.session.execute(
+        LoginThrottle.__table__.delete().where(LoginThrottle.username == user.username)
+    )
+    audit.record("password.reset", actor, ip=ip, target=user, username=user.username)
+    db.session.commit()
+    return temporary
+
+
+def update_user(
+    actor: User,
+    user: User,
+    *,
+    display_name: str,
+    role: str,
+    language: str | None,
+    claim_limit: int | None,
+    ip: str | None = None,
+) -> None:
+    """An administrator edits an account. A role change ends the user's sessions and
+    is audited with old and new role."""
+    if role not in set(Role):
+        raise DomainError(_l("Unknown role."), "role")
+    changes = {}
+    if role != user.role:
+        changes["role"] = [user.role, role]
+        user.role = role
+        user.rotate_session_token()
+    user.display_name = display_name.strip() or user.username
+    user.language = language or None
+    if claim_limit != user.claim_limit:
+        changes["claim_limit"] = [user.claim_limit, claim_limit]
+        user.claim_limit = claim_limit
+    audit.record("user.update", actor, ip=ip, target=user, username=user.username, **changes)
+    db.session.commit()
+
+
+def set_language(user: User, language: str | None) -> None:
+    user.language = language or None
+    db.session.commit()
+
+
+def set_active(actor: User, user: User, active: bool, *, ip: str | None = None) -> None:
+    """Deactivate (ends every session at once) or reactivate an account."""
+    if user.active == active:
+        return
+    user.active = active
+    user.rotate_session_token()
+    audit.record(
+        "user.reactivate" if active else "user.deactivate",
+        actor,
+        ip=ip,
+        target=user,
+        username=user.username,
+    )
+    db.session.commit()
+
+
+def list_users() -> list[User]:
+    return db.session.scalars(
+        select(User).order_by(User.active.desc(), User.role, User.username)
+    ).all()

@@ -1,0 +1,148 @@
+"""Fixtures: ``app``, ``client``, ``login_as(role)``, ``make_user``.
+
+Every test that uses ``app`` runs on SQLite and, when TEST_DATABASE_URL is set, once
+more on PostgreSQL (in a schema of its own, dropped at the end of the run). The schema
+is built by the migrations, once per database per run; each test starts with empty
+tables.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import urllib.parse
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from app import create_app
+from extensions import db
+from models import User
+from services import accounts
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+TEST_PASSWORD = "correct horse battery staple"
+
+
+def _postgres_url() -> str | None:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        if IN_CI:
+            pytest.fail("TEST_DATABASE_URL must be set in CI: the PostgreSQL run is mandatory")
+        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL run skipped")
+    return url
+
+
+def _with_search_path(url: str, schema: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query)
+    query.append(("options", f"-csearch_path={schema}"))
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+def migrated_app(database_url: str, instance_path: str, **config):
+    """An app on ``database_url`` with the schema upgraded by the migrations."""
+    from flask_migrate import upgrade
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "DATABASE_URL": database_url,
+            "INSTANCE_PATH": instance_path,
+            **config,
+        }
+    )
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return app
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request, tmp_path_factory):
+    """A migrated database for the whole run: a SQLite file, or a fresh PostgreSQL
+    schema."""
+    instance = tmp_path_factory.mktemp(f"{request.param}-instance")
+    if request.param == "sqlite":
+        url = f"sqlite:///{instance}/test.db"
+        migrated_app(url, str(instance))
+        yield url
+        return
+    base = _postgres_url()
+    schema = f"test_{secrets.token_hex(4)}"
+    admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = _with_search_path(base, schema)
+    try:
+        migrated_app(url, str(instance))
+        yield url
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _empty_tables() -> None:
+    for table in reversed(db.metadata.sorted_tables):
+        db.session.execute(table.delete())
+    db.session.commit()
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "DATABASE_URL": database_url,
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "WTF_CSRF_ENABLED": False,
+        }
+    )
+    with app.app_context():
+        _empty_tables()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        _empty_tables()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(app):
+    """Create a user through the accounts service: ``make_user("sales")``."""
+    counter = iter(range(1, 10_000))
+
+    def make(role: str = "sales", username: str | None = None, **kwargs) -> User:
+        with app.app_context():
+            user = accounts.create_user(
+                username or f"{role}{next(counter)}", TEST_PASSWORD, role, **kwargs
+            )
+            db.session.expunge(user)
+            return user
+
+    return make
+
+
+def login(client, username: str, password: str = TEST_PASSWORD):
+    return client.post("/login", data={"username": username, "password": password})
+
+
+@pytest.fixture
+def login_as(client, make_user):
+    """Sign the test client in as a new user of ``role``; returns the user."""
+
+    def login_as(role: str = "sales", **kwargs) -> User:
+        user = make_user(role, **kwargs)
+        response = login(client, user.username)
+        assert response.status_code == 303, response.data
+        return user
+
+    return login_as

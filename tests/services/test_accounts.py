@@ -1,0 +1,203 @@
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from extensions import db
+from models import AuditEvent, LoginThrottle, Role, User, utcnow
+from services import accounts
+from services.errors import DomainError
+from tests.conftest import TEST_PASSWORD
+
+POLICY = accounts.LoginPolicy()
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+
+
+def _create(username="wang.fang", role=Role.SALES, **kwargs):
+    return accounts.create_user(username, TEST_PASSWORD, role, **kwargs)
+
+
+def _actions():
+    return [e.action for e in db.session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+
+
+def test_create_user_normalises_and_audits(ctx):
+    user = _create("  Wang.Fang ", display_name="王芳")
+    assert user.username == "wang.fang"
+    assert user.display_name == "王芳"
+    assert user.password_hash.startswith("$argon2id$")
+    assert len(user.session_token) >= 40
+    assert _actions() == ["user.create"]
+
+
+@pytest.mark.parametrize(
+    "username, role, password, field",
+    [
+        ("a b", Role.SALES, TEST_PASSWORD, "username"),
+        ("x", Role.SALES, TEST_PASSWORD, "username"),
+        ("<script>", Role.SALES, TEST_PASSWORD, "username"),
+        ("ok.name", "owner", TEST_PASSWORD, "role"),
+        ("ok.name", Role.SALES, "12345678", "password"),
+        ("ok.name", Role.SALES, "short", "password"),
+    ],
+)
+def test_create_user_refusals_name_the_field(ctx, username, role, password, field):
+    with pytest.raises(DomainError) as refused:
+        accounts.create_user(username, password, role)
+    assert refused.value.field == field
+    assert db.session.scalar(select(User).where(User.username == username)) is None
+
+
+def test_username_taken_whatever_the_case(ctx):
+    _create("li.lei")
+    with pytest.raises(DomainError) as refused:
+        _create("LI.LEI")
+    assert refused.value.field == "username"
+
+
+def test_authenticate_success_records_and_resets_failures(ctx):
+    user = _create()
+    with pytest.raises(accounts.LoginRefused):
+        accounts.authenticate("wang.fang", "wrong password!", ip="10.0.0.1")
+    assert accounts.authenticate("WANG.FANG", TEST_PASSWORD, ip="10.0.0.1").id == user.id
+    assert db.session.get(LoginThrottle, "wang.fang") is None
+    assert _actions() == ["user.create", "login.failure", "login.success"]
+    success = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "login.success")).one()
+    assert (success.actor_id, success.ip) == (user.id, "10.0.0.1")
+    assert abs(success.at - utcnow()) < timedelta(minutes=1)
+
+
+def test_wrong_password_and_unknown_user_get_the_same_message(ctx):
+    _create()
+    with pytest.raises(accounts.LoginRefused) as wrong:
+        accounts.authenticate("wang.fang", "not the password")
+    with pytest.raises(accounts.LoginRefused) as unknown:
+        accounts.authenticate("nobody.here", "not the password")
+    assert str(wrong.value.message) == str(unknown.value.message)
+
+
+def test_inactive_user_cannot_sign_in(ctx):
+    admin = _create("boss", Role.ADMIN)
+    user = _create()
+    accounts.set_active(admin, user, False)
+    with pytest.raises(accounts.LoginRefused):
+        accounts.authenticate("wang.fang", TEST_PASSWORD)
+
+
+def test_lockout_after_ten_failures_refuses_even_the_right_password(ctx):
+    _create()
+    other = _create("zhang.wei")
+    now = utcnow()
+    for attempt in range(10):
+        with pytest.raises(accounts.LoginRefused):
+            accounts.authenticate("wang.fang", f"wrong-{attempt}xx", now=now)
+    with pytest.raises(accounts.LoginRefused) as refused:
+        accounts.authenticate("wang.fang", TEST_PASSWORD, now=now + timedelta(minutes=1))
+    assert "15" in str(refused.value.message)
+    assert "login.locked" in _actions()
+    # Other accounts are unaffected.
+    assert accounts.authenticate("zhang.wei", TEST_PASSWORD, now=now).id == other.id
+    # The lock lifts after 15 minutes.
+    later = now + timedelta(minutes=15, seconds=1)
+    assert accounts.authenticate("wang.fang", TEST_PASSWORD, now=later).username == "wang.fang"
+
+
+def test_failures_outside_the_window_do_not_add_up(ctx):
+    _create()
+    start = utcnow()
+    for attempt in range(9):
+        with pytest.raises(accounts.LoginRefused):
+            accounts.authenticate("wang.fang", "wrong one!", now=start)
+    # 16 minutes later the count starts again: nine more failures do not lock.
+    for attempt in range(9):
+        with pytest.raises(accounts.LoginRefused):
+            accounts.authenticate("wang.fang", "wrong one!", now=start + timedelta(minutes=16))
+    assert accounts.authenticate("wang.fang", TEST_PASSWORD, now=start + timedelta(minutes=16))
+
+
+def test_unknown_usernames_lock_the_same_way(ctx):
+    now = utcnow()
+    messages = set()
+    for _ in range(11):
+        with pytest.raises(accounts.LoginRefused) as refused:
+            accounts.authenticate("ghost", "whatever123", now=now)
+        messages.add(str(refused.value.message))
+    assert any("15" in message for message in messages)
+
+
+def test_logout_rotates_the_token(ctx):
+    user = _create()
+    before = user.session_token
+    accounts.logout(user)
+    assert user.session_token != before
+    assert accounts.get_by_session_token(before) is None
+    assert accounts.get_by_session_token(user.session_token).id == user.id
+
+
+def test_change_password(ctx):
+    user = _create()
+    token = user.session_token
+    with pytest.raises(DomainError) as refused:
+        accounts.change_password(user, "not it at all", "a brand new passphrase")
+    assert refused.value.field == "current_password"
+    with pytest.raises(DomainError) as refused:
+        accounts.change_password(user, TEST_PASSWORD, "password1")
+    assert refused.value.field == "new_password"
+    accounts.change_password(user, TEST_PASSWORD, "a brand new passphrase")
+    assert user.session_token != token
+    assert accounts.authenticate("wang.fang", "a brand new passphrase").id == user.id
+
+
+def test_reset_password_forces_a_change_and_ends_sessions(ctx):
+    admin = _create("boss", Role.ADMIN)
+    user = _create()
+    token = user.session_token
+    temporary = accounts.reset_password(admin, user)
+    assert user.must_change_password and user.session_token != token
+    assert accounts.authenticate("wang.fang", temporary).must_change_password
+    assert "password.reset" in _actions()
+
+
+def test_role_change_rotates_token_and_is_audited(ctx):
+    admin = _create("boss", Role.ADMIN)
+    user = _create()
+    token = user.session_token
+    accounts.update_user(admin, user, display_name="王芳", role=Role.MANAGER, language="en",
+                         claim_limit=80)
+    assert (user.role, user.language, user.claim_limit) == ("manager", "en", 80)
+    assert user.session_token != token
+    event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "user.update")).one()
+    assert event.details["role"] == ["sales", "manager"]
+    assert event.details["claim_limit"] == [None, 80]
+
+
+def test_same_role_keeps_sessions(ctx):
+    admin = _create("boss", Role.ADMIN)
+    user = _create()
+    token = user.session_token
+    accounts.update_user(admin, user, display_name="王芳", role=Role.SALES, language=None,
+                         claim_limit=None)
+    assert user.session_token == token
+
+
+def test_deactivate_and_reactivate(ctx):
+    admin = _create("boss", Role.ADMIN)
+    user = _create()
+    token = user.session_token
+    accounts.set_active(admin, user, False)
+    assert accounts.get_by_session_token(user.session_token) is None
+    assert user.session_token != token
+    accounts.set_active(admin, user, True)
+    assert accounts.get_by_session_token(user.session_token).id == user.id
+    assert _actions()[-2:] == ["user.deactivate", "user.reactivate"]
+
+
+def test_admin_exists(ctx):
+    assert not accounts.admin_exists()
+    _create("boss", Role.ADMIN)
+    assert accounts.admin_exists()
