@@ -23,7 +23,7 @@ setup: $(VENV)/.runtime translations
 setup-dev: $(VENV)/.dev translations
 
 translations: $(VENV)/.runtime
-	$(BIN)/pybabel compile --use-fuzzy -q -d translations
+	$(BIN)/pybabel compile --statistics -d translations
 
 ## Set up and serve on http://$(HOST):$(PORT) with SQLite, creating `admin` on first run.
 run: setup

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from models import Role
-from services import accounts, demo
+from services import accounts, demo, passwords
 from services.errors import DomainError
 
 
@@ -31,6 +32,7 @@ def _ensure_secret_key() -> bool:
 
 
 @click.command("init")
+@with_appcontext
 def init_command():
     """Create or upgrade the database schema; create instance/ and a SECRET_KEY."""
     from flask_migrate import upgrade
@@ -42,6 +44,7 @@ def init_command():
 
 
 @click.command("create-user")
+@with_appcontext
 @click.argument("username")
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
 @click.option("--display-name", default="", help="Name shown to colleagues.")
@@ -60,6 +63,7 @@ def create_user_command(username, role, display_name, password_stdin):
 
 
 @click.command("ensure-admin")
+@with_appcontext
 def ensure_admin_command():
     """If no administrator exists, create ``admin`` with a one-time password, printed
     once here, that must be changed at first sign-in."""
@@ -78,6 +82,7 @@ def ensure_admin_command():
 
 
 @click.command("demo-data")
+@with_appcontext
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--users", "user_count", type=int, default=9, show_default=True)
 @click.option("--password-stdin", is_flag=True, help="Read the demo users' password from stdin.")
@@ -86,6 +91,8 @@ def demo_data_command(seed, user_count, password_stdin):
     password = (
         sys.stdin.readline().rstrip("\r\n") if password_stdin else accounts.generate_password()
     )
+    if problem := passwords.password_problem(password):
+        raise click.ClickException(f"password: {problem}")
     users = demo.generate_users(user_count, password, seed=seed)
     for user in users:
         click.echo(f"  {user.username:<26} {user.role:<10} {user.display_name}")

@@ -112,7 +112,11 @@ def app(database_url, tmp_path):
 
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    """A test client whose browser prefers English (the tests read English text;
+    tests/test_i18n.py covers Chinese)."""
+    client = app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return client
 
 
 @pytest.fixture
@@ -125,6 +129,7 @@ def make_user(app):
             user = accounts.create_user(
                 username or f"{role}{next(counter)}", TEST_PASSWORD, role, **kwargs
             )
+            db.session.refresh(user)  # load the committed row before detaching it
             db.session.expunge(user)
             return user
 

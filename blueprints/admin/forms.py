@@ -1,6 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from blueprints.auth.forms import LANGUAGE_CHOICES
@@ -9,7 +10,7 @@ from services.policy import ROLE_LABELS
 
 
 def role_choices():
-    return [(role.value, ROLE_LABELS[role]) for role in Role]
+    return [SelectChoice(role.value, ROLE_LABELS[role]) for role in Role]
 
 
 class UserEditForm(FlaskForm):

@@ -1,11 +1,16 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import EqualTo, InputRequired, Length
 
 from services.passwords import MAX_LENGTH
 
-LANGUAGE_CHOICES = [("", _l("Browser default")), ("zh", "中文"), ("en", "English")]
+LANGUAGE_CHOICES = [
+    SelectChoice("", _l("Browser default")),
+    SelectChoice("zh", "中文"),
+    SelectChoice("en", "English"),
+]
 
 
 class LoginForm(FlaskForm):

@@ -1,0 +1,83 @@
+"""The command-line contract: init, ensure-admin, create-user, demo-data."""
+
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from app import create_app
+from extensions import db
+from models import Role, User
+from services import accounts
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def test_init_writes_a_secret_key_once_and_migrates(tmp_path):
+    instance = tmp_path / "instance"
+    app = create_app({"INSTANCE_PATH": str(instance), "DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db"})
+    result = app.test_cli_runner().invoke(args=["init"])
+    assert result.exit_code == 0, result.output
+    config = (instance / "config.py").read_text()
+    assert re.fullmatch(r"SECRET_KEY = '[0-9a-f]{64}'\n", config)
+    assert oct((instance / "config.py").stat().st_mode)[-3:] == "600"
+    again = create_app({"INSTANCE_PATH": str(instance), "DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db"})
+    assert again.config["SECRET_KEY"] == config.split("'")[1]
+    assert again.test_cli_runner().invoke(args=["init"]).exit_code == 0
+    assert (instance / "config.py").read_text() == config
+    with again.app_context():
+        assert db.session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_ensure_admin_creates_one_admin_with_a_one_time_password(app, runner):
+    result = runner.invoke(args=["ensure-admin"])
+    password = re.search(r"password: (\S+)", result.output).group(1)
+    with app.app_context():
+        admin = accounts.authenticate("admin", password)
+        assert admin.role == Role.ADMIN and admin.must_change_password
+    second = runner.invoke(args=["ensure-admin"])
+    assert "exists already" in second.output and "password:" not in second.output
+
+
+def test_create_user_from_stdin(app, runner):
+    result = runner.invoke(args=["create-user", "Chen.Jing", "--role", "manager",
+                                 "--display-name", "陈静", "--password-stdin"],
+                           input="a decent passphrase\n")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        user = accounts.authenticate("chen.jing", "a decent passphrase")
+        assert (user.role, user.display_name) == ("manager", "陈静")
+
+
+@pytest.mark.parametrize("args, stdin, message", [
+    (["create-user", "x y", "--role", "sales", "--password-stdin"], "a decent passphrase\n", "username"),
+    (["create-user", "ok.name", "--role", "sales", "--password-stdin"], "password\n", "password"),
+])
+def test_create_user_refusals(runner, args, stdin, message):
+    result = runner.invoke(args=args, input=stdin)
+    assert result.exit_code != 0 and message in result.output
+
+
+def test_create_user_unknown_role(runner):
+    result = runner.invoke(args=["create-user", "ok.name", "--role", "owner", "--password-stdin"],
+                           input="a decent passphrase\n")
+    assert result.exit_code == 2
+
+
+def test_demo_data_is_seeded_and_repeatable(app, runner):
+    first = runner.invoke(args=["demo-data", "--seed", "7", "--users", "9"])
+    assert first.exit_code == 0, first.output
+    password = re.search(r"their password: (\S+)", first.output).group(1)
+    with app.app_context():
+        users = db.session.scalars(select(User)).all()
+        assert len(users) == 9
+        assert {u.role for u in users} == {"manager", "sales", "frontdesk"}
+        assert any(re.search(r"[\u4e00-\u9fff]", u.display_name) for u in users)
+        assert accounts.authenticate(users[0].username, password)
+    second = runner.invoke(args=["demo-data", "--seed", "7", "--users", "9"])
+    assert second.exit_code == 0
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(User)) == 18

@@ -1,0 +1,98 @@
+"""The database layer: SQLite tuning, lazy connections, migrations = models, and
+counters that stay exact under concurrent writers."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import event, text
+
+from app import create_app
+from extensions import db
+from models import LoginThrottle
+from services import accounts
+
+
+def test_no_connection_is_opened_by_create_app(database_url, tmp_path):
+    """gunicorn --preload forks after create_app(): no connection may exist by then."""
+    from sqlalchemy.pool import Pool
+
+    opened = []
+    listener = lambda *args: opened.append(args)  # noqa: E731
+    event.listen(Pool, "connect", listener)
+    try:
+        create_app({"TESTING": True, "SECRET_KEY": "k", "DATABASE_URL": database_url,
+                    "INSTANCE_PATH": str(tmp_path)})
+    finally:
+        event.remove(Pool, "connect", listener)
+    assert opened == []
+
+
+def test_sqlite_pragmas(app):
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("SQLite only")
+    with app.app_context():
+        connection = db.session.connection()
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15000
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+def test_writing_transactions_begin_immediate_and_get_requests_defer(app):
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("SQLite only")
+    statements = []
+
+    def capture(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", capture)
+        try:
+            db.session.execute(text("SELECT 1"))
+            db.session.commit()
+            with app.test_request_context("/", method="GET"):
+                db.session.execute(text("SELECT 1"))
+                db.session.commit()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", capture)
+    begins = [s for s in statements if s.startswith("BEGIN")]
+    assert begins == ["BEGIN IMMEDIATE", "BEGIN DEFERRED"]
+
+
+def test_migrations_build_exactly_the_models(app):
+    """The schema comes only from migrations; they must not drift from the models."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with app.app_context():
+        context = MigrationContext.configure(db.session.connection(), opts={"render_as_batch": True})
+        differences = compare_metadata(context, db.metadata)
+    assert differences == []
+
+
+@pytest.mark.concurrency
+def test_parallel_failed_logins_are_all_counted(app):
+    """Failures arrive from many workers at once: none may be lost, and the lock
+    comes at exactly the configured count."""
+    policy = accounts.LoginPolicy(max_failures=1000)
+    attempts = 24
+    barrier = threading.Barrier(8)
+
+    def fail_once(index):
+        with app.app_context():
+            if index < 8:
+                barrier.wait(timeout=10)
+            try:
+                accounts.authenticate("target.user", "wrong password!", policy=policy)
+            except accounts.LoginRefused:
+                return "refused"
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(fail_once, range(attempts), timeout=120))
+    assert outcomes == ["refused"] * attempts
+    with app.app_context():
+        assert db.session.get(LoginThrottle, "target.user").failures == attempts

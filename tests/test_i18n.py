@@ -1,0 +1,63 @@
+"""Both languages, every string translated, times in the office time zone."""
+
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOG = ROOT / "translations/zh/LC_MESSAGES/messages.po"
+
+
+@pytest.mark.parametrize("accept, lang", [
+    ("zh-CN,zh;q=0.9,en;q=0.8", "zh-CN"),
+    ("zh-TW", "zh-CN"),
+    ("zh", "zh-CN"),
+    ("en-US,en;q=0.9", "en"),
+    ("de-DE", "zh-CN"),  # neither: the office default
+])
+def test_language_from_the_browser(client, accept, lang):
+    page = client.get("/login", headers={"Accept-Language": accept}).data.decode()
+    assert f'<html lang="{lang}"' in page
+    assert ("登录" in page) is (lang == "zh-CN")
+
+
+def test_users_setting_beats_the_browser(client, login_as):
+    login_as("sales", language="zh")
+    page = client.get("/", headers={"Accept-Language": "en"}).data.decode()
+    assert '<html lang="zh-CN"' in page and "欢迎" in page
+
+
+def test_times_are_shown_in_the_office_time_zone(app):
+    from blueprints.i18n import local_datetime
+
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        shown = local_datetime(datetime(2026, 1, 1, 23, 30), "yyyy-MM-dd HH:mm")
+    assert shown == "2026-01-02 07:30"  # UTC+8
+
+
+def _catalog():
+    with CATALOG.open("rb") as po:
+        return read_po(po)
+
+
+def test_every_message_has_a_chinese_translation():
+    missing = [m.id for m in _catalog() if m.id and (not m.string or m.fuzzy)]
+    assert missing == []
+
+
+def test_catalog_holds_every_message_in_the_code(tmp_path):
+    pot = tmp_path / "messages.pot"
+    subprocess.run(
+        [sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg",
+         "-k", "_l", "-k", "lazy_gettext", "--ignore-dirs=.venv instance tests bench migrations",
+         "-o", str(pot), "."],
+        cwd=ROOT, check=True, capture_output=True,
+    )
+    with pot.open("rb") as template:
+        in_code = {m.id for m in read_po(template) if m.id}
+    in_catalog = {m.id for m in _catalog() if m.id}
+    assert in_code - in_catalog == set(), "run `make extract-messages` and translate"

@@ -1,0 +1,142 @@
+"""Security headers, error pages, the htmx plumbing and CSRF."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from flask import abort
+
+from app import create_app
+from blueprints.security import CSP
+
+HX = {"HX-Request": "true"}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("path", ["/login", "/", "/no-such-page"])
+def test_security_headers_on_every_response(client, path):
+    response = client.get(path)
+    assert response.headers["Content-Security-Policy"] == CSP
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_pages_for_signed_in_users_are_not_stored(client, login_as):
+    login_as("sales")
+    response = client.get("/")
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "HX-Request" in response.headers["Vary"]
+
+
+def test_static_files_may_be_cached_and_carry_headers(client):
+    response = client.get("/static/vendor/htmx-2.0.11.min.js")
+    assert response.status_code == 200
+    assert "no-store" not in response.headers.get("Cache-Control", "")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    response.close()
+
+
+def test_full_page_vs_fragment(client, login_as):
+    login_as("admin")
+    page = client.get("/admin/audit")
+    fragment = client.get("/admin/audit", headers=HX)
+    boosted = client.get("/admin/audit", headers={**HX, "HX-Boosted": "true"})
+    restore = client.get("/admin/audit", headers={**HX, "HX-History-Restore-Request": "true"})
+    assert b"<html" in page.data and b"<html" not in fragment.data
+    assert b"<html" in boosted.data and b"<html" in restore.data
+    for response in (page, fragment, boosted, restore):
+        assert "HX-Request" in response.headers["Vary"]
+
+
+@pytest.mark.parametrize("code", [400, 403, 404, 429, 500])
+def test_error_pages_full_and_partial(database_url, tmp_path, code):
+    app = create_app({"TESTING": True, "SECRET_KEY": "k", "DATABASE_URL": database_url,
+                      "INSTANCE_PATH": str(tmp_path), "PROPAGATE_EXCEPTIONS": False})
+
+    @app.get("/boom")
+    def boom():
+        if code == 500:
+            raise RuntimeError("secret internal detail")
+        abort(code)
+
+    client = app.test_client()
+    page = client.get("/boom", headers={"Accept-Language": "en"})
+    assert page.status_code == code
+    assert b"<html" in page.data and f"{code}".encode() in page.data
+    assert b"secret internal detail" not in page.data and b"Traceback" not in page.data
+    partial = client.get("/boom", headers={**HX, "Accept-Language": "zh-CN"})
+    assert partial.status_code == code
+    assert b"<html" not in partial.data and b'class="error-box"' in partial.data
+    assert partial.headers["Content-Security-Policy"] == CSP
+
+
+def test_error_pages_are_translated(client):
+    english = client.get("/nowhere").data
+    chinese = client.get("/nowhere", headers={"Accept-Language": "zh-CN,zh;q=0.9"}).data
+    assert b"Not found" in english
+    assert "找不到".encode() in chinese or "不存在".encode() in chinese
+
+
+def test_csrf_is_enforced_and_the_htmx_header_works(database_url, tmp_path, make_user):
+    from tests.conftest import TEST_PASSWORD
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "k", "DATABASE_URL": database_url,
+                      "INSTANCE_PATH": str(tmp_path)})
+    client = app.test_client()
+    user = make_user("sales")
+    no_token = client.post("/login", data={"username": user.username, "password": TEST_PASSWORD})
+    assert no_token.status_code == 400
+    page = client.get("/login").data.decode()
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    assert client.post("/login", data={"username": user.username, "password": TEST_PASSWORD,
+                                       "csrf_token": token}).status_code == 303
+    home = client.get("/").data.decode()
+    header = json.loads(re.search(r"hx-headers='([^']+)'", home).group(1))
+    refused = client.post("/account", headers=HX, data={"language": "en"})
+    assert refused.status_code == 400 and b"<html" not in refused.data
+    accepted = client.post("/account", headers={**HX, **header}, data={"language": "en"})
+    assert accepted.headers["HX-Redirect"] == "/account"
+
+
+def test_htmx_config_meta(client):
+    page = client.get("/login").data.decode()
+    config = json.loads(re.search(r'name="htmx-config" content=\'([^\']+)\'', page).group(1))
+    assert config["historyCacheSize"] == 0
+    assert config["includeIndicatorStyles"] is False
+    assert config["allowEval"] is False
+    assert config["selfRequestsOnly"] is True
+
+
+def test_toast_header_is_ascii_json(client, login_as, make_user):
+    login_as("admin")
+    user = make_user("sales", username="zhao.lei")
+    response = client.post(f"/admin/users/{user.id}/active", headers=HX, data={"active": "0"})
+    trigger = json.loads(response.headers["HX-Trigger"])
+    assert "zhao.lei" in trigger["toast"]["message"]
+    assert trigger["toast"]["level"] == "success"
+
+
+TEMPLATES = sorted((ROOT / "templates").rglob("*.html"))
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_templates_have_no_inline_script_style_or_handlers(template):
+    """The CSP forbids inline code; a template that needed it would break silently."""
+    text = template.read_text(encoding="utf-8")
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text)
+    assert "<style" not in text
+    assert not re.search(r"\sstyle=", text)
+    assert not re.search(r"\son[a-z]+=", text)
+    assert "hx-on" not in text and "js:" not in text
+
+
+def test_vendored_files_match_their_recorded_checksums():
+    import hashlib
+
+    table = (ROOT / "static/vendor/VENDOR.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\S+\.(?:js|css)) \|.*\| ([0-9a-f]{64}) \|$", table, re.M)
+    assert len(rows) == 2
+    for name, digest in rows:
+        assert hashlib.sha256((ROOT / "static/vendor" / name).read_bytes()).hexdigest() == digest
