@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from blueprints import htmx
+from extensions import login_manager
 
 MESSAGES = {
     400: (_l("Bad request"), _l("The request could not be understood. Reload the page and try again.")),
@@ -31,6 +33,10 @@ def _handle_http_error(error: HTTPException):
 
 
 def _handle_csrf_error(_error: CSRFError):
+    # A signed-out browser has lost its CSRF token with its session: send it to the
+    # login page rather than calling its request malformed.
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
     return render_error(400)
 
 

@@ -111,6 +111,26 @@ def app(database_url, tmp_path):
 
 
 @pytest.fixture
+def make_app(database_url, tmp_path):
+    """Build extra apps on the test database with other settings; their engines are
+    disposed afterwards (an unclosed PostgreSQL connection is a warning, so an error)."""
+    made = []
+
+    def make(**config):
+        app = create_app({"TESTING": True, "SECRET_KEY": "test-secret",
+                          "DATABASE_URL": database_url,
+                          "INSTANCE_PATH": str(tmp_path / f"instance{len(made)}"), **config})
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
 def client(app):
     """A test client whose browser prefers English (the tests read English text;
     tests/test_i18n.py covers Chinese)."""

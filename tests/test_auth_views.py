@@ -115,11 +115,8 @@ def test_session_cookie_flags(client, make_user):
     assert "remember_token" not in str(response.headers)
 
 
-def test_cookie_is_secure_when_https_is_configured(database_url, tmp_path, make_user):
-    from app import create_app
-
-    app = create_app({"TESTING": True, "SECRET_KEY": "k", "DATABASE_URL": database_url,
-                      "INSTANCE_PATH": str(tmp_path), "WTF_CSRF_ENABLED": False, "HTTPS": True})
+def test_cookie_is_secure_when_https_is_configured(make_app, make_user):
+    app = make_app(WTF_CSRF_ENABLED=False, HTTPS=True)
     user = make_user("sales")
     response = login(app.test_client(), user.username)
     assert "Secure" in response.headers["Set-Cookie"]

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from flask import abort
 
-from app import create_app
 from blueprints.security import CSP
 
 HX = {"HX-Request": "true"}
@@ -51,9 +50,8 @@ def test_full_page_vs_fragment(client, login_as):
 
 
 @pytest.mark.parametrize("code", [400, 403, 404, 429, 500])
-def test_error_pages_full_and_partial(database_url, tmp_path, code):
-    app = create_app({"TESTING": True, "SECRET_KEY": "k", "DATABASE_URL": database_url,
-                      "INSTANCE_PATH": str(tmp_path), "PROPAGATE_EXCEPTIONS": False})
+def test_error_pages_full_and_partial(make_app, code):
+    app = make_app(PROPAGATE_EXCEPTIONS=False)
 
     @app.get("/boom")
     def boom():
@@ -79,15 +77,15 @@ def test_error_pages_are_translated(client):
     assert "找不到".encode() in chinese or "不存在".encode() in chinese
 
 
-def test_csrf_is_enforced_and_the_htmx_header_works(database_url, tmp_path, make_user):
+def test_csrf_is_enforced_and_the_htmx_header_works(make_app, make_user):
     from tests.conftest import TEST_PASSWORD
 
-    app = create_app({"TESTING": True, "SECRET_KEY": "k", "DATABASE_URL": database_url,
-                      "INSTANCE_PATH": str(tmp_path)})
+    app = make_app()
     client = app.test_client()
     user = make_user("sales")
     no_token = client.post("/login", data={"username": user.username, "password": TEST_PASSWORD})
-    assert no_token.status_code == 400
+    assert no_token.headers["Location"] == "/login"  # a fresh form, with a token
+    assert client.get("/").status_code == 303  # and not signed in
     page = client.get("/login").data.decode()
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     assert client.post("/login", data={"username": user.username, "password": TEST_PASSWORD,
@@ -98,6 +96,15 @@ def test_csrf_is_enforced_and_the_htmx_header_works(database_url, tmp_path, make
     assert refused.status_code == 400 and b"<html" not in refused.data
     accepted = client.post("/account", headers={**HX, **header}, data={"language": "en"})
     assert accepted.headers["HX-Redirect"] == "/account"
+
+
+def test_csrf_failure_of_a_signed_out_browser_goes_to_login(make_app):
+    """A browser whose session is gone has no CSRF token either: it must land on the
+    login page, not on "bad request"."""
+    client = make_app().test_client()
+    response = client.post("/admin/users/1/active", headers=HX, data={"active": "0"})
+    assert response.headers["HX-Redirect"] == "/login"
+    assert client.post("/logout").headers["Location"] == "/login"
 
 
 def test_htmx_config_meta(client):
