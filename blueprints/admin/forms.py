@@ -26,3 +26,8 @@ class UserEditForm(FlaskForm):
 
 class UserCreateForm(UserEditForm):
     username = StringField(_l("Username"), validators=[InputRequired(), Length(min=2, max=32)])
+    # The least powerful common role by default: an admin is made on purpose, not by
+    # forgetting the select.
+    role = SelectField(
+        _l("Role"), choices=role_choices, default=Role.SALES.value, validators=[InputRequired()]
+    )
