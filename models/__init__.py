@@ -2,6 +2,34 @@
 
 from models.audit import AuditEvent
 from models.base import utcnow
+from models.customer import (
+    Customer,
+    CustomerChange,
+    CustomerPhone,
+    CustomerType,
+    Importance,
+    PhoneKind,
+    Source,
+    Stage,
+    customer_tags,
+)
+from models.note import (
+    SECTIONS,
+    CustomerNote,
+    Mention,
+    NoteComment,
+    NoteKind,
+    NoteRevision,
+    NoteTemplate,
+    note_tags,
+)
+from models.tag import COLOURS, Tag, TagGroup
+from models.task import FollowUpTask
 from models.user import LoginThrottle, Role, User
 
-__all__ = ["AuditEvent", "LoginThrottle", "Role", "User", "utcnow"]
+__all__ = [
+    "COLOURS", "SECTIONS", "AuditEvent", "Customer", "CustomerChange", "CustomerNote",
+    "CustomerPhone", "CustomerType", "FollowUpTask", "Importance", "LoginThrottle", "Mention",
+    "NoteComment", "NoteKind", "NoteRevision", "NoteTemplate", "PhoneKind", "Role", "Source",
+    "Stage", "Tag", "TagGroup", "User", "customer_tags", "note_tags", "utcnow",
+]

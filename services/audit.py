@@ -16,17 +16,20 @@ def record(
     actor_name: str | None = None,
     ip: str | None = None,
     target: object | None = None,
+    target_type: str | None = None,
+    target_id: int | None = None,
     **details,
 ) -> AuditEvent:
     """Add an audit line for ``action`` (e.g. ``"login.success"``). ``target`` is any
-    model instance with an ``id``; its table name is stored beside the id."""
+    model instance with an ``id``; its table name is stored beside the id. For a row
+    that is being deleted, give ``target_type`` and ``target_id`` instead."""
     event = AuditEvent(
         action=action,
         actor_id=actor.id if actor is not None else None,
         actor_name=actor_name if actor_name is not None else (actor.username if actor else ""),
         ip=ip,
-        target_type=getattr(target, "__tablename__", None),
-        target_id=getattr(target, "id", None),
+        target_type=target_type or getattr(target, "__tablename__", None),
+        target_id=target_id if target_id is not None else getattr(target, "id", None),
         details=details,
     )
     db.session.add(event)

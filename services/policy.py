@@ -27,7 +27,45 @@ PERMISSIONS: dict[str, tuple[str, frozenset[Role]]] = {
         frozenset({A}),
     ),
     "audit.view": ("Read the audit log", frozenset({A})),
+    "customer.view": (
+        "Open a customer's card (sales: own and pool customers; front desk: every basic card)",
+        frozenset({A, M, S, F}),
+    ),
+    "customer.view_details": (
+        "Read a customer's notes, history, address and tasks (sales: own and pool customers)",
+        frozenset({A, M, S}),
+    ),
+    "customer.create": ("Create customers", frozenset({A, M, S, F})),
+    "customer.edit": ("Edit a customer's fields and tags (sales: own customers)", frozenset({A, M, S})),
+    "customer.choose_owner": ("Set the owner when creating or editing a customer", frozenset({A, M})),
+    "customer.archive": ("Archive and restore customers", frozenset({A, M})),
+    "customer.merge": ("Merge duplicate customers, and undo a merge", frozenset({A, M})),
+    "customer.purge": ("Delete an archived customer for good", frozenset({A})),
+    "note.create": (
+        "Write notes (front desk: call and visit notes) on customers one may see",
+        frozenset({A, M, S, F}),
+    ),
+    "note.edit": ("Edit a note (authors their own; managers any)", frozenset({A, M, S, F})),
+    "note.delete": (
+        "Delete a note (authors within 15 minutes; managers any)",
+        frozenset({A, M, S, F}),
+    ),
+    "note.comment": ("Comment on notes one may read", frozenset({A, M, S, F})),
+    "note_template.manage": ("Edit the standard note templates", frozenset({A})),
+    "tag.manage": ("Create, rename, merge and delete tags", frozenset({A, M})),
+    "task.create": ("Create follow-up tasks on customers one may read", frozenset({A, M, S})),
+    "task.view_all": ("See everybody's follow-up tasks", frozenset({A, M})),
+    "task.update": (
+        "Complete, snooze or reassign a task (own tasks; managers any)",
+        frozenset({A, M, S, F}),
+    ),
+    "quality.view": ("Note quality view (missing sections, neglected customers)", frozenset({A, M})),
 }
+
+# Note kinds the front desk may write.
+FRONTDESK_NOTE_KINDS = frozenset({"call", "visit"})
+# How long an author may delete their own note.
+NOTE_DELETE_WINDOW_SECONDS = 15 * 60
 
 ROLE_LABELS = {
     Role.ADMIN: _l("Administrator"),
@@ -92,7 +130,113 @@ def _may_manage_user(actor: User, target: User) -> bool:
     return actor.id != target.id
 
 
-_OBJECT_RULES = {"users.manage": _may_manage_user}
+def _sees_all(user: User) -> bool:
+    return user.role in (Role.ADMIN, Role.MANAGER)
+
+
+def _may_see_customer(user: User, customer) -> bool:
+    if _sees_all(user) or user.role == Role.FRONTDESK:
+        return True
+    return customer.owner_id is None or customer.owner_id == user.id
+
+
+def _may_edit_customer(user: User, customer) -> bool:
+    return _sees_all(user) or customer.owner_id == user.id
+
+
+def _may_write_note_on(user: User, customer) -> bool:
+    return _may_see_customer(user, customer) and customer.archived_at is None
+
+
+def _may_edit_note(user: User, note) -> bool:
+    if note.deleted_at is not None:
+        return False
+    return _sees_all(user) or note.author_id == user.id
+
+
+def _may_delete_note(user: User, note) -> bool:
+    from models import utcnow
+
+    if note.deleted_at is not None:
+        return False
+    if _sees_all(user):
+        return True
+    age = (utcnow() - note.created_at).total_seconds()
+    return note.author_id == user.id and age <= NOTE_DELETE_WINDOW_SECONDS
+
+
+def _may_read_note(user: User, note) -> bool:
+    if note.deleted_at is not None:
+        return False
+    if note.author_id == user.id:
+        return True
+    return may(user, "customer.view_details", note.customer)
+
+
+def _may_update_task(user: User, task) -> bool:
+    return _sees_all(user) or task.assignee_id == user.id
+
+
+_OBJECT_RULES = {
+    "users.manage": _may_manage_user,
+    "customer.view": _may_see_customer,
+    "customer.view_details": _may_see_customer,
+    "customer.edit": _may_edit_customer,
+    "note.create": _may_write_note_on,
+    "note.edit": _may_edit_note,
+    "note.delete": _may_delete_note,
+    "note.comment": _may_read_note,
+    "task.create": _may_see_customer,
+    "task.update": _may_update_task,
+}
+
+
+def may_read_note(user: User, note) -> bool:
+    """May ``user`` read ``note``? Authors always (front desk sees its own call and
+    visit notes), others when they may read the customer's details."""
+    return may(user, "note.comment", note)
+
+
+def note_kinds_for(user: User) -> list[str]:
+    """The note kinds ``user`` may write."""
+    from models import NoteKind
+
+    if user.role == Role.FRONTDESK:
+        return [kind.value for kind in NoteKind if kind.value in FRONTDESK_NOTE_KINDS]
+    return [kind.value for kind in NoteKind]
+
+
+def visible_customers(user: User, query=None):
+    """Restrict a ``select(Customer)`` (or a new one) to the customers ``user`` may
+    see. Lists, search, exports and the API all go through this."""
+    from sqlalchemy import false, or_, select
+
+    from models import Customer
+
+    query = select(Customer) if query is None else query
+    if not user or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return query.where(false())
+    if _sees_all(user) or user.role == Role.FRONTDESK:
+        return query
+    return query.where(or_(Customer.owner_id.is_(None), Customer.owner_id == user.id))
+
+
+def readable_notes(user: User, query=None):
+    """Restrict a ``select(CustomerNote)`` to the notes ``user`` may read; deleted
+    notes never. Joins Customer when needed."""
+    from sqlalchemy import or_, select
+
+    from models import Customer, CustomerNote
+
+    query = select(CustomerNote) if query is None else query
+    query = query.where(CustomerNote.deleted_at.is_(None))
+    if _sees_all(user):
+        return query
+    if user.role == Role.FRONTDESK:
+        return query.where(CustomerNote.author_id == user.id)
+    return query.join(Customer, Customer.id == CustomerNote.customer_id).where(
+        or_(Customer.owner_id.is_(None), Customer.owner_id == user.id, CustomerNote.author_id == user.id)
+    )
 
 
 def allowed_actions(user: User | None) -> set[str]:

@@ -1,0 +1,5 @@
+"""Tags: views (being built)."""
+
+from flask import Blueprint
+
+bp = Blueprint("tags", __name__)

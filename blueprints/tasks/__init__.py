@@ -1,0 +1,5 @@
+"""Tasks: views (being built)."""
+
+from flask import Blueprint
+
+bp = Blueprint("tasks", __name__)

@@ -1,0 +1,367 @@
+"""Customers: create, update with field history, duplicate check, archive, restore,
+purge, tags, and the filtered list.
+
+Every function that changes something commits and writes its audit line (where the
+action is sensitive) in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import date
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from extensions import db
+from models import (
+    Customer,
+    CustomerChange,
+    CustomerPhone,
+    Role,
+    Tag,
+    User,
+    customer_tags,
+    utcnow,
+)
+from services import audit, phones, policy
+from services.errors import DomainError
+
+# Fields compared for the history, in the order the form shows them.
+TRACKED_FIELDS = (
+    "name", "company", "phones", "email", "address", "region", "type", "stage",
+    "importance", "source", "birthday", "owner_id",
+)
+
+
+@dataclass
+class CustomerData:
+    """What a customer form submits, already validated for shape by the form."""
+
+    name: str
+    company: str = ""
+    phones: list[tuple[str, str]] = field(default_factory=list)  # (kind, digits)
+    email: str = ""
+    address: str = ""
+    region: str = ""
+    type: str = "individual"
+    stage: str = "potential"
+    importance: str = "B"
+    source: str = "other"
+    birthday: date | None = None
+    owner_id: int | None = None
+
+
+class DuplicateCustomer(DomainError):
+    """Saving would create a likely duplicate; ``duplicates`` lists the existing
+    customers. Save again with ``acknowledge_duplicates=True`` to go ahead."""
+
+    def __init__(self, duplicates: list[Customer]):
+        super().__init__(_l("This customer may exist already."), None)
+        self.duplicates = duplicates
+
+
+def get(customer_id: int) -> Customer | None:
+    return db.session.get(Customer, customer_id)
+
+
+def find_duplicates(data: CustomerData, *, exclude_id: int | None = None, limit: int = 5) -> list[Customer]:
+    """Customers with the same phone number, the same email, or the same name and
+    company (C3). Merged-away records are not counted."""
+    conditions = []
+    digits = [number for _, number in data.phones if number]
+    if digits:
+        conditions.append(
+            Customer.id.in_(select(CustomerPhone.customer_id).where(CustomerPhone.digits.in_(digits)))
+        )
+    if data.email:
+        conditions.append(func.lower(Customer.email) == data.email.lower())
+    if data.name and data.company:
+        conditions.append((Customer.name == data.name) & (Customer.company == data.company))
+    if not conditions:
+        return []
+    from sqlalchemy import or_
+
+    query = select(Customer).where(or_(*conditions), Customer.merged_into_id.is_(None))
+    if exclude_id is not None:
+        query = query.where(Customer.id != exclude_id)
+    return list(db.session.scalars(query.order_by(Customer.id).limit(limit)))
+
+
+def _owner_for_new(actor: User, data: CustomerData) -> int | None:
+    if policy.may(actor, "customer.choose_owner"):
+        return data.owner_id
+    if actor.role == Role.SALES:
+        return actor.id
+    return None  # front desk: into the public pool
+
+
+def _check_owner(owner_id: int | None) -> None:
+    if owner_id is None:
+        return
+    owner = db.session.get(User, owner_id)
+    if owner is None or not owner.active or owner.role not in (Role.SALES, Role.MANAGER, Role.ADMIN):
+        raise DomainError(_l("Choose an active colleague as owner."), "owner_id")
+
+
+def _apply(customer: Customer, data: CustomerData) -> None:
+    for name in ("name", "company", "email", "address", "region", "type", "stage",
+                 "importance", "source", "birthday"):
+        value = getattr(data, name)
+        setattr(customer, name, value.strip() if isinstance(value, str) else value)
+    customer.email = customer.email.lower()
+    customer.phones = [
+        CustomerPhone(kind=kind, digits=digits, position=index)
+        for index, (kind, digits) in enumerate(data.phones)
+    ]
+
+
+def create_customer(
+    actor: User, data: CustomerData, *, acknowledge_duplicates: bool = False, ip: str | None = None
+) -> Customer:
+    """Create a customer. Raises DuplicateCustomer unless ``acknowledge_duplicates``;
+    a customer saved despite a duplicate warning is audited."""
+    duplicates = find_duplicates(data)
+    if duplicates and not acknowledge_duplicates:
+        raise DuplicateCustomer(duplicates)
+    owner_id = _owner_for_new(actor, data)
+    _check_owner(owner_id)
+    customer = Customer(created_by_id=actor.id, owner_id=owner_id)
+    _apply(customer, data)
+    db.session.add(customer)
+    db.session.flush()
+    if duplicates:
+        audit.record("customer.create_despite_duplicate", actor, ip=ip, target=customer,
+                     duplicates=[c.id for c in duplicates])
+    db.session.commit()
+    return customer
+
+
+def _snapshot(customer: Customer) -> dict[str, str]:
+    values = {}
+    for name in TRACKED_FIELDS:
+        if name == "phones":
+            values[name] = ", ".join(phones.display(p.digits) for p in customer.phones)
+        elif name == "owner_id":
+            owner = db.session.get(User, customer.owner_id) if customer.owner_id else None
+            values[name] = owner.display_name if owner else ""
+        else:
+            value = getattr(customer, name)
+            values[name] = "" if value is None else str(value)
+    return values
+
+
+def update_customer(
+    actor: User, customer: Customer, data: CustomerData, *, acknowledge_duplicates: bool = False,
+    ip: str | None = None,
+) -> list[CustomerChange]:
+    """Save edits; every changed field is kept in the history (C5). The owner changes
+    only when ``actor`` may choose owners. Raises DuplicateCustomer unless
+    acknowledged."""
+    duplicates = find_duplicates(data, exclude_id=customer.id)
+    if duplicates and not acknowledge_duplicates:
+        raise DuplicateCustomer(duplicates)
+    before = _snapshot(customer)
+    if policy.may(actor, "customer.choose_owner") and data.owner_id != customer.owner_id:
+        _check_owner(data.owner_id)
+        customer.owner_id = data.owner_id
+    _apply(customer, data)
+    db.session.flush()
+    after = _snapshot(customer)
+    changes = [
+        CustomerChange(customer_id=customer.id, user_id=actor.id, field=name,
+                       old_value=before[name], new_value=after[name])
+        for name in TRACKED_FIELDS if before[name] != after[name]
+    ]
+    db.session.add_all(changes)
+    if changes:
+        customer.updated_at = utcnow()
+    if duplicates:
+        audit.record("customer.update_despite_duplicate", actor, ip=ip, target=customer,
+                     duplicates=[c.id for c in duplicates])
+    db.session.commit()
+    return changes
+
+
+def set_tags(actor: User, customer: Customer, tag_ids: list[int]) -> None:
+    """Replace the customer's tags; the change is kept in the history."""
+    tags = list(db.session.scalars(select(Tag).where(Tag.id.in_(tag_ids)))) if tag_ids else []
+    old = ", ".join(sorted(t.name for t in customer.tags))
+    customer.tags = tags
+    new = ", ".join(sorted(t.name for t in tags))
+    if old != new:
+        db.session.add(CustomerChange(customer_id=customer.id, user_id=actor.id, field="tags",
+                                      old_value=old, new_value=new))
+    db.session.commit()
+
+
+def archive(actor: User, customer: Customer, *, ip: str | None = None) -> None:
+    """Hide a customer from lists and search (C4); it can be restored."""
+    if customer.archived_at is not None:
+        return
+    customer.archived_at = utcnow()
+    db.session.add(CustomerChange(customer_id=customer.id, user_id=actor.id, field="archived",
+                                  old_value="", new_value="archived"))
+    audit.record("customer.archive", actor, ip=ip, target=customer)
+    db.session.commit()
+
+
+def restore(actor: User, customer: Customer, *, ip: str | None = None) -> None:
+    if customer.archived_at is None:
+        return
+    if customer.merged_into_id is not None:
+        raise DomainError(_l("This customer was merged; undo the merge instead."))
+    customer.archived_at = None
+    db.session.add(CustomerChange(customer_id=customer.id, user_id=actor.id, field="archived",
+                                  old_value="archived", new_value=""))
+    audit.record("customer.restore", actor, ip=ip, target=customer)
+    db.session.commit()
+
+
+def purge(actor: User, customer: Customer, typed_name: str, *, ip: str | None = None) -> None:
+    """Delete an archived customer and everything attached, for good (C4). The
+    audit line keeps the id only, no personal data. Raises DomainError unless the
+    customer is archived and ``typed_name`` matches its name."""
+    if customer.archived_at is None:
+        raise DomainError(_l("Only archived customers can be deleted for good."))
+    if typed_name.strip() != customer.name:
+        raise DomainError(_l("Type the customer's name exactly to confirm."), "confirm_name")
+    customer_id = customer.id
+    db.session.execute(
+        Customer.__table__.update().where(Customer.merged_into_id == customer_id).values(merged_into_id=None)
+    )
+    db.session.delete(customer)
+    audit.record("customer.purge", actor, ip=ip, target_type="customers", target_id=customer_id)
+    db.session.commit()
+
+
+def history(customer: Customer, limit: int = 200) -> list[CustomerChange]:
+    return list(db.session.scalars(
+        select(CustomerChange).where(CustomerChange.customer_id == customer.id)
+        .order_by(CustomerChange.at.desc(), CustomerChange.id.desc()).limit(limit)
+    ))
+
+
+# ---- the list ------------------------------------------------------------------------
+
+SORTS = {
+    "updated": Customer.updated_at.desc(),
+    "created": Customer.created_at.desc(),
+    "name": Customer.name.asc(),
+    "last_contact": Customer.last_contact_at.desc(),
+    "stale": Customer.last_contact_at.asc(),
+}
+
+
+@dataclass
+class CustomerFilter:
+    stage: str = ""
+    type: str = ""
+    importance: str = ""
+    region: str = ""
+    source: str = ""
+    owner: str = ""  # "", "pool", "mine" or a user id
+    archived: bool = False
+    tag_ids: list[int] = field(default_factory=list)
+    q: str = ""
+    sort: str = "updated"
+    page: int = 1
+    per_page: int = 25
+
+    def as_args(self) -> dict:
+        """The filter as URL arguments (for links that keep it)."""
+        args = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "tag_ids":
+                if value:
+                    args["tag"] = value
+            elif f.name == "per_page" or value in ("", False, None) or (f.name == "page" and value == 1):
+                continue
+            elif f.name == "sort" and value == "updated":
+                continue
+            else:
+                args[f.name] = "1" if value is True else value
+        return args
+
+
+@dataclass
+class CustomerPage:
+    items: list[Customer]
+    total: int
+    page: int
+    pages: int
+    tag_counts: dict[int, int]
+
+
+def filtered_query(user: User, flt: CustomerFilter):
+    """``select(Customer)`` restricted to what ``user`` may see and ``flt`` asks for."""
+    query = policy.visible_customers(user)
+    query = query.where(Customer.archived_at.is_not(None) if flt.archived else Customer.archived_at.is_(None))
+    for name in ("stage", "type", "importance", "source", "region"):
+        value = getattr(flt, name)
+        if value:
+            query = query.where(getattr(Customer, name) == value)
+    if flt.owner == "pool":
+        query = query.where(Customer.owner_id.is_(None))
+    elif flt.owner == "mine":
+        query = query.where(Customer.owner_id == user.id)
+    elif flt.owner.isdigit():
+        query = query.where(Customer.owner_id == int(flt.owner))
+    for tag_id in flt.tag_ids:  # all must match
+        query = query.where(
+            select(customer_tags.c.customer_id)
+            .where(customer_tags.c.customer_id == Customer.id, customer_tags.c.tag_id == tag_id)
+            .exists()
+        )
+    if flt.q:
+        query = query.where(_text_condition(flt.q))
+    return query
+
+
+def _text_condition(q: str):
+    """Plain matching for the list's quick filter (the search service does the
+    real search): a name or company fragment, or the end of a phone number."""
+    from sqlalchemy import or_
+
+    like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    conditions = [Customer.name.like(like, escape="\\"), Customer.company.like(like, escape="\\")]
+    digits = phones.digits_only(q)
+    if len(digits) >= 4:
+        conditions.append(Customer.id.in_(
+            select(CustomerPhone.customer_id).where(CustomerPhone.digits.like(f"%{digits}"))
+        ))
+    return or_(*conditions)
+
+
+def list_customers(user: User, flt: CustomerFilter) -> CustomerPage:
+    """One page of the customer list, the total, and per tag how many customers of
+    the current filter carry it (for the tag filter's counts)."""
+    query = filtered_query(user, flt)
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    pages = max(1, -(-total // flt.per_page))
+    page = min(max(1, flt.page), pages)
+    order = [SORTS.get(flt.sort, SORTS["updated"]), Customer.id.desc()]
+    items = list(db.session.scalars(
+        query.order_by(*order).offset((page - 1) * flt.per_page).limit(flt.per_page)
+    ))
+    return CustomerPage(items=items, total=total, page=page, pages=pages,
+                        tag_counts=tag_counts(query))
+
+
+def tag_counts(customer_query) -> dict[int, int]:
+    ids = customer_query.with_only_columns(Customer.id).order_by(None)
+    rows = db.session.execute(
+        select(customer_tags.c.tag_id, func.count())
+        .where(customer_tags.c.customer_id.in_(ids))
+        .group_by(customer_tags.c.tag_id)
+    )
+    return {tag_id: count for tag_id, count in rows}
+
+
+def owner_choices() -> list[User]:
+    """Colleagues who may own customers."""
+    return list(db.session.scalars(
+        select(User).where(User.active.is_(True), User.role.in_([Role.SALES, Role.MANAGER, Role.ADMIN]))
+        .order_by(User.display_name)
+    ))
