@@ -85,9 +85,12 @@ def ensure_admin_command():
 @with_appcontext
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--users", "user_count", type=int, default=9, show_default=True)
+@click.option("--customers", "customer_count", type=int, default=0, show_default=True)
+@click.option("--notes", "note_count", type=int, default=0, show_default=True)
 @click.option("--password-stdin", is_flag=True, help="Read the demo users' password from stdin.")
-def demo_data_command(seed, user_count, password_stdin):
-    """Generate realistic demo data (Faker zh_CN with some en_US): staff accounts."""
+def demo_data_command(seed, user_count, customer_count, note_count, password_stdin):
+    """Generate realistic demo data (Faker zh_CN with some en_US): staff accounts,
+    and with --customers/--notes customers, tags, notes and follow-up tasks."""
     password = (
         sys.stdin.readline().rstrip("\r\n") if password_stdin else accounts.generate_password()
     )
@@ -97,6 +100,9 @@ def demo_data_command(seed, user_count, password_stdin):
     for user in users:
         click.echo(f"  {user.username:<26} {user.role:<10} {user.display_name}")
     click.echo(f"Created {len(users)} users; their password: {password}")
+    if customer_count:
+        counts = demo.generate_workspace(customer_count, note_count, seed=seed, password=password)
+        click.echo("Created {customers} customers, {notes} notes, {tasks} follow-up tasks.".format(**counts))
 
 
 def init_app(app) -> None:

@@ -10,6 +10,14 @@ from extensions import db
 from models import Customer, CustomerNote, FollowUpTask
 from services import policy
 
+# Ids beyond a 32-bit integer exist nowhere; refusing them early spares the database
+# an overflow error.
+MAX_ID = 2**31 - 1
+
+
+def _get(model, object_id: int):
+    return db.session.get(model, object_id) if 0 < object_id <= MAX_ID else None
+
 
 def actor():
     """The signed-in user as a model instance (not the proxy)."""
@@ -19,7 +27,7 @@ def actor():
 def customer_or_404(customer_id: int, action: str = "customer.view") -> Customer:
     """The customer, if the current user may see it (else 404) and may do
     ``action`` to it (else 403)."""
-    customer = db.session.get(Customer, customer_id)
+    customer = _get(Customer, customer_id)
     if customer is None or not policy.may(actor(), "customer.view", customer):
         abort(404)
     if action != "customer.view":
@@ -30,7 +38,7 @@ def customer_or_404(customer_id: int, action: str = "customer.view") -> Customer
 def note_or_404(note_id: int, action: str = "note.comment") -> CustomerNote:
     """The note, if the current user may read it (else 404) and may do ``action``
     to it (else 403)."""
-    note = db.session.get(CustomerNote, note_id)
+    note = _get(CustomerNote, note_id)
     if note is None or not policy.may_read_note(actor(), note):
         abort(404)
     if action != "note.comment":
@@ -41,7 +49,7 @@ def note_or_404(note_id: int, action: str = "note.comment") -> CustomerNote:
 def task_or_404(task_id: int, action: str = "task.update") -> FollowUpTask:
     """The task, if the current user may see its customer (else 404) and may do
     ``action`` to it (else 403)."""
-    task = db.session.get(FollowUpTask, task_id)
+    task = _get(FollowUpTask, task_id)
     if task is None or not (
         policy.may(actor(), "customer.view", task.customer)
         and (task.assignee_id == actor().id or policy.may(actor(), "task.view_all"))

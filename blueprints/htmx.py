@@ -23,7 +23,10 @@ def is_htmx() -> bool:
     return bool(htmx_request.htmx)
 
 
-def render(page: str, fragment: str | None = None, *, status: int = 200, toast=None, **context) -> Response:
+def render(
+    page: str, fragment: str | None = None, /, *, status: int = 200, toast=None,
+    undo_url: str | None = None, **context,
+) -> Response:
     """Render ``page``, or ``fragment`` when the request is an htmx swap. Always sets
     ``Vary: HX-Request`` so no cache mixes the two. ``toast`` (text or (text, level))
     is shown by the client after the swap."""
@@ -31,17 +34,29 @@ def render(page: str, fragment: str | None = None, *, status: int = 200, toast=N
     response = make_response(render_template(template, **context), status)
     response.vary.add("HX-Request")
     if toast is not None:
-        add_toast(response, toast)
+        add_toast(response, toast, undo_url=undo_url)
     return response
 
 
-def add_toast(response: Response, toast) -> Response:
+def add_toast(response: Response, toast, *, undo_url: str | None = None) -> Response:
     """Ask the client to show a toast: ``toast`` is a message or (message, level),
-    level being "success" (default), "info" or "error"."""
+    level being "success" (default), "info" or "error". With ``undo_url`` the toast
+    carries an Undo button that POSTs there."""
     message, level = toast if isinstance(toast, tuple) else (toast, "success")
     triggers = json.loads(response.headers.get("HX-Trigger", "{}"))
     triggers["toast"] = {"message": str(message), "level": level}
+    if undo_url:
+        triggers["toast"]["undo"] = undo_url
     # json.dumps escapes non-ASCII, so Chinese text survives the latin-1 header.
+    response.headers["HX-Trigger"] = json.dumps(triggers)
+    return response
+
+
+def add_event(response: Response, name: str) -> Response:
+    """Fire the client event ``name`` after this response (``HX-Trigger``), so other
+    parts of the page can refresh themselves with ``hx-trigger="name from:body"``."""
+    triggers = json.loads(response.headers.get("HX-Trigger", "{}"))
+    triggers[name] = True
     response.headers["HX-Trigger"] = json.dumps(triggers)
     return response
 
@@ -55,6 +70,22 @@ def redirect(url: str, *, status: int = 303) -> Response:
         response = make_response("", 204, redirect=url)
     else:
         response = flask_redirect(url, code=status)
+    response.vary.add("HX-Request")
+    return response
+
+
+def notify(message, level: str = "success") -> None:
+    """Show ``message`` as a toast on the next full page (after a redirect). Always
+    flash plain text: a lazy or Markup string would reach the template marked safe,
+    and a customer's name in it would be HTML."""
+    from flask import flash
+
+    flash(str(message), level)
+
+
+def refresh() -> Response:
+    """Reload the current page (after an Undo, say); flash a message to show after."""
+    response = make_response("", 204, refresh=True)
     response.vary.add("HX-Request")
     return response
 

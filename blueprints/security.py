@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from flask import current_app, flash, request, session, url_for
+from flask import current_app, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 
@@ -82,7 +82,7 @@ def _enforce_session_rules():
         return None
     if _session_expired():
         end_session()
-        flash(_l("Your session has ended. Please sign in again."), "info")
+        htmx.notify(_l("Your session has ended. Please sign in again."), "info")
         return htmx.redirect(url_for("auth.login"))
     if current_user.must_change_password and request.endpoint not in _PASSWORD_CHANGE_ALLOWED:
         return htmx.redirect(url_for("auth.change_password"))

@@ -52,7 +52,9 @@ def _in(column: str, enum: type[StrEnum]) -> str:
 customer_tags = db.Table(
     "customer_tags",
     db.Column("customer_id", ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
-    db.Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True),
+    db.Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+    # Covering index for "customers with tag X": the tag filter reads only this index.
+    Index("ix_customer_tags_tag_customer", "tag_id", "customer_id"),
 )
 
 
@@ -83,10 +85,10 @@ class Customer(db.Model):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
     # Time of the newest note (its contact time when given).
     last_contact_at: Mapped[datetime | None] = mapped_column(index=True)
-    archived_at: Mapped[datetime | None]
+    archived_at: Mapped[datetime | None] = mapped_column(index=True)
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
 
     owner = relationship("User", foreign_keys=[owner_id], lazy="joined")

@@ -28,7 +28,8 @@ SECTIONS = ("summary", "needs", "plan")
 note_tags = db.Table(
     "note_tags",
     db.Column("note_id", ForeignKey("customer_notes.id", ondelete="CASCADE"), primary_key=True),
-    db.Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True),
+    db.Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_note_tags_tag_note", "tag_id", "note_id"),
 )
 
 

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import random
 import re
+from datetime import timedelta
 
 from faker import Faker
-from sqlalchemy import select
+from sqlalchemy import func, insert, select, text
 
 from extensions import db
-from models import Role, User
+from models import (
+    COLOURS,
+    Customer,
+    CustomerNote,
+    CustomerPhone,
+    FollowUpTask,
+    Role,
+    Tag,
+    TagGroup,
+    User,
+    customer_tags,
+    note_tags,
+    utcnow,
+)
 from services import passwords
 
 # A small office: mostly sales, a couple of front-desk staff, one manager.
@@ -48,3 +62,139 @@ def generate_users(count: int, password: str, *, seed: int = 1) -> list[User]:
         created.append(user)
     db.session.commit()
     return created
+
+
+# ---- customers, notes, tags and tasks -------------------------------------------------
+
+REGIONS = ["北京", "上海", "广州", "深圳", "杭州", "南京", "成都", "武汉", "西安", "苏州", "天津", "重庆"]
+DEMO_TAGS = {
+    "行业": ["制造业", "教育", "医疗", "零售", "互联网", "金融", "房地产", "物流"],
+    "需求": ["报价", "试用", "售后", "续签", "定制开发", "培训"],
+    "阶段": ["初次接触", "方案沟通", "商务谈判", "待回款"],
+    "地区": ["华北", "华东", "华南", "西南"],
+}
+NOTE_PHRASES = [
+    "客户来电咨询{product}的价格，已发送报价单。", "到访洽谈{product}合作，客户对方案比较满意。",
+    "电话回访，客户表示下月续签合同。", "客户反馈{product}使用中遇到问题，已转技术支持。",
+    "微信沟通了交付时间，客户希望提前一周。", "客户要求提供三家案例和资质证明。",
+    "约好下周二上门演示{product}。", "客户预算有限，建议先试用基础版。",
+    "Discussed the {product} renewal; the customer wants a discount for two years.",
+    "Sent the contract draft by email, waiting for legal review.",
+    "客户未接电话，稍后再联系。", "客户决策人变更，需要重新介绍{product}。",
+]
+PRODUCTS = ["CRM系统", "打印机", "办公家具", "云服务器", "财务软件", "安防设备", "培训课程"]
+KIND_WEIGHTS = [("call", 5), ("visit", 2), ("wechat", 3), ("email", 1), ("meeting", 1), ("other", 1)]
+
+
+def _next_id(model) -> int:
+    return (db.session.scalar(select(func.max(model.id))) or 0) + 1
+
+
+def _bump_sequence(model) -> None:
+    """After inserting explicit ids, move PostgreSQL's sequence past them."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        table = model.__tablename__
+        db.session.execute(text(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
+        ))
+
+
+def _insert(table, rows, chunk=5000) -> None:
+    for start in range(0, len(rows), chunk):
+        db.session.execute(insert(table), rows[start:start + chunk])
+
+
+def _ensure_tags(rng) -> list[int]:
+    groups = {g.name: g for g in db.session.scalars(select(TagGroup))}
+    for position, (name, tag_names) in enumerate(DEMO_TAGS.items(), start=1):
+        group = groups.get(name) or TagGroup(name=name, colour=COLOURS[position + 1], position=position)
+        db.session.add(group)
+        db.session.flush()
+        existing = {t.name for t in group.tags}
+        for tag_name in tag_names:
+            if tag_name not in existing:
+                db.session.add(Tag(group_id=group.id, name=tag_name))
+    db.session.commit()
+    return list(db.session.scalars(select(Tag.id)))
+
+
+def generate_workspace(customers: int, notes: int, *, seed: int = 1, password: str) -> dict:
+    """Customers (Faker zh_CN, some en_US) with phones and tags, notes spread over
+    them (some customers with many), and open follow-up tasks. Bulk inserts with
+    explicit ids: 100k customers and 500k notes take a few minutes. Returns counts."""
+    rng = random.Random(seed)
+    fake = _faker(seed)
+    sales = [u for u in db.session.scalars(select(User).where(User.role == Role.SALES, User.active.is_(True)))]
+    if len(sales) < 3:
+        generate_users(9, password, seed=seed + 1)
+        sales = list(db.session.scalars(select(User).where(User.role == Role.SALES)))
+    authors = list(db.session.scalars(select(User).where(User.active.is_(True))))
+    tag_ids = _ensure_tags(rng)
+    names = [fake["zh_CN"].name() for _ in range(3000)] + [fake["en_US"].name() for _ in range(500)]
+    companies = [fake["zh_CN"].company() for _ in range(2000)] + [fake["en_US"].company() for _ in range(300)]
+    addresses = [fake["zh_CN"].address().replace("\n", " ") for _ in range(2000)]
+    now = utcnow()
+    first_customer = _next_id(Customer)
+    customer_rows, phone_rows, tag_rows, last_contact = [], [], [], {}
+    for offset in range(customers):
+        cid = first_customer + offset
+        created = now - timedelta(days=rng.uniform(0, 730))
+        has_company = rng.random() < 0.6
+        customer_rows.append({
+            "id": cid, "name": rng.choice(names), "company": rng.choice(companies) if has_company else "",
+            "email": f"c{cid}@example.cn" if rng.random() < 0.4 else "", "address": rng.choice(addresses),
+            "region": rng.choice(REGIONS), "type": rng.choice(["individual", "sme", "sme", "key_account"]),
+            "stage": rng.choice(["potential", "potential", "intent", "deal", "lost"]),
+            "importance": rng.choice("ABBCC"), "source": rng.choice(["call", "visit", "referral", "web", "other"]),
+            "owner_id": rng.choice(sales).id if rng.random() < 0.7 else None,
+            "created_by_id": rng.choice(authors).id, "created_at": created, "updated_at": created,
+        })
+        phone_rows.append({"customer_id": cid, "kind": "mobile", "position": 0,
+                           "digits": f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"})
+        if rng.random() < 0.15:
+            phone_rows.append({"customer_id": cid, "kind": "landline", "position": 1,
+                               "digits": f"0{rng.choice(['10', '21', '755', '571'])}{rng.randrange(10**8):08d}"})
+        for tag_id in rng.sample(tag_ids, k=min(len(tag_ids), rng.choice([0, 1, 1, 2, 2, 3]))):
+            tag_rows.append({"customer_id": cid, "tag_id": tag_id})
+    note_rows = _note_rows(rng, customer_rows, notes, authors, last_contact, now)
+    for row in customer_rows:
+        row["last_contact_at"] = last_contact.get(row["id"])
+    _insert(Customer.__table__, customer_rows)
+    _insert(CustomerPhone.__table__, phone_rows)
+    _insert(customer_tags, tag_rows)
+    _insert(CustomerNote.__table__, note_rows)
+    _insert(note_tags, [{"note_id": r["id"], "tag_id": rng.choice(tag_ids)}
+                        for r in note_rows if rng.random() < 0.2])
+    task_rows = [
+        {"customer_id": r["id"], "assignee_id": r["owner_id"], "created_by_id": r["owner_id"],
+         "title": "回访客户", "due_date": (now + timedelta(days=rng.randint(-10, 20))).date(),
+         "created_at": now}
+        for r in customer_rows if r["owner_id"] and rng.random() < 0.05
+    ]
+    _insert(FollowUpTask.__table__, task_rows)
+    for model in (Customer, CustomerNote):
+        _bump_sequence(model)
+    db.session.commit()
+    return {"customers": len(customer_rows), "notes": len(note_rows), "tasks": len(task_rows)}
+
+
+def _note_rows(rng, customer_rows, count, authors, last_contact, now) -> list[dict]:
+    """``count`` notes; a tenth of the customers get most of them, as in real life."""
+    if not customer_rows or not count:
+        return []
+    busy = customer_rows[: max(1, len(customer_rows) // 10)]
+    kinds = [kind for kind, weight in KIND_WEIGHTS for _ in range(weight)]
+    first_note = _next_id(CustomerNote)
+    rows = []
+    for offset in range(count):
+        customer = rng.choice(busy) if rng.random() < 0.6 else rng.choice(customer_rows)
+        created = customer["created_at"] + (now - customer["created_at"]) * rng.random()
+        body = rng.choice(NOTE_PHRASES).format(product=rng.choice(PRODUCTS))
+        rows.append({
+            "id": first_note + offset, "customer_id": customer["id"],
+            "author_id": customer["owner_id"] or rng.choice(authors).id, "kind": rng.choice(kinds),
+            "body": body, "sections": {}, "created_at": created,
+        })
+        if created > (last_contact.get(customer["id"]) or created - timedelta(1)):
+            last_contact[customer["id"]] = created
+    return rows

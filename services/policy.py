@@ -206,6 +206,11 @@ def note_kinds_for(user: User) -> list[str]:
     return [kind.value for kind in NoteKind]
 
 
+def sees_every_customer(user: User) -> bool:
+    """True when ``visible_customers`` restricts nothing for ``user``."""
+    return _sees_all(user) or user.role == Role.FRONTDESK
+
+
 def visible_customers(user: User, query=None):
     """Restrict a ``select(Customer)`` (or a new one) to the customers ``user`` may
     see. Lists, search, exports and the API all go through this."""

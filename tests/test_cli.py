@@ -81,3 +81,25 @@ def test_demo_data_is_seeded_and_repeatable(app, runner):
     assert second.exit_code == 0
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(User)) == 18
+
+
+def test_demo_data_customers_notes_tags_and_tasks(app, runner):
+    from models import Customer, CustomerNote, FollowUpTask, Tag
+    from services import customers
+    from services.customers import CustomerData
+
+    result = runner.invoke(args=["demo-data", "--seed", "3", "--customers", "60", "--notes", "300"])
+    assert result.exit_code == 0, result.output
+    assert "Created 60 customers, 300 notes" in result.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Customer)) == 60
+        assert db.session.scalar(select(func.count()).select_from(CustomerNote)) == 300
+        assert db.session.scalar(select(func.count()).select_from(Tag)) > 10
+        noted = db.session.scalars(select(Customer).where(Customer.last_contact_at.is_not(None))).all()
+        assert noted and all(c.phones for c in noted)
+        assert any(re.search(r"[\u4e00-\u9fff]", c.name) for c in noted)
+        # Ids continue after the generated ones (PostgreSQL's sequence was moved on).
+        manager = db.session.scalar(select(User).where(User.role == "manager"))
+        made = customers.create_customer(manager, CustomerData(name="之后新建"))
+        assert made.id > 60
+        assert db.session.scalar(select(func.count()).select_from(FollowUpTask)) >= 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, request, url_for
+from flask import Blueprint, current_app, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
@@ -63,7 +63,7 @@ def logout():
     refused afterwards."""
     accounts.logout(current_user._get_current_object(), ip=client_ip())
     end_session()
-    flash(_l("You have signed out."), "success")
+    htmx.notify(_l("You have signed out."), "success")
     return htmx.redirect(url_for("auth.login"))
 
 
@@ -82,7 +82,7 @@ def change_password():
             getattr(form, refused.field).errors.append(refused.message)
         else:
             start_session(user)
-            flash(_l("Your password has been changed."), "success")
+            htmx.notify(_l("Your password has been changed."), "success")
             return htmx.redirect(url_for("main.home"))
     status = 422 if form.errors else 200
     return htmx.render(
@@ -97,6 +97,6 @@ def account():
     form = LanguageForm(language=current_user.language or "")
     if form.validate_on_submit():
         accounts.set_language(current_user._get_current_object(), form.language.data)
-        flash(_l("Saved."), "success")
+        htmx.notify(_l("Saved."), "success")
         return htmx.redirect(url_for("auth.account"))
     return htmx.render("auth/account.html", form=form, status=422 if form.errors else 200)

@@ -1,5 +1,283 @@
-"""Customers: views (being built)."""
+"""Customers: the list with its filters, the card, entry and edit forms, duplicate
+check, archive / restore / purge, and the field history."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+from flask import Blueprint, request, url_for
+from flask_babel import lazy_gettext as _l
+
+from blueprints import htmx
+from blueprints.access import actor, customer_or_404
+from blueprints.customers.forms import CustomerForm, PurgeForm
+from blueprints.security import client_ip
+from models import Role
+from services import customers, policy, tags
+from services.customers import CustomerData, CustomerFilter, DuplicateCustomer
+from services.errors import DomainError
+from services.policy import permission_required
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
+
+FILTER_FIELDS = ("stage", "type", "importance", "region", "source", "owner", "q", "sort")
+
+
+def parse_filter(args) -> CustomerFilter:
+    """The list filter from URL arguments; unknown values are ignored, not errors."""
+    flt = CustomerFilter(**{name: args.get(name, "", type=str)[:100].strip() for name in FILTER_FIELDS})
+    flt.sort = flt.sort if flt.sort in customers.SORTS else "updated"
+    flt.archived = args.get("archived") == "1"
+    flt.tag_ids = sorted({int(t) for t in args.getlist("tag") if t.isdigit()})[:10]
+    flt.page = max(1, args.get("page", 1, type=int) or 1)
+    return flt
+
+
+def toggle_tag_url(flt: CustomerFilter):
+    def url_for_tag(tag_id: int) -> str:
+        selected = set(flt.tag_ids) ^ {tag_id}
+        args = {**flt.as_args(), "tag": sorted(selected)}
+        args.pop("page", None)
+        return url_for("customers.index", **args)
+
+    return url_for_tag
+
+
+@bp.get("")
+@permission_required("customer.view")
+def index():
+    """The customer list: filters in the URL, htmx swaps only the results."""
+    flt = parse_filter(request.args)
+    page = customers.list_customers(actor(), flt)
+    owner_options = [("mine", _l("Mine")), ("pool", _l("Public pool"))]
+    if policy.may(actor(), "customer.choose_owner"):
+        owner_options += [(str(u.id), u.display_name) for u in customers.owner_choices()]
+    return htmx.render(
+        "customers/index.html", "customers/_results.html",
+        page=page, flt=flt, groups=tags.all_groups(), owner_options=owner_options,
+        toggle_tag_url=toggle_tag_url(flt),
+    )
+
+
+def _prepare_form(form: CustomerForm) -> CustomerForm:
+    owner_choices = [("", _l("Public pool"))] + [
+        (str(user.id), user.display_name) for user in customers.owner_choices()
+    ]
+    form.owner_id.choices = owner_choices
+    form.tag_ids.choices = [(tag.id, tag.name) for group in tags.all_groups() for tag in group.tags]
+    return form
+
+
+def form_data(form: CustomerForm) -> CustomerData:
+    return CustomerData(
+        name=form.name.data.strip(), company=(form.company.data or "").strip(),
+        phones=form.phone_list(), email=(form.email.data or "").strip(),
+        address=form.address.data or "", region=form.region.data or "",
+        type=form.type.data, stage=form.stage.data, importance=form.importance.data,
+        source=form.source.data, birthday=form.birthday.data,
+        owner_id=int(form.owner_id.data) if form.owner_id.data else None,
+    )
+
+
+def _render_form(form, customer=None, duplicates=None, status=200):
+    return htmx.render(
+        "customers/form_page.html", "customers/_form.html", form=form, customer=customer,
+        duplicates=duplicates, groups=tags.all_groups(), status=status,
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@permission_required("customer.create")
+def new():
+    """Enter a customer. A likely duplicate needs an explicit "save anyway"."""
+    form = _prepare_form(CustomerForm(request.form if request.method == "POST" else None))
+    if request.method == "GET":
+        form.name.data = request.args.get("name", "")[:100]
+        form.mobile.data = request.args.get("phone", "")[:40]
+        if actor().role == Role.SALES:
+            form.owner_id.data = str(actor().id)
+    if form.validate_on_submit():
+        data = form_data(form)
+        try:
+            customer = customers.create_customer(
+                actor(), data, acknowledge_duplicates=form.acknowledge_duplicates.data, ip=client_ip()
+            )
+        except DuplicateCustomer as duplicate:
+            return _render_form(form, duplicates=_describe(duplicate.duplicates, data), status=422)
+        except DomainError as refused:
+            getattr(form, refused.field).errors.append(refused.message)
+        else:
+            if form.tag_ids.data:
+                customers.set_tags(actor(), customer, form.tag_ids.data)
+            htmx.notify(_l("Customer %(name)s saved.", name=customer.name), "success")
+            return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
+    return _render_form(form, status=422 if form.errors else 200)
+
+
+def _describe(duplicates, data: CustomerData) -> list[dict]:
+    """What the warning may say about each duplicate: everything for customers the
+    user may see, only existence and owner for the others (撞单)."""
+    user = actor()
+    return [
+        {
+            "customer": dup if policy.may(user, "customer.view", dup) else None,
+            "owner": dup.owner.display_name if dup.owner else None,
+            "archived": dup.archived,
+            "reasons": customers.match_reasons(dup, data),
+        }
+        for dup in duplicates
+    ]
+
+
+@bp.get("/duplicates")
+@permission_required("customer.create")
+def duplicates():
+    """The duplicate warning while typing (C3): fed by the form's name, company,
+    phone and email fields."""
+    form = CustomerForm(request.args, meta={"csrf": False})
+    try:
+        found_phones = form.phone_list()
+    except ValueError:
+        found_phones = []
+    data = CustomerData(
+        name=(form.name.data or "").strip()[:100], company=(form.company.data or "").strip()[:200],
+        phones=found_phones, email=(form.email.data or "").strip()[:254],
+    )
+    exclude = request.args.get("exclude", type=int)
+    found = customers.find_duplicates(data, exclude_id=exclude)
+    return htmx.render("customers/_duplicates.html", "customers/_duplicates.html",
+                       duplicates=_describe(found, data))
+
+
+@bp.get("/<int:customer_id>")
+@permission_required("customer.view")
+def detail(customer_id: int):
+    """The customer page: card, notes, follow-ups, history."""
+    customer = customer_or_404(customer_id)
+    context = {"customer": customer, "purge_form": PurgeForm()}
+    from blueprints.notes import customer_notes_context
+    from blueprints.tasks import customer_tasks_context
+
+    context.update(customer_notes_context(actor(), customer))
+    if policy.may(actor(), "customer.view_details", customer):
+        context.update(customer_tasks_context(actor(), customer))
+    return htmx.render("customers/detail.html", **context)
+
+
+@bp.route("/<int:customer_id>/edit", methods=["GET", "POST"])
+@permission_required("customer.edit")
+def edit(customer_id: int):
+    """Edit the card; every changed field goes into the history."""
+    customer = customer_or_404(customer_id, "customer.edit")
+    form = _prepare_form(CustomerForm(request.form if request.method == "POST" else None))
+    if request.method == "GET":
+        _fill_form(form, customer)
+    if form.validate_on_submit():
+        data = form_data(form)
+        if not policy.may(actor(), "customer.choose_owner"):
+            data.owner_id = customer.owner_id
+        try:
+            customers.update_customer(actor(), customer, data,
+                                      acknowledge_duplicates=form.acknowledge_duplicates.data,
+                                      ip=client_ip())
+        except DuplicateCustomer as duplicate:
+            return _render_form(form, customer, _describe(duplicate.duplicates, data), status=422)
+        except DomainError as refused:
+            getattr(form, refused.field).errors.append(refused.message)
+        else:
+            customers.set_tags(actor(), customer, form.tag_ids.data or [])
+            htmx.notify(_l("Customer %(name)s saved.", name=customer.name), "success")
+            return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
+    return _render_form(form, customer, status=422 if form.errors else 200)
+
+
+def _fill_form(form: CustomerForm, customer) -> None:
+    for name in ("name", "company", "email", "address", "region", "type", "stage",
+                 "importance", "source", "birthday"):
+        getattr(form, name).data = getattr(customer, name)
+    numbers = {"mobile": [], "landline": []}
+    for phone in customer.phones:
+        numbers.setdefault(phone.kind, []).append(phone.digits)
+    mobiles = numbers["mobile"] + [""] * 2
+    form.mobile.data, form.mobile_2.data = mobiles[0], mobiles[1]
+    form.landline.data = (numbers["landline"] + [""])[0]
+    form.owner_id.data = str(customer.owner_id) if customer.owner_id else ""
+    form.tag_ids.data = [tag.id for tag in customer.tags]
+
+
+@bp.post("/<int:customer_id>/archive")
+@permission_required("customer.archive")
+def archive(customer_id: int):
+    """Archive; the toast offers Undo."""
+    customer = customer_or_404(customer_id, "customer.archive")
+    customers.archive(actor(), customer, ip=client_ip())
+    return htmx.render(
+        "customers/detail.html", "customers/_card.html", customer=customer, purge_form=PurgeForm(),
+        toast=_l("%(name)s archived.", name=customer.name),
+        undo_url=url_for("customers.restore", customer_id=customer.id),
+    )
+
+
+@bp.post("/<int:customer_id>/restore")
+@permission_required("customer.archive")
+def restore(customer_id: int):
+    """Restore from the archive (also the Undo of an archive)."""
+    customer = customer_or_404(customer_id, "customer.archive")
+    try:
+        customers.restore(actor(), customer, ip=client_ip())
+    except DomainError as refused:
+        return htmx.no_swap((refused.message, "error"))
+    htmx.notify(_l("%(name)s restored.", name=customer.name), "success")
+    if htmx.is_htmx():
+        return htmx.refresh()
+    return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
+
+
+@bp.post("/<int:customer_id>/purge")
+@permission_required("customer.purge")
+def purge(customer_id: int):
+    """Delete an archived customer for good, after typing its name."""
+    customer = customer_or_404(customer_id, "customer.purge")
+    form = PurgeForm()
+    if form.validate_on_submit():
+        try:
+            customers.purge(actor(), customer, form.confirm_name.data, ip=client_ip())
+        except DomainError as refused:
+            form.confirm_name.errors.append(refused.message)
+        else:
+            htmx.notify(_l("The customer was deleted for good."), "success")
+            return htmx.redirect(url_for("customers.index", archived=1))
+    return htmx.render("customers/detail.html", "customers/_purge.html", customer=customer,
+                       purge_form=form, status=422)
+
+
+@bp.get("/<int:customer_id>/history")
+@permission_required("customer.view_details")
+def history(customer_id: int):
+    """Who changed which field from what to what (C5)."""
+    customer = customer_or_404(customer_id, "customer.view_details")
+    return htmx.render("customers/history.html", "customers/_history.html",
+                       customer=customer, changes=customers.history(customer))
+
+
+@bp.app_template_filter("phone")
+def phone_filter(digits: str) -> str:
+    """138 0013 8000"""
+    from services.phones import display
+
+    return display(digits)
+
+
+@bp.app_context_processor
+def customer_labels():
+    from blueprints.customers.forms import (
+        IMPORTANCE_LABELS,
+        SOURCE_LABELS,
+        STAGE_LABELS,
+        TYPE_LABELS,
+    )
+
+    return {
+        "stage_labels": STAGE_LABELS, "type_labels": TYPE_LABELS,
+        "source_labels": SOURCE_LABELS, "importance_labels": IMPORTANCE_LABELS,
+        # For the history: stored values shown in words.
+        "customer_value_labels": {**STAGE_LABELS, **TYPE_LABELS, **SOURCE_LABELS},
+    }

@@ -1,8 +1,8 @@
 """customers, notes, tags and follow-up tasks
 
-Revision ID: 57e680e4a046
+Revision ID: 0002
 Revises: f138562e75cc
-Create Date: 2026-11-23 16:42:21.608738
+Create Date: 2026-11-23 16:56:03.071032
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '57e680e4a046'
+revision = '0002'
 down_revision = 'f138562e75cc'
 branch_labels = None
 depends_on = None
@@ -66,6 +66,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customers'))
     )
     with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_customers_archived_at'), ['archived_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_customers_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_customers_email'), ['email'], unique=False)
         batch_op.create_index(batch_op.f('ix_customers_last_contact_at'), ['last_contact_at'], unique=False)
@@ -73,6 +74,7 @@ def upgrade():
         batch_op.create_index('ix_customers_owner_archived', ['owner_id', 'archived_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_customers_region'), ['region'], unique=False)
         batch_op.create_index(batch_op.f('ix_customers_stage'), ['stage'], unique=False)
+        batch_op.create_index(batch_op.f('ix_customers_updated_at'), ['updated_at'], unique=False)
 
     op.create_table('tags',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -148,7 +150,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('customer_id', 'tag_id', name=op.f('pk_customer_tags'))
     )
     with op.batch_alter_table('customer_tags', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_customer_tags_tag_id'), ['tag_id'], unique=False)
+        batch_op.create_index('ix_customer_tags_tag_customer', ['tag_id', 'customer_id'], unique=False)
 
     op.create_table('follow_up_tasks',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -208,7 +210,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('note_id', 'tag_id', name=op.f('pk_note_tags'))
     )
     with op.batch_alter_table('note_tags', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_note_tags_tag_id'), ['tag_id'], unique=False)
+        batch_op.create_index('ix_note_tags_tag_note', ['tag_id', 'note_id'], unique=False)
 
     op.create_table('mentions',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -268,7 +270,7 @@ def downgrade():
 
     op.drop_table('mentions')
     with op.batch_alter_table('note_tags', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_note_tags_tag_id'))
+        batch_op.drop_index('ix_note_tags_tag_note')
 
     op.drop_table('note_tags')
     with op.batch_alter_table('note_revisions', schema=None) as batch_op:
@@ -285,7 +287,7 @@ def downgrade():
 
     op.drop_table('follow_up_tasks')
     with op.batch_alter_table('customer_tags', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_customer_tags_tag_id'))
+        batch_op.drop_index('ix_customer_tags_tag_customer')
 
     op.drop_table('customer_tags')
     with op.batch_alter_table('customer_phones', schema=None) as batch_op:
@@ -308,6 +310,7 @@ def downgrade():
 
     op.drop_table('tags')
     with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_customers_updated_at'))
         batch_op.drop_index(batch_op.f('ix_customers_stage'))
         batch_op.drop_index(batch_op.f('ix_customers_region'))
         batch_op.drop_index('ix_customers_owner_archived')
@@ -315,6 +318,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_customers_last_contact_at'))
         batch_op.drop_index(batch_op.f('ix_customers_email'))
         batch_op.drop_index(batch_op.f('ix_customers_created_at'))
+        batch_op.drop_index(batch_op.f('ix_customers_archived_at'))
 
     op.drop_table('customers')
     op.drop_table('tag_groups')

@@ -1,0 +1,78 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, DateField, SelectField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Email, InputRequired, Length, Optional, ValidationError
+
+from models import CustomerType, Importance, Source, Stage
+from services import phones
+
+TYPE_LABELS = {
+    CustomerType.INDIVIDUAL: _l("Individual"),
+    CustomerType.SME: _l("Small business"),
+    CustomerType.KEY_ACCOUNT: _l("Key account"),
+}
+STAGE_LABELS = {
+    Stage.POTENTIAL: _l("Potential"),
+    Stage.INTENT: _l("Intent"),
+    Stage.DEAL: _l("Deal"),
+    Stage.LOST: _l("Lost"),
+}
+SOURCE_LABELS = {
+    Source.CALL: _l("Phone call"),
+    Source.VISIT: _l("Walk-in"),
+    Source.REFERRAL: _l("Referral"),
+    Source.WEB: _l("Online"),
+    Source.OTHER: _l("Other"),
+}
+IMPORTANCE_LABELS = {Importance.A: "A", Importance.B: "B", Importance.C: "C"}
+
+
+def choices(labels):
+    return lambda: [SelectChoice(key.value, label) for key, label in labels.items()]
+
+
+def valid_phone(_form, field):
+    if field.data and field.data.strip():
+        try:
+            phones.normalise(field.data)
+        except phones.InvalidPhone:
+            raise ValidationError(_l("Not a phone number: use digits, e.g. 138 0013 8000.")) from None
+
+
+class CustomerForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[InputRequired(), Length(max=100)])
+    company = StringField(_l("Company"), validators=[Length(max=200)])
+    mobile = StringField(_l("Mobile"), validators=[Length(max=40), valid_phone])
+    mobile_2 = StringField(_l("Second mobile"), validators=[Length(max=40), valid_phone])
+    landline = StringField(_l("Landline"), validators=[Length(max=40), valid_phone])
+    email = StringField(_l("Email"), validators=[Optional(), Length(max=254), Email(
+        message=_l("Not an email address."), check_deliverability=False)])
+    address = StringField(_l("Address"), validators=[Length(max=300)])
+    region = StringField(_l("Region"), validators=[Length(max=50)])
+    type = SelectField(_l("Type"), choices=choices(TYPE_LABELS), default=CustomerType.INDIVIDUAL.value)
+    stage = SelectField(_l("Stage"), choices=choices(STAGE_LABELS), default=Stage.POTENTIAL.value)
+    importance = SelectField(_l("Importance"), choices=choices(IMPORTANCE_LABELS), default="B")
+    source = SelectField(_l("Source"), choices=choices(SOURCE_LABELS), default=Source.OTHER.value)
+    birthday = DateField(_l("Birthday"), validators=[Optional()])
+    owner_id = SelectField(_l("Owner"), coerce=str, validate_choice=True)
+    tag_ids = SelectMultipleField(_l("Tags"), coerce=int, validate_choice=True)
+    acknowledge_duplicates = BooleanField(_l("Save anyway"))
+
+    PHONE_FIELDS = (("mobile", "mobile"), ("mobile_2", "mobile"), ("landline", "landline"))
+
+    def phone_list(self) -> list[tuple[str, str]]:
+        """(kind, digits) for each phone field filled in, without repeats."""
+        found, seen = [], set()
+        for name, kind in self.PHONE_FIELDS:
+            raw = getattr(self, name).data
+            if raw and raw.strip():
+                digits = phones.normalise(raw)
+                if digits not in seen:
+                    seen.add(digits)
+                    found.append((kind, digits))
+        return found
+
+
+class PurgeForm(FlaskForm):
+    confirm_name = StringField(_l("Type the customer's name to confirm"), validators=[InputRequired()])

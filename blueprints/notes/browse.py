@@ -1,0 +1,108 @@
+"""Reading notes across customers: the notes list with its tag filter (T2), the
+note-quality view (N6), and @mention suggestions and read marks (N4)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import abort, flash, request, url_for
+from flask_babel import lazy_gettext as _l
+
+from blueprints import htmx
+from blueprints.access import actor
+from blueprints.notes import bp
+from models import NoteKind
+from services import mentions, notes_list, policy, tags
+from services.notes_list import NoteFilter
+from services.policy import permission_required
+
+MAX_TAGS = 10
+
+
+def _date(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat((value or "").strip()) if value else None
+    except ValueError:
+        return None
+
+
+def parse_filter(args) -> NoteFilter:
+    """The list filter from URL arguments; unknown or malformed values are dropped,
+    never an error (a bookmarked URL must keep working)."""
+    kind = args.get("kind", "")
+    author = args.get("author", "")
+    return NoteFilter(
+        kind=kind if kind in {k.value for k in NoteKind} else "",
+        author=int(author) if author.isascii() and author.isdigit() and int(author) < 2**31 else None,
+        tag_ids=tags.parse_tag_ids(args.getlist("tag"))[:MAX_TAGS],
+        date_from=_date(args.get("from")),
+        date_to=_date(args.get("to")),
+        q=args.get("q", "")[:100].strip(),
+        page=max(1, min(args.get("page", 1, type=int) or 1, 10_000)),
+    )
+
+
+def toggle_tag_url(flt: NoteFilter):
+    """For the tag filter: the list's URL with one tag added or removed."""
+    def url_for_tag(tag_id: int) -> str:
+        args = {**flt.as_args(), "tag": tags.toggled(flt.tag_ids, tag_id)}
+        args.pop("page", None)
+        return url_for("notes.index", **args)
+
+    return url_for_tag
+
+
+@bp.get("/notes")
+@permission_required("note.comment")
+def index():
+    """Every note the user may read, newest first, filtered by kind, author, tags
+    (all must match), dates and words; htmx swaps only the results and the URL
+    keeps the filter."""
+    flt = parse_filter(request.args)
+    page = notes_list.list_notes(actor(), flt)
+    return htmx.render(
+        "notes/index.html", "notes/_results.html", page=page, flt=flt, groups=tags.all_groups(),
+        authors=notes_list.authors(), toggle_tag_url=toggle_tag_url(flt),
+    )
+
+
+@bp.get("/notes/quality")
+@permission_required("quality.view")
+def quality():
+    """Note quality (N6): recent template notes with required sections left empty,
+    and customers with no note for ``days`` days (1–365, default 30). htmx swaps
+    the neglected-customers list only."""
+    days = request.args.get("days", 30, type=int) or 30
+    days = min(max(days, 1), 365)
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    neglected = notes_list.neglected_customers(actor(), days=days, page=page)
+    if htmx.wants_fragment():
+        return htmx.render("notes/quality.html", "notes/_neglected.html", neglected=neglected, days=days)
+    return htmx.render("notes/quality.html", neglected=neglected, days=days,
+                       incomplete=notes_list.incomplete_notes(actor()))
+
+
+@bp.get("/mentions/suggest")
+@permission_required("note.comment")
+def mention_suggestions():
+    """<option>s for a <datalist>: the typed text with its trailing "@prefix"
+    completed to each matching active colleague."""
+    text = request.args.get("mention") or request.args.get("body") or request.args.get("q") or ""
+    return htmx.render("notes/suggestions.html", "notes/_suggestions.html",
+                       options=mentions.completions(text), text=text)
+
+
+@bp.post("/mentions/<int:mention_id>/read")
+@permission_required("note.comment")
+def mention_read(mention_id: int):
+    """Mark one of the user's mentions read and open its note. 404 for a mention
+    that is not theirs."""
+    mention = mentions.mark_mention_read(actor(), mention_id)
+    if mention is None:
+        abort(404)
+    if not policy.may_read_note(actor(), mention.note):
+        if not htmx.is_htmx():
+            flash(str(_l("That note is no longer there.")), "info")
+            return htmx.redirect(url_for("main.home"))
+        return htmx.no_swap((_l("That note is no longer there."), "info"))
+    return htmx.redirect(url_for("notes.show", note_id=mention.note_id))

@@ -1,0 +1,236 @@
+import re
+
+import pytest
+from sqlalchemy import select
+
+from extensions import db
+from models import Customer, CustomerChange, Tag, TagGroup
+from services import accounts, customers
+from services.customers import CustomerData
+from tests.conftest import TEST_PASSWORD, login
+
+HX = {"HX-Request": "true"}
+FORM = {"name": "王小明", "company": "", "mobile": "", "mobile_2": "", "landline": "", "email": "",
+        "address": "", "region": "", "type": "individual", "stage": "potential", "importance": "B",
+        "source": "call", "birthday": "", "owner_id": ""}
+
+
+@pytest.fixture
+def world(app):
+    """Two salespeople, one customer each, one pool customer, one archived."""
+    with app.app_context():
+        s1 = accounts.create_user("s1", TEST_PASSWORD, "sales")
+        s2 = accounts.create_user("s2", TEST_PASSWORD, "sales")
+        admin = accounts.create_user("boss", TEST_PASSWORD, "admin")
+        own = customers.create_customer(s1, CustomerData(name="甲客户", phones=[("mobile", "13800138000")],
+                                                         address="北京市朝阳区"))
+        foreign = customers.create_customer(s2, CustomerData(name="乙客户", phones=[("mobile", "13900139000")],
+                                                             address="上海市浦东新区"))
+        pool = customers.create_customer(admin, CustomerData(name="丙客户"))
+        archived = customers.create_customer(s1, CustomerData(name="丁客户"))
+        customers.archive(admin, archived)
+        return {"own": own.id, "foreign": foreign.id, "pool": pool.id, "archived": archived.id}
+
+
+def _as(client, app, role):
+    with app.app_context():
+        if role in ("s1", "s2", "boss"):
+            username = role
+        else:
+            username = f"{role}.x"
+            accounts.create_user(username, TEST_PASSWORD, role)
+    assert login(client, username).status_code == 303
+
+
+ENDPOINTS = [
+    ("get", "/customers/{id}"), ("get", "/customers/{id}/edit"), ("post", "/customers/{id}/edit"),
+    ("post", "/customers/{id}/archive"), ("post", "/customers/{id}/restore"),
+    ("post", "/customers/{id}/purge"), ("get", "/customers/{id}/history"),
+]
+# What a role gets for another salesperson's customer: 404 where it may not know the
+# customer, 403 where it may see it but not do this, 200/422 where allowed.
+EXPECTED_FOREIGN = {
+    "s1": [404, 404, 404, 403, 403, 403, 404],
+    "frontdesk": [200, 403, 403, 403, 403, 403, 403],
+    "manager": [200, 200, 422, 200, 204, 403, 200],
+}
+
+
+@pytest.mark.parametrize("role", list(EXPECTED_FOREIGN))
+@pytest.mark.parametrize("index", range(len(ENDPOINTS)))
+def test_role_endpoint_foreign_id_matrix(app, client, world, role, index):
+    _as(client, app, role)
+    method, path = ENDPOINTS[index]
+    expected = EXPECTED_FOREIGN[role][index]
+    url = path.format(id=world["foreign"])
+    response = getattr(client, method)(url, data={"name": ""}, headers=HX)
+    assert response.status_code == expected, (role, method, url)
+    if expected == 404:
+        assert "乙客户".encode() not in response.data and b"13900139000" not in response.data
+        full = getattr(client, method)(url, data={"name": ""})
+        assert full.status_code == 404
+    unknown = getattr(client, method)(path.format(id=999999), headers=HX)
+    assert unknown.status_code in (403, 404)
+
+
+def test_sales_sees_own_and_pool_in_the_list(app, client, world):
+    _as(client, app, "s1")
+    page = client.get("/customers").data.decode()
+    assert "甲客户" in page and "丙客户" in page
+    assert "乙客户" not in page and "丁客户" not in page
+
+
+def test_front_desk_sees_basic_card_only(app, client, world):
+    _as(client, app, "frontdesk")
+    page = client.get(f"/customers/{world['foreign']}").data.decode()
+    assert "乙客户" in page and "139 0013 9000" in page and "s2" in page
+    assert "上海市浦东新区" not in page  # the address is not on the basic card
+    assert "Change history" not in page
+
+
+def test_list_filter_fragment_and_bookmarkable_url(app, client, world):
+    _as(client, app, "boss")
+    full = client.get("/customers?owner=pool")
+    fragment = client.get("/customers?owner=pool", headers=HX)
+    assert b"<html" in full.data and b"<html" not in fragment.data
+    assert "丙客户".encode() in fragment.data and "甲客户".encode() not in fragment.data
+    assert "HX-Request" in fragment.headers["Vary"]
+    archived = client.get("/customers?archived=1", headers=HX).data.decode()
+    assert "丁客户" in archived and "甲客户" not in archived
+
+
+@pytest.mark.parametrize("query", ["?stage=bogus", "?page=-3", "?page=abc", "?tag=x&tag=999", "?sort=drop table",
+                                   "?q=" + "%27%22%3C%3E*?" * 40])
+def test_list_survives_odd_arguments(app, client, world, query):
+    _as(client, app, "boss")
+    assert client.get("/customers" + query).status_code == 200
+
+
+def test_create_customer_with_normalised_phone(app, client, world):
+    _as(client, app, "s1")
+    response = client.post("/customers/new", headers=HX, data={**FORM, "name": "新客户", "mobile": "+86 137-0013-7000"})
+    assert response.status_code == 204 and response.headers["HX-Redirect"].startswith("/customers/")
+    with app.app_context():
+        customer = db.session.scalar(select(Customer).where(Customer.name == "新客户"))
+        assert [p.digits for p in customer.phones] == ["13700137000"]
+        assert customer.owner.username == "s1"
+    page = client.get(response.headers["HX-Redirect"]).data.decode()
+    assert "137 0013 7000" in page and 'href="tel:13700137000"' in page
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("name", "", "This field is required"),
+    ("name", "x" * 101, "longer than 100"),
+    ("mobile", "abc-123", "Not a phone number"),
+    ("email", "not-an-email", "Not an email address"),
+    ("birthday", "1990-13-45", "Not a valid date"),
+    ("stage", "won", "Not a valid choice"),
+])
+def test_bad_input_shows_next_to_the_field_and_keeps_typing(app, client, world, field, value, message):
+    _as(client, app, "s1")
+    data = {**FORM, "company": '<script>alert(1)</script><b hx-get="/x">', field: value}
+    response = client.post("/customers/new", headers=HX, data=data)
+    assert response.status_code == 422
+    assert message in response.data.decode()
+    assert b'id="customer-form"' in response.data and b"<html" not in response.data
+    assert b"&lt;script&gt;alert(1)&lt;/script&gt;&lt;b hx-get=" in response.data
+    assert b"<script>alert" not in response.data
+
+
+def test_script_in_fields_is_shown_inert_on_the_card(app, client, world):
+    _as(client, app, "s1")
+    response = client.post("/customers/new", data={**FORM, "name": '<img src=x onerror=alert(1)>',
+                                                   "address": '<a hx-post="/logout">x</a>'})
+    page = client.get(response.headers["Location"]).data.decode()
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert '<a hx-post="/logout">' not in page
+
+
+def test_duplicate_warning_while_typing(app, client, world):
+    _as(client, app, "s1")
+    own = client.get("/customers/duplicates?mobile=138-0013-8000", headers=HX).data.decode()
+    assert "甲客户" in own and "same phone" in own
+    foreign = client.get("/customers/duplicates?mobile=13900139000", headers=HX).data.decode()
+    assert "A customer you cannot open" in foreign and "s2" in foreign
+    assert "乙客户" not in foreign and "上海" not in foreign
+    assert client.get("/customers/duplicates?name=nobody", headers=HX).data.strip() == b""
+
+
+def test_duplicate_on_save_needs_save_anyway(app, client, world):
+    _as(client, app, "s1")
+    data = {**FORM, "name": "另一个人", "mobile": "13900139000"}
+    first = client.post("/customers/new", headers=HX, data=data)
+    assert first.status_code == 422 and b"acknowledge_duplicates" in first.data
+    assert "另一个人".encode() in first.data  # typing kept
+    second = client.post("/customers/new", headers=HX, data={**data, "acknowledge_duplicates": "y"})
+    assert second.status_code == 204
+
+
+def test_owner_cannot_be_set_through_the_form_by_sales(app, client, world):
+    _as(client, app, "s1")
+    with app.app_context():
+        s2 = accounts.get_by_username("s2").id
+    client.post("/customers/new", data={**FORM, "name": "想给别人", "owner_id": str(s2)})
+    client.post(f"/customers/{world['own']}/edit", data={**FORM, "name": "甲客户", "owner_id": str(s2)})
+    with app.app_context():
+        assert db.session.scalar(select(Customer).where(Customer.name == "想给别人")).owner.username == "s1"
+        assert db.session.get(Customer, world["own"]).owner.username == "s1"
+
+
+def test_edit_records_history_and_shows_it(app, client, world):
+    _as(client, app, "s1")
+    form = client.get(f"/customers/{world['own']}/edit").data.decode()
+    assert 'value="13800138000"' in form
+    response = client.post(f"/customers/{world['own']}/edit", headers=HX,
+                           data={**FORM, "name": "甲客户", "mobile": "13800138000", "stage": "deal",
+                                 "address": "北京市朝阳区"})
+    assert response.status_code == 204
+    history = client.get(f"/customers/{world['own']}/history", headers=HX).data.decode()
+    assert "Stage" in history and "Potential" in history and "Deal" in history
+    assert "<html" not in history
+    assert "<html" in client.get(f"/customers/{world['own']}/history").data.decode()
+
+
+def test_archive_with_undo_and_restore(app, client, world):
+    _as(client, app, "manager")
+    response = client.post(f"/customers/{world['own']}/archive", headers=HX)
+    assert response.status_code == 200 and b'id="customer-card"' in response.data
+    toast = response.headers["HX-Trigger"]
+    assert f"/customers/{world['own']}/restore" in toast
+    assert "甲客户" not in client.get("/customers").data.decode()
+    undo = client.post(f"/customers/{world['own']}/restore", headers=HX)
+    assert undo.status_code == 204 and undo.headers["HX-Refresh"] == "true"
+    assert "甲客户" in client.get("/customers").data.decode()
+
+
+def test_purge_needs_the_typed_name_and_admin(app, client, world):
+    _as(client, app, "boss")
+    wrong = client.post(f"/customers/{world['archived']}/purge", headers=HX, data={"confirm_name": "丁"})
+    assert wrong.status_code == 422 and b"Type the customer" in wrong.data
+    not_archived = client.post(f"/customers/{world['own']}/purge", headers=HX, data={"confirm_name": "甲客户"})
+    assert not_archived.status_code == 422
+    done = client.post(f"/customers/{world['archived']}/purge", headers=HX, data={"confirm_name": "丁客户"})
+    assert done.headers["HX-Redirect"] == "/customers?archived=1"
+    with app.app_context():
+        assert db.session.get(Customer, world["archived"]) is None
+        assert not db.session.scalars(select(CustomerChange).where(CustomerChange.customer_id == world["archived"])).all()
+
+
+def test_tag_filter_counts_in_list(app, client, world):
+    with app.app_context():
+        group = TagGroup(name="行业")
+        db.session.add(group)
+        db.session.flush()
+        a, b = Tag(group_id=group.id, name="制造"), Tag(group_id=group.id, name="教育")
+        db.session.add_all([a, b])
+        db.session.commit()
+        boss = accounts.get_by_username("boss")
+        customers.set_tags(boss, db.session.get(Customer, world["own"]), [a.id, b.id])
+        customers.set_tags(boss, db.session.get(Customer, world["pool"]), [a.id])
+        a_id, b_id = a.id, b.id
+    _as(client, app, "boss")
+    both = client.get(f"/customers?tag={a_id}&tag={b_id}", headers=HX).data.decode()
+    assert "甲客户" in both and "丙客户" not in both
+    one = client.get(f"/customers?tag={a_id}", headers=HX).data.decode()
+    assert "甲客户" in one and "丙客户" in one
+    assert re.search(r"2 customers", one)
