@@ -234,3 +234,36 @@ def test_tag_filter_counts_in_list(app, client, world):
     one = client.get(f"/customers?tag={a_id}", headers=HX).data.decode()
     assert "甲客户" in one and "丙客户" in one
     assert re.search(r"2 customers", one)
+
+
+def test_sales_form_has_no_owner_field_and_saves_without_it(app, client, world):
+    _as(client, app, "s1")
+    assert b'name="owner_id"' not in client.get("/customers/new").data
+    data = {k: v for k, v in FORM.items() if k != "owner_id"}
+    response = client.post("/customers/new", headers=HX, data={**data, "name": "无负责人字段"})
+    assert response.status_code == 204
+
+
+def test_merge_and_undo_through_the_views(app, client, world):
+    _as(client, app, "s1")
+    assert client.get(f"/customers/{world['own']}/merge").status_code == 403
+    assert client.post(f"/customers/{world['pool']}/merge", data={"drop_id": world["own"]}).status_code == 403
+    client.post("/logout")
+    _as(client, app, "manager")
+    page = client.get(f"/customers/{world['own']}/merge?q=丙").data.decode()
+    assert "丙客户" in page and "Merge into this one" in page
+    fragment = client.get(f"/customers/{world['own']}/merge?q=丙", headers=HX)
+    assert b"<html" not in fragment.data and "丙客户".encode() in fragment.data
+    assert client.post(f"/customers/{world['pool']}/merge", data={"drop_id": 999999}).status_code == 404
+    response = client.post(f"/customers/{world['pool']}/merge", data={"drop_id": world["own"]})
+    assert response.headers["Location"] == f"/customers/{world['pool']}"
+    merged = client.get(f"/customers/{world['own']}").data.decode()
+    assert "Merged into" in merged and "Undo merge" in merged
+    same = client.post(f"/customers/{world['pool']}/merge", headers=HX, data={"drop_id": world["pool"]})
+    assert same.status_code == 204 and "error" in same.headers["HX-Trigger"]
+    undone = client.post(f"/customers/{world['own']}/unmerge")
+    assert undone.headers["Location"] == f"/customers/{world['own']}"
+    with app.app_context():
+        assert db.session.get(Customer, world["own"]).archived_at is None
+    again = client.post(f"/customers/{world['own']}/unmerge", headers=HX)
+    assert again.status_code == 204 and "error" in again.headers["HX-Trigger"]

@@ -12,6 +12,7 @@ from blueprints.customers.forms import CustomerForm, PurgeForm
 from blueprints.security import client_ip
 from models import Role
 from services import customers, policy, tags
+from services import merge as merging
 from services.customers import CustomerData, CustomerFilter, DuplicateCustomer
 from services.errors import DomainError
 from services.policy import permission_required
@@ -58,10 +59,14 @@ def index():
 
 
 def _prepare_form(form: CustomerForm) -> CustomerForm:
-    owner_choices = [("", _l("Public pool"))] + [
-        (str(user.id), user.display_name) for user in customers.owner_choices()
-    ]
-    form.owner_id.choices = owner_choices
+    """Fill the choices; drop the owner field for users who may not choose owners,
+    so it can neither be submitted nor fail unseen."""
+    if not policy.may(actor(), "customer.choose_owner"):
+        del form.owner_id
+    else:
+        form.owner_id.choices = [("", _l("Public pool"))] + [
+            (str(user.id), user.display_name) for user in customers.owner_choices()
+        ]
     form.tag_ids.choices = [(tag.id, tag.name) for group in tags.all_groups() for tag in group.tags]
     return form
 
@@ -73,7 +78,7 @@ def form_data(form: CustomerForm) -> CustomerData:
         address=form.address.data or "", region=form.region.data or "",
         type=form.type.data, stage=form.stage.data, importance=form.importance.data,
         source=form.source.data, birthday=form.birthday.data,
-        owner_id=int(form.owner_id.data) if form.owner_id.data else None,
+        owner_id=int(form.owner_id.data) if "owner_id" in form and form.owner_id.data else None,
     )
 
 
@@ -92,7 +97,7 @@ def new():
     if request.method == "GET":
         form.name.data = request.args.get("name", "")[:100]
         form.mobile.data = request.args.get("phone", "")[:40]
-        if actor().role == Role.SALES:
+        if "owner_id" in form and actor().role == Role.SALES:
             form.owner_id.data = str(actor().id)
     if form.validate_on_submit():
         data = form_data(form)
@@ -199,7 +204,8 @@ def _fill_form(form: CustomerForm, customer) -> None:
     mobiles = numbers["mobile"] + [""] * 2
     form.mobile.data, form.mobile_2.data = mobiles[0], mobiles[1]
     form.landline.data = (numbers["landline"] + [""])[0]
-    form.owner_id.data = str(customer.owner_id) if customer.owner_id else ""
+    if "owner_id" in form:
+        form.owner_id.data = str(customer.owner_id) if customer.owner_id else ""
     form.tag_ids.data = [tag.id for tag in customer.tags]
 
 
@@ -281,3 +287,47 @@ def customer_labels():
         # For the history: stored values shown in words.
         "customer_value_labels": {**STAGE_LABELS, **TYPE_LABELS, **SOURCE_LABELS},
     }
+
+
+@bp.get("/<int:customer_id>/merge")
+@permission_required("customer.merge")
+def merge_candidates(customer_id: int):
+    """Pick the customer to merge this one into: likely duplicates first, or any
+    customer found by name, company or phone."""
+    customer = customer_or_404(customer_id, "customer.merge")
+    q = request.args.get("q", "")[:100].strip()
+    data = CustomerData(name=customer.name, company=customer.company,
+                        phones=[(p.kind, p.digits) for p in customer.phones], email=customer.email)
+    candidates = [c for c in customers.find_duplicates(data, exclude_id=customer.id, limit=10) if not c.archived]
+    if q:
+        found = customers.list_customers(actor(), CustomerFilter(q=q, per_page=10)).items
+        candidates += [c for c in found if c.id != customer.id and c not in candidates]
+    return htmx.render("customers/merge.html", "customers/_merge_candidates.html",
+                       customer=customer, candidates=candidates, q=q)
+
+
+@bp.post("/<int:customer_id>/merge")
+@permission_required("customer.merge")
+def merge(customer_id: int):
+    """Merge the customer ``drop_id`` into this one; audited, undoable."""
+    keep = customer_or_404(customer_id, "customer.merge")
+    drop = customer_or_404(request.form.get("drop_id", 0, type=int), "customer.merge")
+    try:
+        merging.merge_customers(actor(), keep, drop, ip=client_ip())
+    except DomainError as refused:
+        return htmx.no_swap((refused.message, "error"))
+    htmx.notify(_l("%(drop)s was merged into %(keep)s.", drop=drop.name, keep=keep.name))
+    return htmx.redirect(url_for("customers.detail", customer_id=keep.id))
+
+
+@bp.post("/<int:customer_id>/unmerge")
+@permission_required("customer.merge")
+def unmerge(customer_id: int):
+    """Undo the merge that archived this customer."""
+    drop = customer_or_404(customer_id, "customer.merge")
+    try:
+        merging.undo_merge(actor(), drop, ip=client_ip())
+    except DomainError as refused:
+        return htmx.no_swap((refused.message, "error"))
+    htmx.notify(_l("The merge was undone."))
+    return htmx.redirect(url_for("customers.detail", customer_id=drop.id))

@@ -1,0 +1,118 @@
+"""Merging duplicate customers (C3), and undoing a merge.
+
+A merge moves the notes, follow-up tasks and field history of the dropped customer to
+the kept one, adds its tags and phone numbers, and archives it as "merged into …".
+The audit line records exactly what moved, which is what an undo moves back.
+"""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, update
+
+from extensions import db
+from models import (
+    AuditEvent,
+    Customer,
+    CustomerChange,
+    CustomerNote,
+    CustomerPhone,
+    FollowUpTask,
+    User,
+    utcnow,
+)
+from services import audit
+from services.errors import DomainError
+
+
+def _ids(model, customer_id: int) -> list[int]:
+    return list(db.session.scalars(select(model.id).where(model.customer_id == customer_id)))
+
+
+def _move(model, ids: list[int], to_customer: int) -> None:
+    if ids:
+        db.session.execute(update(model).where(model.id.in_(ids)).values(customer_id=to_customer))
+
+
+def _refresh_last_contact(customer: Customer) -> None:
+    customer.last_contact_at = db.session.scalar(
+        select(func.max(func.coalesce(CustomerNote.contacted_at, CustomerNote.created_at)))
+        .where(CustomerNote.customer_id == customer.id, CustomerNote.deleted_at.is_(None))
+    )
+
+
+def merge_customers(actor: User, keep: Customer, drop: Customer, *, ip: str | None = None) -> AuditEvent:
+    """Merge ``drop`` into ``keep``. Raises DomainError for the same customer twice
+    or an archived one. Returns the audit line (it is also the undo record)."""
+    if keep.id == drop.id:
+        raise DomainError(_l("Choose two different customers."), "drop_id")
+    if keep.archived or drop.archived:
+        raise DomainError(_l("Archived customers cannot be merged; restore them first."), "drop_id")
+    moved = {
+        "note_ids": _ids(CustomerNote, drop.id),
+        "task_ids": _ids(FollowUpTask, drop.id),
+        "change_ids": _ids(CustomerChange, drop.id),
+    }
+    for model, key in ((CustomerNote, "note_ids"), (FollowUpTask, "task_ids"), (CustomerChange, "change_ids")):
+        _move(model, moved[key], keep.id)
+    kept_tags = {tag.id for tag in keep.tags}
+    added_tags = [tag for tag in drop.tags if tag.id not in kept_tags]
+    keep.tags = list(keep.tags) + added_tags
+    kept_digits = {phone.digits for phone in keep.phones}
+    added_phones = []
+    for phone in drop.phones:
+        if phone.digits not in kept_digits:
+            copy = CustomerPhone(kind=phone.kind, digits=phone.digits, position=len(keep.phones))
+            keep.phones.append(copy)
+            added_phones.append(copy)
+    drop.archived_at = utcnow()
+    drop.merged_into_id = keep.id
+    db.session.flush()
+    _refresh_last_contact(keep)
+    db.session.add(CustomerChange(customer_id=keep.id, user_id=actor.id, field="merged",
+                                  old_value="", new_value=f"#{drop.id} {drop.name}"))
+    event = audit.record(
+        "customer.merge", actor, ip=ip, target=drop, keep_id=keep.id,
+        tag_ids=[tag.id for tag in added_tags], phone_ids=[phone.id for phone in added_phones], **moved,
+    )
+    db.session.commit()
+    return event
+
+
+def last_merge(drop: Customer) -> AuditEvent | None:
+    return db.session.scalar(
+        select(AuditEvent).where(AuditEvent.action == "customer.merge",
+                                 AuditEvent.target_type == "customers", AuditEvent.target_id == drop.id)
+        .order_by(AuditEvent.id.desc()).limit(1)
+    )
+
+
+def undo_merge(actor: User, drop: Customer, *, ip: str | None = None) -> Customer:
+    """Undo the merge that archived ``drop``: what moved goes back (notes, tasks and
+    history that are still on the kept customer), the added tags and phones are taken
+    off it, and ``drop`` is active again. Returns the kept customer. Raises
+    DomainError when ``drop`` is not a merged record."""
+    event = last_merge(drop) if drop.merged_into_id else None
+    keep = db.session.get(Customer, drop.merged_into_id) if drop.merged_into_id else None
+    if event is None or keep is None:
+        raise DomainError(_l("This customer is not the result of a merge."))
+    details = event.details
+    for model, key in ((CustomerNote, "note_ids"), (FollowUpTask, "task_ids"), (CustomerChange, "change_ids")):
+        ids = [i for i in details.get(key, [])]
+        if ids:
+            db.session.execute(update(model).where(model.id.in_(ids), model.customer_id == keep.id)
+                               .values(customer_id=drop.id))
+    added = set(details.get("tag_ids", []))
+    keep.tags = [tag for tag in keep.tags if tag.id not in added]
+    phone_ids = set(details.get("phone_ids", []))
+    keep.phones = [phone for phone in keep.phones if phone.id not in phone_ids]
+    drop.archived_at = None
+    drop.merged_into_id = None
+    db.session.flush()
+    _refresh_last_contact(keep)
+    _refresh_last_contact(drop)
+    db.session.add(CustomerChange(customer_id=keep.id, user_id=actor.id, field="merged",
+                                  old_value=f"#{drop.id} {drop.name}", new_value=""))
+    audit.record("customer.unmerge", actor, ip=ip, target=drop, keep_id=keep.id, merge_event=event.id)
+    db.session.commit()
+    return keep
