@@ -33,7 +33,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.init_app(app)
     htmx.init_app(app)
 
-    from blueprints import admin, auth, customers, errors, i18n, main, notes, security, tags, tasks
+    from blueprints import admin, auth, customers, errors, i18n, main, notes, pool, pool_admin, security, tags, tasks
 
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
     i18n.init_app(app)
@@ -42,7 +42,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(main.bp)
     app.register_blueprint(admin.bp)
-    for module in (customers, notes, tags, tasks):
+    app.register_blueprint(pool_admin.bp)
+    for module in (customers, notes, pool, tags, tasks):
         app.register_blueprint(module.bp)
 
     import cli

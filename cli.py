@@ -105,6 +105,29 @@ def demo_data_command(seed, user_count, customer_count, note_count, password_std
         click.echo("Created {customers} customers, {notes} notes, {tasks} follow-up tasks.".format(**counts))
 
 
+@click.group("pool")
+def pool_group():
+    """The public pool (公海)."""
+
+
+@pool_group.command("recycle")
+@click.option("--dry-run", is_flag=True, help="Only print what would be recycled, and why.")
+@with_appcontext
+def pool_recycle_command(dry_run):
+    """Return neglected customers to the pool (for cron; safe to run twice at once)."""
+    from services import pool, settings
+
+    done = pool.recycle_due_customers(dry_run=dry_run)
+    days = settings.get("pool.recycle_days")
+    for customer, clock in done:
+        owner = customer.owner.username if customer.owner else "?"
+        click.echo(f"  #{customer.id} {customer.name} (owner {owner}): no effective follow-up since "
+                   f"{clock.started_at:%Y-%m-%d %H:%M} UTC, more than {days} days")
+    verb = "Would recycle" if dry_run else "Recycled"
+    click.echo(f"{verb} {len(done)} customers.")
+
+
 def init_app(app) -> None:
-    for command in (init_command, create_user_command, ensure_admin_command, demo_data_command):
+    for command in (init_command, create_user_command, ensure_admin_command, demo_data_command,
+                    pool_group):
         app.cli.add_command(command)

@@ -23,6 +23,7 @@ from models.note import (
     NoteTemplate,
     note_tags,
 )
+from models.pool import PoolEvent, PoolEventKind, Setting
 from models.tag import COLOURS, Tag, TagGroup
 from models.task import FollowUpTask
 from models.user import LoginThrottle, Role, User
@@ -30,6 +31,7 @@ from models.user import LoginThrottle, Role, User
 __all__ = [
     "COLOURS", "SECTIONS", "AuditEvent", "Customer", "CustomerChange", "CustomerNote",
     "CustomerPhone", "CustomerType", "FollowUpTask", "Importance", "LoginThrottle", "Mention",
-    "NoteComment", "NoteKind", "NoteRevision", "NoteTemplate", "PhoneKind", "Role", "Source",
+    "NoteComment", "NoteKind", "NoteRevision", "NoteTemplate", "PhoneKind", "PoolEvent",
+    "PoolEventKind", "Role", "Setting", "Source",
     "Stage", "Tag", "TagGroup", "User", "customer_tags", "note_tags", "utcnow",
 ]

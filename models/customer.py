@@ -89,6 +89,12 @@ class Customer(db.Model):
     # Time of the newest note (its contact time when given).
     last_contact_at: Mapped[datetime | None] = mapped_column(index=True)
     archived_at: Mapped[datetime | None] = mapped_column(index=True)
+    # Public pool (P1–P7): when the current owner got the customer (the recycle clock
+    # starts no earlier), the owner's lock against recycling, why it is in the pool.
+    owned_since: Mapped[datetime | None]
+    recycle_locked: Mapped[bool] = mapped_column(default=False)
+    times_recycled: Mapped[int] = mapped_column(default=0)
+    pool_reason: Mapped[str] = mapped_column(String(16), default="")
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
 
     owner = relationship("User", foreign_keys=[owner_id], lazy="joined")

@@ -24,7 +24,7 @@ from models import (
     customer_tags,
     utcnow,
 )
-from services import audit, phones, policy
+from services import audit, phones, policy, pool
 from services.errors import DomainError
 
 # Fields compared for the history, in the order the form shows them.
@@ -139,10 +139,11 @@ def create_customer(
         raise DuplicateCustomer(duplicates)
     owner_id = _owner_for_new(actor, data)
     _check_owner(owner_id)
-    customer = Customer(created_by_id=actor.id, owner_id=owner_id)
+    customer = Customer(created_by_id=actor.id, owner_id=owner_id, created_at=utcnow())
     _apply(customer, data)
     db.session.add(customer)
     db.session.flush()
+    pool.record_created(customer, actor)
     if duplicates:
         audit.record("customer.create_despite_duplicate", actor, ip=ip, target=customer,
                      duplicates=[c.id for c in duplicates])
@@ -169,15 +170,15 @@ def update_customer(
     ip: str | None = None,
 ) -> list[CustomerChange]:
     """Save edits; every changed field is kept in the history (C5). The owner changes
-    only when ``actor`` may choose owners. Raises DuplicateCustomer unless
+    only when ``actor`` may assign customers (a pool event is recorded). Raises DuplicateCustomer unless
     acknowledged."""
     duplicates = find_duplicates(data, exclude_id=customer.id)
     if duplicates and not acknowledge_duplicates:
         raise DuplicateCustomer(duplicates)
     before = _snapshot(customer)
-    if policy.may(actor, "customer.choose_owner") and data.owner_id != customer.owner_id:
+    if policy.may(actor, "pool.assign") and data.owner_id != customer.owner_id:
         _check_owner(data.owner_id)
-        customer.owner_id = data.owner_id
+        pool.record_owner_change(actor, customer, data.owner_id)
     _apply(customer, data)
     db.session.flush()
     after = _snapshot(customer)

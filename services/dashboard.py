@@ -1,5 +1,6 @@
 """The home page's content per role (F2): follow-ups due, recent customers, unread
-mentions, and for the front desk the day's calls and visits.
+mentions, own customers about to be recycled to the pool (P5), and for the front desk
+the day's calls and visits.
 
 Like the task service it takes ``today`` (a date in the office time zone) and the
 time zone's name from the caller, so it never depends on a request or the clock.
@@ -16,7 +17,7 @@ from sqlalchemy.orm import joinedload
 
 from extensions import db
 from models import Customer, CustomerNote, FollowUpTask, Mention, NoteKind, Role, User
-from services import policy, tasks
+from services import policy, pool, tasks
 
 LIMIT = 10
 # Kinds of note that mean someone rang or walked in: the front desk's day.
@@ -34,6 +35,8 @@ class Dashboard:
     mentions: list[Mention] = field(default_factory=list)
     todays_contacts: list[CustomerNote] = field(default_factory=list)
     overdue_everybody: int | None = None
+    # (customer, RecycleClock) pairs: own customers recycled within the warning days.
+    recycling_soon: list = field(default_factory=list)
 
 
 def build(user: User, *, today: date, timezone: str) -> Dashboard:
@@ -50,6 +53,7 @@ def build(user: User, *, today: date, timezone: str) -> Dashboard:
         due_tasks=tasks.due_now(user, today),
         recent_customers=recent_customers(user),
         mentions=unread_mentions(user),
+        recycling_soon=pool.due_soon(user.id),
     )
     if policy.may(user, "task.view_all"):
         board.overdue_everybody = tasks.count_overdue(user, today)

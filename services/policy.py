@@ -37,7 +37,10 @@ PERMISSIONS: dict[str, tuple[str, frozenset[Role]]] = {
     ),
     "customer.create": ("Create customers", frozenset({A, M, S, F})),
     "customer.edit": ("Edit a customer's fields and tags (sales: own customers)", frozenset({A, M, S})),
-    "customer.choose_owner": ("Set the owner when creating or editing a customer", frozenset({A, M})),
+    "customer.choose_owner": (
+        "Set the owner when creating a customer (managers also when editing)",
+        frozenset({A, M, F}),
+    ),
     "customer.archive": ("Archive and restore customers", frozenset({A, M})),
     "customer.merge": ("Merge duplicate customers, and undo a merge", frozenset({A, M})),
     "customer.purge": ("Delete an archived customer for good", frozenset({A})),
@@ -60,6 +63,13 @@ PERMISSIONS: dict[str, tuple[str, frozenset[Role]]] = {
         frozenset({A, M, S, F}),
     ),
     "quality.view": ("Note quality view (missing sections, neglected customers)", frozenset({A, M})),
+    "pool.view": ("Open the public pool (公海) and its customers' notes", frozenset({A, M, S})),
+    "pool.claim": ("Claim a customer from the pool (领取)", frozenset({S})),
+    "pool.release": ("Return a customer to the pool (own customers; managers any)", frozenset({A, M, S})),
+    "pool.assign": ("Assign customers to a salesperson, single or bulk (分配)", frozenset({A, M})),
+    "pool.lock": ("Lock a customer against recycling (own customers; managers any)", frozenset({A, M, S})),
+    "pool.history": ("Pool events of all customers, tonight's recycling batch", frozenset({A, M})),
+    "settings.edit": ("Edit the office settings (pool rules)", frozenset({A})),
 }
 
 # Note kinds the front desk may write.
@@ -177,7 +187,13 @@ def _may_update_task(user: User, task) -> bool:
     return _sees_all(user) or task.assignee_id == user.id
 
 
+def _may_handle_owned(user: User, customer) -> bool:
+    return _sees_all(user) or (customer.owner_id is not None and customer.owner_id == user.id)
+
+
 _OBJECT_RULES = {
+    "pool.release": _may_handle_owned,
+    "pool.lock": _may_handle_owned,
     "users.manage": _may_manage_user,
     "customer.view": _may_see_customer,
     "customer.view_details": _may_see_customer,

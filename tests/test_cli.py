@@ -103,3 +103,25 @@ def test_demo_data_customers_notes_tags_and_tasks(app, runner):
         made = customers.create_customer(manager, CustomerData(name="之后新建"))
         assert made.id > 60
         assert db.session.scalar(select(func.count()).select_from(FollowUpTask)) >= 0
+
+
+def test_pool_recycle_command_and_dry_run(app, runner):
+    from datetime import timedelta
+
+    from models import Customer, utcnow
+    from services import customers
+    from services.customers import CustomerData
+
+    with app.app_context():
+        owner = accounts.create_user("owner.one", "a decent passphrase", "sales")
+        customer = customers.create_customer(owner, CustomerData(name="久未联系"))
+        customer.owned_since = utcnow() - timedelta(days=40)
+        db.session.commit()
+        customer_id = customer.id
+    preview = runner.invoke(args=["pool", "recycle", "--dry-run"])
+    assert preview.exit_code == 0 and "久未联系" in preview.output and "Would recycle 1" in preview.output
+    with app.app_context():
+        assert db.session.get(Customer, customer_id).owner_id is not None
+    done = runner.invoke(args=["pool", "recycle"])
+    assert "Recycled 1 customers." in done.output
+    assert "Recycled 0 customers." in runner.invoke(args=["pool", "recycle"]).output

@@ -230,3 +230,65 @@ def test_home_fragment_and_chinese(client, login_as):
     page = client.get("/", headers=HX)
     assert page.status_code == 200 and "HX-Request" in page.headers["Vary"]
     assert "欢迎" in page.data.decode()
+
+
+# ---- recycling soon (P5) ------------------------------------------------------------------
+
+def _owned_for(customer: Customer, days: int) -> None:
+    from models import utcnow
+
+    customer.owned_since = utcnow() - timedelta(days=days)
+    db.session.commit()
+
+
+def test_recycling_soon_lists_my_customers_soonest_first(ctx):
+    li, wang = person(), person()
+    later, sooner, safe, theirs = (new_customer(li, n) for n in ("三天后", "明天", "还早", "别人的"))
+    deal = customers.create_customer(li, CustomerData(name="成交了", stage="deal"), acknowledge_duplicates=True)
+    theirs.owner_id = wang.id
+    for customer, days in ((later, 27), (sooner, 29), (safe, 10), (theirs, 29), (deal, 29)):
+        _owned_for(customer, days)
+    board = dashboard.build(li, today=date.today(), timezone=ZONE)
+    assert [(c.name, clock.days_left) for c, clock in board.recycling_soon] == [("明天", 1), ("三天后", 3)]
+    desk = person("frontdesk")
+    assert dashboard.build(desk, today=date.today(), timezone=ZONE).recycling_soon == []
+
+
+@pytest.mark.parametrize("role", ["sales", "manager"])
+def test_home_shows_recycling_countdown(app, client, login_as, role):
+    me = login_as(role)
+    with app.app_context():
+        customer = customers.create_customer(db.session.get(User, me.id), CustomerData(name="快回收了", owner_id=me.id),
+                                             acknowledge_duplicates=True)
+        _owned_for(customer, 27)
+        customer_id = customer.id
+    html = client.get("/").data.decode()
+    section = html.split('id="dash-recycling"')[1].split("</section>")[0]
+    assert f'href="/customers/{customer_id}"' in section and "快回收了" in section
+    assert "Recycled in 3 days" in section
+
+
+def test_home_recycling_empty_state_and_front_desk(client, login_as):
+    login_as("sales")
+    html = client.get("/").data.decode()
+    assert 'data-testid="no-recycling-soon"' in html
+    assert "None of your customers is about to return to the public pool." in html
+    assert 'data-testid="recycling-link"' not in html  # sales do not see tonight's batch
+
+
+def test_front_desk_home_has_no_recycling_section(client, login_as):
+    login_as("frontdesk")
+    assert 'id="dash-recycling"' not in client.get("/").data.decode()
+
+
+def test_manager_home_links_the_batch_and_warns_of_a_missing_sweep(app, client, login_as):
+    from services import pool
+
+    login_as("manager")
+    html = client.get("/").data.decode()
+    link = html.split('data-testid="recycling-link"')[1].split("</p>")[0]
+    assert 'href="/pool/recycling"' in link and "check the cron job" in link
+    with app.app_context():
+        pool.recycle_due_customers()
+    link = client.get("/").data.decode().split('data-testid="recycling-link"')[1].split("</p>")[0]
+    assert 'href="/pool/recycling"' in link and "check the cron job" not in link

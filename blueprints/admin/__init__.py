@@ -11,7 +11,7 @@ from blueprints.admin.forms import UserCreateForm, UserEditForm
 from blueprints.security import client_ip
 from extensions import db
 from models import User
-from services import accounts, audit
+from services import accounts, audit, customers, pool
 from services.errors import DomainError
 from services.policy import authorize, permission_required
 
@@ -102,12 +102,30 @@ def set_active(user_id: int):
     """Deactivate (``active=0``; every session ends at once) or reactivate."""
     user = get_managed_user(user_id)
     active = request.form.get("active") == "1"
+    if not active and user.active and pool.owned_count_all(user.id):
+        # P7: their customers go to the pool or a colleague, in the same transaction.
+        if "handover_to" not in request.form:
+            return htmx.render("admin/handover.html", "admin/_handover_row.html", user=user,
+                               owned=pool.owned_count_all(user.id), colleagues=_colleagues(user))
+        to_user = request.form.get("handover_to", type=int)
+        try:
+            moved = pool.handover_customers(_actor(), user, to_user, commit=False)
+        except DomainError as refused:
+            return htmx.render("admin/handover.html", "admin/_handover_row.html", user=user, status=422,
+                               owned=pool.owned_count_all(user.id), colleagues=_colleagues(user),
+                               error=refused.message)
+        audit.record("user.handover", _actor(), ip=client_ip(), target=user, customers=moved,
+                     to_user_id=to_user)
     accounts.set_active(_actor(), user, active, ip=client_ip())
     message = _l("%(name)s reactivated.", name=user.username) if active else _l(
         "%(name)s deactivated. Their sessions have ended.", name=user.username
     )
     return htmx.render("admin/users.html", "admin/_user_row.html", user=user,
                        users=accounts.list_users(), toast=message)
+
+
+def _colleagues(leaving: User) -> list[User]:
+    return [u for u in customers.owner_choices() if u.id != leaving.id and u.role in ("sales", "manager")]
 
 
 @bp.post("/users/<int:user_id>/reset-password")

@@ -58,10 +58,11 @@ def index():
     )
 
 
-def _prepare_form(form: CustomerForm) -> CustomerForm:
-    """Fill the choices; drop the owner field for users who may not choose owners,
-    so it can neither be submitted nor fail unseen."""
-    if not policy.may(actor(), "customer.choose_owner"):
+def _prepare_form(form: CustomerForm, *, editing: bool = False) -> CustomerForm:
+    """Fill the choices; drop the owner field for users who may not set it (on
+    entry: choose_owner; on edit: pool.assign), so it can neither be submitted nor
+    fail unseen."""
+    if not policy.may(actor(), "pool.assign" if editing else "customer.choose_owner"):
         del form.owner_id
     else:
         form.owner_id.choices = [("", _l("Public pool"))] + [
@@ -161,7 +162,10 @@ def detail(customer_id: int):
     from blueprints.notes import customer_notes_context
     from blueprints.tasks import customer_tasks_context
 
+    from blueprints.pool import panel_context
+
     context.update(customer_notes_context(actor(), customer))
+    context.update(panel_context(customer))
     if policy.may(actor(), "customer.view_details", customer):
         context.update(customer_tasks_context(actor(), customer))
     return htmx.render("customers/detail.html", **context)
@@ -172,12 +176,12 @@ def detail(customer_id: int):
 def edit(customer_id: int):
     """Edit the card; every changed field goes into the history."""
     customer = customer_or_404(customer_id, "customer.edit")
-    form = _prepare_form(CustomerForm(request.form if request.method == "POST" else None))
+    form = _prepare_form(CustomerForm(request.form if request.method == "POST" else None), editing=True)
     if request.method == "GET":
         _fill_form(form, customer)
     if form.validate_on_submit():
         data = form_data(form)
-        if not policy.may(actor(), "customer.choose_owner"):
+        if not policy.may(actor(), "pool.assign"):
             data.owner_id = customer.owner_id
         try:
             customers.update_customer(actor(), customer, data,

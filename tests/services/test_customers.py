@@ -53,11 +53,14 @@ def test_phone_refusals(raw):
 
 def test_owner_by_role(staff):
     sales = customers.create_customer(staff["sales"], CustomerData(name="张伟"))
-    desk = customers.create_customer(staff["frontdesk"], CustomerData(name="李娜", owner_id=staff["sales"].id))
+    routed = customers.create_customer(staff["frontdesk"], CustomerData(name="李娜", owner_id=staff["sales"].id))
+    desk = customers.create_customer(staff["frontdesk"], CustomerData(name="赵敏"))
     managed = customers.create_customer(staff["manager"], CustomerData(name="王芳", owner_id=staff["sales2"].id))
     assert sales.owner_id == staff["sales"].id
-    assert desk.owner_id is None  # front desk cannot choose: into the pool
+    assert routed.owner_id == staff["sales"].id  # front desk routes a caller to a salesperson
+    assert desk.owner_id is None  # or, by default, into the pool
     assert managed.owner_id == staff["sales2"].id
+    assert sales.owned_since is not None and desk.pool_reason == "new"
 
 
 def test_owner_must_be_an_active_colleague(staff):

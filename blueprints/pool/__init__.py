@@ -1,0 +1,162 @@
+"""The public pool (公海): the pool page, and claim / release / lock / assign on a
+customer, each answering with the piece of page it changed."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, request, url_for
+from flask_babel import lazy_gettext as _l
+
+from blueprints import htmx
+from blueprints.access import MAX_ID, actor, customer_or_404
+from blueprints.customers import parse_filter
+from extensions import db
+from services import customers, pool, policy, tags
+from services.errors import DomainError
+from services.policy import permission_required
+from services.pool import RELEASE_REASONS, PoolRefusal
+from services.pool_list import POOL_SORTS, PoolFilter, list_pool
+
+bp = Blueprint("pool", __name__)
+
+REASON_LABELS = {"new": _l("New"), "released": _l("Released"), "recycled": _l("Recycled")}
+
+
+def parse_pool_filter(args) -> PoolFilter:
+    base = parse_filter(args)
+    reason = args.get("reason", "")
+    return PoolFilter(
+        base=base, reason=reason if reason in REASON_LABELS else "",
+        min_recycled=max(0, min(args.get("min_recycled", 0, type=int) or 0, 1000)),
+        no_contact_days=max(0, min(args.get("no_contact_days", 0, type=int) or 0, 3650)),
+        sort=args.get("sort") if args.get("sort") in POOL_SORTS else "stale",
+    )
+
+
+def _pool_args(flt: PoolFilter) -> dict:
+    args = {k: v for k, v in flt.base.as_args().items() if k not in ("sort",)}
+    args.update({k: v for k, v in (("reason", flt.reason), ("min_recycled", flt.min_recycled),
+                                   ("no_contact_days", flt.no_contact_days)) if v})
+    if flt.sort != "stale":
+        args["sort"] = flt.sort
+    return args
+
+
+@bp.get("/pool")
+@permission_required("pool.view")
+def index():
+    """Every customer with no owner, filtered; htmx swaps only the results."""
+    flt = parse_pool_filter(request.args)
+    page = list_pool(actor(), flt)
+
+    def toggle_tag_url(tag_id: int) -> str:
+        args = {**_pool_args(flt), "tag": sorted(set(flt.base.tag_ids) ^ {tag_id})}
+        args.pop("page", None)
+        return url_for("pool.index", **args)
+
+    return htmx.render("pool/index.html", "pool/_results.html", page=page, flt=flt,
+                       args=_pool_args(flt), groups=tags.all_groups(), toggle_tag_url=toggle_tag_url)
+
+
+def _panel(customer, *, toast=None, status=200):
+    """The pool panel of the customer page, re-rendered after an action."""
+    return htmx.render("pool/customer_pool.html", "pool/_panel.html", customer=customer,
+                       status=status, toast=toast, **panel_context(customer))
+
+
+def panel_context(customer) -> dict:
+    """What templates/pool/_panel.html needs; the customer page calls this too."""
+    user = actor()
+    context = {"release_reasons": RELEASE_REASONS, "recycle": None, "pool_events": [],
+               "assignees": []}
+    if customer.owner_id is not None and policy.may(user, "customer.view_details", customer):
+        context["recycle"] = pool.recycle_clock(customer)
+    if policy.may(user, "customer.view_details", customer):
+        context["pool_events"] = pool.events_for(customer, limit=20)
+    if policy.may(user, "pool.assign"):
+        context["assignees"] = [u for u in customers.owner_choices() if u.role in ("sales", "manager")]
+    return context
+
+
+@bp.post("/pool/<int:customer_id>/claim")
+@permission_required("pool.claim")
+def claim(customer_id: int):
+    """领取: exactly one of several simultaneous claimers wins; the others are told
+    who won (as the duplicate check would tell them) and see nothing more of it."""
+    if not 0 < customer_id <= MAX_ID or customers.get(customer_id) is None:
+        abort(404)
+    from_list = request.form.get("from") == "list"
+    try:
+        customer = pool.claim_customer(actor(), customer_id)
+    except PoolRefusal as refused:
+        if from_list:
+            return htmx.render("pool/_row_taken.html", "pool/_row_taken.html", customer_id=customer_id,
+                               refusal=refused.message, toast=(refused.message, "error"))
+        return htmx.no_swap((refused.message, "error"))
+    message = _l("%(name)s is now yours.", name=customer.name)
+    if from_list:
+        return htmx.render("pool/_row.html", "pool/_row.html", customer=customer, toast=message)
+    return _panel(customer, toast=message)
+
+
+@bp.post("/customers/<int:customer_id>/release")
+@permission_required("pool.release")
+def release(customer_id: int):
+    """退回公海, with a reason."""
+    customer = customer_or_404(customer_id, "pool.release")
+    try:
+        pool.release_to_pool(actor(), customer, request.form.get("reason", ""),
+                             request.form.get("reason_text", "")[:250])
+    except DomainError as refused:
+        return _panel(customer, toast=(refused.message, "error"), status=422)
+    return _panel(customer, toast=_l("%(name)s is back in the public pool.", name=customer.name))
+
+
+@bp.post("/customers/<int:customer_id>/lock")
+@permission_required("pool.lock")
+def lock(customer_id: int):
+    """锁定 / unlock against recycling."""
+    customer = customer_or_404(customer_id, "pool.lock")
+    locked = request.form.get("locked") == "1"
+    try:
+        pool.set_recycle_lock(actor(), customer, locked)
+    except PoolRefusal as refused:
+        return _panel(customer, toast=(refused.message, "error"), status=422)
+    return _panel(customer, toast=_l("Locked against recycling.") if locked else _l("Unlocked."))
+
+
+@bp.post("/customers/<int:customer_id>/assign")
+@permission_required("pool.assign")
+def assign(customer_id: int):
+    """分配 one customer; the limit holds unless the manager overrides it."""
+    customer = customer_or_404(customer_id, "pool.assign")
+    try:
+        pool.assign_customers(actor(), [customer.id], request.form.get("to_user_id", 0, type=int),
+                              override_limit=request.form.get("override") == "1")
+    except DomainError as refused:
+        return _panel(customer, toast=(refused.message, "error"), status=422)
+    db.session.refresh(customer)
+    return _panel(customer, toast=_l("Assigned to %(name)s.", name=customer.owner.display_name))
+
+
+@bp.post("/pool/assign")
+@permission_required("pool.assign")
+def bulk_assign():
+    """Assign the selected pool customers at once (one transaction)."""
+    ids = [int(i) for i in request.form.getlist("customer_id") if i.isdigit()][:500]
+    visible = [customer_or_404(i, "pool.assign").id for i in ids]
+    try:
+        done = pool.assign_customers(actor(), visible, request.form.get("to_user_id", 0, type=int),
+                                     override_limit=request.form.get("override") == "1")
+    except DomainError as refused:
+        return htmx.no_swap((refused.message, "error"))
+    htmx.notify(_l("%(n)d customers assigned.", n=len(done)))
+    return htmx.redirect(url_for("pool.index"))
+
+
+@bp.app_context_processor
+def pool_labels():
+    return {"pool_reason_labels": REASON_LABELS, "pool_event_reason": pool.event_reason, "pool_event_labels": {
+        "create_in_pool": _l("Entered into the pool"), "claim": _l("Claimed"),
+        "release": _l("Released to the pool"), "assign": _l("Assigned"),
+        "recycle": _l("Recycled automatically"), "handover": _l("Handed over"),
+    }}

@@ -1,0 +1,435 @@
+"""The public pool (公海, P1–P7): claim, release, assign, lock, and the recycle clock
+with its sweep. Every rule reads its numbers from services.settings.
+
+Atomicity: a claim counts the claimer's customers and claims while holding a lock on
+the claimer's user row (SELECT … FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE
+already serialises writers), then takes the customer with one conditional UPDATE whose
+row count says who won. The sweep recycles each customer with the same kind of
+conditional UPDATE, so two sweeps at once recycle it once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, update
+
+from extensions import db
+from models import Customer, CustomerNote, PoolEvent, PoolEventKind, Role, Setting, User, utcnow
+from services import settings
+from services.errors import DomainError
+
+RELEASE_REASONS = {
+    "no_need": _l("No need at the moment"),
+    "unreachable": _l("Cannot reach the customer"),
+    "wrong_contact": _l("Wrong or invalid contact"),
+    "other_team": _l("Better served by a colleague"),
+    "other": _l("Other"),
+}
+LAST_SWEEP_KEY = "pool.last_sweep_at"
+
+
+class PoolRefusal(DomainError):
+    """A pool rule refused the action; ``code`` says which (already_claimed, limit,
+    daily_limit, reclaim_lock, not_in_pool, not_owner, locked_limit, archived)."""
+
+    def __init__(self, code: str, message, field: str | None = None):
+        super().__init__(message, field)
+        self.code = code
+
+
+def _office_day_start(now: datetime) -> datetime:
+    """Start of the office's day containing ``now`` (both naive UTC)."""
+    zone = ZoneInfo(current_app.config["OFFICE_TIMEZONE"])
+    local = now.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+
+
+def _lock_user_row(user_id: int) -> None:
+    """Serialise one user's pool actions (PostgreSQL; a no-op statement on SQLite)."""
+    db.session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
+def owned_count(user_id: int) -> int:
+    """Customers ``user_id`` owns that count towards the limit."""
+    query = select(func.count()).select_from(Customer).where(
+        Customer.owner_id == user_id, Customer.archived_at.is_(None))
+    if not settings.get("pool.count_deals"):
+        query = query.where(Customer.stage != "deal")
+    return db.session.scalar(query)
+
+
+def owned_count_all(user_id: int) -> int:
+    """Every customer ``user_id`` owns, archived ones included (for hand-over)."""
+    return db.session.scalar(select(func.count()).select_from(Customer).where(Customer.owner_id == user_id))
+
+
+def owner_limit(user: User) -> int:
+    return user.claim_limit if user.claim_limit is not None else settings.get("pool.max_owned")
+
+
+def claims_today(user_id: int, now: datetime) -> int:
+    return db.session.scalar(select(func.count()).select_from(PoolEvent).where(
+        PoolEvent.actor_id == user_id, PoolEvent.kind == PoolEventKind.CLAIM,
+        PoolEvent.at >= _office_day_start(now)))
+
+
+def _reclaim_locked_until(user_id: int, customer_id: int, now: datetime) -> datetime | None:
+    days = settings.get("pool.reclaim_lock_days")
+    last = db.session.scalar(select(func.max(PoolEvent.at)).where(
+        PoolEvent.customer_id == customer_id, PoolEvent.from_user_id == user_id,
+        PoolEvent.kind.in_([PoolEventKind.RELEASE, PoolEventKind.RECYCLE])))
+    if last is None or days == 0 or last <= now - timedelta(days=days):
+        return None
+    return last + timedelta(days=days)
+
+
+def _event(kind, customer_id, actor, *, from_user=None, to_user=None, reason="", at=None, **details):
+    db.session.add(PoolEvent(
+        customer_id=customer_id, kind=kind, actor_id=actor.id if actor else None,
+        from_user_id=from_user, to_user_id=to_user, reason=reason, at=at or utcnow(), details=details,
+    ))
+
+
+def record_created(customer: Customer, actor: User) -> None:
+    """Called when a customer is created (in the caller's transaction): a pool event
+    for a customer born in the pool, the ownership clock for an owned one."""
+    if customer.owner_id is None:
+        customer.pool_reason = "new"
+        _event(PoolEventKind.CREATE_IN_POOL, customer.id, actor)
+    else:
+        customer.owned_since = customer.created_at or utcnow()
+        _event(PoolEventKind.ASSIGN, customer.id, actor, to_user=customer.owner_id, reason="created")
+
+
+def record_owner_change(actor: User, customer: Customer, new_owner_id: int | None) -> None:
+    """A manager changed the owner in the customer form: the same as an assignment
+    (or a release when the new owner is nobody), in the caller's transaction."""
+    old_owner_id, now = customer.owner_id, utcnow()
+    customer.owner_id = new_owner_id
+    customer.recycle_locked = False
+    if new_owner_id is None:
+        customer.owned_since, customer.pool_reason = None, "released"
+        _event(PoolEventKind.RELEASE, customer.id, actor, from_user=old_owner_id, at=now, reason="edited")
+    else:
+        customer.owned_since, customer.pool_reason = now, ""
+        _event(PoolEventKind.ASSIGN, customer.id, actor, from_user=old_owner_id, to_user=new_owner_id, at=now)
+
+
+def handover_customers(actor: User, from_user: User, to_user_id: int | None, *,
+                       commit: bool = True) -> int:
+    """离职交接 (P7): every customer ``from_user`` owns goes to the pool (``None``) or
+    to the colleague ``to_user_id``, in one transaction; one pool event each. The
+    limit is not applied: a hand-over must not fail half-way. Returns the count."""
+    if to_user_id is not None:
+        target = db.session.get(User, to_user_id)
+        if target is None or not target.active or target.id == from_user.id or target.role not in (
+                Role.SALES, Role.MANAGER):
+            raise DomainError(_l("Choose an active colleague, or the public pool."), "handover_to")
+    now = utcnow()
+    ids = list(db.session.scalars(select(Customer.id).where(Customer.owner_id == from_user.id)))
+    if ids:
+        db.session.execute(
+            update(Customer).where(Customer.id.in_(ids), Customer.owner_id == from_user.id)
+            .values(owner_id=to_user_id, owned_since=now if to_user_id else None, recycle_locked=False,
+                    pool_reason="" if to_user_id else "handover")
+            .execution_options(synchronize_session=False))
+        for cid in ids:
+            _event(PoolEventKind.HANDOVER, cid, actor, from_user=from_user.id, to_user=to_user_id, at=now)
+    if commit:
+        db.session.commit()
+    return len(ids)
+
+
+def _current_owner_name(customer_id: int) -> str:
+    owner = db.session.scalar(select(User).join(Customer, Customer.owner_id == User.id)
+                              .where(Customer.id == customer_id))
+    return owner.display_name if owner else ""
+
+
+def claim_customer(actor: User, customer_id: int, *, now: datetime | None = None) -> Customer:
+    """Take a pool customer (领取). Raises PoolRefusal: already claimed (naming the
+    winner), owned limit, daily limit, re-claim lock, archived."""
+    now = now or utcnow()
+    _lock_user_row(actor.id)
+    if owned_count(actor.id) >= owner_limit(actor):
+        raise PoolRefusal("limit", _l("You own %(n)d customers, the most you may. Release one first.",
+                                      n=owner_limit(actor)))
+    if claims_today(actor.id, now) >= settings.get("pool.max_daily_claims"):
+        raise PoolRefusal("daily_limit", _l("You have claimed %(n)d customers today, the most per day.",
+                                            n=settings.get("pool.max_daily_claims")))
+    if (until := _reclaim_locked_until(actor.id, customer_id, now)) is not None:
+        days = max(1, math.ceil((until - now).total_seconds() / 86400))
+        raise PoolRefusal("reclaim_lock", _l(
+            "You gave this customer up recently; you may claim it again in %(days)d days.", days=days))
+    taken = db.session.execute(
+        update(Customer)
+        .where(Customer.id == customer_id, Customer.owner_id.is_(None), Customer.archived_at.is_(None))
+        .values(owner_id=actor.id, owned_since=now, recycle_locked=False, pool_reason="")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if taken != 1:
+        name = _current_owner_name(customer_id)
+        db.session.rollback()
+        if name:
+            raise PoolRefusal("already_claimed", _l("Already claimed by %(name)s.", name=name))
+        raise PoolRefusal("not_in_pool", _l("This customer is not in the public pool."))
+    _event(PoolEventKind.CLAIM, customer_id, actor, to_user=actor.id, at=now)
+    db.session.commit()
+    customer = db.session.get(Customer, customer_id)
+    db.session.refresh(customer)
+    return customer
+
+
+def release_to_pool(actor: User, customer: Customer, reason_code: str, reason_text: str = "",
+                    *, now: datetime | None = None) -> None:
+    """Return a customer to the pool (退回公海) with a required reason. The owner or a
+    manager; raises DomainError for a missing reason or PoolRefusal when the customer
+    is not owned."""
+    if reason_code not in RELEASE_REASONS:
+        raise DomainError(_l("Choose a reason."), "reason")
+    if reason_code == "other" and not reason_text.strip():
+        raise DomainError(_l("Say why."), "reason_text")
+    owner_id = customer.owner_id
+    if owner_id is None:
+        raise PoolRefusal("not_owned", _l("This customer is already in the public pool."))
+    now = now or utcnow()
+    released = db.session.execute(
+        update(Customer).where(Customer.id == customer.id, Customer.owner_id == owner_id)
+        .values(owner_id=None, owned_since=None, recycle_locked=False, pool_reason="released")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if released != 1:
+        db.session.rollback()
+        raise PoolRefusal("changed", _l("The owner changed meanwhile; reload the page."))
+    # The code is stored, not its words: each reader sees the reason in their language.
+    _event(PoolEventKind.RELEASE, customer.id, actor, from_user=owner_id, reason=reason_text.strip()[:250],
+           at=now, reason_code=reason_code)
+    db.session.commit()
+    db.session.refresh(customer)
+
+
+def assign_customers(actor: User, customer_ids: list[int], to_user_id: int, *,
+                     override_limit: bool = False, now: datetime | None = None) -> list[int]:
+    """A manager assigns customers (分配) to a salesperson, in one transaction.
+    Respects the owned limit unless ``override_limit`` (recorded). Returns the ids
+    assigned. Raises DomainError for an unsuitable assignee or PoolRefusal("limit")."""
+    target = db.session.get(User, to_user_id)
+    if target is None or not target.active or target.role not in (Role.SALES, Role.MANAGER):
+        raise DomainError(_l("Choose an active salesperson."), "to_user_id")
+    now = now or utcnow()
+    _lock_user_row(target.id)
+    rows = db.session.execute(select(Customer.id, Customer.owner_id).where(
+        Customer.id.in_(customer_ids), Customer.archived_at.is_(None))).all()
+    moving = [(cid, owner) for cid, owner in rows if owner != target.id]
+    limit = owner_limit(target)
+    if not override_limit and owned_count(target.id) + len(moving) > limit:
+        raise PoolRefusal("limit", _l(
+            "%(name)s would own more than %(n)d customers. Choose fewer, or override the limit.",
+            name=target.display_name, n=limit))
+    assigned = []
+    for cid, owner in moving:
+        condition = Customer.owner_id.is_(None) if owner is None else Customer.owner_id == owner
+        if db.session.execute(
+            update(Customer).where(Customer.id == cid, condition)
+            .values(owner_id=target.id, owned_since=now, recycle_locked=False, pool_reason="")
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1:
+            _event(PoolEventKind.ASSIGN, cid, actor, from_user=owner, to_user=target.id, at=now,
+                   override_limit=override_limit)
+            assigned.append(cid)
+    db.session.commit()
+    return assigned
+
+
+def set_recycle_lock(actor: User, customer: Customer, locked: bool) -> None:
+    """The owner locks (锁定) a customer against recycling, up to the setting's
+    number. Raises PoolRefusal when over it or when the customer is not owned."""
+    if customer.owner_id is None:
+        raise PoolRefusal("not_owned", _l("Only owned customers can be locked."))
+    if locked and not customer.recycle_locked:
+        _lock_user_row(customer.owner_id)
+        count = db.session.scalar(select(func.count()).select_from(Customer).where(
+            Customer.owner_id == customer.owner_id, Customer.recycle_locked.is_(True),
+            Customer.archived_at.is_(None)))
+        if count >= settings.get("pool.max_locked"):
+            raise PoolRefusal("locked_limit", _l("At most %(n)d customers may be locked.",
+                                                 n=settings.get("pool.max_locked")))
+    customer.recycle_locked = locked
+    db.session.commit()
+
+
+# ---- the recycle clock --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RecycleClock:
+    """Why and when an owned customer returns to the pool."""
+
+    state: str  # "counting", "protected", "locked", "off"
+    due_at: datetime | None = None
+    days_left: int | None = None
+    started_at: datetime | None = None
+    reset_by_note_id: int | None = None
+
+
+def _contact_time():
+    return func.coalesce(CustomerNote.contacted_at, CustomerNote.created_at)
+
+
+def _last_effective(customer_ids: list[int]) -> dict[int, datetime]:
+    kinds = settings.get("pool.effective_kinds")
+    if not customer_ids or not kinds:
+        return {}
+    rows = db.session.execute(
+        select(CustomerNote.customer_id, func.max(_contact_time()))
+        .where(CustomerNote.customer_id.in_(customer_ids), CustomerNote.kind.in_(kinds),
+               CustomerNote.deleted_at.is_(None))
+        .group_by(CustomerNote.customer_id)
+    )
+    return dict(rows.all())
+
+
+def recycle_clocks(customers: list[Customer], *, now: datetime | None = None) -> dict[int, RecycleClock]:
+    """The clock of each owned customer, computed with one query for the lot."""
+    now = now or utcnow()
+    enabled, days = settings.get("pool.recycle_enabled"), settings.get("pool.recycle_days")
+    protected = set(settings.get("pool.protected_stages"))
+    owned = [c for c in customers if c.owner_id is not None]
+    last = _last_effective([c.id for c in owned])
+    clocks = {}
+    for customer in owned:
+        if not enabled:
+            clocks[customer.id] = RecycleClock("off")
+        elif customer.stage in protected:
+            clocks[customer.id] = RecycleClock("protected")
+        elif customer.recycle_locked:
+            clocks[customer.id] = RecycleClock("locked")
+        else:
+            start = max(filter(None, [customer.owned_since or customer.created_at, last.get(customer.id)]))
+            due = start + timedelta(days=days)
+            left = math.ceil((due - now).total_seconds() / 86400)
+            clocks[customer.id] = RecycleClock("counting", due, left, start)
+    return clocks
+
+
+def recycle_clock(customer: Customer, *, now: datetime | None = None) -> RecycleClock | None:
+    """One customer's clock, with the note that last reset it."""
+    clock = recycle_clocks([customer], now=now).get(customer.id)
+    if clock is None or clock.state != "counting":
+        return clock
+    note_id = db.session.scalar(
+        select(CustomerNote.id).where(
+            CustomerNote.customer_id == customer.id, CustomerNote.deleted_at.is_(None),
+            CustomerNote.kind.in_(settings.get("pool.effective_kinds")))
+        .order_by(_contact_time().desc(), CustomerNote.id.desc()).limit(1))
+    return RecycleClock(clock.state, clock.due_at, clock.days_left, clock.started_at, note_id)
+
+
+def _candidates(now: datetime, owner_id: int | None = None, horizon_days: int = 0):
+    """Owned, active, unlocked, unprotected customers owned for long enough that they
+    could be due within ``horizon_days``."""
+    days = settings.get("pool.recycle_days")
+    cutoff = now - timedelta(days=days) + timedelta(days=horizon_days)
+    query = select(Customer).where(
+        Customer.owner_id.is_not(None), Customer.archived_at.is_(None),
+        Customer.recycle_locked.is_(False), Customer.stage.not_in(settings.get("pool.protected_stages")),
+        func.coalesce(Customer.owned_since, Customer.created_at) <= cutoff,
+    )
+    if owner_id is not None:
+        query = query.where(Customer.owner_id == owner_id)
+    return query.order_by(Customer.id)
+
+
+def due_soon(owner_id: int, *, now: datetime | None = None, within_days: int | None = None):
+    """The owner's customers that will be recycled within ``within_days`` (default:
+    the warn setting), soonest first, each with its clock."""
+    now = now or utcnow()
+    within = settings.get("pool.warn_days") if within_days is None else within_days
+    if not settings.get("pool.recycle_enabled"):
+        return []
+    found = list(db.session.scalars(_candidates(now, owner_id, within)))
+    clocks = recycle_clocks(found, now=now)
+    soon = [(c, clocks[c.id]) for c in found if clocks[c.id].state == "counting" and clocks[c.id].days_left <= within]
+    return sorted(soon, key=lambda pair: pair[1].due_at)
+
+
+def due_for_recycling(*, now: datetime | None = None) -> list[tuple[Customer, RecycleClock]]:
+    """Every customer the sweep would recycle now, with the clock that says why."""
+    now = now or utcnow()
+    if not settings.get("pool.recycle_enabled"):
+        return []
+    found = list(db.session.scalars(_candidates(now)))
+    due = []
+    for start in range(0, len(found), 500):
+        chunk = found[start:start + 500]
+        clocks = recycle_clocks(chunk, now=now)
+        due += [(c, clocks[c.id]) for c in chunk if clocks[c.id].state == "counting" and clocks[c.id].due_at <= now]
+    return due
+
+
+def recycle_due_customers(*, now: datetime | None = None, dry_run: bool = False) -> list[tuple[Customer, RecycleClock]]:
+    """The sweep (自动回收): return every due customer to the pool, one conditional
+    UPDATE each, so a second sweep running at the same time recycles nothing twice.
+    Records the time of the run. Returns what was recycled (or would be)."""
+    now = now or utcnow()
+    due = due_for_recycling(now=now)
+    if dry_run:
+        db.session.rollback()
+        return due
+    recycled = []
+    for customer, clock in due:
+        owner_id = customer.owner_id
+        done = db.session.execute(
+            update(Customer).where(Customer.id == customer.id, Customer.owner_id == owner_id,
+                                   Customer.recycle_locked.is_(False), Customer.archived_at.is_(None))
+            .values(owner_id=None, owned_since=None, pool_reason="recycled",
+                    times_recycled=Customer.times_recycled + 1)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if done == 1:
+            days = settings.get("pool.recycle_days")
+            _event(PoolEventKind.RECYCLE, customer.id, None, from_user=owner_id, at=now,
+                   reason=f"{days}", last_follow_up=clock.started_at.isoformat())
+            recycled.append((customer, clock))
+    row = db.session.get(Setting, LAST_SWEEP_KEY) or Setting(key=LAST_SWEEP_KEY)
+    row.value = now.isoformat()
+    db.session.add(row)
+    db.session.commit()
+    return recycled
+
+
+def last_sweep_at() -> datetime | None:
+    row = db.session.get(Setting, LAST_SWEEP_KEY)
+    return datetime.fromisoformat(row.value) if row and row.value else None
+
+
+def sweep_overdue(*, now: datetime | None = None) -> bool:
+    """True when auto-recycling is on but no sweep has run for 26 hours: the banner
+    for managers (a silent missing cron job)."""
+    if not settings.get("pool.recycle_enabled"):
+        return False
+    last = last_sweep_at()
+    return last is None or (now or utcnow()) - last > timedelta(hours=26)
+
+
+def event_reason(event: PoolEvent) -> str:
+    """A pool event's reason in the reader's language: the release reason's label
+    and the free text typed with it."""
+    label = RELEASE_REASONS.get((event.details or {}).get("reason_code", ""))
+    parts = [str(label)] if label else []
+    if event.reason and event.kind == PoolEventKind.RELEASE:
+        parts.append(event.reason)
+    return ": ".join(parts)
+
+
+def events_for(customer: Customer, limit: int = 50) -> list[PoolEvent]:
+    return list(db.session.scalars(select(PoolEvent).where(PoolEvent.customer_id == customer.id)
+                                   .order_by(PoolEvent.at.desc(), PoolEvent.id.desc()).limit(limit)))
+
+

@@ -1,0 +1,58 @@
+"""The pool page's list (P1, P6): customers with no owner, with pool-specific filters
+on top of the customer list's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import func, or_, select
+
+from extensions import db
+from models import Customer, User, utcnow
+from services import customers
+from services.customers import CustomerFilter, CustomerPage
+
+POOL_SORTS = {
+    "stale": Customer.last_contact_at.asc(),
+    "recent": Customer.last_contact_at.desc(),
+    "recycled": Customer.times_recycled.desc(),
+    "created": Customer.created_at.desc(),
+    "name": Customer.name.asc(),
+}
+
+
+@dataclass
+class PoolFilter:
+    base: CustomerFilter = field(default_factory=CustomerFilter)
+    reason: str = ""  # new, released, recycled
+    min_recycled: int = 0
+    no_contact_days: int = 0  # no contact for at least this many days (or never)
+    sort: str = "stale"
+
+
+def pool_query(user: User, flt: PoolFilter):
+    base = CustomerFilter(**{**flt.base.__dict__, "owner": "pool", "archived": False})
+    query = customers.filtered_query(user, base)
+    if flt.reason:
+        query = query.where(Customer.pool_reason == flt.reason)
+    if flt.min_recycled:
+        query = query.where(Customer.times_recycled >= flt.min_recycled)
+    if flt.no_contact_days:
+        cutoff = utcnow() - timedelta(days=flt.no_contact_days)
+        query = query.where(or_(Customer.last_contact_at.is_(None), Customer.last_contact_at <= cutoff))
+    return query
+
+
+def list_pool(user: User, flt: PoolFilter) -> CustomerPage:
+    query = pool_query(user, flt)
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    per_page = flt.base.per_page
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, flt.base.page), pages)
+    order = POOL_SORTS.get(flt.sort, POOL_SORTS["stale"])
+    items = list(db.session.scalars(
+        query.order_by(order.nulls_first() if flt.sort == "stale" else order, Customer.id)
+        .offset((page - 1) * per_page).limit(per_page)))
+    return CustomerPage(items=items, total=total, page=page, pages=pages,
+                        tag_counts=customers.tag_counts(query))

@@ -1,0 +1,197 @@
+"""Pool rules (P2–P5, P8) at the service level, with every refusal."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from extensions import db
+from models import Customer, PoolEvent, utcnow
+from services import accounts, customers, notes, pool, settings
+from services.customers import CustomerData
+from services.errors import DomainError
+from services.notes import NoteData
+from services.pool import PoolRefusal
+from tests.conftest import TEST_PASSWORD
+
+
+@pytest.fixture
+def office(app):
+    with app.app_context():
+        people = {name: accounts.create_user(name, TEST_PASSWORD, role) for name, role in
+                  [("boss", "manager"), ("admin1", "admin"), ("wang", "sales"), ("li", "sales"),
+                   ("desk", "frontdesk")]}
+        yield people
+
+
+def _pool_customer(actor, name="公海客户"):
+    return customers.create_customer(actor, CustomerData(name=name), acknowledge_duplicates=True)
+
+
+def _kinds():
+    return [e.kind for e in db.session.scalars(select(PoolEvent).order_by(PoolEvent.id))]
+
+
+def test_created_in_pool_then_claimed(office):
+    customer = _pool_customer(office["desk"])
+    claimed = pool.claim_customer(office["wang"], customer.id)
+    assert claimed.owner_id == office["wang"].id and claimed.owned_since is not None
+    assert _kinds() == ["create_in_pool", "claim"]
+
+
+def test_second_claim_names_the_winner(office):
+    customer = _pool_customer(office["desk"])
+    pool.claim_customer(office["wang"], customer.id)
+    with pytest.raises(PoolRefusal) as refused:
+        pool.claim_customer(office["li"], customer.id)
+    assert refused.value.code == "already_claimed" and "wang" in str(refused.value.message)
+
+
+def test_owned_limit_and_per_user_override(office):
+    settings.update(office["admin1"], {"pool.max_owned": 2})
+    ids = [_pool_customer(office["desk"], f"客户{n}").id for n in range(3)]
+    pool.claim_customer(office["wang"], ids[0])
+    pool.claim_customer(office["wang"], ids[1])
+    with pytest.raises(PoolRefusal) as refused:
+        pool.claim_customer(office["wang"], ids[2])
+    assert refused.value.code == "limit"
+    accounts.update_user(office["admin1"], office["wang"], display_name="wang", role="sales",
+                         language=None, claim_limit=3)
+    assert pool.claim_customer(office["wang"], ids[2]).owner_id == office["wang"].id
+
+
+def test_deals_do_not_count_unless_set(office):
+    settings.update(office["admin1"], {"pool.max_owned": 1})
+    first, second = _pool_customer(office["desk"], "甲"), _pool_customer(office["desk"], "乙")
+    pool.claim_customer(office["wang"], first.id)
+    first.stage = "deal"
+    db.session.commit()
+    pool.claim_customer(office["wang"], second.id)  # the deal does not count
+    settings.update(office["admin1"], {"pool.count_deals": True})
+    third = _pool_customer(office["desk"], "丙")
+    with pytest.raises(PoolRefusal):
+        pool.claim_customer(office["wang"], third.id)
+
+
+def test_daily_claim_limit(office):
+    settings.update(office["admin1"], {"pool.max_daily_claims": 2})
+    ids = [_pool_customer(office["desk"], f"客户{n}").id for n in range(3)]
+    now = utcnow()
+    pool.claim_customer(office["wang"], ids[0], now=now)
+    pool.claim_customer(office["wang"], ids[1], now=now)
+    with pytest.raises(PoolRefusal) as refused:
+        pool.claim_customer(office["wang"], ids[2], now=now)
+    assert refused.value.code == "daily_limit"
+    assert pool.claim_customer(office["wang"], ids[2], now=now + timedelta(days=1)).owner_id
+
+
+def test_release_needs_a_reason_and_starts_the_reclaim_lock(office):
+    customer = _pool_customer(office["desk"])
+    pool.claim_customer(office["wang"], customer.id)
+    with pytest.raises(DomainError) as refused:
+        pool.release_to_pool(office["wang"], customer, "")
+    assert refused.value.field == "reason"
+    with pytest.raises(DomainError) as refused:
+        pool.release_to_pool(office["wang"], customer, "other", "  ")
+    assert refused.value.field == "reason_text"
+    now = utcnow()
+    pool.release_to_pool(office["wang"], customer, "unreachable", now=now)
+    assert customer.owner_id is None and customer.pool_reason == "released"
+    with pytest.raises(PoolRefusal) as refused:
+        pool.claim_customer(office["wang"], customer.id, now=now + timedelta(days=3))
+    assert refused.value.code == "reclaim_lock" and "4" in str(refused.value.message)
+    assert pool.claim_customer(office["wang"], customer.id, now=now + timedelta(days=7, minutes=1)).owner_id
+    with pytest.raises(PoolRefusal):
+        pool.release_to_pool(office["wang"], _pool_customer(office["desk"], "另一个"), "no_need")
+
+
+def test_assign_respects_the_limit_unless_overridden(office):
+    settings.update(office["admin1"], {"pool.max_owned": 1})
+    ids = [_pool_customer(office["desk"], f"客户{n}").id for n in range(2)]
+    with pytest.raises(PoolRefusal):
+        pool.assign_customers(office["boss"], ids, office["wang"].id)
+    assert pool.assign_customers(office["boss"], ids, office["wang"].id, override_limit=True) == ids
+    event = db.session.scalars(select(PoolEvent).where(PoolEvent.kind == "assign")).first()
+    assert event.details["override_limit"] is True
+    with pytest.raises(DomainError):
+        pool.assign_customers(office["boss"], ids, office["desk"].id)
+
+
+def _age(customer, days):
+    customer.owned_since = utcnow() - timedelta(days=days)
+    db.session.commit()
+
+
+def test_recycle_clock_counts_from_the_later_of_owning_and_effective_note(office):
+    customer = customers.create_customer(office["wang"], CustomerData(name="张伟"))
+    _age(customer, 40)
+    clock = pool.recycle_clock(customer)
+    assert clock.state == "counting" and clock.days_left <= -9
+    note = notes.create_note(office["wang"], customer, NoteData(kind="visit", body="到访")).note
+    clock = pool.recycle_clock(customer)
+    assert 29 <= clock.days_left <= 30 and clock.reset_by_note_id == note.id
+    settings.update(office["admin1"], {"pool.effective_kinds": ["visit"]})
+    notes.create_note(office["wang"], customer, NoteData(kind="other", body="没接"))
+    assert pool.recycle_clock(customer).reset_by_note_id == note.id  # "other" does not count
+
+
+def test_sweep_recycles_due_customers_once_and_spares_protected_and_locked(office):
+    due = customers.create_customer(office["wang"], CustomerData(name="该回收"))
+    deal = customers.create_customer(office["wang"], CustomerData(name="成交", stage="deal"))
+    locked = customers.create_customer(office["wang"], CustomerData(name="锁定"))
+    fresh = customers.create_customer(office["wang"], CustomerData(name="新的"))
+    for customer in (due, deal, locked):
+        _age(customer, 31)
+    pool.set_recycle_lock(office["wang"], locked, True)
+    preview = pool.recycle_due_customers(dry_run=True)
+    assert [c.name for c, _ in preview] == ["该回收"]
+    assert db.session.get(Customer, due.id).owner_id == office["wang"].id  # dry run changed nothing
+    recycled = pool.recycle_due_customers()
+    assert [c.name for c, _ in recycled] == ["该回收"]
+    assert pool.recycle_due_customers() == []
+    back = db.session.get(Customer, due.id)
+    assert back.owner_id is None and back.times_recycled == 1 and back.pool_reason == "recycled"
+    assert fresh.owner_id == office["wang"].id
+    assert _kinds().count("recycle") == 1
+    assert not pool.sweep_overdue()
+    # Lost to recycling: the re-claim lock applies.
+    with pytest.raises(PoolRefusal) as refused:
+        pool.claim_customer(office["wang"], due.id)
+    assert refused.value.code == "reclaim_lock"
+
+
+def test_lock_limit(office):
+    settings.update(office["admin1"], {"pool.max_locked": 1})
+    first = customers.create_customer(office["wang"], CustomerData(name="一"))
+    second = customers.create_customer(office["wang"], CustomerData(name="二"))
+    pool.set_recycle_lock(office["wang"], first, True)
+    with pytest.raises(PoolRefusal) as refused:
+        pool.set_recycle_lock(office["wang"], second, True)
+    assert refused.value.code == "locked_limit"
+
+
+def test_due_soon_for_the_dashboard(office):
+    soon = customers.create_customer(office["wang"], CustomerData(name="快到期"))
+    later = customers.create_customer(office["wang"], CustomerData(name="还早"))
+    _age(soon, 27)
+    _age(later, 10)
+    assert [c.name for c, _ in pool.due_soon(office["wang"].id)] == ["快到期"]
+
+
+def test_sweep_overdue_banner(office):
+    assert pool.sweep_overdue()
+    pool.recycle_due_customers()
+    assert not pool.sweep_overdue()
+    assert pool.sweep_overdue(now=utcnow() + timedelta(hours=27))
+    settings.update(office["admin1"], {"pool.recycle_enabled": False})
+    assert not pool.sweep_overdue(now=utcnow() + timedelta(hours=27))
+
+
+@pytest.mark.parametrize("key, value", [
+    ("pool.max_owned", -1), ("pool.max_owned", "50"), ("pool.recycle_days", 0),
+    ("pool.effective_kinds", ["phone"]), ("pool.recycle_enabled", "yes"),
+])
+def test_settings_validation(office, key, value):
+    with pytest.raises(DomainError) as refused:
+        settings.update(office["admin1"], {key: value})
+    assert refused.value.field == key

@@ -1,0 +1,142 @@
+import pytest
+from sqlalchemy import select
+
+from extensions import db
+from models import Customer, PoolEvent
+from services import accounts, customers, pool, settings
+from services.customers import CustomerData
+from tests.conftest import TEST_PASSWORD, login
+
+HX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def world(app):
+    with app.app_context():
+        people = {n: accounts.create_user(n, TEST_PASSWORD, r) for n, r in
+                  [("wang", "sales"), ("li", "sales"), ("boss", "manager"), ("desk", "frontdesk")]}
+        in_pool = customers.create_customer(people["desk"], CustomerData(name="公海客户"))
+        owned_by_li = customers.create_customer(people["li"], CustomerData(name="李的客户"))
+        return {"pool": in_pool.id, "li": owned_by_li.id}
+
+
+def _login(client, name):
+    assert login(client, name).status_code == 303
+
+
+def test_pool_page_lists_only_pool_customers(client, world):
+    _login(client, "wang")
+    page = client.get("/pool").data.decode()
+    assert "公海客户" in page and "李的客户" not in page
+    fragment = client.get("/pool?reason=new", headers=HX)
+    assert b"<html" not in fragment.data and "公海客户".encode() in fragment.data
+    assert "公海客户" not in client.get("/pool?reason=recycled", headers=HX).data.decode()
+
+
+@pytest.mark.parametrize("role_user, expected", [("desk", 403)])
+def test_front_desk_has_no_pool_page(client, world, role_user, expected):
+    _login(client, role_user)
+    assert client.get("/pool").status_code == expected
+    assert client.post(f"/pool/{world['pool']}/claim", headers=HX).status_code == 403
+
+
+def test_claim_from_the_list_updates_the_row(app, client, world):
+    _login(client, "wang")
+    response = client.post(f"/pool/{world['pool']}/claim", headers=HX, data={"from": "list"})
+    assert response.status_code == 200
+    assert response.data.lstrip().startswith(f'<tr id="pool-row-{world["pool"]}"'.encode())
+    assert b"Owner: wang" in response.data and "HX-Trigger" in response.headers
+    other = app.test_client()
+    other.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    _login(other, "li")
+    lost = other.post(f"/pool/{world['pool']}/claim", headers=HX, data={"from": "list"})
+    assert b"Already claimed by wang" in lost.data and '"error"' in lost.headers["HX-Trigger"]
+    assert "公海客户" not in lost.data.decode()  # the loser learns who won, nothing more
+    assert other.post("/pool/999999/claim", headers=HX).status_code == 404
+
+
+def test_customer_page_shows_countdown_and_release(app, client, world):
+    _login(client, "li")
+    page = client.get(f"/customers/{world['li']}").data.decode()
+    assert 'data-testid="recycle-clock"' in page and "Returns to the pool in 30 days" in page
+    refused = client.post(f"/customers/{world['li']}/release", headers=HX, data={"reason": ""})
+    assert refused.status_code == 422
+    released = client.post(f"/customers/{world['li']}/release", headers=HX, data={"reason": "no_need"})
+    assert released.status_code == 200 and b'data-testid="claim"' in released.data
+    with app.app_context():
+        assert db.session.get(Customer, world["li"]).owner_id is None
+
+
+def test_foreign_customer_pool_actions_are_404(client, world):
+    _login(client, "wang")
+    for path in ("release", "lock"):
+        assert client.post(f"/customers/{world['li']}/{path}", headers=HX, data={"reason": "no_need"}).status_code == 404
+    assert client.post(f"/customers/{world['li']}/assign", headers=HX).status_code == 403
+
+
+def test_lock_and_assign(app, client, world):
+    _login(client, "li")
+    locked = client.post(f"/customers/{world['li']}/lock", headers=HX, data={"locked": "1"})
+    assert b"Locked: never recycled" in locked.data
+    manager = app.test_client()
+    manager.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    _login(manager, "boss")
+    with app.app_context():
+        wang_id = accounts.get_by_username("wang").id
+    assigned = manager.post(f"/customers/{world['pool']}/assign", headers=HX, data={"to_user_id": wang_id})
+    assert assigned.status_code == 200 and b"Assigned to wang" not in assigned.data
+    assert "Assigned to wang" in assigned.headers["HX-Trigger"]
+    with app.app_context():
+        events = [e.kind for e in db.session.scalars(select(PoolEvent).where(PoolEvent.customer_id == world["pool"]))]
+        assert events == ["create_in_pool", "assign"]
+
+
+def test_bulk_assign_respects_limit(app, client, world):
+    with app.app_context():
+        admin = accounts.create_user("root", TEST_PASSWORD, "admin")
+        settings.update(admin, {"pool.max_owned": 1})
+        desk = accounts.get_by_username("desk")
+        extra = customers.create_customer(desk, CustomerData(name="另一个公海客户")).id
+        wang_id = accounts.get_by_username("wang").id
+    _login(client, "boss")
+    refused = client.post("/pool/assign", headers=HX, data={"customer_id": [world["pool"], extra], "to_user_id": wang_id})
+    assert refused.status_code == 204 and "error" in refused.headers["HX-Trigger"]
+    done = client.post("/pool/assign", headers=HX, data={"customer_id": [world["pool"], extra],
+                                                          "to_user_id": wang_id, "override": "1"})
+    assert done.headers["HX-Redirect"] == "/pool"
+    with app.app_context():
+        assert pool.owned_count(wang_id) == 2
+
+
+@pytest.mark.parametrize("handover_to", ["pool", "colleague"])
+def test_deactivation_hands_customers_over(app, client, world, handover_to):
+    with app.app_context():
+        accounts.create_user("root", TEST_PASSWORD, "admin")
+        li, wang = accounts.get_by_username("li"), accounts.get_by_username("wang")
+        li_id, wang_id = li.id, wang.id
+    _login(client, "root")
+    ask = client.post(f"/admin/users/{li_id}/active", headers=HX, data={"active": "0"})
+    assert b'data-testid="handover"' in ask.data
+    with app.app_context():
+        assert accounts.get_by_username("li").active  # nothing happened yet
+    target = "" if handover_to == "pool" else str(wang_id)
+    done = client.post(f"/admin/users/{li_id}/active", headers=HX, data={"active": "0", "handover_to": target})
+    assert done.status_code == 200 and b"Deactivated" in done.data
+    with app.app_context():
+        customer = db.session.get(Customer, world["li"])
+        assert customer.owner_id == (None if handover_to == "pool" else wang_id)
+        kinds = [e.kind for e in db.session.scalars(select(PoolEvent).where(PoolEvent.customer_id == world["li"]))]
+        assert kinds[-1] == "handover"
+        assert not accounts.get_by_username("li").active
+
+
+def test_handover_to_an_unsuitable_colleague_is_refused(app, client, world):
+    with app.app_context():
+        accounts.create_user("root", TEST_PASSWORD, "admin")
+        li_id, desk_id = accounts.get_by_username("li").id, accounts.get_by_username("desk").id
+    _login(client, "root")
+    refused = client.post(f"/admin/users/{li_id}/active", headers=HX, data={"active": "0", "handover_to": desk_id})
+    assert refused.status_code == 422
+    with app.app_context():
+        assert accounts.get_by_username("li").active
+        assert db.session.get(Customer, world["li"]).owner_id == li_id
