@@ -107,3 +107,33 @@ def test_two_sweeps_at_once_recycle_each_customer_once(app):
                                     .group_by(PoolEvent.customer_id)).all()
         assert len(events) == 40 and all(count == 1 for _, count in events)
         assert db.session.scalar(select(func.sum(Customer.times_recycled))) == 40
+
+
+def test_thirty_browsers_claim_over_http_without_a_server_error(app):
+    """The same race through the whole stack: each thread is a signed-in browser
+    (its own session cookie) posting claims; no request may end in a 5xx."""
+    from tests.conftest import login
+
+    with app.app_context():
+        desk = accounts.create_user("desk", TEST_PASSWORD, "frontdesk")
+        ids = [customers.create_customer(desk, CustomerData(name=f"客户{n}")).id for n in range(20)]
+        names = [accounts.create_user(f"web{n}", TEST_PASSWORD, "sales").username for n in range(30)]
+    browsers = []
+    for name in names:
+        client = app.test_client()
+        assert login(client, name).status_code == 303
+        browsers.append(client)
+    barrier = threading.Barrier(len(browsers))
+
+    def claim_all(client):
+        barrier.wait(timeout=30)
+        return [client.post(f"/pool/{cid}/claim", headers={"HX-Request": "true"},
+                            data={"from": "list"}).status_code for cid in ids]
+
+    with ThreadPoolExecutor(max_workers=len(browsers)) as executor:
+        statuses = [s for result in executor.map(claim_all, browsers, timeout=180) for s in result]
+    assert all(status < 500 for status in statuses)
+    with app.app_context():
+        owners = db.session.execute(select(Customer.owner_id).where(Customer.id.in_(ids))).scalars().all()
+        claims = db.session.scalar(select(func.count()).select_from(PoolEvent).where(PoolEvent.kind == "claim"))
+    assert None not in owners and claims == 20

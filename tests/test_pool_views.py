@@ -140,3 +140,18 @@ def test_handover_to_an_unsuitable_colleague_is_refused(app, client, world):
     with app.app_context():
         assert accounts.get_by_username("li").active
         assert db.session.get(Customer, world["li"]).owner_id == li_id
+
+
+def test_customer_list_shows_the_countdown(client, world):
+    _login(client, "li")
+    page = client.get("/customers?owner=mine", headers=HX).data.decode()
+    assert "李的客户" in page and "30 days" in page
+
+
+def test_manager_sees_bulk_assign_controls_sales_does_not(client, app, world):
+    _login(client, "boss")
+    page = client.get("/pool").data.decode()
+    assert 'id="bulk-assign"' in page and 'form="bulk-assign"' in page
+    seller = app.test_client()
+    _login(seller, "wang")
+    assert 'id="bulk-assign"' not in seller.get("/pool").data.decode()

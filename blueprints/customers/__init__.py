@@ -11,7 +11,7 @@ from blueprints.access import actor, customer_or_404
 from blueprints.customers.forms import CustomerForm, PurgeForm
 from blueprints.security import client_ip
 from models import Role
-from services import customers, policy, tags
+from services import customers, policy, pool, tags
 from services import merge as merging
 from services.customers import CustomerData, CustomerFilter, DuplicateCustomer
 from services.errors import DomainError
@@ -54,7 +54,7 @@ def index():
     return htmx.render(
         "customers/index.html", "customers/_results.html",
         page=page, flt=flt, groups=tags.all_groups(), owner_options=owner_options,
-        toggle_tag_url=toggle_tag_url(flt),
+        toggle_tag_url=toggle_tag_url(flt), clocks=pool.recycle_clocks(page.items),
     )
 
 

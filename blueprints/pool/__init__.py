@@ -53,8 +53,11 @@ def index():
         args.pop("page", None)
         return url_for("pool.index", **args)
 
+    assignees = ([u for u in customers.owner_choices() if u.role in ("sales", "manager")]
+                 if policy.may(actor(), "pool.assign") else [])
     return htmx.render("pool/index.html", "pool/_results.html", page=page, flt=flt,
-                       args=_pool_args(flt), groups=tags.all_groups(), toggle_tag_url=toggle_tag_url)
+                       args=_pool_args(flt), groups=tags.all_groups(), toggle_tag_url=toggle_tag_url,
+                       assignees=assignees)
 
 
 def _panel(customer, *, toast=None, status=200):

@@ -1,0 +1,105 @@
+"""Claim latency under contention: N signed-in browsers claim from the pool at once.
+
+    .venv/bin/python bench/pool.py [--claimers 20] [--customers 400] [--rounds 3]
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python bench/pool.py
+
+Each claimer is a thread with its own session cookie posting /pool/<id>/claim through
+the whole app (htmx fragment), all claimers racing for the same customers in the same
+order, so most requests lose a race. Prints p50/p95 of winning and losing claims, and
+the baseline of one claimer alone, measured in the same run. Not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from flask_migrate import upgrade  # noqa: E402
+
+from app import create_app  # noqa: E402
+from extensions import db  # noqa: E402
+from services import accounts, customers, settings  # noqa: E402
+from services.customers import CustomerData  # noqa: E402
+
+PASSWORD = "bench passphrase 1"
+
+
+def percentile(samples, q):
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--claimers", type=int, default=20)
+    parser.add_argument("--customers", type=int, default=400)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as instance:
+        url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance}/bench.db"
+        app = create_app({"TESTING": True, "SECRET_KEY": "bench", "DATABASE_URL": url,
+                          "INSTANCE_PATH": instance, "WTF_CSRF_ENABLED": False})
+        with app.app_context():
+            if url.startswith("postgresql"):
+                db.drop_all()
+                db.session.execute(db.text("DROP TABLE IF EXISTS alembic_version"))
+                db.session.commit()
+            upgrade()
+            admin = accounts.create_user("bench.admin", PASSWORD, "admin")
+            settings.update(admin, {"pool.max_owned": 100000, "pool.max_daily_claims": 10000})
+            desk = accounts.create_user("bench.desk", PASSWORD, "frontdesk")
+            ids = [customers.create_customer(desk, CustomerData(name=f"公海客户{n}")).id
+                   for n in range(args.customers + 50)]
+            names = [accounts.create_user(f"claimer{n}", PASSWORD, "sales").username
+                     for n in range(args.claimers)]
+            db.engine.dispose()
+        browsers = []
+        for name in names:
+            client = app.test_client()
+            client.post("/login", data={"username": name, "password": PASSWORD})
+            browsers.append(client)
+
+        def claim(client, customer_id):
+            start = time.perf_counter()
+            response = client.post(f"/pool/{customer_id}/claim", headers={"HX-Request": "true"},
+                                   data={"from": "list"})
+            elapsed = (time.perf_counter() - start) * 1000
+            assert response.status_code < 500, response.status_code
+            return elapsed, b"pool-row-taken" not in response.data
+
+        alone = [claim(browsers[0], cid)[0] for cid in ids[args.customers:]]
+        barrier = threading.Barrier(len(browsers))
+
+        def race(client):
+            barrier.wait(timeout=30)
+            return [claim(client, cid) for cid in ids[:args.customers]]
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=len(browsers)) as executor:
+            results = [r for batch in executor.map(race, browsers) for r in batch]
+        wall = time.perf_counter() - started
+        won = [ms for ms, ok in results if ok]
+        lost = [ms for ms, ok in results if not ok]
+        with app.app_context():
+            backend = db.engine.dialect.name
+            db.engine.dispose()
+    base = statistics.median(alone)
+    print(f"database: {backend}; {args.claimers} concurrent claimers racing for {args.customers} customers; "
+          f"{len(results)} requests in {wall:.1f} s; winners {len(won)} (must be {args.customers})")
+    print(f"{'claim':<28}{'p50 ms':>9}{'p95 ms':>9}{'p50/base':>10}")
+    for label, samples in (("alone (baseline)", alone), ("won under contention", won),
+                           ("lost under contention", lost)):
+        p50 = statistics.median(samples)
+        print(f"{label:<28}{p50:>9.2f}{percentile(samples, 0.95):>9.2f}{p50 / base:>10.1f}")
+
+
+if __name__ == "__main__":
+    main()
