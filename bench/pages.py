@@ -13,39 +13,22 @@ Not part of the test suite: timings depend on the machine.
 from __future__ import annotations
 
 import argparse
-import re
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from flask_migrate import upgrade  # noqa: E402
 
 from app import create_app  # noqa: E402
+from timing import print_table, timed  # noqa: E402
 from extensions import db  # noqa: E402
 from models import AuditEvent  # noqa: E402
 from services import accounts, demo  # noqa: E402
 
 PASSWORD = "bench passphrase 1"
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def timed(call, rounds: int) -> list[float]:
-    call()  # warm
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        response = call()
-        samples.append((time.perf_counter() - start) * 1000)
-        assert response.status_code < 400 or response.status_code == 422, response.status_code
-    return samples
 
 
 def build(args, instance: str):
@@ -102,16 +85,12 @@ def main() -> None:
         results["POST /login wrong password"] = timed(
             lambda: app.test_client().post(
                 "/login", data={"username": next(ghosts), "password": "nope nope"}),
-            max(20, args.rounds // 10))
+            max(20, args.rounds // 10), ok=lambda status: status == 422)
         with app.app_context():
             backend = db.engine.dialect.name
             db.engine.dispose()
-    base = statistics.median(results["baseline (bare route)"])
     print(f"database: {backend}; {args.users} users, {args.audit} audit lines, {args.rounds} rounds")
-    print(f"{'request':<34}{'p50 ms':>9}{'p95 ms':>9}{'p50/base':>10}")
-    for name, samples in results.items():
-        p50 = statistics.median(samples)
-        print(f"{name:<34}{p50:>9.2f}{percentile(samples, 0.95):>9.2f}{p50 / base:>10.1f}")
+    print_table(results, "baseline (bare route)", "request")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -22,20 +21,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from flask_migrate import upgrade  # noqa: E402
 
 from app import create_app  # noqa: E402
+from timing import print_table  # noqa: E402
 from extensions import db  # noqa: E402
 from services import accounts, customers, settings  # noqa: E402
 from services.customers import CustomerData  # noqa: E402
 
 PASSWORD = "bench passphrase 1"
-
-
-def percentile(samples, q):
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def main():
@@ -91,14 +87,10 @@ def main():
         with app.app_context():
             backend = db.engine.dialect.name
             db.engine.dispose()
-    base = statistics.median(alone)
     print(f"database: {backend}; {args.claimers} concurrent claimers racing for {args.customers} customers; "
           f"{len(results)} requests in {wall:.1f} s; winners {len(won)} (must be {args.customers})")
-    print(f"{'claim':<28}{'p50 ms':>9}{'p95 ms':>9}{'p50/base':>10}")
-    for label, samples in (("alone (baseline)", alone), ("won under contention", won),
-                           ("lost under contention", lost)):
-        p50 = statistics.median(samples)
-        print(f"{label:<28}{p50:>9.2f}{percentile(samples, 0.95):>9.2f}{p50 / base:>10.1f}")
+    print_table({"alone (baseline)": alone, "won under contention": won,
+                 "lost under contention": lost}, "alone (baseline)", "claim")
 
 
 if __name__ == "__main__":

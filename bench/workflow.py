@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -23,32 +22,18 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 
 from app import create_app  # noqa: E402
+from timing import print_table, timed  # noqa: E402
 from extensions import db  # noqa: E402
-from models import Customer, CustomerNote, User, customer_tags, utcnow  # noqa: E402
+from models import Customer, CustomerNote, customer_tags, utcnow  # noqa: E402
 from services import accounts, demo  # noqa: E402
 
 PASSWORD = "bench passphrase 1"
-
-
-def percentile(samples, q):
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def timed(call, rounds):
-    call()
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        response = call()
-        samples.append((time.perf_counter() - start) * 1000)
-        assert response.status_code == 200, response.status_code
-    return samples
 
 
 def add_notes(customer_id: int, author_id: int, count: int) -> None:
@@ -122,12 +107,8 @@ def main():
             total = db.session.scalar(select(func.count()).select_from(Customer))
             notes = db.session.scalar(select(func.count()).select_from(CustomerNote))
             db.engine.dispose()
-    base = statistics.median(results["baseline (bare route)"])
     print(f"database: {backend}; {total} customers, {notes} notes; {args.rounds} rounds, warm")
-    print(f"{'request':<32}{'p50 ms':>9}{'p95 ms':>9}{'p50/base':>10}")
-    for name, samples in results.items():
-        p50 = statistics.median(samples)
-        print(f"{name:<32}{p50:>9.2f}{percentile(samples, 0.95):>9.2f}{p50 / base:>10.1f}")
+    print_table(results, "baseline (bare route)", "request")
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ def _check_owner(owner_id: int | None) -> None:
     if owner_id is None:
         return
     owner = db.session.get(User, owner_id)
-    if owner is None or not owner.active or owner.role not in (Role.SALES, Role.MANAGER, Role.ADMIN):
+    if not policy.may_own_customers(owner):
         raise DomainError(_l("Choose an active colleague as owner."), "owner_id")
 
 
@@ -400,6 +400,6 @@ def tag_counts(customer_query) -> dict[int, int]:
 def owner_choices() -> list[User]:
     """Colleagues who may own customers."""
     return list(db.session.scalars(
-        select(User).where(User.active.is_(True), User.role.in_([Role.SALES, Role.MANAGER, Role.ADMIN]))
+        select(User).where(User.active.is_(True), User.role.in_(policy.OWNER_ROLES))
         .order_by(User.display_name)
     ))

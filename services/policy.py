@@ -72,6 +72,9 @@ PERMISSIONS: dict[str, tuple[str, frozenset[Role]]] = {
     "settings.edit": ("Edit the office settings (pool rules)", frozenset({A})),
 }
 
+# Roles that own customers (and may be assigned them or their follow-ups).
+OWNER_ROLES = frozenset({Role.SALES, Role.MANAGER})
+
 # Note kinds the front desk may write.
 FRONTDESK_NOTE_KINDS = frozenset({"call", "visit"})
 # How long an author may delete their own note.
@@ -211,6 +214,11 @@ def may_read_note(user: User, note) -> bool:
     """May ``user`` read ``note``? Authors always (front desk sees its own call and
     visit notes), others when they may read the customer's details."""
     return may(user, "note.comment", note)
+
+
+def may_own_customers(user: User | None) -> bool:
+    """May ``user`` be a customer's owner (claim, assignment, hand-over target)?"""
+    return user is not None and user.active and user.role in OWNER_ROLES
 
 
 def note_kinds_for(user: User) -> list[str]:

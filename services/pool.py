@@ -18,10 +18,11 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import joinedload
 
 from extensions import db
-from models import Customer, CustomerNote, PoolEvent, PoolEventKind, Role, Setting, User, utcnow
-from services import settings
+from models import Customer, CustomerNote, PoolEvent, PoolEventKind, Setting, User, utcnow
+from services import policy, settings
 from services.errors import DomainError
 
 RELEASE_REASONS = {
@@ -129,8 +130,7 @@ def handover_customers(actor: User, from_user: User, to_user_id: int | None, *,
     limit is not applied: a hand-over must not fail half-way. Returns the count."""
     if to_user_id is not None:
         target = db.session.get(User, to_user_id)
-        if target is None or not target.active or target.id == from_user.id or target.role not in (
-                Role.SALES, Role.MANAGER):
+        if target is None or target.id == from_user.id or not policy.may_own_customers(target):
             raise DomainError(_l("Choose an active colleague, or the public pool."), "handover_to")
     now = utcnow()
     ids = list(db.session.scalars(select(Customer.id).where(Customer.owner_id == from_user.id)))
@@ -221,7 +221,7 @@ def assign_customers(actor: User, customer_ids: list[int], to_user_id: int, *,
     Respects the owned limit unless ``override_limit`` (recorded). Returns the ids
     assigned. Raises DomainError for an unsuitable assignee or PoolRefusal("limit")."""
     target = db.session.get(User, to_user_id)
-    if target is None or not target.active or target.role not in (Role.SALES, Role.MANAGER):
+    if not policy.may_own_customers(target):
         raise DomainError(_l("Choose an active salesperson."), "to_user_id")
     now = now or utcnow()
     _lock_user_row(target.id)
@@ -429,7 +429,9 @@ def event_reason(event: PoolEvent) -> str:
 
 
 def events_for(customer: Customer, limit: int = 50) -> list[PoolEvent]:
-    return list(db.session.scalars(select(PoolEvent).where(PoolEvent.customer_id == customer.id)
-                                   .order_by(PoolEvent.at.desc(), PoolEvent.id.desc()).limit(limit)))
+    return list(db.session.scalars(
+        select(PoolEvent).where(PoolEvent.customer_id == customer.id)
+        .options(joinedload(PoolEvent.actor), joinedload(PoolEvent.from_user), joinedload(PoolEvent.to_user))
+        .order_by(PoolEvent.at.desc(), PoolEvent.id.desc()).limit(limit)))
 
 

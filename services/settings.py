@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flask import g
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -47,14 +48,17 @@ SPECS: dict[str, SettingSpec] = {
 
 def get(key: str) -> Any:
     """The stored value of setting ``key``, or its default."""
-    spec = SPECS[key]
-    stored = db.session.get(Setting, key)
-    return spec.default if stored is None else stored.value
+    return get_all()[key]
 
 
 def get_all() -> dict[str, Any]:
-    stored = {row.key: row.value for row in db.session.scalars(select(Setting))}
-    return {key: stored.get(key, spec.default) for key, spec in SPECS.items()}
+    """Every setting, read with one query per app context (a request, a CLI run) and
+    kept on ``g`` until :func:`update` changes them."""
+    if "deskbook_settings" not in g:
+        stored = {row.key: row.value for row in db.session.scalars(
+            select(Setting).where(Setting.key.in_(SPECS)))}
+        g.deskbook_settings = {key: stored.get(key, spec.default) for key, spec in SPECS.items()}
+    return g.deskbook_settings
 
 
 def validate(key: str, value: Any) -> Any:
@@ -89,4 +93,5 @@ def update(actor: User, values: dict[str, Any], *, ip: str | None = None) -> dic
     if changes:
         audit.record("settings.change", actor, ip=ip, **changes)
     db.session.commit()
+    g.pop("deskbook_settings", None)
     return changes

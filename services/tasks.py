@@ -24,7 +24,7 @@ SCOPES = ("open", "done", "all")
 DUE_FILTERS = ("overdue", "today", "week", "")
 PER_PAGE = 50
 # Who may be given a follow-up through the reassign and create forms.
-ASSIGNABLE_ROLES = (Role.SALES, Role.MANAGER)
+ASSIGNABLE_ROLES = policy.OWNER_ROLES
 # Ids beyond the integer columns' range are unknown, not a driver error.
 MAX_ID = 2**31 - 1
 

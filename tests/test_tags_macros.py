@@ -47,7 +47,7 @@ def test_tag_filter_chips_link_with_htmx_and_counts(app, seeded):
     quote, enquiry = seeded["quote"], seeded["enquiry"]
     html = _render_filter(app, [quote], {quote: 4, enquiry: 2}, clear="/customers")
     chip = _chip(html, quote)
-    assert chip.startswith("<a ") and f'href="/customers?"' in chip
+    assert chip.startswith("<a ") and 'href="/customers?"' in chip
     assert 'aria-pressed="true"' in chip and "is-selected" in chip
     assert 'hx-target="#results"' in chip and 'hx-push-url="true"' in chip
     assert 'hx-get="/customers?"' in chip and 'hx-swap="innerHTML"' in chip

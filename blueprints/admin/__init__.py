@@ -125,7 +125,7 @@ def set_active(user_id: int):
 
 
 def _colleagues(leaving: User) -> list[User]:
-    return [u for u in customers.owner_choices() if u.id != leaving.id and u.role in ("sales", "manager")]
+    return [u for u in customers.owner_choices() if u.id != leaving.id]
 
 
 @bp.post("/users/<int:user_id>/reset-password")

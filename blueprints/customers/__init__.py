@@ -49,7 +49,8 @@ def index():
     flt = parse_filter(request.args)
     page = customers.list_customers(actor(), flt)
     owner_options = [("mine", _l("Mine")), ("pool", _l("Public pool"))]
-    if policy.may(actor(), "customer.choose_owner"):
+    # The filter form is on the full page only; a results swap needs no colleague list.
+    if not htmx.wants_fragment() and policy.may(actor(), "customer.choose_owner"):
         owner_options += [(str(u.id), u.display_name) for u in customers.owner_choices()]
     return htmx.render(
         "customers/index.html", "customers/_results.html",

@@ -53,8 +53,7 @@ def index():
         args.pop("page", None)
         return url_for("pool.index", **args)
 
-    assignees = ([u for u in customers.owner_choices() if u.role in ("sales", "manager")]
-                 if policy.may(actor(), "pool.assign") else [])
+    assignees = customers.owner_choices() if policy.may(actor(), "pool.assign") else []
     return htmx.render("pool/index.html", "pool/_results.html", page=page, flt=flt,
                        args=_pool_args(flt), groups=tags.all_groups(), toggle_tag_url=toggle_tag_url,
                        assignees=assignees)
@@ -76,7 +75,7 @@ def panel_context(customer) -> dict:
     if policy.may(user, "customer.view_details", customer):
         context["pool_events"] = pool.events_for(customer, limit=20)
     if policy.may(user, "pool.assign"):
-        context["assignees"] = [u for u in customers.owner_choices() if u.role in ("sales", "manager")]
+        context["assignees"] = customers.owner_choices()
     return context
 
 

@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import select
 
 from extensions import db
-from models import AuditEvent, Customer, CustomerChange, Role, Tag, TagGroup, User
+from models import AuditEvent, Customer, CustomerChange, Tag, TagGroup
 from services import customers, phones
 from services.customers import CustomerData, CustomerFilter, DuplicateCustomer
 from services.errors import DomainError
