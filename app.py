@@ -46,6 +46,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     for module in (customers, notes, pool, tags, tasks):
         app.register_blueprint(module.bp)
 
+    from services import search
+
+    search.init_app(app)
+
     import cli
 
     cli.init_app(app)

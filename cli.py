@@ -103,6 +103,68 @@ def demo_data_command(seed, user_count, customer_count, note_count, password_std
     if customer_count:
         counts = demo.generate_workspace(customer_count, note_count, seed=seed, password=password)
         click.echo("Created {customers} customers, {notes} notes, {tasks} follow-up tasks.".format(**counts))
+        click.echo("Building the search index …")
+        _rebuild_index()
+
+
+def _rebuild_index() -> None:
+    from services import search
+
+    try:
+        report = search.rebuild(progress=_progress)
+    except search.RebuildRunning:
+        raise click.ClickException("Another rebuild is running; try again when it has finished.") from None
+    click.echo(f"Indexed {report.customers} customers and {report.notes} notes in {report.seconds:.1f} s "
+               f"({report.size_bytes / 1e6:.1f} MB).")
+
+
+def _progress(kind: str, count: int) -> None:
+    if count % 50000 < 5000:
+        click.echo(f"  {kind}: {count}", err=True)
+
+
+@click.group("search")
+def search_group():
+    """The search index (S4)."""
+
+
+@search_group.command("rebuild")
+@with_appcontext
+def search_rebuild_command():
+    """Build a fresh index from the database beside the live one and swap it in;
+    search keeps working meanwhile."""
+    _rebuild_index()
+
+
+@search_group.command("check")
+@click.option("--fix", "repair", is_flag=True, help="Repair the differences found.")
+@with_appcontext
+def search_check_command(repair):
+    """Compare the index with the database; exit status 1 when they differ (and
+    --fix was not given)."""
+    from services import search
+
+    report = search.check()
+    if report.unavailable:
+        click.echo(f"The index is unavailable: {report.unavailable}")
+        if repair:
+            _rebuild_index()
+            return
+        sys.exit(1)
+    for label, keys in (("missing from the index", report.missing), ("out of date", report.stale),
+                        ("no longer in the database", report.extra)):
+        if keys:
+            click.echo(f"  {len(keys)} {label}: {' '.join(keys[:20])}{' …' if len(keys) > 20 else ''}")
+    if report.backlog:
+        click.echo(f"  {report.backlog} changes waiting in the backlog")
+    if report.ok:
+        click.echo("The index matches the database.")
+        return
+    if repair:
+        queued = search.fix(report)
+        click.echo(f"Repaired {queued} entries.")
+        return
+    sys.exit(1)
 
 
 @click.group("pool")
@@ -125,9 +187,13 @@ def pool_recycle_command(dry_run):
                    f"{clock.started_at:%Y-%m-%d %H:%M} UTC, more than {days} days")
     verb = "Would recycle" if dry_run else "Recycled"
     click.echo(f"{verb} {len(done)} customers.")
+    if not dry_run:
+        from services import search
+
+        search.drain()  # also applies any change an earlier request left in the backlog
 
 
 def init_app(app) -> None:
     for command in (init_command, create_user_command, ensure_admin_command, demo_data_command,
-                    pool_group):
+                    pool_group, search_group):
         app.cli.add_command(command)

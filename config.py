@@ -20,6 +20,7 @@ _ENV_SETTINGS: dict[str, type] = {
     "LOGIN_MAX_FAILURES": int,
     "LOGIN_FAILURE_WINDOW_MINUTES": int,
     "LOGIN_LOCKOUT_MINUTES": int,
+    "SEARCH_INDEX_DIR": str,
 }
 
 
@@ -39,6 +40,15 @@ class Config:
     LOGIN_LOCKOUT_MINUTES = 15
     # SQLite waits this long for another writer before giving up.
     SQLITE_BUSY_TIMEOUT_MS = 15000
+    # The search index; empty means instance/search.
+    SEARCH_INDEX_DIR = ""
+    # How long a request waits for another process's index write before leaving its
+    # change in the backlog for the next writer (seconds).
+    SEARCH_LOCK_TIMEOUT = 3.0
+    # A missing index holding up to this many records is rebuilt within the request
+    # that finds it missing; a larger one in the background, while search answers
+    # from the database.
+    SEARCH_INLINE_REBUILD_MAX = 20000
 
     LANGUAGES = ("zh", "en")
     BABEL_DEFAULT_LOCALE = "zh"

@@ -1,6 +1,8 @@
 """Extension singletons, created once and bound to the app in ``create_app``."""
 
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from flask_babel import Babel
 from flask_login import LoginManager
@@ -80,14 +82,30 @@ def _tune_sqlite(engine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
-        mode = "DEFERRED" if _is_read_only_request() else "IMMEDIATE"
+        mode = "DEFERRED" if read_only_request() else "IMMEDIATE"
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def _is_read_only_request() -> bool:
+_reading_only: ContextVar[bool] = ContextVar("reading_only", default=False)
+
+
+@contextmanager
+def reading_only():
+    """Transactions begun inside this block only read (SQLite: BEGIN DEFERRED), even
+    in a POST request or a CLI command."""
+    token = _reading_only.set(True)
+    try:
+        yield
+    finally:
+        _reading_only.reset(token)
+
+
+def read_only_request() -> bool:
     """GET/HEAD requests never write (a rule the tests keep), so their transactions
     need not queue behind writers. Everything else — other methods, CLI commands,
-    background work — starts with the write lock."""
+    background work — starts with the write lock, unless inside ``reading_only()``."""
     from flask import has_request_context, request
 
+    if _reading_only.get():
+        return True
     return has_request_context() and request.method in ("GET", "HEAD", "OPTIONS")

@@ -24,6 +24,7 @@ from models.note import (
     note_tags,
 )
 from models.pool import PoolEvent, PoolEventKind, Setting
+from models.search import SearchBacklog
 from models.tag import COLOURS, Tag, TagGroup
 from models.task import FollowUpTask
 from models.user import LoginThrottle, Role, User
@@ -32,6 +33,6 @@ __all__ = [
     "COLOURS", "SECTIONS", "AuditEvent", "Customer", "CustomerChange", "CustomerNote",
     "CustomerPhone", "CustomerType", "FollowUpTask", "Importance", "LoginThrottle", "Mention",
     "NoteComment", "NoteKind", "NoteRevision", "NoteTemplate", "PhoneKind", "PoolEvent",
-    "PoolEventKind", "Role", "Setting", "Source",
+    "PoolEventKind", "Role", "SearchBacklog", "Setting", "Source",
     "Stage", "Tag", "TagGroup", "User", "customer_tags", "note_tags", "utcnow",
 ]

@@ -21,7 +21,7 @@ from models import (
     User,
     utcnow,
 )
-from services import audit
+from services import audit, search
 from services.errors import DomainError
 
 
@@ -67,6 +67,7 @@ def merge_customers(actor: User, keep: Customer, drop: Customer, *, ip: str | No
             added_phones.append(copy)
     drop.archived_at = utcnow()
     drop.merged_into_id = keep.id
+    search.mark_customers([keep.id, drop.id], with_notes=True)
     db.session.flush()
     _refresh_last_contact(keep)
     db.session.add(CustomerChange(customer_id=keep.id, user_id=actor.id, field="merged",
@@ -108,6 +109,7 @@ def undo_merge(actor: User, drop: Customer, *, ip: str | None = None) -> Custome
     keep.phones = [phone for phone in keep.phones if phone.id not in phone_ids]
     drop.archived_at = None
     drop.merged_into_id = None
+    search.mark_customers([keep.id, drop.id], with_notes=True)
     db.session.flush()
     _refresh_last_contact(keep)
     _refresh_last_contact(drop)

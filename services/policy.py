@@ -7,6 +7,8 @@ the two identical). Views ask through :func:`may`, :func:`authorize` or the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from functools import wraps
 
 from flask import abort
@@ -235,37 +237,95 @@ def sees_every_customer(user: User) -> bool:
     return _sees_all(user) or user.role == Role.FRONTDESK
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Which customers or notes a user may see, as data: everything, or those whose
+    customer's owner is in ``owners`` (None: the public pool), plus — for notes —
+    those written by someone in ``authors``. The SQL filters below and the search
+    index's filters are both made from this, so they cannot disagree."""
+
+    everything: bool = False
+    owners: frozenset = frozenset()
+    authors: frozenset = frozenset()
+
+    @property
+    def nothing(self) -> bool:
+        return not self.everything and not self.owners and not self.authors
+
+
+def customer_scope(user: User | None) -> Scope:
+    """The customers ``user`` may see."""
+    if not user or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return Scope()
+    if _sees_all(user) or user.role == Role.FRONTDESK:
+        return Scope(everything=True)
+    return Scope(owners=frozenset({None, user.id}))
+
+
+def note_scope(user: User | None) -> Scope:
+    """The (not deleted) notes ``user`` may read."""
+    if not user or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return Scope()
+    if _sees_all(user):
+        return Scope(everything=True)
+    if user.role == Role.FRONTDESK:
+        return Scope(authors=frozenset({user.id}))
+    return Scope(owners=frozenset({None, user.id}), authors=frozenset({user.id}))
+
+
+def may_search_archived(user: User | None) -> bool:
+    """Archived customers and their notes turn up in search only for those who may
+    archive and restore them, and only when asked for."""
+    return may(user, "customer.archive")
+
+
+def _owner_condition(owners: frozenset):
+    from sqlalchemy import or_
+
+    from models import Customer
+
+    ids = sorted(owner for owner in owners if owner is not None)
+    conditions = [Customer.owner_id.in_(ids)] if ids else []
+    if None in owners:
+        conditions.append(Customer.owner_id.is_(None))
+    return or_(*conditions)
+
+
 def visible_customers(user: User, query=None):
     """Restrict a ``select(Customer)`` (or a new one) to the customers ``user`` may
     see. Lists, search, exports and the API all go through this."""
-    from sqlalchemy import false, or_, select
+    from sqlalchemy import false, select
 
     from models import Customer
 
     query = select(Customer) if query is None else query
-    if not user or not getattr(user, "is_authenticated", False) or not user.is_active:
-        return query.where(false())
-    if _sees_all(user) or user.role == Role.FRONTDESK:
+    scope = customer_scope(user)
+    if scope.everything:
         return query
-    return query.where(or_(Customer.owner_id.is_(None), Customer.owner_id == user.id))
+    if scope.nothing:
+        return query.where(false())
+    return query.where(_owner_condition(scope.owners))
 
 
 def readable_notes(user: User, query=None):
     """Restrict a ``select(CustomerNote)`` to the notes ``user`` may read; deleted
     notes never. Joins Customer when needed."""
-    from sqlalchemy import or_, select
+    from sqlalchemy import false, or_, select
 
     from models import Customer, CustomerNote
 
     query = select(CustomerNote) if query is None else query
     query = query.where(CustomerNote.deleted_at.is_(None))
-    if _sees_all(user):
+    scope = note_scope(user)
+    if scope.everything:
         return query
-    if user.role == Role.FRONTDESK:
-        return query.where(CustomerNote.author_id == user.id)
-    return query.join(Customer, Customer.id == CustomerNote.customer_id).where(
-        or_(Customer.owner_id.is_(None), Customer.owner_id == user.id, CustomerNote.author_id == user.id)
-    )
+    if scope.nothing:
+        return query.where(false())
+    conditions = [CustomerNote.author_id.in_(sorted(scope.authors))] if scope.authors else []
+    if scope.owners:
+        query = query.join(Customer, Customer.id == CustomerNote.customer_id)
+        conditions.append(_owner_condition(scope.owners))
+    return query.where(or_(*conditions))
 
 
 def allowed_actions(user: User | None) -> set[str]:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import joinedload
 
 from extensions import db
 from models import Customer, CustomerNote, PoolEvent, PoolEventKind, Setting, User, utcnow
-from services import policy, settings
+from services import policy, search, settings
 from services.errors import DomainError
 
 RELEASE_REASONS = {
@@ -92,6 +92,8 @@ def _reclaim_locked_until(user_id: int, customer_id: int, now: datetime) -> date
 
 
 def _event(kind, customer_id, actor, *, from_user=None, to_user=None, reason="", at=None, **details):
+    """Record an ownership change; the search index follows (the owner filters it)."""
+    search.mark_customers([customer_id], with_notes=True)
     db.session.add(PoolEvent(
         customer_id=customer_id, kind=kind, actor_id=actor.id if actor else None,
         from_user_id=from_user, to_user_id=to_user, reason=reason, at=at or utcnow(), details=details,

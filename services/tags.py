@@ -2,9 +2,9 @@
 per-tag counts that the tag filters show (T2).
 
 Customers and notes refer to tags by id, so a rename or a merge shows everywhere at
-once (T3). The full-text index may hold tag names: after every change that alters
-which name a customer or note carries, :data:`tags_changed` is sent (after the
-commit) with the ids to re-index.
+once (T3). The search index holds tag names: every change that alters which name a
+customer or note carries sends :data:`tags_changed` with their ids, inside the
+transaction (before the commit), so that the index's to-do list commits with it.
 
 Every function that changes something commits, with its audit line in the same
 transaction.
@@ -271,9 +271,9 @@ def update_tag(actor: User, tag: Tag, *, name: str, colour: str, ip: str | None 
     renamed = name != old_name
     if renamed:
         audit.record("tag.rename", actor, ip=ip, target=tag, old=old_name, new=name)
-    carriers = _carriers(tag.id) if renamed else ([], [])
+    if renamed:
+        _announce(*_carriers(tag.id))
     _commit(_l("This group already has a tag of that name."))
-    _announce(*carriers)
 
 
 def merge_tags(actor: User, source: Tag, target: Tag, *, ip: str | None = None) -> Usage:
@@ -290,9 +290,9 @@ def merge_tags(actor: User, source: Tag, target: Tag, *, ip: str | None = None) 
     audit.record("tag.merge", actor, ip=ip, target=target, source_id=source.id,
                  source_name=source.name, target_name=target.name,
                  customers=moved.customers, notes=moved.notes)
+    _announce(customer_ids, note_ids)
     _delete_tag_row(source)
     db.session.commit()
-    _announce(customer_ids, note_ids)
     return moved
 
 
@@ -328,7 +328,7 @@ def delete_tag(actor: User, tag: Tag, *, ip: str | None = None) -> Usage:
     removed = Usage(len(customer_ids), len(note_ids))
     audit.record("tag.delete", actor, ip=ip, target_type="tags", target_id=tag.id, name=tag.name,
                  group=tag.group.name, customers=removed.customers, notes=removed.notes)
+    _announce(customer_ids, note_ids)
     _delete_tag_row(tag)
     db.session.commit()
-    _announce(customer_ids, note_ids)
     return removed

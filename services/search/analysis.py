@@ -1,0 +1,165 @@
+"""How text becomes index terms, and what a typed query becomes.
+
+Chinese has no spaces, and people look customers up by one character of a name
+(伟 → 张伟), so CJK text is indexed as single characters and pairs of adjacent
+characters; a longer query must contain all of its pairs. Latin words, digits and
+pinyin are indexed with their prefixes ("edge n-grams"), so what is typed so far
+already matches: ``zha`` finds 张伟 through ``zhangwei``. Phone numbers are indexed
+with every ending of four or more digits.
+
+The same functions make the terms of documents and of queries, so both always agree.
+Queries are built from these terms as query objects, never parsed as query syntax.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator
+
+from pypinyin import Style, pinyin
+
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+# A run of CJK characters, or a run of other letters and digits.
+_RUN = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+EDGE_MIN = 2  # a single Latin letter matches too much to be worth a term
+EDGE_MAX = 20
+PHONE_SUFFIX_MIN = 4
+MAX_QUERY_CHARS = 100
+MAX_QUERY_WORDS = 8
+MAX_PINYIN_READINGS = 8
+
+
+def normalise(text: str | None) -> str:
+    """Full-width to half-width, lower case, no control characters."""
+    text = unicodedata.normalize("NFKC", text or "")
+    return _CONTROL.sub(" ", text).casefold()
+
+
+def runs(text: str) -> Iterator[tuple[bool, str]]:
+    """(is_cjk, run) for each run of CJK characters or of other letters/digits."""
+    for match in _RUN.finditer(normalise(text)):
+        cjk, word = match.groups()
+        yield (True, cjk) if cjk else (False, word)
+
+
+def cjk_terms(run: str, *, unigrams: bool) -> Iterator[str]:
+    """Pairs of adjacent characters; single characters too when ``unigrams`` (and
+    always for a run of one character, which has no pair)."""
+    if unigrams or len(run) == 1:
+        yield from run
+    for i in range(len(run) - 1):
+        yield run[i : i + 2]
+
+
+def edges(word: str) -> Iterator[str]:
+    """``zhang`` → zh, zha, zhan, zhang (whole words longer than EDGE_MAX stay whole)."""
+    if len(word) < EDGE_MIN:
+        return
+    for end in range(EDGE_MIN, min(len(word), EDGE_MAX) + 1):
+        yield word[:end]
+    if len(word) > EDGE_MAX:
+        yield word
+
+
+def lookup_terms(text: str) -> Iterator[str]:
+    """Terms of customer fields (name, company, address, email, tags): CJK single
+    characters and pairs, prefixes of every other word."""
+    for is_cjk, run in runs(text):
+        if is_cjk:
+            yield from cjk_terms(run, unigrams=True)
+        else:
+            yield from edges(run)
+
+
+def note_terms(text: str) -> Iterator[str]:
+    """Terms of note text: CJK pairs, and whole other words. Notes are searched by
+    words of two characters or more (报价, 合同), so single characters are left out:
+    that halves the size of the largest part of the index."""
+    for is_cjk, run in runs(text):
+        if is_cjk:
+            yield from cjk_terms(run, unigrams=False)
+        else:
+            yield run[:EDGE_MAX]
+
+
+def pinyin_words(name: str) -> list[str]:
+    """Pinyin spellings that should find ``name``: the full pinyin and the initials
+    of the whole name and of every ending of it (张伟 → zhangwei, wei, zw, w), for
+    each reading of characters with several (单 → shan/dan/chan, 曾 → zeng/ceng)."""
+    words: set[str] = set()
+    for is_cjk, run in runs(name):
+        if not is_cjk:
+            continue
+        readings = pinyin(run, style=Style.NORMAL, heteronym=True, errors="ignore")
+        readings = [[r for r in options if r.isascii() and r.isalpha()] for options in readings]
+        readings = [options for options in readings if options]
+        for combination in itertools.islice(itertools.product(*readings), MAX_PINYIN_READINGS):
+            for start in range(len(combination)):
+                words.add("".join(combination[start:]))
+                words.add("".join(syllable[0] for syllable in combination[start:]))
+    return sorted(words)
+
+
+def phone_terms(digits_list: Iterable[str]) -> Iterator[str]:
+    """Every ending of four or more digits of each number, and every beginning of
+    four or more (for a number still being typed)."""
+    for digits in digits_list:
+        for size in range(PHONE_SUFFIX_MIN, len(digits) + 1):
+            yield digits[-size:]
+            yield digits[:size]
+
+
+def counted(terms: Iterable[str]) -> Counter:
+    return Counter(terms)
+
+
+class QueryWords:
+    """What a typed query asks for: its CJK runs, its other words, and the digits
+    of a phone number when the whole query is one (``+86 138-0013-8000``)."""
+
+    def __init__(self, text: str | None):
+        text = normalise(text)[: MAX_QUERY_CHARS * 5]
+        self.phone = _phone_digits(text)
+        found = list(itertools.islice(runs(text[:MAX_QUERY_CHARS]), MAX_QUERY_WORDS))
+        self.cjk = [run for is_cjk, run in found if is_cjk]
+        self.words = [run[:EDGE_MAX] for is_cjk, run in found if not is_cjk]
+        if self.phone:
+            self.cjk, self.words = [], []
+
+    def __bool__(self) -> bool:
+        return bool(self.phone or self.cjk or any(self._usable(w) for w in self.words))
+
+    @staticmethod
+    def _usable(word: str) -> bool:
+        return len(word) >= EDGE_MIN or word.isdigit()
+
+    @property
+    def usable_words(self) -> list[str]:
+        return [w for w in self.words if self._usable(w)]
+
+    def highlights(self) -> list[str]:
+        """The strings to mark in shown text."""
+        parts = [self.phone] if self.phone else []
+        return [p for p in parts + self.cjk + self.usable_words if p]
+
+
+_PHONE_LIKE = re.compile(r"^\+?[\d\s\-\.\(\)（）]+$")
+
+
+def _phone_digits(text: str) -> str:
+    """The digits of ``text`` when it is nothing but a phone number typed some way
+    (spaces, dashes, brackets, +86/0086) with at least four digits; else ''."""
+    text = text.strip()
+    if not _PHONE_LIKE.match(text):
+        return ""
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if text.startswith("+86") or (digits.startswith("0086") and len(digits) > 8):
+        digits = digits[2:] if text.startswith("+") else digits[4:]
+    elif digits.startswith("86") and len(digits) == 13 and digits[2] == "1":
+        digits = digits[2:]
+    return digits if len(digits) >= PHONE_SUFFIX_MIN else ""

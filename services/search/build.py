@@ -1,0 +1,208 @@
+"""Building the index from the database, and checking it against the database."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, func, select
+
+from extensions import read_only_request, reading_only
+from models import CustomerNote, SearchBacklog
+from services.search import documents, store
+from services.search.sync import Changes, reading_session
+
+log = logging.getLogger(__name__)
+
+
+class RebuildRunning(Exception):
+    """Another process is rebuilding the index now."""
+
+
+@dataclass
+class BuildReport:
+    customers: int = 0
+    notes: int = 0
+    seconds: float = 0.0
+    size_bytes: int = 0
+    generation: str = ""
+
+
+def rebuild(*, inside_write_lock: bool = False, procs: int = 1, progress=None) -> BuildReport:
+    """Build a fresh index beside the live one and swap it in. Search keeps
+    answering from the old index meanwhile, and changes made during the build are
+    applied to the new index before the swap. Raises RebuildRunning."""
+    started = time.monotonic()
+    try:
+        with store.locked("rebuild.lock", 0):
+            return _rebuild_locked(inside_write_lock, procs, progress, started)
+    except store.LockTimeout:
+        raise RebuildRunning() from None
+
+
+def _rebuild_locked(inside_write_lock, procs, progress, started) -> BuildReport:
+    # Passing through the write lock orders this build after any writer that is
+    # applying changes now: those changes were committed, so the reads below see them.
+    with _write_lock(inside_write_lock):
+        generation = store.new_generation()
+        store.mark_building(generation, True)
+    report = BuildReport(generation=generation)
+    try:
+        report.customers = _fill_customers(generation, progress)
+        report.notes = _fill_notes(generation, procs, progress)
+        with _write_lock(inside_write_lock):
+            _catch_up(generation)
+            store.mark_building(generation, False)
+            store.publish(generation)
+    except BaseException:
+        store.mark_building(generation, False)
+        _remove(generation)
+        raise
+    report.seconds = time.monotonic() - started
+    report.size_bytes = _size(os.path.join(store.root(), generation))
+    return report
+
+
+class _write_lock:
+    def __init__(self, already_held: bool):
+        self.context = None if already_held else store.locked("write.lock", None)
+
+    def __enter__(self):
+        if self.context:
+            self.context.__enter__()
+
+    def __exit__(self, *exc):
+        if self.context:
+            return self.context.__exit__(*exc)
+        return False
+
+
+def _fill_customers(generation: str, progress) -> int:
+    ix = store.open_index(store.CUSTOMERS, generation)
+    writer = ix.writer(limitmb=256)
+    count = 0
+    with reading_only(), reading_session() as session:
+        for ids in documents.all_customer_ids(session):
+            found, _missing = documents.customer_documents(session, ids)
+            for document in found:
+                writer.add_document(**document)
+            count += len(found)
+            if progress:
+                progress("customers", count)
+    writer.commit()
+    return count
+
+
+def _fill_notes(generation: str, procs: int, progress) -> int:
+    ix = store.open_index(store.NOTES, generation)
+    writer = ix.writer(limitmb=256)
+    count = 0
+    with reading_only(), reading_session() as session:
+        for ids in documents.all_note_ids(session):
+            for document in documents.note_documents(session, CustomerNote.id.in_(ids)):
+                writer.add_document(**document)
+                count += 1
+            if progress:
+                progress("notes", count)
+    writer.commit()
+    return count
+
+
+def _catch_up(generation: str) -> None:
+    """Apply every backlog row to the new index, and delete them: the new index is
+    about to be the live one. (A rebuild started by a search, in a request that may
+    not write, leaves them for the next writer, which applies them once more.)"""
+    with reading_only(), reading_session() as session:
+        rows = session.execute(select(SearchBacklog.id, SearchBacklog.kind, SearchBacklog.ref_id)).all()
+        if rows:
+            Changes.load(session, {(row.kind, row.ref_id) for row in rows}).apply(generation)
+    if rows and not read_only_request():
+        with reading_session() as session:
+            ids = [row.id for row in rows]
+            for start in range(0, len(ids), 500):
+                session.execute(delete(SearchBacklog).where(SearchBacklog.id.in_(ids[start : start + 500])))
+            session.commit()
+
+
+def _remove(generation: str) -> None:
+    import shutil
+
+    shutil.rmtree(os.path.join(store.root(), generation), ignore_errors=True)
+
+
+def _size(path: str) -> int:
+    total = 0
+    for folder, _dirs, files in os.walk(path):
+        total += sum(os.path.getsize(os.path.join(folder, name)) for name in files)
+    return total
+
+
+# ---- check -------------------------------------------------------------------------
+
+@dataclass
+class CheckReport:
+    """Differences between index and database, as index keys."""
+
+    missing: list[str] = field(default_factory=list)  # in the database, not in the index
+    stale: list[str] = field(default_factory=list)  # in both, but different
+    extra: list[str] = field(default_factory=list)  # in the index only
+    backlog: int = 0  # changes waiting to be applied
+    unavailable: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.stale or self.extra or self.unavailable)
+
+
+def check() -> CheckReport:
+    """Compare every customer and note in the database with its index entry."""
+    report = CheckReport()
+    try:
+        indexed = {which: _indexed_stamps(which) for which in (store.CUSTOMERS, store.NOTES)}
+    except store.IndexUnavailable as error:
+        report.unavailable = str(error)
+        return report
+    with reading_only(), reading_session() as session:
+        report.backlog = session.scalar(select(func.count()).select_from(SearchBacklog))
+        expected: dict[str, str] = {}
+        for ids in documents.all_customer_ids(session):
+            found, _missing = documents.customer_documents(session, ids)
+            expected.update((d["key"], d["stamp"]) for d in found)
+        for ids in documents.all_note_ids(session):
+            expected.update((d["key"], d["stamp"])
+                            for d in documents.note_documents(session, CustomerNote.id.in_(ids)))
+    actual = {**indexed[store.CUSTOMERS], **indexed[store.NOTES]}
+    report.missing = sorted(expected.keys() - actual.keys())
+    report.extra = sorted(actual.keys() - expected.keys())
+    report.stale = sorted(key for key in expected.keys() & actual.keys() if expected[key] != actual[key])
+    return report
+
+
+def _indexed_stamps(which: str) -> dict[str, str]:
+    ix = store.open_index(which)
+    try:
+        with ix.searcher() as searcher:
+            return {fields["key"]: fields.get("stamp", "") for fields in searcher.all_stored_fields()}
+    except Exception as error:
+        raise store.IndexUnavailable(repr(error)) from error
+
+
+def fix(report: CheckReport) -> int:
+    """Queue every difference in ``report`` for the index and apply them. Returns
+    how many entries were queued."""
+    from services.search import sync
+
+    keys = {_backlog_key(key) for key in report.missing + report.stale + report.extra}
+    if keys:
+        with reading_session() as session:
+            sync._record(session, session.connection(), keys)
+            session.commit()
+    return len(keys)
+
+
+def _backlog_key(key: str) -> tuple[str, int]:
+    from services.search.sync import CUSTOMER, NOTE
+
+    return (CUSTOMER if key[0] == "c" else NOTE, int(key[1:]))

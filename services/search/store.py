@@ -1,0 +1,222 @@
+"""The index on disk, and the locks that let several processes share it.
+
+``<SEARCH_INDEX_DIR>/CURRENT`` names the live generation, a directory holding two
+Whoosh indexes, ``customers`` and ``notes``. A rebuild writes a new generation beside
+the live one and swaps ``CURRENT`` atomically; searchers notice on their next query.
+
+Whoosh allows one writer per index. Every writer first takes ``write.lock`` (an OS
+file lock, so it holds across processes), waiting at most a given time; a rebuild
+holds ``rebuild.lock`` for as long as it runs, so that others can tell.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime
+
+from flask import current_app
+from whoosh import fields, index
+from whoosh.system import pack_uint
+from whoosh.util.filelock import FileLock
+
+CUSTOMERS, NOTES = "customers", "notes"
+
+
+class IndexUnavailable(Exception):
+    """The index is missing or cannot be read; search answers from the database."""
+
+
+class LockTimeout(Exception):
+    """Another process held the index's write lock for longer than we would wait."""
+
+
+class TermsField(fields.TEXT):
+    """A field given the list of its terms (made by services.search.analysis), so
+    that indexing is one count per document rather than a token stream per term.
+    No positions: nobody searches phrases, and the index is half the size without."""
+
+    def __init__(self, field_boost: float = 1.0):
+        super().__init__(phrase=False, field_boost=field_boost)
+
+    def index(self, value, **kwargs):
+        counts: dict[str, int] = {}
+        for term in value:
+            counts[term] = counts.get(term, 0) + 1
+        boost = self.format.field_boost
+        for term, freq in counts.items():
+            yield term.encode("utf-8"), freq, freq * boost, pack_uint(freq)
+
+
+def customer_schema() -> fields.Schema:
+    return fields.Schema(
+        key=fields.ID(unique=True, stored=True),
+        name=TermsField(field_boost=4.0),
+        phone=TermsField(field_boost=3.0),
+        other=TermsField(),
+        tag=TermsField(),
+        owner=fields.ID,
+        archived=fields.ID,
+        stamp=fields.STORED,
+    )
+
+
+def note_schema() -> fields.Schema:
+    return fields.Schema(
+        key=fields.ID(unique=True, stored=True),
+        body=TermsField(),
+        tag=TermsField(),
+        customer=fields.ID,
+        author=fields.ID,
+        owner=fields.ID,
+        archived=fields.ID,
+        when=fields.NUMERIC(bits=64, sortable=True),
+        stamp=fields.STORED,
+    )
+
+
+SCHEMAS = {CUSTOMERS: customer_schema, NOTES: note_schema}
+
+
+def root() -> str:
+    return current_app.config.get("SEARCH_INDEX_DIR") or os.path.join(current_app.instance_path, "search")
+
+
+def _current_file(base: str) -> str:
+    return os.path.join(base, "CURRENT")
+
+
+def current_generation(base: str | None = None) -> str | None:
+    """The live generation's directory name, or None when there is no index."""
+    try:
+        with open(_current_file(base or root()), encoding="ascii") as handle:
+            return handle.read().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def new_generation(base: str | None = None) -> str:
+    """Create an empty generation directory with both indexes; returns its name."""
+    base = base or root()
+    name = datetime.now().strftime("gen-%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    for which, schema in SCHEMAS.items():
+        path = os.path.join(base, name, which)
+        os.makedirs(path)
+        index.create_in(path, schema())
+    return name
+
+
+def publish(name: str, base: str | None = None) -> None:
+    """Make ``name`` the live generation (atomic rename) and remove older ones.
+    Searchers that still read an old one keep their open files until they refresh."""
+    base = base or root()
+    temporary = _current_file(base) + "." + secrets.token_hex(4)
+    with open(temporary, "w", encoding="ascii") as handle:
+        handle.write(name)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, _current_file(base))
+    for entry in os.listdir(base):
+        if entry.startswith("gen-") and entry != name and not _is_being_built(base, entry):
+            shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
+
+
+def _is_being_built(base: str, entry: str) -> bool:
+    return os.path.exists(os.path.join(base, entry, "BUILDING"))
+
+
+def mark_building(name: str, building: bool, base: str | None = None) -> None:
+    flag = os.path.join(base or root(), name, "BUILDING")
+    if building:
+        open(flag, "w").close()
+    elif os.path.exists(flag):
+        os.remove(flag)
+
+
+def open_index(which: str, generation: str | None = None, base: str | None = None):
+    """The Whoosh index ``which`` of the live (or given) generation. Raises
+    IndexUnavailable when it is missing or unreadable."""
+    base = base or root()
+    generation = generation or current_generation(base)
+    if generation is None:
+        raise IndexUnavailable("no index yet")
+    try:
+        return index.open_dir(os.path.join(base, generation, which))
+    except Exception as error:  # whoosh raises many kinds for damaged files
+        raise IndexUnavailable(f"{which} index unreadable: {error!r}") from error
+
+
+# ---- searchers, cached per thread --------------------------------------------------
+
+_local = threading.local()
+
+
+def searcher(which: str):
+    """An up-to-date searcher of the live index ``which``, reused by this thread
+    across requests. Raises IndexUnavailable."""
+    base = root()
+    generation = current_generation(base)
+    if generation is None:
+        raise IndexUnavailable("no index yet")
+    cache = getattr(_local, "searchers", None)
+    if cache is None:
+        cache = _local.searchers = {}
+    key = (base, which)
+    cached = cache.get(key)
+    try:
+        if cached and cached[0] == generation:
+            fresh = cached[1].refresh()
+        else:
+            if cached:
+                cached[1].close()
+            fresh = open_index(which, generation, base).searcher()
+    except IndexUnavailable:
+        cache.pop(key, None)
+        raise
+    except Exception as error:
+        cache.pop(key, None)
+        raise IndexUnavailable(repr(error)) from error
+    cache[key] = (generation, fresh)
+    return fresh
+
+
+def forget_searchers() -> None:
+    """Close this thread's cached searchers (tests; after a fork)."""
+    for _generation, cached in getattr(_local, "searchers", {}).values():
+        cached.close()
+    _local.searchers = {}
+
+
+# ---- locks -------------------------------------------------------------------------
+
+@contextmanager
+def locked(name: str, timeout: float | None, base: str | None = None):
+    """Hold the OS file lock ``name`` (in the index folder), waiting at most
+    ``timeout`` seconds (None: as long as it takes). Raises LockTimeout."""
+    base = base or root()
+    os.makedirs(base, exist_ok=True)
+    lock = FileLock(os.path.join(base, name))
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.002
+    while not lock.acquire(blocking=False):
+        if deadline is not None and time.monotonic() >= deadline:
+            raise LockTimeout(name)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def rebuild_running(base: str | None = None) -> bool:
+    """Whether some process holds the rebuild lock now."""
+    try:
+        with locked("rebuild.lock", 0, base):
+            return False
+    except LockTimeout:
+        return True

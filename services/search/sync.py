@@ -1,0 +1,276 @@
+"""Keeping the index in step with the database (S4).
+
+A change to a customer or note writes a row to ``search_backlog`` in the same
+transaction (found by a flush hook, or marked by the services that change rows with
+bulk statements). After the commit, the request applies the backlog to the index
+under the index's write lock, then deletes the rows it applied. So the index changes
+only after a successful commit, and a change whose index write could not happen
+(lock held too long, process killed) stays in the backlog for the next writer,
+``flask search check --fix``, or the nightly pool sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask import current_app
+from sqlalchemy import delete, event, inspect, insert, select, update
+from sqlalchemy.orm import Session
+
+from extensions import db, reading_only
+from models import Customer, CustomerNote, CustomerPhone, SearchBacklog
+from services.search import documents, store
+
+log = logging.getLogger(__name__)
+
+CUSTOMER, NOTE, CUSTOMER_NOTES = "customer", "note", "customer_notes"
+BATCH = 2000
+
+
+# ---- recording changes --------------------------------------------------------------
+
+def mark(kind: str, ids, session=None) -> None:
+    """Record, in the current transaction, that the index entries of ``ids`` (of
+    ``kind``) must be redone. Services call this after bulk UPDATE/DELETE statements,
+    which the flush hook does not see."""
+    session = session or db.session
+    _record(session, session.connection(), {(kind, int(i)) for i in ids})
+
+
+def mark_customers(ids, *, with_notes: bool = False) -> None:
+    """Record that these customers changed (and, ``with_notes``, that their notes
+    must follow: a new owner, archived, notes moved by a merge)."""
+    ids = list(ids)
+    mark(CUSTOMER, ids)
+    if with_notes:
+        mark(CUSTOMER_NOTES, ids)
+
+
+def _record(session, connection, keys: set[tuple[str, int]]) -> None:
+    written = session.info.setdefault("search_written", set())
+    new = keys - written
+    if not new:
+        return
+    connection.execute(insert(SearchBacklog.__table__),
+                       [{"kind": kind, "ref_id": ref_id, "applied_live": False} for kind, ref_id in sorted(new)])
+    written.update(new)
+    session.info["search_pending"] = True
+
+
+def _changed(obj, attribute: str) -> bool:
+    return inspect(obj).attrs[attribute].history.has_changes()
+
+
+def _keys_of(session) -> set[tuple[str, int]]:
+    keys = set()
+    for obj in list(session.new) + list(session.dirty) + list(session.deleted):
+        if isinstance(obj, Customer) and obj.id is not None:
+            keys.add((CUSTOMER, obj.id))
+            if obj in session.deleted or _changed(obj, "owner_id") or _changed(obj, "archived_at"):
+                keys.add((CUSTOMER_NOTES, obj.id))
+        elif isinstance(obj, CustomerPhone) and obj.customer_id is not None:
+            keys.add((CUSTOMER, obj.customer_id))
+            if _changed(obj, "customer_id"):
+                old = inspect(obj).attrs["customer_id"].history.deleted
+                keys.update((CUSTOMER, cid) for cid in old if cid)
+        elif isinstance(obj, CustomerNote) and obj.id is not None:
+            keys.add((NOTE, obj.id))
+    return keys
+
+
+def _after_flush(session, _flush_context) -> None:
+    keys = _keys_of(session)
+    if keys:
+        _record(session, session.connection(), keys)
+
+
+def _after_commit(session) -> None:
+    session.info.pop("search_written", None)
+    if session.info.pop("search_pending", False):
+        try:
+            drain()
+        except Exception:  # the backlog keeps the change; never fail a saved request
+            log.exception("search index update failed; the change stays in the backlog")
+
+
+def _after_rollback(session) -> None:
+    session.info.pop("search_written", None)
+    session.info.pop("search_pending", None)
+
+
+_installed = False
+
+
+def install() -> None:
+    """Listen on every session (once per process)."""
+    global _installed
+    if _installed:
+        return
+    event.listen(Session, "after_flush", _after_flush)
+    event.listen(Session, "after_commit", _after_commit)
+    event.listen(Session, "after_soft_rollback", lambda session, _previous: _after_rollback(session))
+    _installed = True
+
+
+# ---- applying the backlog -------------------------------------------------------------
+
+class Changes:
+    """What to delete from and add to each index for a set of backlog keys."""
+
+    def __init__(self):
+        self.delete = {store.CUSTOMERS: set(), store.NOTES: set()}  # (field, term)
+        self.add = {store.CUSTOMERS: {}, store.NOTES: {}}  # key → document
+
+    @classmethod
+    def load(cls, session, keys) -> Changes:
+        changes = cls()
+        by_kind: dict[str, set[int]] = {CUSTOMER: set(), NOTE: set(), CUSTOMER_NOTES: set()}
+        for kind, ref_id in keys:
+            by_kind.setdefault(kind, set()).add(ref_id)
+        for chunk in _chunks(sorted(by_kind[CUSTOMER]), 500):
+            found, _missing = documents.customer_documents(session, chunk)
+            changes.delete[store.CUSTOMERS].update(("key", documents.customer_key(i)) for i in chunk)
+            changes.add[store.CUSTOMERS].update((d["key"], d) for d in found)
+        for chunk in _chunks(sorted(by_kind[NOTE]), 500):
+            changes.delete[store.NOTES].update(("key", documents.note_key(i)) for i in chunk)
+            found = documents.note_documents(session, CustomerNote.id.in_(chunk))
+            changes.add[store.NOTES].update((d["key"], d) for d in found)
+        for chunk in _chunks(sorted(by_kind[CUSTOMER_NOTES]), 100):
+            changes.delete[store.NOTES].update(("customer", str(i)) for i in chunk)
+            found = documents.note_documents(session, CustomerNote.customer_id.in_(chunk))
+            changes.add[store.NOTES].update((d["key"], d) for d in found)
+        return changes
+
+    def apply(self, generation: str, base: str | None = None) -> None:
+        """Write to the indexes of ``generation``. Deletes first, then adds, so that a
+        document listed twice ends up there once."""
+        for which in (store.CUSTOMERS, store.NOTES):
+            if not self.delete[which] and not self.add[which]:
+                continue
+            writer = store.open_index(which, generation, base).writer()
+            try:
+                for field, term in self.delete[which]:
+                    writer.delete_by_term(field, term)
+                for document in self.add[which].values():
+                    writer.add_document(**document)
+            except BaseException:
+                writer.cancel()
+                raise
+            writer.commit()
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def reading_session() -> Session:
+    return Session(db.engine)
+
+
+def drain(timeout: float | None = None) -> int | None:
+    """Apply the backlog to the live index. Returns how many rows were applied, or
+    None when another writer held the lock past ``timeout`` seconds (default
+    SEARCH_LOCK_TIMEOUT): the rows stay for the next writer."""
+    timeout = current_app.config["SEARCH_LOCK_TIMEOUT"] if timeout is None else timeout
+    try:
+        with store.locked("write.lock", timeout):
+            return _drain_locked()
+    except store.LockTimeout:
+        log.warning("search index busy for %ss; changes stay in the backlog", timeout)
+        return None
+
+
+def _drain_locked() -> int:
+    generation = store.current_generation()
+    if generation is None or not _readable(generation):
+        start_rebuild(inside_write_lock=True)
+        return 0
+    rebuilding = store.rebuild_running()
+    applied = 0
+    while True:
+        with reading_only(), reading_session() as session:
+            rows = session.execute(
+                select(SearchBacklog.id, SearchBacklog.kind, SearchBacklog.ref_id)
+                .where(SearchBacklog.applied_live.is_(False)).order_by(SearchBacklog.id).limit(BATCH)
+            ).all()
+            if not rows:
+                break
+            changes = Changes.load(session, {(row.kind, row.ref_id) for row in rows})
+        changes.apply(generation)
+        _settle([row.id for row in rows], keep=rebuilding)
+        applied += len(rows)
+        if len(rows) < BATCH:
+            break
+    if not rebuilding:
+        _forget_leftovers()
+    return applied
+
+
+def _settle(ids: list[int], *, keep: bool) -> None:
+    """Rows applied: delete them, or — while a rebuild runs — mark them, for the
+    rebuild to apply to the index it is building."""
+    with reading_session() as session:
+        for chunk in _chunks(ids, 500):
+            if keep:
+                session.execute(update(SearchBacklog).where(SearchBacklog.id.in_(chunk)).values(applied_live=True))
+            else:
+                session.execute(delete(SearchBacklog).where(SearchBacklog.id.in_(chunk)))
+        session.commit()
+
+
+def _forget_leftovers() -> None:
+    """Rows marked during a rebuild that ended without applying them (it was
+    stopped): the live index has them already."""
+    with reading_only(), reading_session() as session:
+        leftover = session.scalar(select(SearchBacklog.id).where(SearchBacklog.applied_live.is_(True)).limit(1))
+    if leftover is not None:
+        with reading_session() as session:
+            session.execute(delete(SearchBacklog).where(SearchBacklog.applied_live.is_(True)))
+            session.commit()
+
+
+def _readable(generation: str) -> bool:
+    try:
+        for which in (store.CUSTOMERS, store.NOTES):
+            store.open_index(which, generation).doc_count()
+        return True
+    except store.IndexUnavailable:
+        return False
+
+
+# ---- rebuilding a missing index ------------------------------------------------------
+
+def record_count() -> int:
+    with reading_only(), reading_session() as session:
+        customers = session.scalar(select(db.func.count()).select_from(Customer))
+        notes = session.scalar(select(db.func.count()).select_from(CustomerNote))
+    return customers + notes
+
+
+def start_rebuild(*, inside_write_lock: bool = False) -> None:
+    """Rebuild a missing or unreadable index: at once when the database is small,
+    else in a background thread (search answers from the database meanwhile)."""
+    from services.search import build
+
+    if store.rebuild_running():
+        return
+    if record_count() <= current_app.config["SEARCH_INLINE_REBUILD_MAX"]:
+        try:
+            build.rebuild(inside_write_lock=inside_write_lock)
+        except build.RebuildRunning:
+            pass
+        return
+    app = current_app._get_current_object()
+
+    def run():
+        with app.app_context():
+            try:
+                build.rebuild()
+            except build.RebuildRunning:
+                pass
+            except Exception:
+                log.exception("background search rebuild failed")
+
+    threading.Thread(target=run, name="search-rebuild", daemon=True).start()
