@@ -125,3 +125,40 @@ def test_pool_recycle_command_and_dry_run(app, runner):
     done = runner.invoke(args=["pool", "recycle"])
     assert "Recycled 1 customers." in done.output
     assert "Recycled 0 customers." in runner.invoke(args=["pool", "recycle"]).output
+
+
+def test_demo_data_is_indexed_for_search(app, runner):
+    from services import search
+
+    result = runner.invoke(args=["demo-data", "--users", "3", "--customers", "30", "--notes", "60"])
+    assert result.exit_code == 0, result.output
+    assert "Indexed 30 customers and 60 notes" in result.output
+    with app.app_context():
+        assert search.check().ok
+
+
+def test_search_rebuild_and_check_commands(app, runner):
+    from services import customers, search
+    from services.customers import CustomerData
+    from services.search import store
+
+    with app.app_context():
+        admin = accounts.create_user("boss", "correct horse battery staple", "admin")
+        customer = customers.create_customer(admin, CustomerData(name="张三丰"))
+        customer_id = customer.id
+    rebuilt = runner.invoke(args=["search", "rebuild"])
+    assert rebuilt.exit_code == 0 and "Indexed 1 customers and 0 notes" in rebuilt.output
+    checked = runner.invoke(args=["search", "check"])
+    assert checked.exit_code == 0 and "matches the database" in checked.output
+    with app.app_context():
+        writer = store.open_index(store.CUSTOMERS).writer()
+        writer.delete_by_term("key", f"c{customer_id}")
+        writer.commit()
+    differs = runner.invoke(args=["search", "check"])
+    assert differs.exit_code == 1 and f"1 missing from the index: c{customer_id}" in differs.output
+    fixed = runner.invoke(args=["search", "check", "--fix"])
+    assert fixed.exit_code == 0 and "Repaired 1 entries" in fixed.output
+    assert runner.invoke(args=["search", "check"]).exit_code == 0
+    with app.app_context():
+        admin = accounts.get_by_username("boss")
+        assert [c.id for c in search.search_customers(admin, "zsf").items] == [customer_id]

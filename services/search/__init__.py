@@ -26,6 +26,7 @@ from models import Customer, CustomerNote
 from services import policy
 from services.search import analysis, store, sync
 from services.search.analysis import QueryWords
+from services.search.documents import owner_term
 from services.search.build import BuildReport, CheckReport, RebuildRunning, check, fix, rebuild
 from services.search.sync import drain, mark, mark_customers
 
@@ -116,20 +117,18 @@ def _all_of(parts: list) -> wq.Query | None:
 def _scoped(main: wq.Query, scope: policy.Scope, *, archived: bool, tag_ids, notes: bool) -> wq.Query:
     """``main`` restricted to what ``scope`` allows, to archived or active records,
     and to records carrying every tag in ``tag_ids``. The restrictions do not score."""
-    restrictions = [wq.Term("archived", "1" if archived else "0")]
-    restrictions += [wq.Term("tag", str(tag_id)) for tag_id in tag_ids]
+    restrictions = [_scope("archived", "1" if archived else "0")]
+    restrictions += [_scope("tag", tag_id) for tag_id in tag_ids]
     if not scope.everything:
-        allowed = [wq.Term("owner", store_owner(owner)) for owner in sorted(scope.owners, key=str)]
+        allowed = [_scope("owner", owner_term(owner)) for owner in sorted(scope.owners, key=str)]
         if notes:
-            allowed += [wq.Term("author", str(author)) for author in sorted(scope.authors)]
+            allowed += [_scope("author", author) for author in sorted(scope.authors)]
         restrictions.append(wq.Or(allowed))
     return wq.And([main] + [wq.ConstantScoreQuery(r, 0.0) for r in restrictions])
 
 
-def store_owner(owner_id: int | None) -> str:
-    from services.search.documents import owner_term
-
-    return owner_term(owner_id)
+def _scope(name: str, value) -> wq.Term:
+    return wq.Term("scope", store.scope_term(name, value))
 
 
 def _page_bounds(page: int, per_page: int) -> tuple[int, int]:
@@ -150,11 +149,8 @@ def search_customers(user, text: str | None, *, archived: bool = False, tag_ids=
     if main is None or scope.nothing:
         return found
     try:
-        searcher = store.searcher(store.CUSTOMERS)
-        results = searcher.search_page(_scoped(main, scope, archived=archived, tag_ids=tag_ids, notes=False),
-                                       page, pagelen=per_page)
-        ids = [int(hit["key"][1:]) for hit in results]
-        found.total = results.total
+        ids, found.total = _indexed(store.CUSTOMERS, _scoped(main, scope, archived=archived, tag_ids=tag_ids,
+                                                             notes=False), page, per_page)
     except store.IndexUnavailable as error:
         return _customers_from_database(user, words, found, archived, tag_ids, error)
     found.items = _load_in_order(policy.visible_customers(user, select(Customer)), Customer.id, ids)
@@ -173,15 +169,28 @@ def search_notes(user, text: str | None, *, archived: bool = False, tag_ids=(), 
     if main is None or scope.nothing:
         return found
     try:
-        searcher = store.searcher(store.NOTES)
-        results = searcher.search_page(_scoped(main, scope, archived=archived, tag_ids=tag_ids, notes=True),
-                                       page, pagelen=per_page, sortedby="when", reverse=True)
-        ids = [int(hit["key"][1:]) for hit in results]
-        found.total = results.total
+        ids, found.total = _indexed(store.NOTES, _scoped(main, scope, archived=archived, tag_ids=tag_ids,
+                                                         notes=True), page, per_page, sortedby="when", reverse=True)
     except store.IndexUnavailable as error:
         return _notes_from_database(user, words, found, archived, tag_ids, error)
     found.items = _load_in_order(policy.readable_notes(user, select(CustomerNote)), CustomerNote.id, ids)
     return found
+
+
+def _indexed(which: str, query: wq.Query, page: int, per_page: int, **order) -> tuple[list[int], int]:
+    """(ids on ``page``, total) from the index. Raises IndexUnavailable for any
+    failure of the index, so that the database answers instead of an error page."""
+    try:
+        results = store.searcher(which).search_page(query, page, pagelen=per_page, **order)
+        return [int(hit["key"][1:]) for hit in results], results.total
+    except store.IndexUnavailable:
+        raise
+    except Exception as error:  # a damaged file can fail in many ways
+        # Logged without the traceback: it holds the damaged file open.
+        log.warning("search index %s failed: %r", which, error)
+        failure = repr(error)
+    store.release_leaked_files()
+    raise store.IndexUnavailable(failure)
 
 
 def _load_in_order(query, id_column, ids: list[int]) -> list:

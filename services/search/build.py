@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 
+from flask import has_request_context
 from sqlalchemy import delete, func, select
 
-from extensions import read_only_request, reading_only
+from extensions import db, read_only_request, reading_only
 from models import CustomerNote, SearchBacklog
 from services.search import documents, store
 from services.search.sync import Changes, reading_session
@@ -30,10 +33,14 @@ class BuildReport:
     generation: str = ""
 
 
-def rebuild(*, inside_write_lock: bool = False, procs: int = 1, progress=None) -> BuildReport:
+def rebuild(*, inside_write_lock: bool = False, procs: int | None = None, progress=None) -> BuildReport:
     """Build a fresh index beside the live one and swap it in. Search keeps
     answering from the old index meanwhile, and changes made during the build are
-    applied to the new index before the swap. Raises RebuildRunning."""
+    applied to the new index before the swap. With ``procs`` 2 (the default in a
+    single-threaded process, such as the CLI) the customers are indexed in a second
+    process while this one indexes the notes. Raises RebuildRunning."""
+    if procs is None:
+        procs = 2 if threading.active_count() == 1 and not has_request_context() else 1
     started = time.monotonic()
     try:
         with store.locked("rebuild.lock", 0):
@@ -50,8 +57,13 @@ def _rebuild_locked(inside_write_lock, procs, progress, started) -> BuildReport:
         store.mark_building(generation, True)
     report = BuildReport(generation=generation)
     try:
-        report.customers = _fill_customers(generation, progress)
-        report.notes = _fill_notes(generation, procs, progress)
+        if procs > 1:
+            helper = _in_child_process(_fill_customers, generation)
+            report.notes = _fill_notes(generation, progress)
+            report.customers = helper()
+        else:
+            report.customers = _fill_customers(generation, progress)
+            report.notes = _fill_notes(generation, progress)
         with _write_lock(inside_write_lock):
             _catch_up(generation)
             store.mark_building(generation, False)
@@ -79,7 +91,7 @@ class _write_lock:
         return False
 
 
-def _fill_customers(generation: str, progress) -> int:
+def _fill_customers(generation: str, progress=None) -> int:
     ix = store.open_index(store.CUSTOMERS, generation)
     writer = ix.writer(limitmb=256)
     count = 0
@@ -95,7 +107,34 @@ def _fill_customers(generation: str, progress) -> int:
     return count
 
 
-def _fill_notes(generation: str, procs: int, progress) -> int:
+def _in_child_process(function, *args):
+    """Run ``function(*args)`` in a forked process (with its own database
+    connections); returns a function that waits for its result. Raises
+    RuntimeError (when waited on) if the child failed."""
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+
+    def child():
+        db.engine.dispose(close=False)  # the parent's connections are not ours to use
+        try:
+            sender.send(("ok", function(*args)))
+        except BaseException as error:  # reported to the parent, which raises
+            sender.send(("error", repr(error)))
+
+    process = context.Process(target=child, daemon=True)
+    process.start()
+
+    def result():
+        status, value = receiver.recv() if receiver.poll(None) else ("error", "no answer")
+        process.join()
+        if status != "ok":
+            raise RuntimeError(f"indexing in the second process failed: {value}")
+        return value
+
+    return result
+
+
+def _fill_notes(generation: str, progress) -> int:
     ix = store.open_index(store.NOTES, generation)
     writer = ix.writer(limitmb=256)
     count = 0

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from models import Customer, CustomerNote, CustomerPhone, Tag, customer_tags, note_tags
 from services.search import analysis
+from services.search.store import scope_term
 
 POOL = "pool"
 _EPOCH = datetime(1970, 1, 1)
@@ -51,9 +52,8 @@ def customer_document(row, phones: list[str], tags: list[tuple[int, str]]) -> di
         "name": name_terms,
         "phone": list(analysis.phone_terms(phones)),
         "other": list(analysis.lookup_terms(other)),
-        "tag": [str(tag_id) for tag_id, _name in tags],
-        "owner": owner,
-        "archived": archived,
+        "scope": [scope_term("owner", owner), scope_term("archived", archived),
+                  *(scope_term("tag", tag_id) for tag_id, _name in tags)],
         "stamp": _stamp(row.name, row.company, row.address, row.email, sorted(phones), sorted(tags), owner, archived),
     }
 
@@ -68,11 +68,9 @@ def note_document(row, tags: list[tuple[int, str]], owner_id: int | None, archiv
     return {
         "key": note_key(row.id),
         "body": list(analysis.note_terms(text)),
-        "tag": [str(tag_id) for tag_id, _name in tags],
-        "customer": str(row.customer_id),
-        "author": author,
-        "owner": owner,
-        "archived": archived_term,
+        "scope": [scope_term("owner", owner), scope_term("archived", archived_term),
+                  scope_term("customer", row.customer_id), scope_term("author", author),
+                  *(scope_term("tag", tag_id) for tag_id, _name in tags)],
         "when": int((row.created_at - _EPOCH).total_seconds()),
         "stamp": _stamp(text, sorted(tags), row.customer_id, author, owner, archived_term),
     }

@@ -137,7 +137,7 @@ class Changes:
             found = documents.note_documents(session, CustomerNote.id.in_(chunk))
             changes.add[store.NOTES].update((d["key"], d) for d in found)
         for chunk in _chunks(sorted(by_kind[CUSTOMER_NOTES]), 100):
-            changes.delete[store.NOTES].update(("customer", str(i)) for i in chunk)
+            changes.delete[store.NOTES].update(("scope", store.scope_term("customer", i)) for i in chunk)
             found = documents.note_documents(session, CustomerNote.customer_id.in_(chunk))
             changes.add[store.NOTES].update((d["key"], d) for d in found)
         return changes

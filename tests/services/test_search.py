@@ -1,0 +1,477 @@
+"""Search (S1–S4): what is found, by whom, and that the index follows every change.
+A real Whoosh index on disk in each test's instance folder."""
+
+import gc
+import os
+import random
+import shutil
+
+import pytest
+from faker import Faker
+from sqlalchemy import func, select, update
+
+from extensions import db
+from models import Customer, CustomerNote, SearchBacklog
+from services import accounts, customers, merge, notes, pool, search, settings, tags
+from services.customers import CustomerData
+from services.notes import NoteData
+from services.search import analysis, store
+from tests.conftest import TEST_PASSWORD
+
+NASTY = ['"', "'", ":", "name:张", "*", "?", "张*", "[1 TO 9]", "(", ")", "{}", "AND", "OR", "NOT",
+         "a AND NOT b", "\\", "%", "_", "😀" * 500, "x" * 500, "伟" * 500, "\x00\x01\x1f", "\t\n",
+         "   ", "", "<script>", "' OR 1=1 --", "+86", "0086", "+", "-", "１２３４"]
+
+
+@pytest.fixture
+def staff(app):
+    with app.app_context():
+        made = {role: accounts.create_user(f"{role}.one", TEST_PASSWORD, role) for role in
+                ("admin", "manager", "sales", "frontdesk")}
+        made["sales2"] = accounts.create_user("sales.two", TEST_PASSWORD, "sales")
+        settings.update(made["admin"], {"pool.max_daily_claims": 1000})
+        yield made
+
+
+def _customer(actor, name, **kwargs):
+    return customers.create_customer(actor, CustomerData(name=name, **kwargs), acknowledge_duplicates=True)
+
+
+def _note(actor, customer, body, **kwargs):
+    return notes.create_note(actor, customer, NoteData(kind="call", body=body, **kwargs)).note
+
+
+def _names(found):
+    return [c.name for c in found.items]
+
+
+def _all_ids(find, user, text, **kwargs):
+    """Every id found for ``text``, through all pages."""
+    ids, page = [], 1
+    while True:
+        found = find(user, text, page=page, per_page=50, **kwargs)
+        ids += [item.id for item in found.items]
+        if not found.has_next:
+            return ids
+        page += 1
+
+
+# ---- analysis ------------------------------------------------------------------------------
+
+def test_cjk_text_becomes_single_characters_and_pairs():
+    assert list(analysis.lookup_terms("张伟强")) == ["张", "伟", "强", "张伟", "伟强"]
+    assert list(analysis.note_terms("签合同")) == ["签合", "合同"]
+    assert list(analysis.note_terms("价")) == ["价"]
+
+
+def test_latin_words_are_indexed_with_their_prefixes():
+    assert list(analysis.lookup_terms("Zhang")) == ["zh", "zha", "zhan", "zhang"]
+    assert list(analysis.lookup_terms("ＡＢＣ")) == ["ab", "abc"]  # full-width folded
+
+
+def test_pinyin_covers_initials_endings_and_heteronyms():
+    words = analysis.pinyin_words("张伟")
+    assert {"zhangwei", "wei", "zw", "w"} <= set(words)
+    assert {"shantianfang", "dantianfang", "stf"} <= set(analysis.pinyin_words("单田芳"))
+    assert {"zengguofan", "cengguofan"} <= set(analysis.pinyin_words("曾国藩"))
+    assert analysis.pinyin_words("John Smith") == []
+
+
+@pytest.mark.parametrize("typed, digits", [
+    ("13812345678", "13812345678"), ("138 1234 5678", "13812345678"), ("138-1234-5678", "13812345678"),
+    ("+86 138 1234 5678", "13812345678"), ("0086 13812345678", "13812345678"),
+    ("8613812345678", "13812345678"), ("１３８１２３４５６７８", "13812345678"), ("(010) 6552-9988", "01065529988"),
+    ("5678", "5678"), ("123", ""), ("张 5678", ""),
+])
+def test_a_phone_typed_any_way_is_read_as_its_digits(typed, digits):
+    assert analysis.QueryWords(typed).phone == digits
+
+
+def test_query_words_are_bounded_and_plain():
+    words = analysis.QueryWords("a b c d e f g h i j k l " + "伟" * 500)
+    assert len(words.words) + len(words.cjk) <= analysis.MAX_QUERY_WORDS
+    assert not analysis.QueryWords('"*:()[]{}?\\')
+    assert not analysis.QueryWords("😀" * 500)
+
+
+# ---- recall on a generated set ----------------------------------------------------------------
+
+NOTE_WORDS = ["报价", "合同", "续签", "发票", "样品", "回款", "验收", "培训"]
+
+
+@pytest.fixture
+def generated(app, staff):
+    """60 customers (Faker zh_CN and en_US, seeded) with phones, emails, companies,
+    addresses, and notes that each hold a known word inside a sentence."""
+    rng = random.Random(5)
+    fake_zh, fake_en = Faker("zh_CN"), Faker("en_US")
+    fake_zh.seed_instance(5)
+    fake_en.seed_instance(5)
+    made = []
+    admin = staff["admin"]
+    for n in range(60):
+        fake = fake_en if n % 6 == 0 else fake_zh
+        phone = f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"
+        customer = _customer(admin, fake.name(), company=fake_zh.company(), email=fake.email(),
+                             address=fake_zh.address().replace("\n", " "), phones=[("mobile", phone)])
+        word = NOTE_WORDS[n % len(NOTE_WORDS)]
+        note = _note(admin, customer, f"{fake_zh.sentence()}客户提到{word}的事情，{fake_zh.sentence()}")
+        made.append({"id": customer.id, "name": customer.name, "company": customer.company,
+                     "email": customer.email, "address": customer.address, "phone": phone,
+                     "note": note.id, "word": word})
+    return made
+
+
+def _cjk(text):
+    return "".join(ch for ch in text if "\u4e00" <= ch <= "\u9fff")
+
+
+def _queries(record):
+    """(class, typed text) pairs that must find ``record``."""
+    name, phone = record["name"], record["phone"]
+    found = [("full name", name), ("phone whole", phone), ("phone last 4", phone[-4:]),
+             ("phone last 6", phone[-6:]), ("phone spaced", f"{phone[:3]} {phone[3:7]} {phone[7:]}"),
+             ("phone dashed +86", f"+86 {phone[:3]}-{phone[3:7]}-{phone[7:]}"),
+             ("phone full-width", phone.translate(str.maketrans("0123456789", "０１２３４５６７８９"))),
+             ("email", record["email"]), ("email part", record["email"].split("@")[0])]
+    chinese = _cjk(name)
+    if chinese:
+        found += [("name character", chinese[-1]), ("name pair", chinese[-2:])]
+        spellings = analysis.pinyin_words(chinese)
+        full = max(spellings, key=len)
+        found += [("pinyin", full), ("pinyin initials", "".join(w for w in spellings if len(w) == len(chinese))[:len(chinese)] or full[:2])]
+    else:
+        found += [("latin name part", name.split()[-1][:4])]
+    company = _cjk(record["company"])
+    if len(company) >= 4:
+        found.append(("company part", company[1:4]))
+    address = _cjk(record["address"])
+    if len(address) >= 4:
+        found.append(("address part", address[2:5]))
+    return found
+
+
+def test_every_class_of_query_finds_its_customer(app, staff, generated):
+    misses = []
+    admin = db.session.get(type(staff["admin"]), staff["admin"].id)
+    for record in generated:
+        for kind, typed in _queries(record):
+            if record["id"] not in _all_ids(search.search_customers, admin, typed):
+                misses.append((kind, typed, record["name"]))
+    assert misses == []
+
+
+def test_initials_find_the_name():
+    # pinyin_words lists the initials of the whole name among its spellings
+    assert "zw" in analysis.pinyin_words("张伟")
+
+
+def test_the_obvious_match_comes_first(app, staff, generated):
+    admin = db.session.get(type(staff["admin"]), staff["admin"].id)
+    for record in generated:
+        assert search.search_customers(admin, record["phone"]).items[0].id == record["id"]
+        top = search.search_customers(admin, record["name"]).items[0]
+        assert top.name == record["name"]
+
+
+def test_note_words_inside_sentences_are_found(app, staff, generated):
+    admin = db.session.get(type(staff["admin"]), staff["admin"].id)
+    for word in NOTE_WORDS:
+        expected = {r["note"] for r in generated if r["word"] == word}
+        assert expected <= set(_all_ids(search.search_notes, admin, word)), word
+    assert search.search_notes(admin, "不存在的词").total == 0
+
+
+def test_short_names_rank_before_longer_ones_with_the_same_part(app, staff):
+    admin = staff["admin"]
+    for name in ("李伟强", "张伟", "王伟明"):
+        _customer(admin, name)
+    assert _names(search.search_customers(admin, "张伟"))[0] == "张伟"
+    assert set(_names(search.search_customers(admin, "伟"))) == {"李伟强", "张伟", "王伟明"}
+    assert _names(search.search_customers(admin, "zw")) == ["张伟"]
+    assert _names(search.search_customers(admin, "zhang wei")) == ["张伟"]
+    assert _names(search.search_customers(admin, "张 伟")) == ["张伟"]
+
+
+def test_tags_are_found_on_customers_and_notes(app, staff):
+    admin = staff["admin"]
+    group = tags.create_group(admin, "行业")
+    tag = tags.create_tag(admin, group.id, "医疗器械")
+    customer = _customer(admin, "赵敏")
+    customers.set_tags(admin, customer, [tag.id])
+    db.session.commit()
+    note = _note(admin, customer, "电话沟通", tag_ids=[tag.id])
+    assert _names(search.search_customers(admin, "医疗")) == ["赵敏"]
+    assert [n.id for n in search.search_notes(admin, "器械").items] == [note.id]
+    assert _names(search.search_customers(admin, "赵", tag_ids=[tag.id])) == ["赵敏"]
+    assert search.search_customers(admin, "赵", tag_ids=[tag.id + 999]).items == []
+
+
+@pytest.mark.parametrize("typed", NASTY)
+def test_any_typed_text_gives_results_or_nothing(app, staff, typed):
+    _customer(staff["admin"], "张伟", phones=[("mobile", "13812345678")])
+    for find in (search.search_customers, search.search_notes):
+        found = find(staff["sales"], typed)
+        assert isinstance(found.items, list) and found.total >= len(found.items)
+
+
+# ---- permissions ------------------------------------------------------------------------------
+
+@pytest.fixture
+def owned(app, staff):
+    """A pool customer, one owned by each salesperson, notes by each on each."""
+    made = {
+        "pool": _customer(staff["admin"], "池中客户甲"),
+        "mine": _customer(staff["admin"], "我的客户甲", owner_id=staff["sales"].id),
+        "theirs": _customer(staff["admin"], "别人客户甲"),
+    }
+    _note(staff["sales"], made["theirs"], "我写在别人客户上的报价")  # while it was in the pool
+    _note(staff["frontdesk"], made["theirs"], "前台登记报价")
+    pool.claim_customer(staff["sales2"], made["theirs"].id)
+    for key, customer in made.items():
+        _note(staff["sales2"] if key == "theirs" else staff["admin"], customer, f"{key}记录报价")
+    return {key: c.id for key, c in made.items()}
+
+
+def test_sales_find_only_pool_and_own_customers_not_even_as_a_count(app, staff, owned):
+    found = search.search_customers(staff["sales"], "客户甲")
+    assert sorted(c.id for c in found.items) == sorted([owned["pool"], owned["mine"]])
+    assert found.total == 2
+    assert search.search_customers(staff["sales"], "别人").total == 0
+    assert search.search_customers(staff["sales2"], "客户甲").total == 2
+
+
+def test_notes_follow_the_policy_for_every_role(app, staff, owned):
+    def bodies(user):
+        found = search.search_notes(user, "报价", per_page=50)
+        assert found.total == len(found.items)
+        return sorted(n.body for n in found.items)
+
+    everything = sorted(["pool记录报价", "mine记录报价", "theirs记录报价", "我写在别人客户上的报价", "前台登记报价"])
+    assert bodies(staff["admin"]) == everything
+    assert bodies(staff["manager"]) == everything
+    assert bodies(staff["sales"]) == sorted(["pool记录报价", "mine记录报价", "我写在别人客户上的报价"])
+    # the owner reads every note on their customer, whoever wrote it
+    assert bodies(staff["sales2"]) == sorted(["pool记录报价", "theirs记录报价", "我写在别人客户上的报价", "前台登记报价"])
+    assert bodies(staff["frontdesk"]) == ["前台登记报价"]
+
+
+def test_nobody_finds_anything_when_signed_out_or_deactivated(app, staff, owned):
+    assert search.search_customers(None, "客户甲").total == 0
+    user = staff["sales"]
+    user.active = False
+    db.session.commit()
+    assert search.search_customers(user, "客户甲").total == 0
+    assert search.search_notes(user, "报价").total == 0
+
+
+def test_archived_only_when_asked_and_allowed(app, staff, owned):
+    customer = db.session.get(Customer, owned["pool"])
+    customers.archive(staff["admin"], customer)
+    assert owned["pool"] not in [c.id for c in search.search_customers(staff["manager"], "客户甲").items]
+    assert [c.id for c in search.search_customers(staff["manager"], "客户甲", archived=True).items] == [owned["pool"]]
+    assert search.search_notes(staff["manager"], "pool记录").total == 0
+    assert search.search_notes(staff["manager"], "pool记录", archived=True).total == 1
+    # sales may not search the archive: the flag is ignored
+    assert owned["pool"] not in [c.id for c in search.search_customers(staff["sales"], "客户甲", archived=True).items]
+
+
+def test_a_stale_index_entry_shows_nothing_the_policy_forbids(app, staff, owned):
+    # The owner changes behind the index's back (no backlog row): the index still
+    # says "pool", the database says someone else's.
+    db.session.execute(update(Customer).where(Customer.id == owned["pool"]).values(owner_id=staff["sales2"].id))
+    db.session.commit()
+    assert owned["pool"] not in [c.id for c in search.search_customers(staff["sales"], "池中").items]
+
+
+# ---- always in sync -----------------------------------------------------------------------------
+
+def _ids(user, text, **kwargs):
+    return [c.id for c in search.search_customers(user, text, **kwargs).items]
+
+
+def test_edits_show_at_once(app, staff):
+    admin = staff["admin"]
+    customer = _customer(admin, "周杰", phones=[("mobile", "13900001111")])
+    customers.update_customer(admin, customer, CustomerData(name="周杰伦", phones=[("mobile", "13700002222")]),
+                              acknowledge_duplicates=True)
+    assert _ids(admin, "杰伦") == [customer.id]
+    assert _ids(admin, "1111") == [] and _ids(admin, "2222") == [customer.id]
+    assert _ids(admin, "zjl") == [customer.id]
+
+
+def test_archive_restore_and_purge(app, staff):
+    admin = staff["admin"]
+    customer = _customer(admin, "孙悟空")
+    note_id = _note(admin, customer, "花果山报价").id
+    customers.archive(admin, customer)
+    assert _ids(admin, "悟空") == [] and search.search_notes(admin, "花果山").total == 0
+    customers.restore(admin, customer)
+    assert _ids(admin, "悟空") == [customer.id]
+    assert [n.id for n in search.search_notes(admin, "花果山").items] == [note_id]
+    customers.archive(admin, customer)
+    customers.purge(admin, customer, "孙悟空")
+    assert _ids(admin, "悟空", archived=True) == []
+    assert search.search_notes(admin, "花果山", archived=True).total == 0
+    assert search.check().ok
+
+
+def test_note_edit_and_delete(app, staff):
+    admin = staff["admin"]
+    customer = _customer(admin, "唐僧")
+    note = _note(admin, customer, "取经合同")
+    notes.edit_note(admin, note, NoteData(kind="call", body="取经发票"))
+    assert search.search_notes(admin, "合同").total == 0
+    assert search.search_notes(admin, "发票").total == 1
+    notes.delete_note(admin, note)
+    assert search.search_notes(admin, "发票").total == 0
+
+
+def test_claim_and_release_move_customers_and_their_notes_in_and_out_of_view(app, staff):
+    sales, sales2 = staff["sales"], staff["sales2"]
+    customer = _customer(staff["admin"], "猪八戒")
+    _note(staff["admin"], customer, "高老庄回款")
+    pool.claim_customer(sales2, customer.id)
+    assert _ids(sales, "八戒") == [] and search.search_notes(sales, "回款").total == 0
+    pool.release_to_pool(sales2, db.session.get(Customer, customer.id), "no_need")
+    assert _ids(sales, "八戒") == [customer.id] and search.search_notes(sales, "回款").total == 1
+
+
+def test_merge_moves_notes_to_the_kept_customer_and_undo_moves_them_back(app, staff):
+    admin = staff["admin"]
+    keep, drop = _customer(admin, "沙和尚", owner_id=staff["sales"].id), _customer(admin, "沙悟净")
+    note_id = _note(admin, drop, "流沙河验收").id
+    merge.merge_customers(admin, keep, drop)
+    assert _ids(admin, "悟净") == []
+    assert search.search_notes(staff["sales2"], "验收").total == 0  # now on sales' own customer
+    assert search.search_notes(staff["sales"], "验收").items[0].id == note_id
+    merge.undo_merge(admin, db.session.get(Customer, drop.id))
+    assert _ids(admin, "悟净") == [drop.id]
+    assert search.search_notes(staff["sales2"], "验收").total == 1
+    assert search.check().ok
+
+
+def test_tag_rename_merge_and_delete_show_at_once(app, staff):
+    admin = staff["admin"]
+    group = tags.create_group(admin, "来源")
+    old, other = tags.create_tag(admin, group.id, "展会"), tags.create_tag(admin, group.id, "朋友")
+    customer = _customer(admin, "白龙马")
+    customers.set_tags(admin, customer, [old.id])
+    db.session.commit()
+    _note(admin, customer, "电话", tag_ids=[old.id])
+    tags.rename_tag(admin, old, "博览会")
+    assert _ids(admin, "博览") == [customer.id] and _ids(admin, "展会") == []
+    assert search.search_notes(admin, "博览").total == 1
+    tags.merge_tags(admin, db.session.get(type(old), old.id), other)
+    assert _ids(admin, "博览") == [] and _ids(admin, "朋友") == [customer.id]
+    tags.delete_tag(admin, db.session.get(type(other), other.id))
+    assert _ids(admin, "朋友") == [] and search.search_notes(admin, "朋友").total == 0
+    assert search.check().ok
+
+
+def test_a_failed_transaction_leaves_the_index_alone(app, staff):
+    admin = staff["admin"]
+    customer = Customer(name="牛魔王", created_by_id=admin.id)
+    db.session.add(customer)
+    db.session.flush()
+    db.session.rollback()
+    assert _ids(admin, "牛魔") == []
+    assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
+
+
+def test_a_busy_index_keeps_the_change_for_the_next_writer(app, staff):
+    admin = staff["admin"]
+    _customer(admin, "先有客户")  # the index exists
+    app.config["SEARCH_LOCK_TIMEOUT"] = 0.05
+    with store.locked("write.lock", 1):
+        customer = _customer(admin, "红孩儿")  # saved; its index write had to wait
+    assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) >= 1
+    assert _ids(admin, "红孩") == []
+    db.session.commit()  # outside a request, a read holds SQLite's write lock until then
+    assert search.drain() >= 1
+    assert _ids(admin, "红孩") == [customer.id]
+    assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
+
+
+# ---- rebuild, check, a missing or broken index ---------------------------------------------------
+
+def test_check_finds_and_fix_repairs_every_kind_of_difference(app, staff):
+    admin = staff["admin"]
+    kept, changed = _customer(admin, "观音"), _customer(admin, "如来")
+    note = _note(admin, kept, "紫竹林培训")
+    note_id, changed_id = note.id, changed.id
+    assert search.check().ok
+    writer = store.open_index(store.NOTES).writer()
+    writer.delete_by_term("key", f"n{note_id}")  # lost from the index
+    writer.add_document(key="n999999", body=["幽灵"], scope=[], when=0, stamp="x")  # not in the database
+    writer.commit()
+    db.session.execute(update(Customer).where(Customer.id == changed.id).values(name="玉帝"))
+    db.session.commit()  # changed behind the index's back
+    report = search.check()
+    assert (report.missing, report.extra, report.stale) == ([f"n{note_id}"], ["n999999"], [f"c{changed_id}"])
+    assert search.fix(report) == 3
+    assert search.check().ok
+    assert _ids(admin, "玉帝") == [changed_id]
+    assert search.search_notes(admin, "培训").items[0].id == note_id
+
+
+def test_rebuild_swaps_in_a_fresh_index(app, staff):
+    admin = staff["admin"]
+    customer = _customer(admin, "哪吒")
+    before = store.current_generation()
+    report = search.rebuild(procs=1)
+    assert report.customers == 1 and store.current_generation() != before
+    assert not os.path.exists(os.path.join(store.root(), before))
+    assert _ids(admin, "哪吒") == [customer.id]
+
+
+def test_rebuild_in_two_processes(app, staff):
+    admin = staff["admin"]
+    customer = _customer(admin, "杨戬")
+    _note(admin, customer, "二郎神样品")
+    report = search.rebuild(procs=2)
+    assert (report.customers, report.notes) == (1, 1)
+    assert _ids(admin, "杨戬") == [customer.id] and search.search_notes(admin, "样品").total == 1
+
+
+def test_a_missing_index_is_rebuilt_and_search_answers_meanwhile(app, staff):
+    admin = staff["admin"]
+    customer = _customer(admin, "太白金星", phones=[("mobile", "13600003333")])
+    shutil.rmtree(store.root())
+    store.forget_searchers()
+    assert _ids(admin, "金星") == [customer.id]  # rebuilt at once: a small database
+    assert store.current_generation() is not None and search.check().ok
+
+
+def test_a_large_missing_index_answers_from_the_database_while_it_rebuilds(app, staff):
+    admin = staff["admin"]
+    customer = _customer(admin, "太上老君", phones=[("mobile", "13600004444")])
+    _note(admin, customer, "炼丹炉发票")
+    shutil.rmtree(store.root())
+    store.forget_searchers()
+    app.config["SEARCH_INLINE_REBUILD_MAX"] = 0
+    with store.locked("rebuild.lock", 1):  # a rebuild is already on its way
+        found = search.search_customers(admin, "老君")
+        assert found.from_database and [c.id for c in found.items] == [customer.id]
+        assert [c.id for c in search.search_customers(admin, "4444").items] == [customer.id]
+        assert search.search_notes(admin, "炼丹").total == 1
+    assert search.search_customers(staff["sales2"], "老君", archived=True).total == 1
+
+
+# Whoosh leaves the damaged file open when it fails to read it (a reader it opened
+# before the failure is not closed); the file is collected at the end of this test.
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_corrupt_index_is_rebuilt(app, staff):
+    admin = staff["admin"]
+    customer = _customer(admin, "嫦娥")
+    folder = os.path.join(store.root(), store.current_generation(), store.CUSTOMERS)
+    for name in os.listdir(folder):
+        if not name.endswith(".toc"):
+            with open(os.path.join(folder, name), "wb") as damaged:
+                damaged.write(b"garbage")
+    store.forget_searchers()
+    assert _ids(admin, "嫦娥") == [customer.id]
+    _customer(admin, "后羿")  # the next write rebuilds it
+    assert search.check().ok and _ids(admin, "后羿") != []
+    store.forget_searchers()
+    gc.collect()
