@@ -1,0 +1,98 @@
+"""The search index under real concurrency: separate processes (as gunicorn workers
+and a CLI command are) saving notes while a rebuild runs. Bounded: every wait has a
+timeout."""
+
+import multiprocessing
+import queue
+
+import pytest
+from sqlalchemy import func, select
+
+from app import create_app
+from extensions import db
+from models import Customer, SearchBacklog, User
+from services import accounts, customers, demo, notes, search
+from services.customers import CustomerData
+from services.notes import NoteData
+from tests.conftest import TEST_PASSWORD
+
+pytestmark = pytest.mark.concurrency
+
+WRITERS = 2
+TIMEOUT = 120
+
+
+def _child_app(url: str, instance: str):
+    return create_app({"TESTING": True, "SECRET_KEY": "test-secret", "DATABASE_URL": url,
+                       "INSTANCE_PATH": instance})
+
+
+def save_notes_until_rebuilt(url, instance, customer_id, author_id, tag, started, rebuilt, results):
+    """Save notes one by one until the rebuild has finished, and three more."""
+    app = _child_app(url, instance)
+    saved, after = [], 3
+    with app.app_context():
+        while after and len(saved) < 300:
+            author, customer = db.session.get(User, author_id), db.session.get(Customer, customer_id)
+            note = notes.create_note(author, customer, NoteData(kind="call", body=f"并发记录 w{tag}n{len(saved)}"))
+            saved.append(note.note.id)
+            started.set()
+            if rebuilt.is_set():
+                after -= 1
+        db.session.remove()
+        db.engine.dispose()
+    results.put((tag, saved))
+
+
+def rebuild_when_writing(url, instance, started, rebuilt, results):
+    app = _child_app(url, instance)
+    for event in started:
+        event.wait(TIMEOUT)
+    with app.app_context():
+        report = search.rebuild(procs=1)
+        db.engine.dispose()
+    rebuilt.set()
+    results.put(("rebuild", report.notes))
+
+
+def test_notes_saved_by_two_processes_during_a_rebuild_are_all_searchable(app):
+    with app.app_context():
+        admin = accounts.create_user("root", TEST_PASSWORD, "admin")
+        demo.generate_workspace(60, 1500, seed=2, password=TEST_PASSWORD)  # something to rebuild
+        search.rebuild(procs=1)
+        targets = [customers.create_customer(admin, CustomerData(name=f"并发客户{n}")).id for n in range(WRITERS)]
+        url, instance, admin_id = app.config["DATABASE_URL"], app.instance_path, admin.id
+    context = multiprocessing.get_context("spawn")
+    started = [context.Event() for _ in range(WRITERS)]
+    rebuilt, results = context.Event(), context.Queue()
+    processes = [context.Process(target=save_notes_until_rebuilt,
+                                 args=(url, instance, targets[n], admin_id, n, started[n], rebuilt, results))
+                 for n in range(WRITERS)]
+    processes.append(context.Process(target=rebuild_when_writing, args=(url, instance, started, rebuilt, results)))
+    for process in processes:
+        process.start()
+    outcome = {}
+    try:
+        for _ in processes:
+            key, value = results.get(timeout=TIMEOUT)
+            outcome[key] = value
+    except queue.Empty:
+        pytest.fail(f"a process did not finish in {TIMEOUT}s; got {sorted(outcome)}")
+    finally:
+        for process in processes:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+    assert all(process.exitcode == 0 for process in processes)
+    saved = [note_id for n in range(WRITERS) for note_id in outcome[n]]
+    assert len(saved) >= WRITERS * 4 and outcome["rebuild"] >= 1500
+    with app.app_context():
+        admin = db.session.get(User, admin_id)
+        for n in range(WRITERS):
+            found = search.search_notes(admin, f"w{n}n0")
+            assert [note.id for note in found.items] == [outcome[n][0]]
+            for index, note_id in enumerate(outcome[n]):
+                assert [note.id for note in search.search_notes(admin, f"w{n}n{index}").items] == [note_id]
+        assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
+        db.session.commit()
+        assert search.check().ok
