@@ -34,6 +34,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     htmx.init_app(app)
 
     from blueprints import admin, auth, customers, errors, i18n, main, notes, pool, pool_admin, security, tags, tasks
+    from blueprints import search as search_views
 
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
     i18n.init_app(app)
@@ -43,7 +44,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(main.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(pool_admin.bp)
-    for module in (customers, notes, pool, tags, tasks):
+    for module in (customers, notes, pool, tags, tasks, search_views):
         app.register_blueprint(module.bp)
 
     from services import search

@@ -72,6 +72,10 @@ PERMISSIONS: dict[str, tuple[str, frozenset[Role]]] = {
     "pool.lock": ("Lock a customer against recycling (own customers; managers any)", frozenset({A, M, S})),
     "pool.history": ("Pool events of all customers, tonight's recycling batch", frozenset({A, M})),
     "settings.edit": ("Edit the office settings (pool rules)", frozenset({A})),
+    "search.use": (
+        "Search customers and notes (finds only what one may see; archived ones: those who archive)",
+        frozenset({A, M, S, F}),
+    ),
 }
 
 # Roles that own customers (and may be assigned them or their follow-ups).

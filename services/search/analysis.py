@@ -136,7 +136,8 @@ class QueryWords:
 
     @staticmethod
     def _usable(word: str) -> bool:
-        return len(word) >= EDGE_MIN or word.isdigit()
+        # A single letter or digit is in no index term (prefixes start at two).
+        return len(word) >= EDGE_MIN
 
     @property
     def usable_words(self) -> list[str]:

@@ -53,6 +53,23 @@
     document.querySelectorAll("#toasts .toast").forEach(dismissLater);
   });
 
+  // Search-as-you-type fields say hx-trigger="input[!event.isComposing] ...": no request
+  // for each pinyin keystroke of an input method. Such a filter needs eval, which the CSP
+  // and htmx-config (allowEval: false) forbid, and htmx then lets every event through.
+  // So input events during a composition are stopped here, before htmx sees them, for
+  // the fields whose trigger (or whose form's trigger) asks for that; compositionend
+  // then starts the search.
+  function skipsComposing(field) {
+    var own = (field.getAttribute && field.getAttribute("hx-trigger")) || "";
+    var form = field.form;
+    var formTrigger = (form && form.getAttribute("hx-trigger")) || "";
+    return own.indexOf("isComposing") !== -1 || formTrigger.indexOf("isComposing") !== -1;
+  }
+
+  document.addEventListener("input", function (event) {
+    if (event.isComposing && event.target && skipsComposing(event.target)) event.stopPropagation();
+  }, true);
+
   // Error responses are swapped into #alerts (see htmx-config); clear them on the next success.
   document.addEventListener("htmx:afterRequest", function (event) {
     if (event.detail.successful) {
@@ -75,5 +92,119 @@
     if (!form || !form.hasAttribute("data-ctrl-enter")) return;
     event.preventDefault();
     form.requestSubmit();
+  });
+})();
+
+// The global search box (#global-search, a combobox) and its dropdown
+// (#global-search-results, a listbox of links that htmx fills while typing).
+// ArrowDown / ArrowUp choose a link, Enter opens it (the first one when none is
+// chosen), Esc empties the box and shuts the dropdown, a click elsewhere shuts it.
+(function () {
+  "use strict";
+
+  function box() { return document.getElementById("global-search"); }
+  function list() { return document.getElementById("global-search-results"); }
+
+  function options() {
+    var dropdown = list();
+    return dropdown ? Array.prototype.slice.call(dropdown.querySelectorAll("[role=option]")) : [];
+  }
+
+  function activeOption() {
+    var dropdown = list();
+    return dropdown && dropdown.querySelector("[role=option][aria-selected=true]");
+  }
+
+  function choose(option) {
+    options().forEach(function (item) {
+      item.setAttribute("aria-selected", item === option ? "true" : "false");
+      item.classList.toggle("is-active", item === option);
+    });
+    if (option) {
+      box().setAttribute("aria-activedescendant", option.id);
+      option.scrollIntoView({ block: "nearest" });
+    } else {
+      box().removeAttribute("aria-activedescendant");
+    }
+  }
+
+  function setOpen(open) {
+    var dropdown = list();
+    if (!dropdown) return;
+    dropdown.hidden = !open;
+    box().setAttribute("aria-expanded", open ? "true" : "false");
+    if (!open) box().removeAttribute("aria-activedescendant");
+  }
+
+  function hasResults() {
+    var dropdown = list();
+    return !!(dropdown && dropdown.firstElementChild);
+  }
+
+  // The results on show are for what is in the box (not for an earlier prefix
+  // whose answer is still being replaced).
+  function resultsAreCurrent() {
+    var shown = list().querySelector("[data-query]");
+    return !!shown && shown.getAttribute("data-query") === box().value.trim();
+  }
+
+  function move(step) {
+    var items = options();
+    if (!items.length) return;
+    if (list().hidden) setOpen(true);
+    var index = items.indexOf(activeOption()) + step;
+    if (index < 0) index = items.length - 1;
+    if (index >= items.length) index = 0;
+    choose(items[index]);
+  }
+
+  function clear() {
+    var input = box();
+    list().replaceChildren();
+    setOpen(false);
+    if (input.value === "") return;
+    input.value = "";
+    // htmx remembers the last value for its "changed" check: tell it the box is empty,
+    // so typing the same text again searches again.
+    input.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+
+  function open(event) {
+    var option = activeOption();
+    if (!option && !(hasResults() && resultsAreCurrent())) return;  // the form opens the results page
+    option = option || options()[0];
+    if (!option) return;
+    event.preventDefault();
+    window.location.assign(option.href);
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (!event.target || event.target.id !== "global-search" || event.isComposing) return;
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      move(event.key === "ArrowDown" ? 1 : -1);
+    } else if (event.key === "Enter") {
+      open(event);
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      clear();
+    }
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target !== list()) return;
+    choose(null);
+    setOpen(hasResults() && document.activeElement === box());
+  });
+
+  document.addEventListener("focusin", function (event) {
+    if (event.target === box() && hasResults()) setOpen(true);
+  });
+
+  document.addEventListener("click", function (event) {
+    var dropdown = list();
+    if (!dropdown || dropdown.hidden) return;
+    if (event.target === box() || dropdown.contains(event.target)) return;
+    setOpen(false);
   });
 })();
