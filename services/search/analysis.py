@@ -149,7 +149,7 @@ class QueryWords:
         return [p for p in parts + self.cjk + self.usable_words if p]
 
 
-_PHONE_LIKE = re.compile(r"^\+?[\d\s\-\.\(\)（）]+$")
+_PHONE_LIKE = re.compile(r"^[+\d\s\-\.\(\)（）]+$")
 
 
 def _phone_digits(text: str) -> str:
@@ -158,9 +158,12 @@ def _phone_digits(text: str) -> str:
     text = text.strip()
     if not _PHONE_LIKE.match(text):
         return ""
-    digits = "".join(ch for ch in text if ch.isdigit())
-    if text.startswith("+86") or (digits.startswith("0086") and len(digits) > 8):
-        digits = digits[2:] if text.startswith("+") else digits[4:]
+    compact = re.sub(r"[\s\-\.\(\)（）]", "", text)
+    if "+" in compact[1:]:
+        return ""
+    digits = "".join(ch for ch in compact if ch.isdigit())
+    if compact.startswith("+86") or (digits.startswith("0086") and len(digits) > 8):
+        digits = digits[2:] if compact.startswith("+") else digits[4:]
     elif digits.startswith("86") and len(digits) == 13 and digits[2] == "1":
         digits = digits[2:]
     return digits if len(digits) >= PHONE_SUFFIX_MIN else ""
