@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flask_migrate import upgrade  # noqa: E402
 from pypinyin import Style, lazy_pinyin, pinyin  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
-from whoosh import query as wq  # noqa: E402
 
 from app import create_app  # noqa: E402
 from timing import percentile  # noqa: E402

@@ -116,64 +116,79 @@ def _all_of(parts: list) -> wq.Query | None:
 
 def _scoped(main: wq.Query, scope: policy.Scope, *, archived: bool, tag_ids, notes: bool) -> wq.Query:
     """``main`` restricted to what ``scope`` allows, to archived or active records,
-    and to records carrying every tag in ``tag_ids``. The restrictions do not score."""
-    restrictions = [_scope("archived", "1" if archived else "0")]
-    restrictions += [_scope("tag", tag_id) for tag_id in tag_ids]
+    and to records carrying every tag in ``tag_ids``. The restrictions weigh next
+    to nothing, so they do not change the order. Active records are "not archived"
+    (AndNot), so that the large set of active ones is never listed."""
+    restrictions = [_scope("tag", tag_id) for tag_id in tag_ids]
+    if archived:
+        restrictions.append(_scope("archived", "1"))
     if not scope.everything:
         allowed = [_scope("owner", owner_term(owner)) for owner in sorted(scope.owners, key=str)]
         if notes:
             allowed += [_scope("author", author) for author in sorted(scope.authors)]
         restrictions.append(wq.Or(allowed))
-    return wq.And([main] + [wq.ConstantScoreQuery(r, 0.0) for r in restrictions])
+    query = wq.And([main, *restrictions]) if restrictions else main
+    return query if archived else wq.AndNot(query, _scope("archived", "1"))
+
+
+# Not 0: Whoosh skips documents whose best possible score is 0, and a restriction
+# of boost 0 inside an Or then loses matches. (ConstantScoreQuery, the other way
+# not to score, lists every document id on every query.)
+_RESTRICTION_BOOST = 1e-9
 
 
 def _scope(name: str, value) -> wq.Term:
-    return wq.Term("scope", store.scope_term(name, value))
+    return wq.Term("scope", store.scope_term(name, value), boost=_RESTRICTION_BOOST)
 
 
-def _page_bounds(page: int, per_page: int) -> tuple[int, int]:
-    page = max(1, min(int(page or 1), MAX_PAGE))
-    return page, per_page
+@dataclass(frozen=True)
+class _Kind:
+    """What differs between searching customers and searching notes."""
+
+    index: str
+    query: object  # QueryWords -> whoosh query | None
+    scope: object  # user -> policy.Scope
+    visible: object  # user -> select() of the rows the user may see
+    model: type
+    notes: bool
+    order: tuple = ()
+
+
+_CUSTOMERS = _Kind(store.CUSTOMERS, customer_query, policy.customer_scope,
+                   lambda user: policy.visible_customers(user, select(Customer)), Customer, notes=False)
+_NOTES = _Kind(store.NOTES, note_query, policy.note_scope,
+               lambda user: policy.readable_notes(user, select(CustomerNote)), CustomerNote, notes=True,
+               order=(("sortedby", "when"), ("reverse", True)))
 
 
 def search_customers(user, text: str | None, *, archived: bool = False, tag_ids=(), page: int = 1,
                      per_page: int = 10) -> Found:
     """The customers ``user`` may see that match ``text``, best first. Archived ones
     instead of active ones when ``archived`` and the policy allows it."""
-    words = QueryWords(text)
-    page, per_page = _page_bounds(page, per_page)
-    found = Found(page=page, per_page=per_page, words=words)
-    scope = policy.customer_scope(user)
-    archived = archived and policy.may_search_archived(user)
-    main = customer_query(words)
-    if main is None or scope.nothing:
-        return found
-    try:
-        ids, found.total = _indexed(store.CUSTOMERS, _scoped(main, scope, archived=archived, tag_ids=tag_ids,
-                                                             notes=False), page, per_page)
-    except store.IndexUnavailable as error:
-        return _customers_from_database(user, words, found, archived, tag_ids, error)
-    found.items = _load_in_order(policy.visible_customers(user, select(Customer)), Customer.id, ids)
-    return found
+    return _search(_CUSTOMERS, user, text, archived, tag_ids, page, per_page)
 
 
 def search_notes(user, text: str | None, *, archived: bool = False, tag_ids=(), page: int = 1,
                  per_page: int = 10) -> Found:
-    """The notes ``user`` may read that contain ``text``, newest first."""
+    """The notes ``user`` may read that contain ``text``, newest first; notes of
+    archived customers instead when ``archived`` and the policy allows it."""
+    return _search(_NOTES, user, text, archived, tag_ids, page, per_page)
+
+
+def _search(kind: _Kind, user, text, archived: bool, tag_ids, page: int, per_page: int) -> Found:
     words = QueryWords(text)
-    page, per_page = _page_bounds(page, per_page)
-    found = Found(page=page, per_page=per_page, words=words)
-    scope = policy.note_scope(user)
+    found = Found(page=max(1, min(int(page or 1), MAX_PAGE)), per_page=per_page, words=words)
+    scope = kind.scope(user)
     archived = archived and policy.may_search_archived(user)
-    main = note_query(words)
+    main = kind.query(words)
     if main is None or scope.nothing:
         return found
     try:
-        ids, found.total = _indexed(store.NOTES, _scoped(main, scope, archived=archived, tag_ids=tag_ids,
-                                                         notes=True), page, per_page, sortedby="when", reverse=True)
+        query = _scoped(main, scope, archived=archived, tag_ids=tag_ids, notes=kind.notes)
+        ids, found.total = _indexed(kind.index, query, found.page, per_page, **dict(kind.order))
     except store.IndexUnavailable as error:
-        return _notes_from_database(user, words, found, archived, tag_ids, error)
-    found.items = _load_in_order(policy.readable_notes(user, select(CustomerNote)), CustomerNote.id, ids)
+        return _from_database(kind, user, found, archived, tag_ids, error)
+    found.items = _load_in_order(kind.visible(user), kind.model.id, ids)
     return found
 
 
@@ -181,8 +196,15 @@ def _indexed(which: str, query: wq.Query, page: int, per_page: int, **order) -> 
     """(ids on ``page``, total) from the index. Raises IndexUnavailable for any
     failure of the index, so that the database answers instead of an error page."""
     try:
-        results = store.searcher(which).search_page(query, page, pagelen=per_page, **order)
-        return [int(hit["key"][1:]) for hit in results], results.total
+        searcher = store.searcher(which)
+        results = searcher.search(query, limit=page * per_page, **order)
+        ids = [int(hit["key"][1:]) for hit in results[(page - 1) * per_page :]]
+        # Skipping blocks that cannot reach the top leaves len(results) short of
+        # the real count (Whoosh's ResultsPage pages by it); count the matches
+        # then, without scoring them.
+        if results.has_exact_length():
+            return ids, len(results)
+        return ids, len(searcher.search(query, limit=None, scored=False))
     except store.IndexUnavailable:
         raise
     except Exception as error:  # a damaged file can fail in many ways
@@ -204,29 +226,16 @@ def _load_in_order(query, id_column, ids: list[int]) -> list:
 
 # ---- answering from the database while the index is unavailable -------------------------
 
-def _unavailable(error) -> None:
+def _from_database(kind: _Kind, user, found: Found, archived: bool, tag_ids, error) -> Found:
+    from services.search import fallback
+
     log.warning("search index unavailable (%s); answering from the database", error)
     try:
         sync.start_rebuild()
     except Exception:
         log.exception("could not start rebuilding the search index")
-
-
-def _customers_from_database(user, words, found, archived, tag_ids, error) -> Found:
-    from services.search import fallback
-
-    _unavailable(error)
+    scan = fallback.notes if kind.notes else fallback.customers
     found.from_database = True
-    found.items, found.total = fallback.customers(user, words, archived=archived, tag_ids=tag_ids,
-                                                  page=found.page, per_page=found.per_page)
-    return found
-
-
-def _notes_from_database(user, words, found, archived, tag_ids, error) -> Found:
-    from services.search import fallback
-
-    _unavailable(error)
-    found.from_database = True
-    found.items, found.total = fallback.notes(user, words, archived=archived, tag_ids=tag_ids,
-                                              page=found.page, per_page=found.per_page)
+    found.items, found.total = scan(user, found.words, archived=archived, tag_ids=tag_ids,
+                                    page=found.page, per_page=found.per_page)
     return found

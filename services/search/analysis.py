@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from pypinyin import Style, pinyin
@@ -112,10 +111,6 @@ def phone_terms(digits_list: Iterable[str]) -> Iterator[str]:
         for size in range(PHONE_SUFFIX_MIN, len(digits) + 1):
             yield digits[-size:]
             yield digits[:size]
-
-
-def counted(terms: Iterable[str]) -> Counter:
-    return Counter(terms)
 
 
 class QueryWords:

@@ -231,13 +231,23 @@ def _forget_leftovers() -> None:
             session.commit()
 
 
+_readable_generations: set[tuple[str, str]] = set()
+
+
 def _readable(generation: str) -> bool:
+    """Whether both indexes of ``generation`` open. Checked once per generation and
+    process, not on every save: opening an index reads its files. (A generation
+    damaged later fails its next write or search, which rebuilds it.)"""
+    key = (store.root(), generation)
+    if key in _readable_generations:
+        return True
     try:
         for which in (store.CUSTOMERS, store.NOTES):
             store.open_index(which, generation).doc_count()
-        return True
     except store.IndexUnavailable:
         return False
+    _readable_generations.add(key)
+    return True
 
 
 # ---- rebuilding a missing index ------------------------------------------------------

@@ -11,7 +11,7 @@ from faker import Faker
 from sqlalchemy import func, select, update
 
 from extensions import db
-from models import Customer, CustomerNote, SearchBacklog
+from models import Customer, SearchBacklog
 from services import accounts, customers, merge, notes, pool, search, settings, tags
 from services.customers import CustomerData
 from services.notes import NoteData
@@ -475,3 +475,19 @@ def test_a_corrupt_index_is_rebuilt(app, staff):
     assert search.check().ok and _ids(admin, "后羿") != []
     store.forget_searchers()
     gc.collect()
+
+
+def test_totals_are_exact_and_paging_reaches_every_match(app, staff):
+    from services import demo
+    from services.search import fallback
+
+    demo.generate_workspace(1500, 0, seed=3, password=TEST_PASSWORD)
+    search.rebuild(procs=1)
+    for user in (staff["admin"], staff["sales"]):
+        for text in ("张", "有限"):
+            # the plain LIKE scan over the same fields is the reference
+            rows, _total = fallback.customers(user, analysis.QueryWords(text), archived=False, per_page=5000)
+            expected = {c.id for c in rows}
+            assert len(expected) > 50
+            assert search.search_customers(user, text).total == len(expected), (user.role, text)
+            assert set(_all_ids(search.search_customers, user, text)) == expected
