@@ -53,21 +53,12 @@
     document.querySelectorAll("#toasts .toast").forEach(dismissLater);
   });
 
-  // Search-as-you-type fields say hx-trigger="input[!event.isComposing] ...": no request
-  // for each pinyin keystroke of an input method. Such a filter needs eval, which the CSP
-  // and htmx-config (allowEval: false) forbid, and htmx then lets every event through.
-  // So input events during a composition are stopped here, before htmx sees them, for
-  // the fields whose trigger (or whose form's trigger) asks for that; compositionend
-  // then starts the search.
-  function skipsComposing(field) {
-    var own = (field.getAttribute && field.getAttribute("hx-trigger")) || "";
-    var form = field.form;
-    var formTrigger = (form && form.getAttribute("hx-trigger")) || "";
-    return own.indexOf("isComposing") !== -1 || formTrigger.indexOf("isComposing") !== -1;
-  }
-
+  // No request for each pinyin keystroke of an input method: input events during a
+  // composition never reach htmx; the fields that search as you type also trigger on
+  // compositionend, which fires once the word is chosen. (htmx's own way, a trigger
+  // filter such as input[!event.isComposing], needs eval, which the CSP forbids.)
   document.addEventListener("input", function (event) {
-    if (event.isComposing && event.target && skipsComposing(event.target)) event.stopPropagation();
+    if (event.isComposing) event.stopPropagation();
   }, true);
 
   // Error responses are swapped into #alerts (see htmx-config); clear them on the next success.

@@ -78,3 +78,23 @@ def test_search_as_you_type_with_the_keyboard(page, live_server, desk):
     box.press("Enter")  # nothing is chosen: the first option, "New customer"
     expect(page.locator("#mobile")).to_have_value(phone)
     settle(page)
+
+
+def test_no_search_while_an_input_method_composes(page, live_server, desk):
+    """Pinyin typed into a Chinese input method (driven through Chromium's own IME
+    protocol) sends nothing until the word is chosen, then one search."""
+    sign_in(page, live_server, desk["sales"].username)
+    box, dropdown = page.locator("#global-search"), page.locator("#global-search-results")
+    searches = []
+    page.on("request", lambda request: "/search/suggest" in request.url and searches.append(request.url))
+    box.focus()
+    ime = page.context.new_cdp_session(page)
+    for typed in ("o", "ou", "ouy", "ouya", "ouyang"):
+        ime.send("Input.imeSetComposition", {"text": typed, "selectionStart": len(typed), "selectionEnd": len(typed)})
+    # Longer than the trigger's delay: a search for the pinyin would have gone out by now.
+    page.wait_for_timeout(700)
+    assert searches == []
+    with page.expect_response(lambda response: "/search/suggest" in response.url):
+        ime.send("Input.insertText", {"text": desk["word"]})
+    expect(dropdown.get_by_test_id("suggest-customer")).to_have_count(2)
+    assert len(searches) == 1
