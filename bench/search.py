@@ -3,6 +3,7 @@
     .venv/bin/python bench/search.py [--customers 100000] [--notes 500000] [--queries 200]
     .venv/bin/python bench/search.py --customers 5000 --notes 20000      # a quick run
     .venv/bin/python bench/search.py --database-url postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python bench/search.py --folder /tmp/bench   # keep it; a second run reuses the data
 
 Generates (seeded, Faker zh_CN + en_US, through services.demo) customers and notes into
 a fresh database, adds a few notes with rare words, builds the index with
@@ -45,7 +46,7 @@ from extensions import db, reading_only  # noqa: E402
 from models import (  # noqa: E402
     Customer, CustomerNote, CustomerPhone, SearchBacklog, Tag, User, customer_tags, note_tags, utcnow)
 from services import accounts, customers, demo, notes, search  # noqa: E402
-from services.search import analysis, documents, fallback, store, sync  # noqa: E402
+from services.search import analysis, documents, fallback, matching, store, sync  # noqa: E402
 
 PASSWORD = "bench passphrase 1"
 CJK = re.compile(r"[\u4e00-\u9fff]+")
@@ -92,6 +93,9 @@ def make_app(url: str, instance: str):
 
 
 def generate(args, url: str) -> None:
+    if args.folder and generated(args):
+        log("reusing the data generated earlier in this folder")
+        return
     if url.startswith("postgres"):
         db.drop_all()
         db.session.execute(db.text("DROP TABLE IF EXISTS alembic_version"))
@@ -102,6 +106,17 @@ def generate(args, url: str) -> None:
     counts = demo.generate_workspace(args.customers, args.notes, seed=args.seed, password=PASSWORD)
     accounts.create_user("bench.admin", PASSWORD, "admin")
     log(f"generated {counts} in {time.perf_counter() - started:.1f} s")
+
+
+def generated(args) -> bool:
+    """Whether the database already holds this run's workspace (at least the sizes asked for)."""
+    try:
+        return (db.session.scalar(select(func.count()).select_from(Customer)) >= args.customers
+                and db.session.scalar(select(func.count()).select_from(CustomerNote)) >= args.notes
+                and accounts.get_by_username("bench.admin") is not None)
+    except Exception:  # no tables yet
+        db.session.rollback()
+        return False
 
 
 class RareWords:
@@ -276,8 +291,7 @@ def recall(result: ClassResult, admin) -> None:
             result.misses.append((q, "the query has nothing searchable"))
             continue
         searcher = store.searcher(store.NOTES if note else store.CUSTOMERS)
-        found = searcher.search(main, limit=None, scored=False)
-        docs = found.docs()
+        docs = matching.all_matches(searcher, main)
         result.matches.append(len(docs))
         if q.expected is None:
             if docs:
@@ -315,7 +329,7 @@ def why_missed(q: Query, main, key: str, note: bool) -> str:
     if not docs:
         return "record not found in the database"
     doc = docs[0]
-    lacking = sorted({f"{name}:{text}" for name, text in main.all_terms()
+    lacking = sorted({f"{name}:{text}" for name, text in main.terms()
                       if text not in (doc.get(name) or [])})
     return "entry lacks " + ", ".join(lacking[:8]) if lacking else "terms present; query shape"
 
@@ -501,12 +515,15 @@ def main():
     parser.add_argument("--saves", type=int, default=200, help="notes saved, and customers updated")
     parser.add_argument("--procs", type=int, default=2, help="passed to search.rebuild")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--folder", help="use (and keep) this folder; data generated there by an earlier "
+                                         "run with the same sizes is reused instead of generated again")
     args = parser.parse_args()
-    folder = tempfile.mkdtemp(prefix="bench-search-")
+    folder = args.folder or tempfile.mkdtemp(prefix="bench-search-")
+    os.makedirs(folder, exist_ok=True)
     try:
         run(args, folder)
     finally:
-        if args.keep:
+        if args.keep or args.folder:
             log(f"kept {folder}")
         else:
             shutil.rmtree(folder, ignore_errors=True)

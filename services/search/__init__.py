@@ -19,13 +19,13 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from whoosh import query as wq
 
 from extensions import db
 from models import Customer, CustomerNote
 from services import policy
-from services.search import analysis, store, sync
+from services.search import analysis, matching, store, sync
 from services.search.analysis import QueryWords
+from services.search.matching import Query, Terms
 from services.search.documents import owner_term
 from services.search.build import BuildReport, CheckReport, RebuildRunning, check, fix, rebuild
 from services.search.sync import drain, mark, mark_customers
@@ -78,67 +78,52 @@ def _on_tags_changed(_sender, customer_ids=(), note_ids=(), **_extra) -> None:
 
 # ---- queries ---------------------------------------------------------------------------
 
-def _term_query(field_name: str, run: str) -> wq.Query:
+def _cjk(field_name: str, run: str) -> Terms:
     """A CJK run: its single character, or all of its pairs."""
-    terms = list(dict.fromkeys(analysis.cjk_terms(run, unigrams=False)))
-    return wq.And([wq.Term(field_name, term) for term in terms]) if len(terms) > 1 else wq.Term(field_name, terms[0])
+    return Terms(field_name, tuple(dict.fromkeys(analysis.cjk_terms(run, unigrams=False))))
 
 
-def customer_query(words: QueryWords) -> wq.Query | None:
-    """Every part of the typed text must match some field of the customer."""
+def customer_query(words: QueryWords) -> Query | None:
+    """Every part of the typed text must match some field of the customer; those
+    matching in the name or phone come first."""
     parts = []
     if words.phone:
-        parts.append(wq.Or([wq.Term("phone", words.phone[-analysis.EDGE_MAX:]),
-                            wq.Term("other", words.phone[: analysis.EDGE_MAX])]))
+        parts.append((Terms("phone", (words.phone[-analysis.EDGE_MAX:],)),
+                      Terms("other", (words.phone[: analysis.EDGE_MAX],))))
     for run in words.cjk:
-        parts.append(wq.Or([_term_query(name, run) for name in ("name", "other")]))
+        parts.append((_cjk("name", run), _cjk("other", run)))
     for word in words.usable_words:
-        options = [wq.Term("name", word), wq.Term("other", word)]
+        options = [Terms("name", (word,)), Terms("other", (word,))]
         if word.isdigit() and len(word) >= analysis.PHONE_SUFFIX_MIN:
-            options.append(wq.Term("phone", word))
-        parts.append(wq.Or(options))
-    return _all_of(parts)
+            options.append(Terms("phone", (word,)))
+        parts.append(tuple(options))
+    return Query(tuple(parts), primary=frozenset({"name", "phone"})) if parts else None
 
 
-def note_query(words: QueryWords) -> wq.Query | None:
+def note_query(words: QueryWords) -> Query | None:
     """Every part of the typed text must be in the note (text or tags)."""
-    parts = [wq.Term("body", words.phone[: analysis.EDGE_MAX])] if words.phone else []
-    parts += [_term_query("body", run) for run in words.cjk]
-    parts += [wq.Term("body", word) for word in words.usable_words]
-    return _all_of(parts)
+    parts = [(Terms("body", (words.phone[: analysis.EDGE_MAX],)),)] if words.phone else []
+    parts += [(_cjk("body", run),) for run in words.cjk]
+    parts += [(Terms("body", (word,)),) for word in words.usable_words]
+    return Query(tuple(parts)) if parts else None
 
 
-def _all_of(parts: list) -> wq.Query | None:
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else wq.And(parts)
-
-
-def _scoped(main: wq.Query, scope: policy.Scope, *, archived: bool, tag_ids, notes: bool) -> wq.Query:
+def _scoped(main: Query, scope: policy.Scope, *, archived: bool, tag_ids, notes: bool) -> Query:
     """``main`` restricted to what ``scope`` allows, to archived or active records,
-    and to records carrying every tag in ``tag_ids``. The restrictions weigh next
-    to nothing, so they do not change the order. Active records are "not archived"
-    (AndNot), so that the large set of active ones is never listed."""
-    restrictions = [_scope("tag", tag_id) for tag_id in tag_ids]
+    and to records carrying every tag in ``tag_ids``."""
+    require = [[_scope("tag", tag_id)] for tag_id in tag_ids]
     if archived:
-        restrictions.append(_scope("archived", "1"))
+        require.append([_scope("archived", "1")])
     if not scope.everything:
-        allowed = [_scope("owner", owner_term(owner)) for owner in sorted(scope.owners, key=str)]
+        allowed = [_scope("owner", owner_term(owner)) for owner in scope.owners]
         if notes:
-            allowed += [_scope("author", author) for author in sorted(scope.authors)]
-        restrictions.append(wq.Or(allowed))
-    query = wq.And([main, *restrictions]) if restrictions else main
-    return query if archived else wq.AndNot(query, _scope("archived", "1"))
+            allowed += [_scope("author", author) for author in scope.authors]
+        require.append(allowed)
+    return main.restricted(require=require, exclude=() if archived else [_scope("archived", "1")])
 
 
-# Not 0: Whoosh skips documents whose best possible score is 0, and a restriction
-# of boost 0 inside an Or then loses matches. (ConstantScoreQuery, the other way
-# not to score, lists every document id on every query.)
-_RESTRICTION_BOOST = 1e-9
-
-
-def _scope(name: str, value) -> wq.Term:
-    return wq.Term("scope", store.scope_term(name, value), boost=_RESTRICTION_BOOST)
+def _scope(name: str, value) -> str:
+    return store.scope_term(name, value)
 
 
 @dataclass(frozen=True)
@@ -146,25 +131,27 @@ class _Kind:
     """What differs between searching customers and searching notes."""
 
     index: str
-    query: object  # QueryWords -> whoosh query | None
+    query: object  # QueryWords -> matching.Query | None
     scope: object  # user -> policy.Scope
     visible: object  # user -> select() of the rows the user may see
     model: type
     notes: bool
-    order: tuple = ()
+    ranking: matching.Ranking
 
 
 _CUSTOMERS = _Kind(store.CUSTOMERS, customer_query, policy.customer_scope,
-                   lambda user: policy.visible_customers(user, select(Customer)), Customer, notes=False)
+                   lambda user: policy.visible_customers(user, select(Customer)), Customer, notes=False,
+                   ranking=matching.Ranking(store.NAME_LENGTH))
 _NOTES = _Kind(store.NOTES, note_query, policy.note_scope,
                lambda user: policy.readable_notes(user, select(CustomerNote)), CustomerNote, notes=True,
-               order=(("sortedby", "when"), ("reverse", True)))
+               ranking=matching.Ranking(store.WHEN, newest=True))
 
 
 def search_customers(user, text: str | None, *, archived: bool = False, tag_ids=(), page: int = 1,
                      per_page: int = 10) -> Found:
-    """The customers ``user`` may see that match ``text``, best first. Archived ones
-    instead of active ones when ``archived`` and the policy allows it."""
+    """The customers ``user`` may see that match ``text``: those matching in their
+    name or phone first, shorter names first. Archived ones instead of active ones
+    when ``archived`` and the policy allows it."""
     return _search(_CUSTOMERS, user, text, archived, tag_ids, page, per_page)
 
 
@@ -185,31 +172,26 @@ def _search(kind: _Kind, user, text, archived: bool, tag_ids, page: int, per_pag
         return found
     try:
         query = _scoped(main, scope, archived=archived, tag_ids=tag_ids, notes=kind.notes)
-        ids, found.total = _indexed(kind.index, query, found.page, per_page, **dict(kind.order))
+        ids, found.total = _indexed(kind, query, found.page, per_page)
     except store.IndexUnavailable as error:
         return _from_database(kind, user, found, archived, tag_ids, error)
     found.items = _load_in_order(kind.visible(user), kind.model.id, ids)
     return found
 
 
-def _indexed(which: str, query: wq.Query, page: int, per_page: int, **order) -> tuple[list[int], int]:
+def _indexed(kind: _Kind, query: Query, page: int, per_page: int) -> tuple[list[int], int]:
     """(ids on ``page``, total) from the index. Raises IndexUnavailable for any
     failure of the index, so that the database answers instead of an error page."""
     try:
-        searcher = store.searcher(which)
-        results = searcher.search(query, limit=page * per_page, **order)
-        ids = [int(hit["key"][1:]) for hit in results[(page - 1) * per_page :]]
-        # Skipping blocks that cannot reach the top leaves len(results) short of
-        # the real count (Whoosh's ResultsPage pages by it); count the matches
-        # then, without scoring them.
-        if results.has_exact_length():
-            return ids, len(results)
-        return ids, len(searcher.search(query, limit=None, scored=False))
+        searcher = store.searcher(kind.index)
+        docnums, total = matching.search(searcher, query, kind.ranking, limit=page * per_page)
+        ids = [int(searcher.stored_fields(docnum)["key"][1:]) for docnum in docnums[(page - 1) * per_page :]]
+        return ids, total
     except store.IndexUnavailable:
         raise
     except Exception as error:  # a damaged file can fail in many ways
         # Logged without the traceback: it holds the damaged file open.
-        log.warning("search index %s failed: %r", which, error)
+        log.warning("search index %s failed: %r", kind.index, error)
         failure = repr(error)
     store.release_leaked_files()
     raise store.IndexUnavailable(failure)

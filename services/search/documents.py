@@ -54,6 +54,7 @@ def customer_document(row, phones: list[str], tags: list[tuple[int, str]]) -> di
         "other": list(analysis.lookup_terms(other)),
         "scope": [scope_term("owner", owner), scope_term("archived", archived),
                   *(scope_term("tag", tag_id) for tag_id, _name in tags)],
+        "name_length": len(row.name or ""),
         "stamp": _stamp(row.name, row.company, row.address, row.email, sorted(phones), sorted(tags), owner, archived),
     }
 

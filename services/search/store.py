@@ -22,11 +22,12 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from flask import current_app
-from whoosh import fields, index
+from whoosh import columns, fields, index
 from whoosh.system import pack_uint
 from whoosh.util.filelock import FileLock
 
 CUSTOMERS, NOTES = "customers", "notes"
+NAME_LENGTH, WHEN = "name_length", "when"  # the columns results are ordered by
 
 
 class IndexUnavailable(Exception):
@@ -50,25 +51,29 @@ class TermsField(fields.TEXT):
     that indexing is one count per document rather than a token stream per term.
     No positions: nobody searches phrases, and the index is half the size without."""
 
-    def __init__(self, field_boost: float = 1.0):
-        super().__init__(phrase=False, field_boost=field_boost)
+    def __init__(self):
+        super().__init__(phrase=False)
 
     def index(self, value, **kwargs):
         counts: dict[str, int] = {}
         for term in value:
             counts[term] = counts.get(term, 0) + 1
-        boost = self.format.field_boost
         for term, freq in counts.items():
-            yield term.encode("utf-8"), freq, freq * boost, pack_uint(freq)
+            yield term.encode("utf-8"), freq, float(freq), pack_uint(freq)
+
+
+def _number_column():
+    return fields.COLUMN(columns.NumericColumn("q", default=0))
 
 
 def customer_schema() -> fields.Schema:
     return fields.Schema(
         key=fields.ID(unique=True, stored=True),
-        name=TermsField(field_boost=4.0),
-        phone=TermsField(field_boost=3.0),
+        name=TermsField(),
+        phone=TermsField(),
         other=TermsField(),
         scope=TermsField(),
+        name_length=_number_column(),
         stamp=fields.STORED,
     )
 
@@ -78,7 +83,7 @@ def note_schema() -> fields.Schema:
         key=fields.ID(unique=True, stored=True),
         body=TermsField(),
         scope=TermsField(),
-        when=fields.NUMERIC(bits=64, sortable=True),
+        when=_number_column(),
         stamp=fields.STORED,
     )
 
@@ -149,11 +154,19 @@ def open_index(which: str, generation: str | None = None, base: str | None = Non
     if generation is None:
         raise IndexUnavailable("no index yet")
     try:
-        return index.open_dir(os.path.join(base, generation, which))
+        ix = index.open_dir(os.path.join(base, generation, which))
     except Exception as error:  # whoosh raises many kinds for damaged files
         failure = f"{which} index unreadable: {error!r}"
+    else:
+        if _fields(ix.schema) == _fields(SCHEMAS[which]()):
+            return ix
+        failure = f"{which} index made by an older version of Deskbook"
     release_leaked_files()
     raise IndexUnavailable(failure)
+
+
+def _fields(schema) -> list[tuple[str, str]]:
+    return sorted((name, type(schema[name]).__name__) for name in schema.names())
 
 
 def release_leaked_files() -> None:

@@ -491,3 +491,96 @@ def test_totals_are_exact_and_paging_reaches_every_match(app, staff):
             assert len(expected) > 50
             assert search.search_customers(user, text).total == len(expected), (user.role, text)
             assert set(_all_ids(search.search_customers, user, text)) == expected
+
+
+# ---- matching and order ----------------------------------------------------------------
+
+def test_name_and_phone_matches_come_before_other_fields_shorter_names_first(app, staff):
+    admin = staff["admin"]
+    by_name = _customer(admin, "张伟")
+    longer = _customer(admin, "欧阳伟")
+    by_company = _customer(admin, "王强", company="伟业科技")  # added last: no head start
+    assert _names(search.search_customers(admin, "伟")) == ["张伟", "欧阳伟", "王强"]
+    by_phone = _customer(admin, "刘洋", phones=[("mobile", "13900005678")])
+    by_address = _customer(admin, "陈静", address="人民路5678号")
+    assert [c.id for c in search.search_customers(admin, "5678").items] == [by_phone.id, by_address.id]
+    # among matches through other fields only, the one changed last comes first
+    customers.update_customer(admin, by_name, CustomerData(name="张伟", company="伟业"))
+    assert [c.id for c in search.search_customers(admin, "伟业").items] == [by_name.id, by_company.id]
+    assert longer.id in _ids(admin, "欧阳")
+
+
+def test_notes_come_newest_first_whatever_order_they_were_indexed_in(app, staff):
+    admin = staff["admin"]
+    customer = _customer(admin, "白骨精")
+    made = [_note(admin, customer, f"第{i}次报价") for i in range(3)]
+    for days, note in zip((3, 1, 2), made):
+        db.session.execute(update(type(note)).where(type(note).id == note.id)
+                           .values(created_at=func.datetime("now", f"-{days} days")
+                                   if db.engine.dialect.name == "sqlite"
+                                   else func.now() - func.make_interval(0, 0, 0, days)))
+    db.session.commit()
+    search.rebuild(procs=1)
+    assert [n.id for n in search.search_notes(admin, "报价").items] == [made[1].id, made[2].id, made[0].id]
+    notes.edit_note(admin, made[0], NoteData(kind="call", body="第0次报价，已改"))  # indexed again, last
+    assert [n.id for n in search.search_notes(admin, "报价").items] == [made[1].id, made[2].id, made[0].id]
+
+
+def test_order_and_totals_agree_across_segments_pages_and_roles(app, staff):
+    from services import demo
+
+    demo.generate_workspace(400, 1200, seed=5, password=TEST_PASSWORD)
+    search.rebuild(procs=1)
+    admin, sales = staff["admin"], staff["sales"]
+    extra = _customer(admin, "张三丰", company="有限公司")
+    for i in range(3):  # new segments beside the rebuilt one, and deletions in it
+        _note(admin, extra, f"有限公司第{i}次报价")
+    for user in (admin, sales):
+        for find, text in ((search.search_customers, "张"), (search.search_customers, "有限"),
+                           (search.search_notes, "客户"), (search.search_notes, "报价")):
+            whole = find(user, text, per_page=2000)
+            assert whole.total == len(whole.items) > 0, (user.role, text)
+            assert _all_ids(find, user, text) == [item.id for item in whole.items], (user.role, text)
+        dates = [n.created_at for n in search.search_notes(user, "客户", per_page=2000).items]
+        assert dates == sorted(dates, reverse=True)
+
+
+def test_postings_read_a_block_at_a_time_are_whoosh_own(app, staff):
+    from services import demo
+    from services.search import matching
+
+    demo.generate_workspace(300, 900, seed=7, password=TEST_PASSWORD)
+    search.rebuild(procs=1)
+    admin = staff["admin"]
+    victim = db.session.scalars(select(Customer).order_by(Customer.id).limit(5)).all()
+    for customer in victim:  # deletions in the big segment
+        customers.update_customer(admin, customer, CustomerData(name=customer.name + "改"))
+    searcher = store.searcher(store.NOTES)
+    checked = 0
+    for reader, _offset in searcher.reader().leaf_readers():
+        for field_name, term in [("scope", "archived:0"), ("body", "客户")] + list(reader.all_terms())[:300:7]:
+            if (field_name, term) not in reader or field_name not in ("body", "scope"):
+                continue
+            term = term.decode() if isinstance(term, bytes) else term
+            expected = set(reader.postings(field_name, term).all_ids())
+            assert matching._postings(reader, field_name, term) - reader.deleted_docs_set == expected
+            checked += 1
+    assert checked > 20 and searcher.reader().doc_frequency("scope", "archived:0") > 128
+
+
+def test_an_index_of_an_older_layout_is_rebuilt(app, staff):
+    from whoosh import fields, index
+
+    admin = staff["admin"]
+    customer = _customer(admin, "哪吒")
+    old = store.new_generation()
+    path = os.path.join(store.root(), old, store.CUSTOMERS)
+    shutil.rmtree(path)
+    os.makedirs(path)
+    index.create_in(path, fields.Schema(key=fields.ID(unique=True, stored=True), name=fields.TEXT))
+    store.publish(old)
+    store.forget_searchers()
+    found = search.search_customers(admin, "哪吒")
+    assert [c.id for c in found.items] == [customer.id]
+    assert store.current_generation() != old and search.check().ok  # rebuilt at once: small
+    assert not search.search_customers(admin, "哪吒").from_database
