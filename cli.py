@@ -188,9 +188,11 @@ def pool_recycle_command(dry_run):
     verb = "Would recycle" if dry_run else "Recycled"
     click.echo(f"{verb} {len(done)} customers.")
     if not dry_run:
+        from extensions import refresh_statistics
         from services import search
 
         search.drain()  # also applies any change an earlier request left in the backlog
+        refresh_statistics()
 
 
 def init_app(app) -> None:

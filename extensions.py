@@ -86,6 +86,18 @@ def _tune_sqlite(engine, busy_timeout_ms: int) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+def refresh_statistics() -> None:
+    """ANALYZE: the query planner's row counts per index. Without them SQLite reads
+    a handful of rows by id through the owner index instead of the primary key (a
+    search result page for a sales account read every pool customer). PostgreSQL's
+    autovacuum does this by itself; running it too is harmless. Run after bulk
+    loads and nightly (``pool recycle``)."""
+    from sqlalchemy import text
+
+    db.session.execute(text("ANALYZE"))
+    db.session.commit()
+
+
 _reading_only: ContextVar[bool] = ContextVar("reading_only", default=False)
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from faker import Faker
 from sqlalchemy import func, insert, select, text
 
-from extensions import db
+from extensions import db, refresh_statistics
 from models import (
     COLOURS,
     Customer,
@@ -175,6 +175,7 @@ def generate_workspace(customers: int, notes: int, *, seed: int = 1, password: s
     for model in (Customer, CustomerNote):
         _bump_sequence(model)
     db.session.commit()
+    refresh_statistics()
     return {"customers": len(customer_rows), "notes": len(note_rows), "tasks": len(task_rows)}
 
 

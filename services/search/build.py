@@ -93,7 +93,7 @@ class _write_lock:
 
 def _fill_customers(generation: str, progress=None) -> int:
     ix = store.open_index(store.CUSTOMERS, generation)
-    writer = ix.writer(limitmb=256)
+    writer = store.writer(ix, limitmb=256)
     count = 0
     with reading_only(), reading_session() as session:
         for ids in documents.all_customer_ids(session):
@@ -136,7 +136,7 @@ def _in_child_process(function, *args):
 
 def _fill_notes(generation: str, progress) -> int:
     ix = store.open_index(store.NOTES, generation)
-    writer = ix.writer(limitmb=256)
+    writer = store.writer(ix, limitmb=256)
     count = 0
     with reading_only(), reading_session() as session:
         for ids in documents.all_note_ids(session):

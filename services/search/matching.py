@@ -27,7 +27,7 @@ import threading
 from array import array
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, islice
 
 from whoosh.codec.whoosh3 import W3LeafMatcher
 from whoosh.columns import NumericColumn
@@ -246,12 +246,34 @@ def _rank_keys(reader, ranking: Ranking) -> array:
     return _kept.get((_segment_key(reader), "rank", ranking.column, ranking.newest), make)
 
 
+def _rank_order(reader, ranking: Ranking) -> array:
+    """The segment's document numbers, first (largest key) first."""
+
+    def make():
+        keys = _rank_keys(reader, ranking)
+        return array("q", sorted(range(len(keys)), key=keys.__getitem__, reverse=True))
+
+    return _kept.get((_segment_key(reader), "order", ranking.column, ranking.newest), make)
+
+
 def _span(reader) -> int:
     return reader.doc_count_all() + 1
 
 
 def _value(key: int, docnum: int, span: int, ranking: Ranking) -> int:
     return (key - docnum) // span if ranking.newest else (docnum - key) // span
+
+
+def _top(docs, limit: int, count: int, keys=None, order=None) -> list[int]:
+    """The ``limit`` members of ``docs`` with the largest ``keys`` (by default the
+    largest document numbers), largest first. When ``docs`` is a large part of the
+    segment's ``count`` documents, walking the segment's order (in C) meets them
+    soonest; otherwise a heap over ``docs`` (in Python) is quicker."""
+    if len(docs) * len(docs) >= limit * count:
+        members = docs if isinstance(docs, (set, frozenset)) else set(docs)
+        walk = range(count - 1, -1, -1) if order is None else order
+        return list(islice(filter(members.__contains__, walk), limit))
+    return heapq.nlargest(limit, docs, key=None if keys is None else keys.__getitem__)
 
 
 def _column(reader, name: str) -> array:
@@ -287,23 +309,22 @@ def _first(reader, offset: int, docs: set[int], primary: list[set[int]] | None, 
     """The segment's first ``limit`` matches as (sort key, document number) pairs;
     the keys compare across segments. ``primary`` is None for notes; for customers,
     per part the matches through a primary field."""
-    keys, span = _rank_keys(reader, ranking), _span(reader)
+    keys, span, count = _rank_keys(reader, ranking), _span(reader), reader.doc_count_all()
     counts = Counter()
     for best in primary or ():
         counts.update(best)
     tiers: dict[int, list[int]] = {}
     for docnum, n in counts.items():
         tiers.setdefault(n, []).append(docnum)
+    rest = docs.difference(counts) if counts else docs
+    if primary is None and rest:  # notes: all by the column
+        tiers[0] = rest
     out = []
     for n, members in tiers.items():
-        for docnum in heapq.nlargest(limit, members, key=keys.__getitem__):
+        order = _rank_order(reader, ranking) if len(members) ** 2 >= limit * count else None
+        for docnum in _top(members, limit, count, keys, order):
             value = _value(keys[docnum], docnum, span, ranking)
             out.append(((-n, -value if ranking.newest else value, -(docnum + offset)), docnum + offset))
-    rest = docs.difference(counts) if counts else docs
-    if primary is None:  # notes: all by the column
-        for docnum in heapq.nlargest(limit, rest, key=keys.__getitem__):
-            value = _value(keys[docnum], docnum, span, ranking)
-            out.append(((0, -value if ranking.newest else value, -(docnum + offset)), docnum + offset))
-    else:  # customers matched only through other fields: the last added first
-        out += [((0, 0, -(docnum + offset)), docnum + offset) for docnum in heapq.nlargest(limit, rest)]
+    if primary is not None:  # customers matched only through other fields: the last added first
+        out += [((0, 0, -(docnum + offset)), docnum + offset) for docnum in _top(rest, limit, count)]
     return out

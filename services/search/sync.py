@@ -148,7 +148,7 @@ class Changes:
         for which in (store.CUSTOMERS, store.NOTES):
             if not self.delete[which] and not self.add[which]:
                 continue
-            writer = store.open_index(which, generation, base).writer()
+            writer = store.writer(store.open_index(which, generation, base))
             try:
                 for field, term in self.delete[which]:
                     writer.delete_by_term(field, term)
