@@ -63,6 +63,7 @@ class Found:
 
 def init_app(app) -> None:
     sync.install()
+    store.allow_open_files()
     from services.tags import tags_changed
 
     tags_changed.connect(_on_tags_changed, weak=False)

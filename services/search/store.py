@@ -167,9 +167,33 @@ def open_index(which: str, generation: str | None = None, base: str | None = Non
 
 
 def writer(ix, **kwargs):
-    """A writer of ``ix`` whose postings go in blocks of 1,024 rather than Whoosh's
-    128: services.search.matching reads whole posting lists, 1.7 times faster so."""
-    return ix.writer(codec=W3Codec(blocklimit=1024), **kwargs)
+    """A writer of ``ix``:
+
+    - postings in blocks of 1,024 rather than Whoosh's 128: services.search.matching
+      reads whole posting lists, 1.7 times faster so;
+    - segments as separate files, not one compound file: Whoosh reads a file of a
+      compound segment through ``BytesIO(memoryview)``, which copies it whole on
+      every open — tens of milliseconds for a large segment, on every write (the
+      writer opens a reader to delete the old entry) and every searcher refresh.
+    """
+    return ix.writer(codec=W3Codec(blocklimit=1024), compound=False, **kwargs)
+
+
+def allow_open_files(wanted: int = 8192) -> None:
+    """Raise this process's soft limit of open files towards ``wanted`` (within the
+    hard limit). Each open segment holds six files, per index and per thread that
+    searches; 1,024, a common default, is too few for a threaded server."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
 
 
 def _fields(schema) -> list[tuple[str, str]]:

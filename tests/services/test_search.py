@@ -584,3 +584,18 @@ def test_an_index_of_an_older_layout_is_rebuilt(app, staff):
     assert [c.id for c in found.items] == [customer.id]
     assert store.current_generation() != old and search.check().ok  # rebuilt at once: small
     assert not search.search_customers(admin, "哪吒").from_database
+
+
+def test_the_open_files_limit_is_raised_within_the_hard_limit():
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        store.allow_open_files(4096)
+        raised, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        assert raised == (4096 if hard == resource.RLIM_INFINITY else min(4096, hard))
+        store.allow_open_files(512)  # never lowered
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == raised
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
