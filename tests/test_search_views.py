@@ -239,6 +239,17 @@ def test_tag_filter(app, client, office):
     assert total(filtered, "customers") == 1 and "西山机械" in filtered
     assert 'aria-pressed="true"' in filtered
     assert f'<input type="hidden" name="tag" value="{tag_id}" form="search-form">' in filtered
+    assert tag_count(unfiltered, tag_id) == 1 and tag_count(filtered, tag_id) == 1
+    assert tag_count(client.get("/search?q=东方&tab=customers").data.decode(), tag_id) == 0
+    # counts are of what one may see: s1 does not see s2's customer, not even as a count
+    client.post("/logout")
+    sign_in(client, "s1")
+    assert tag_count(client.get("/search?q=张伟").data.decode(), tag_id) == 0
+
+
+def tag_count(page: str, tag_id: int) -> int:
+    chip = re.search(rf'data-tag-id="{tag_id}">[^<]*<span class="tag-count">(\d+)</span>', page)
+    return int(chip.group(1))
 
 
 NASTY = [

@@ -145,10 +145,11 @@ def suggest():
     )
 
 
-def _search_both(wanted: SearchArgs) -> tuple[search.Found, search.Found]:
-    """A page of the open tab, and (for its total only) the other one."""
+def _search_both(wanted: SearchArgs, tag_ids) -> tuple[search.Found, search.Found]:
+    """A page of the open tab with its count per tag, and (for its total only) the
+    other one."""
     user, options = actor(), {"archived": wanted.archived, "tag_ids": wanted.tag_ids}
-    paging = {"page": wanted.page, "per_page": PER_PAGE}
+    paging = {"page": wanted.page, "per_page": PER_PAGE, "count_tags": tag_ids}
     count_only = {"page": 1, "per_page": 1}
     customers_found = search.search_customers(
         user, wanted.q, **options, **(paging if wanted.tab == "customers" else count_only))
@@ -172,11 +173,12 @@ def index():
     filters, archived records for those who may, paging. htmx swaps the results."""
     wanted = parse_args(request.args)
     words = search.QueryWords(wanted.q)
-    context = {"wanted": wanted, "words": words, "groups": tags.all_groups(),
+    groups = tags.all_groups()
+    context = {"wanted": wanted, "words": words, "groups": groups,
                "may_archived": policy.may_search_archived(actor()),
                "toggle_tag_url": toggle_tag_url(wanted), **_shown(words)}
     if words:
-        customers_found, notes_found = _search_both(wanted)
+        customers_found, notes_found = _search_both(wanted, [tag.id for group in groups for tag in group.tags])
         shown = customers_found if wanted.tab == "customers" else notes_found
         context.update(customers=customers_found, notes=notes_found, shown=shown, pages=pages_of(shown),
                        new_customer_url=new_customer_url(wanted.q, words))

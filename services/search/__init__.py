@@ -51,6 +51,7 @@ class Found:
     per_page: int = 10
     words: QueryWords | None = None
     from_database: bool = False  # the index was unavailable; a slower scan answered
+    tag_counts: dict[int, int] | None = None  # per tag asked for, how many of all the matches carry it
 
     @property
     def has_next(self) -> bool:
@@ -149,21 +150,23 @@ _NOTES = _Kind(store.NOTES, note_query, policy.note_scope,
 
 
 def search_customers(user, text: str | None, *, archived: bool = False, tag_ids=(), page: int = 1,
-                     per_page: int = 10) -> Found:
+                     per_page: int = 10, count_tags=()) -> Found:
     """The customers ``user`` may see that match ``text``: those matching in their
     name or phone first, shorter names first. Archived ones instead of active ones
-    when ``archived`` and the policy allows it."""
-    return _search(_CUSTOMERS, user, text, archived, tag_ids, page, per_page)
+    when ``archived`` and the policy allows it. With ``count_tags``, also how many
+    of them carry each of those tags (not when the database answered)."""
+    return _search(_CUSTOMERS, user, text, archived, tag_ids, page, per_page, count_tags)
 
 
 def search_notes(user, text: str | None, *, archived: bool = False, tag_ids=(), page: int = 1,
-                 per_page: int = 10) -> Found:
+                 per_page: int = 10, count_tags=()) -> Found:
     """The notes ``user`` may read that contain ``text``, newest first; notes of
-    archived customers instead when ``archived`` and the policy allows it."""
-    return _search(_NOTES, user, text, archived, tag_ids, page, per_page)
+    archived customers instead when ``archived`` and the policy allows it.
+    ``count_tags`` as for search_customers."""
+    return _search(_NOTES, user, text, archived, tag_ids, page, per_page, count_tags)
 
 
-def _search(kind: _Kind, user, text, archived: bool, tag_ids, page: int, per_page: int) -> Found:
+def _search(kind: _Kind, user, text, archived: bool, tag_ids, page: int, per_page: int, count_tags=()) -> Found:
     words = QueryWords(text)
     found = Found(page=max(1, min(int(page or 1), MAX_PAGE)), per_page=per_page, words=words)
     scope = kind.scope(user)
@@ -173,21 +176,24 @@ def _search(kind: _Kind, user, text, archived: bool, tag_ids, page: int, per_pag
         return found
     try:
         query = _scoped(main, scope, archived=archived, tag_ids=tag_ids, notes=kind.notes)
-        ids, found.total = _indexed(kind, query, found.page, per_page)
+        ids, found.total, found.tag_counts = _indexed(kind, query, found.page, per_page, count_tags)
     except store.IndexUnavailable as error:
         return _from_database(kind, user, found, archived, tag_ids, error)
     found.items = _load_in_order(kind.visible(user), kind.model.id, ids)
     return found
 
 
-def _indexed(kind: _Kind, query: Query, page: int, per_page: int) -> tuple[list[int], int]:
-    """(ids on ``page``, total) from the index. Raises IndexUnavailable for any
-    failure of the index, so that the database answers instead of an error page."""
+def _indexed(kind: _Kind, query: Query, page: int, per_page: int, count_tags) -> tuple[list[int], int, dict]:
+    """(ids on ``page``, total, count per tag) from the index. Raises
+    IndexUnavailable for any failure of the index, so that the database answers
+    instead of an error page."""
     try:
         searcher = store.searcher(kind.index)
-        docnums, total = matching.search(searcher, query, kind.ranking, limit=page * per_page)
-        ids = [int(searcher.stored_fields(docnum)["key"][1:]) for docnum in docnums[(page - 1) * per_page :]]
-        return ids, total
+        terms = {_scope("tag", tag_id): tag_id for tag_id in count_tags}
+        matched = matching.search(searcher, query, kind.ranking, limit=page * per_page, count_terms=terms)
+        docnums = matched.docnums[(page - 1) * per_page :]
+        ids = [int(searcher.stored_fields(docnum)["key"][1:]) for docnum in docnums]
+        return ids, matched.total, {terms[term]: n for term, n in matched.counts.items()}
     except store.IndexUnavailable:
         raise
     except Exception as error:  # a damaged file can fail in many ways

@@ -78,16 +78,24 @@ class Ranking:
     newest: bool = False
 
 
-def search(searcher, query: Query, ranking: Ranking, limit: int) -> tuple[list[int], int]:
-    """(the document numbers of the first ``limit`` matches in order, how many match)."""
-    total, ranked = 0, []
+@dataclass
+class Matched:
+    docnums: list[int]  # the first ``limit`` matches, in order
+    total: int  # how many match
+    counts: dict[str, int]  # per ``scope`` term asked for, how many of the matches carry it
+
+
+def search(searcher, query: Query, ranking: Ranking, limit: int, count_terms=()) -> Matched:
+    total, ranked, counts = 0, [], dict.fromkeys(count_terms, 0)
     for reader, offset in _leaves(searcher):
         docs, primary = _matches(reader, query)
         if docs:
             total += len(docs)
             ranked += _first(reader, offset, docs, primary, ranking, limit)
+            for term in counts:
+                counts[term] += len(docs & _scope_docs(reader, term))
     ranked.sort()
-    return [docnum for _key, docnum in ranked[:limit]], total
+    return Matched([docnum for _key, docnum in ranked[:limit]], total, counts)
 
 
 def all_matches(searcher, query: Query) -> set[int]:
