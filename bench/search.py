@@ -290,15 +290,17 @@ def recall(result: ClassResult, admin) -> None:
         if main is None:
             result.misses.append((q, "the query has nothing searchable"))
             continue
-        searcher = store.searcher(store.NOTES if note else store.CUSTOMERS)
-        docs = matching.all_matches(searcher, main)
+        key = None
+        if q.expected is not None:
+            key = documents.note_key(q.expected) if note else documents.customer_key(q.expected)
+        with store.searching(store.NOTES if note else store.CUSTOMERS) as searcher:
+            docs = matching.all_matches(searcher, main)
+            number = searcher.document_number(key=key) if key else None
         result.matches.append(len(docs))
         if q.expected is None:
             if docs:
                 result.misses.append((q, f"{len(docs)} matches, expected none"))
             continue
-        key = documents.note_key(q.expected) if note else documents.customer_key(q.expected)
-        number = searcher.document_number(key=key)
         if number is None:
             result.misses.append((q, f"{key} is not in the index"))
         elif number not in docs:

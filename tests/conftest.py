@@ -108,6 +108,9 @@ def app(database_url, tmp_path):
         db.session.remove()
         _empty_tables()
         db.engine.dispose()
+    from services.search import store
+
+    store.forget_searchers()  # their open files belong to this test's index
 
 
 @pytest.fixture

@@ -188,11 +188,11 @@ def _indexed(kind: _Kind, query: Query, page: int, per_page: int, count_tags) ->
     IndexUnavailable for any failure of the index, so that the database answers
     instead of an error page."""
     try:
-        searcher = store.searcher(kind.index)
-        terms = {_scope("tag", tag_id): tag_id for tag_id in count_tags}
-        matched = matching.search(searcher, query, kind.ranking, limit=page * per_page, count_terms=terms)
-        docnums = matched.docnums[(page - 1) * per_page :]
-        ids = [int(searcher.stored_fields(docnum)["key"][1:]) for docnum in docnums]
+        with store.searching(kind.index) as searcher:
+            terms = {_scope("tag", tag_id): tag_id for tag_id in count_tags}
+            matched = matching.search(searcher, query, kind.ranking, limit=page * per_page, count_terms=terms)
+            docnums = matched.docnums[(page - 1) * per_page :]
+            ids = [int(searcher.stored_fields(docnum)["key"][1:]) for docnum in docnums]
         return ids, matched.total, {terms[term]: n for term, n in matched.counts.items()}
     except store.IndexUnavailable:
         raise

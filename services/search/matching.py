@@ -86,6 +86,8 @@ class Matched:
 
 
 def search(searcher, query: Query, ranking: Ranking, limit: int, count_terms=()) -> Matched:
+    """The first ``limit`` matches of ``query`` in the index of ``searcher``, in
+    ``ranking`` order, with the total and the counts of ``count_terms``."""
     total, ranked, counts = 0, [], dict.fromkeys(count_terms, 0)
     for reader, offset in _leaves(searcher):
         docs, primary = _matches(reader, query)
@@ -150,8 +152,7 @@ def _all_terms(reader, option: Terms, within: set[int] | None) -> set[int]:
     """The documents (of ``within``, if given) that have every term of ``option``."""
     docs = within
     for term in sorted(option.terms, key=lambda t: _frequency(reader, option.field, t)):
-        posted = _postings(reader, option.field, term)
-        docs = posted if docs is None else docs & posted
+        docs = _postings(reader, option.field, term, among=docs)
         if not docs:
             break
     return docs or set()
@@ -161,30 +162,55 @@ def _frequency(reader, field_name: str, term: str) -> int:
     return reader.doc_frequency(field_name, term) if (field_name, term) in reader else 0
 
 
-def _postings(reader, field_name: str, term: str) -> set[int]:
-    """Every document number posted under the term, deleted ones included."""
+# Below one candidate per this many postings, only the blocks that may hold a
+# candidate are decoded (a block's header tells its last document number).
+_SPARSE = 16
+
+
+def _postings(reader, field_name: str, term: str, among: set[int] | None = None) -> set[int]:
+    """The document numbers posted under the term, deleted ones included: all of
+    them, or those of ``among``."""
     if (field_name, term) not in reader:
         return set()
     matcher = reader.postings(field_name, term)
     if isinstance(matcher, FilterMatcher):  # the segment has deletions: dropped later
         matcher = matcher.child
     if isinstance(matcher, W3LeafMatcher):
-        ids = _block_ids(matcher)
-        if len(ids) == reader.doc_frequency(field_name, term):
-            return set(ids)
+        frequency = reader.doc_frequency(field_name, term)
+        sparse = among is not None and len(among) * _SPARSE < frequency
+        ids = _block_ids(matcher, sorted(among) if sparse else None)
+        if ids is not None and (sparse or len(ids) == frequency):
+            return set(ids) if among is None else among.intersection(ids)
         matcher = reader.postings(field_name, term)  # unexpected layout: the slow way
-    return set(matcher.all_ids())
+    found = set(matcher.all_ids())
+    return found if among is None else among & found
 
 
-def _block_ids(matcher) -> list[int]:
-    """The postings of a Whoosh 3 posting list, a block (128 postings) at a time:
-    ``Matcher.all_ids()`` steps a Python call per posting. Reads the block layout of
-    the pinned whoosh-reloaded; ``_postings`` checks the count it finds."""
+def _block_ids(matcher, wanted: list[int] | None = None) -> list[int] | None:
+    """The postings of a Whoosh 3 posting list, a block at a time (``all_ids()``
+    steps a Python call per posting); with ``wanted`` (sorted), only the blocks
+    whose range holds one of them. Reads the block layout of the pinned
+    whoosh-reloaded, and returns None if a block does not end where its header says."""
     ids: list[int] = []
+    i, previous = 0, -1
     while matcher.is_active():
+        last = matcher._maxid
+        if wanted is not None:
+            while i < len(wanted) and wanted[i] <= previous:
+                i += 1
+            if i == len(wanted):
+                break
+            if wanted[i] > last:  # no wanted document in this block
+                previous = last
+                matcher._next_block()
+                continue
         matcher._read_data()
         block = matcher._data[0]
-        ids.extend(block if matcher._byteids else accumulate(block))
+        block = block if matcher._byteids else list(accumulate(block))
+        if not block or block[-1] != last:
+            return None
+        ids.extend(block)
+        previous = last
         matcher._next_block()
     return ids
 

@@ -208,50 +208,87 @@ def release_leaked_files() -> None:
         gc.collect()
 
 
-# ---- searchers, cached per thread --------------------------------------------------
+# ---- searchers, shared by the threads of a process ------------------------------------
 
-_local = threading.local()
+_pool_lock = threading.Lock()
+_idle: dict[tuple[str, str], list] = {}  # (root, which) → [(generation, ix, searcher)] not in use
+MAX_IDLE = 8  # per index; more idle searchers are closed
 
 
-def searcher(which: str):
-    """An up-to-date searcher of the live index ``which``, reused by this thread
-    until the index changes. Raises IndexUnavailable."""
+@contextmanager
+def searching(which: str):
+    """An up-to-date searcher of the live index ``which`` for this block, taken
+    from the process's idle ones (opening an index reads its files) and given back
+    after, unless the index changed meanwhile. One thread at a time uses a
+    searcher: its open files have one read position each. Raises IndexUnavailable."""
     base = root()
     generation = current_generation(base)
     if generation is None:
         raise IndexUnavailable("no index yet")
-    cache = getattr(_local, "searchers", None)
-    if cache is None:
-        cache = _local.searchers = {}
     key = (base, which)
-    cached = cache.get(key)
+    entry = _take(key, generation)
     try:
-        if cached and cached[0] == generation and cached[1].latest_generation() == cached[2].reader().generation():
-            return cached[2]
-        if cached:
-            cached[2].close()
-        ix = open_index(which, generation, base)
-        # Not Searcher.refresh(): it reuses the readers of unchanged segments, and a
-        # segment that only had documents deleted looks unchanged to it.
-        fresh = ix.searcher()
+        yield entry[2]
+    except BaseException:
+        entry[2].close()  # it may be what failed
+        raise
+    _give_back(key, entry)
+
+
+def _take(key, generation: str):
+    stale = []
+    with _pool_lock:
+        idle = _idle.get(key, [])
+        while idle:
+            entry = idle.pop()
+            if entry[0] == generation:
+                break
+            stale.append(entry)
+        else:
+            entry = None
+    for old in stale:
+        old[2].close()
+    # Not Searcher.refresh(): it reuses the readers of unchanged segments, and a
+    # segment that only had documents deleted looks unchanged to it.
+    if entry is not None and _current(entry):
+        return entry
+    if entry is not None:
+        entry[2].close()
+    try:
+        ix = open_index(key[1], generation, key[0])
+        return generation, ix, ix.searcher()
     except IndexUnavailable:
-        cache.pop(key, None)
         raise
     except Exception as error:
-        cache.pop(key, None)
         failure = repr(error)
-    else:
-        cache[key] = (generation, ix, fresh)
-        return fresh
     release_leaked_files()
     raise IndexUnavailable(failure)
 
 
+def _current(entry) -> bool:
+    try:
+        return entry[1].latest_generation() == entry[2].reader().generation()
+    except Exception:
+        return False
+
+
+def _give_back(key, entry) -> None:
+    if current_generation(key[0]) == entry[0] and _current(entry):
+        with _pool_lock:
+            idle = _idle.setdefault(key, [])
+            if len(idle) < MAX_IDLE:
+                idle.append(entry)
+                return
+    entry[2].close()
+
+
 def forget_searchers() -> None:
-    """Close this thread's cached searchers (tests; after a fork)."""
-    for _generation, _ix, cached in getattr(_local, "searchers", {}).values():
-        cached.close()
-    _local.searchers = {}
+    """Close every idle searcher of this process (tests; after a fork)."""
+    with _pool_lock:
+        entries = [entry for idle in _idle.values() for entry in idle]
+        _idle.clear()
+    for entry in entries:
+        entry[2].close()
 
 
 # ---- locks -------------------------------------------------------------------------

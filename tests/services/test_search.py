@@ -10,7 +10,7 @@ import pytest
 from faker import Faker
 from sqlalchemy import func, select, update
 
-from extensions import db
+from extensions import db, reading_only
 from models import Customer, SearchBacklog
 from services import accounts, customers, merge, notes, pool, search, settings, tags
 from services.customers import CustomerData
@@ -547,7 +547,6 @@ def test_order_and_totals_agree_across_segments_pages_and_roles(app, staff):
 
 def test_postings_read_a_block_at_a_time_are_whoosh_own(app, staff):
     from services import demo
-    from services.search import matching
 
     demo.generate_workspace(300, 900, seed=7, password=TEST_PASSWORD)
     search.rebuild(procs=1)
@@ -555,7 +554,14 @@ def test_postings_read_a_block_at_a_time_are_whoosh_own(app, staff):
     victim = db.session.scalars(select(Customer).order_by(Customer.id).limit(5)).all()
     for customer in victim:  # deletions in the big segment
         customers.update_customer(admin, customer, CustomerData(name=customer.name + "改"))
-    searcher = store.searcher(store.NOTES)
+    with store.searching(store.NOTES) as searcher:
+        checked = _check_postings(searcher)
+    assert checked > 20
+
+
+def _check_postings(searcher) -> int:
+    from services.search import matching
+
     checked = 0
     for reader, _offset in searcher.reader().leaf_readers():
         for field_name, term in [("scope", "archived:0"), ("body", "客户")] + list(reader.all_terms())[:300:7]:
@@ -564,8 +570,13 @@ def test_postings_read_a_block_at_a_time_are_whoosh_own(app, staff):
             term = term.decode() if isinstance(term, bytes) else term
             expected = set(reader.postings(field_name, term).all_ids())
             assert matching._postings(reader, field_name, term) - reader.deleted_docs_set == expected
+            for among in ({0, 5, 700}, set(random.Random(checked).sample(range(reader.doc_count_all()), 12)),
+                          set(range(reader.doc_count_all()))):  # a few blocks decoded, or all of them
+                found = matching._postings(reader, field_name, term, among=among)
+                assert found - reader.deleted_docs_set == expected & among
             checked += 1
-    assert checked > 20 and searcher.reader().doc_frequency("scope", "archived:0") > 128
+    assert searcher.reader().doc_frequency("scope", "archived:0") > 128
+    return checked
 
 
 def test_an_index_of_an_older_layout_is_rebuilt(app, staff):
@@ -599,3 +610,31 @@ def test_the_open_files_limit_is_raised_within_the_hard_limit():
         assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == raised
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_threads_share_searchers_one_at_a_time(app, staff):
+    import threading
+
+    admin = staff["admin"]
+    names = ["张伟", "李娜", "王芳", "刘洋"]
+    made = {name: _customer(admin, name).id for name in names}
+    errors, barrier = [], threading.Barrier(4)
+
+    def look(name):
+        try:
+            with app.app_context(), reading_only():  # as in a GET request
+                barrier.wait(timeout=10)
+                for _ in range(30):
+                    assert [c.id for c in search.search_customers(admin, name).items] == [made[name]]
+                    db.session.rollback()
+                db.session.remove()
+        except Exception as error:  # reported below
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=look, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    assert len(store._idle[(store.root(), store.CUSTOMERS)]) <= store.MAX_IDLE
