@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 
 from app import create_app
 from extensions import db
-from models import User
+from models import Tag, TagGroup, User
 from services import accounts
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -174,3 +174,16 @@ def login_as(client, make_user):
         return user
 
     return login_as
+
+
+def make_tag(name: str, group: str):
+    """A tag ``name`` in the group ``group`` (made if missing), committed."""
+    found = db.session.scalar(db.select(TagGroup).where(TagGroup.name == group))
+    if found is None:
+        found = TagGroup(name=group)
+        db.session.add(found)
+        db.session.flush()
+    tag = Tag(group_id=found.id, name=name)
+    db.session.add(tag)
+    db.session.commit()
+    return tag

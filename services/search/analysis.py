@@ -14,6 +14,7 @@ Queries are built from these terms as query objects, never parsed as query synta
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -30,7 +31,7 @@ EDGE_MAX = 20
 PHONE_SUFFIX_MIN = 4
 MAX_QUERY_CHARS = 100
 MAX_QUERY_WORDS = 8
-MAX_PINYIN_READINGS = 8
+MAX_PINYIN_READINGS = 32
 
 
 def normalise(text: str | None) -> str:
@@ -97,11 +98,25 @@ def pinyin_words(name: str) -> list[str]:
         readings = pinyin(run, style=Style.NORMAL, heteronym=True, errors="ignore")
         readings = [[r for r in options if r.isascii() and r.isalpha()] for options in readings]
         readings = [options for options in readings if options]
-        for combination in itertools.islice(itertools.product(*readings), MAX_PINYIN_READINGS):
+        for combination in _likeliest(readings, MAX_PINYIN_READINGS):
             for start in range(len(combination)):
                 words.add("".join(combination[start:]))
                 words.add("".join(syllable[0] for syllable in combination[start:]))
     return sorted(words)
+
+
+def _likeliest(readings: list[list[str]], limit: int) -> list[tuple[str, ...]]:
+    """At most ``limit`` spellings of a name, one reading per character, the most
+    usual first: pypinyin lists a character's usual reading first, so spellings
+    are taken by the sum of their readings' places in those lists (沈平: shenping,
+    then chenping and shenpian, then tanping …), not letting the first character's
+    first reading use up the limit."""
+    readings = [list(options) for options in readings]
+    while math.prod(len(options) for options in readings) > 4096:  # a long name: its rarest readings go
+        max(readings, key=len).pop()
+    combinations = itertools.product(*(list(enumerate(options)) for options in readings))
+    ranked = sorted(combinations, key=lambda combination: sum(place for place, _reading in combination))
+    return [tuple(reading for _place, reading in combination) for combination in ranked[:limit]]
 
 
 def phone_terms(digits_list: Iterable[str]) -> Iterator[str]:

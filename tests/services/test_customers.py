@@ -4,11 +4,11 @@ import pytest
 from sqlalchemy import select
 
 from extensions import db
-from models import AuditEvent, Customer, CustomerChange, Tag, TagGroup
+from models import AuditEvent, Customer, CustomerChange
 from services import customers, phones
 from services.customers import CustomerData, CustomerFilter, DuplicateCustomer
 from services.errors import DomainError
-from tests.conftest import TEST_PASSWORD
+from tests.conftest import TEST_PASSWORD, make_tag
 from services import accounts
 
 
@@ -22,15 +22,7 @@ def staff(app):
 
 
 def _tag(name, group="行业"):
-    grp = db.session.scalar(select(TagGroup).where(TagGroup.name == group))
-    if grp is None:
-        grp = TagGroup(name=group)
-        db.session.add(grp)
-        db.session.flush()
-    tag = Tag(group_id=grp.id, name=name)
-    db.session.add(tag)
-    db.session.commit()
-    return tag
+    return make_tag(name, group)
 
 
 @pytest.mark.parametrize("raw, digits, shown", [

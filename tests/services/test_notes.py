@@ -14,8 +14,6 @@ from models import (
     FollowUpTask,
     Mention,
     NoteTemplate,
-    Tag,
-    TagGroup,
     utcnow,
 )
 from services import accounts, customers, mentions, note_templates, notes, notes_list
@@ -24,7 +22,7 @@ from services.errors import DomainError
 from services.note_templates import TemplateData
 from services.notes import NoteData
 from services.notes_list import NoteFilter
-from tests.conftest import TEST_PASSWORD
+from tests.conftest import TEST_PASSWORD, make_tag
 
 
 @pytest.fixture
@@ -45,15 +43,7 @@ def _note(actor, customer, body="客户来电询问报价", **kwargs):
 
 
 def _tag(name, group="需求"):
-    grp = db.session.scalar(select(TagGroup).where(TagGroup.name == group))
-    if grp is None:
-        grp = TagGroup(name=group)
-        db.session.add(grp)
-        db.session.flush()
-    tag = Tag(group_id=grp.id, name=name)
-    db.session.add(tag)
-    db.session.commit()
-    return tag
+    return make_tag(name, group)
 
 
 def _template(name="来电登记", required=("summary", "needs"), **kwargs):

@@ -638,3 +638,11 @@ def test_threads_share_searchers_one_at_a_time(app, staff):
         thread.join(timeout=60)
     assert not errors
     assert len(store._idle[(store.root(), store.CUSTOMERS)]) <= store.MAX_IDLE
+
+
+def test_every_reading_of_a_surname_is_kept_before_rare_readings_of_later_characters():
+    # 沈 shen/chen/tan, 平 ping/pian/bing/beng: the first eight spellings in
+    # product order were all shen…/chen…, and "tanping" was lost
+    assert {"shenping", "chenping", "tanping"} <= set(analysis.pinyin_words("沈平"))
+    assert "taojianping" in analysis.pinyin_words("姚建平")
+    assert analysis.pinyin_words("北京长城科技有限公司单曾乐行重")  # long names stay bounded
