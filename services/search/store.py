@@ -219,7 +219,7 @@ MAX_IDLE = 8  # per index; more idle searchers are closed
 def searching(which: str):
     """An up-to-date searcher of the live index ``which`` for this block, taken
     from the process's idle ones (opening an index reads its files) and given back
-    after, unless the index changed meanwhile. One thread at a time uses a
+    after. One thread at a time uses a
     searcher: its open files have one read position each. Raises IndexUnavailable."""
     base = root()
     generation = current_generation(base)
@@ -273,12 +273,12 @@ def _current(entry) -> bool:
 
 
 def _give_back(key, entry) -> None:
-    if current_generation(key[0]) == entry[0] and _current(entry):
-        with _pool_lock:
-            idle = _idle.setdefault(key, [])
-            if len(idle) < MAX_IDLE:
-                idle.append(entry)
-                return
+    """Keep ``entry`` for the next search (``_take`` checks it is still current)."""
+    with _pool_lock:
+        idle = _idle.setdefault(key, [])
+        if len(idle) < MAX_IDLE:
+            idle.append(entry)
+            return
     entry[2].close()
 
 

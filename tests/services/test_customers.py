@@ -8,17 +8,7 @@ from models import AuditEvent, Customer, CustomerChange
 from services import customers, phones
 from services.customers import CustomerData, CustomerFilter, DuplicateCustomer
 from services.errors import DomainError
-from tests.conftest import TEST_PASSWORD, make_tag
-from services import accounts
-
-
-@pytest.fixture
-def staff(app):
-    with app.app_context():
-        made = {role: accounts.create_user(f"{role}.one", TEST_PASSWORD, role) for role in
-                ("admin", "manager", "sales", "frontdesk")}
-        made["sales2"] = accounts.create_user("sales.two", TEST_PASSWORD, "sales")
-        yield made
+from tests.conftest import make_tag
 
 
 def _tag(name, group="行业"):

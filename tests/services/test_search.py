@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from extensions import db, reading_only
 from models import Customer, SearchBacklog
-from services import accounts, customers, merge, notes, pool, search, settings, tags
+from services import customers, merge, notes, pool, search, settings, tags
 from services.customers import CustomerData
 from services.notes import NoteData
 from services.search import analysis, store
@@ -24,13 +24,10 @@ NASTY = ['"', "'", ":", "name:张", "*", "?", "张*", "[1 TO 9]", "(", ")", "{}"
 
 
 @pytest.fixture
-def staff(app):
-    with app.app_context():
-        made = {role: accounts.create_user(f"{role}.one", TEST_PASSWORD, role) for role in
-                ("admin", "manager", "sales", "frontdesk")}
-        made["sales2"] = accounts.create_user("sales.two", TEST_PASSWORD, "sales")
-        settings.update(made["admin"], {"pool.max_daily_claims": 1000})
-        yield made
+def staff(staff):
+    """tests/services/conftest.py's staff, with claims unlimited for the day."""
+    settings.update(staff["admin"], {"pool.max_daily_claims": 1000})
+    return staff
 
 
 def _customer(actor, name, **kwargs):
