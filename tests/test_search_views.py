@@ -7,13 +7,14 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import event
 
 from extensions import db
 from models import Customer, Tag, TagGroup
 from services import accounts, customers, notes
 from services.customers import CustomerData
 from services.notes import NoteData
-from tests.conftest import TEST_PASSWORD, login
+from tests.conftest import TEST_PASSWORD, login, make_tag
 
 HX = {"HX-Request": "true"}
 
@@ -202,6 +203,41 @@ def test_results_page_full_and_fragment(client, office):
     assert notes_tab.count("<mark>报价</mark>") == 3 and ">s2<" in notes_tab  # author shown
     empty = client.get("/search").data.decode()
     assert 'data-testid="search-empty"' in empty
+
+
+def test_a_page_of_results_is_read_in_the_same_few_queries_however_long(app, client, office):
+    """Phones, tags and owner of the customers, customer and author of the notes come
+    with the rows: one more result is not one more round trip to the database."""
+    with app.app_context():
+        boss = accounts.get_by_username("boss")
+        tags = [make_tag("重点", "级别"), make_tag("老客户", "来源")]
+        for number, mark in enumerate("甲乙丙丁戊己庚辛壬"):
+            customer = customers.create_customer(
+                boss, CustomerData(name=f"询价客户{mark}", company="询价公司",
+                                   phones=[("mobile", f"1391234{number:04d}"), ("landline", f"0105555{number:04d}")]),
+                acknowledge_duplicates=True)
+            customers.set_tags(boss, customer, [tag.id for tag in tags])
+            notes.create_note(boss, customer, NoteData(kind="call", body=f"询价客户{mark}来电"))
+        db.session.commit()
+    sign_in(client, "boss")
+
+    def selects(url: str, shown: int) -> int:
+        statements = []
+
+        def capture(_conn, _cursor, statement, *_args):
+            statements.append(statement)
+
+        with app.app_context():
+            event.listen(db.engine, "before_cursor_execute", capture)
+            try:
+                html = client.get(url, headers=HX).data.decode()
+            finally:
+                event.remove(db.engine, "before_cursor_execute", capture)
+        assert html.count('class="search-result"') == shown
+        return sum(statement.lstrip().upper().startswith("SELECT") for statement in statements)
+
+    assert selects("/search?q=询价客户", 9) == selects("/search?q=询价客户甲", 1)
+    assert selects("/search?q=询价客户&tab=notes", 9) == selects("/search?q=询价客户甲&tab=notes", 1)
 
 
 def test_paging(app, client, office):

@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload, lazyload
 
 from extensions import db
 from models import Customer, CustomerNote
@@ -139,14 +140,20 @@ class _Kind:
     model: type
     notes: bool
     ranking: matching.Ranking
+    shown: tuple  # loader options: what a result list shows, read with the rows in one query
 
 
 _CUSTOMERS = _Kind(store.CUSTOMERS, customer_query, policy.customer_scope,
                    lambda user: policy.visible_customers(user, select(Customer)), Customer, notes=False,
-                   ranking=matching.Ranking(store.NAME_LENGTH))
+                   ranking=matching.Ranking(store.NAME_LENGTH),
+                   shown=(joinedload(Customer.phones),))  # tags: selectin (a joined many-to-many makes SQLite scan it all)
+# A note in a result list shows its customer's name and its author, not its tags or comments.
 _NOTES = _Kind(store.NOTES, note_query, policy.note_scope,
                lambda user: policy.readable_notes(user, select(CustomerNote)), CustomerNote, notes=True,
-               ranking=matching.Ranking(store.WHEN, newest=True))
+               ranking=matching.Ranking(store.WHEN, newest=True),
+               shown=(joinedload(CustomerNote.customer).options(lazyload(Customer.owner), lazyload(Customer.phones),
+                                                                lazyload(Customer.tags)),
+                      lazyload(CustomerNote.tags), lazyload(CustomerNote.comments)))
 
 
 def search_customers(user, text: str | None, *, archived: bool = False, tag_ids=(), page: int = 1,
@@ -179,7 +186,7 @@ def _search(kind: _Kind, user, text, archived: bool, tag_ids, page: int, per_pag
         ids, found.total, found.tag_counts = _indexed(kind, query, found.page, per_page, count_tags)
     except store.IndexUnavailable as error:
         return _from_database(kind, user, found, archived, tag_ids, error)
-    found.items = _load_in_order(kind.visible(user), kind.model.id, ids)
+    found.items = _load_in_order(kind.visible(user).options(*kind.shown), kind.model.id, ids)
     return found
 
 
@@ -209,7 +216,7 @@ def _load_in_order(query, id_column, ids: list[int]) -> list:
     (the policy) leaves out are left out."""
     if not ids:
         return []
-    rows = {row.id: row for row in db.session.scalars(query.where(id_column.in_(ids)))}
+    rows = {row.id: row for row in db.session.scalars(query.where(id_column.in_(ids))).unique()}
     return [rows[i] for i in ids if i in rows]
 
 
