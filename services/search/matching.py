@@ -13,10 +13,13 @@ company, email, address or tags, shorter names first. Ties go to the document ad
 to the index last, which is the record created or changed last.
 
 Segments of an index never change after they are written (only their list of
-deleted documents grows), so what is read from a segment once — the documents of a
-user's scope filter, the ordering column — is kept per segment and reused until
-the segment is merged away. What a user typed is not kept: each query reads its
-terms afresh.
+deleted documents grows), so what is read from a segment once is kept per segment
+and reused until the segment is merged away: the documents of a user's scope
+filter, the ordering column, and the documents of frequent terms (有限, 公司, 客户:
+a sixteenth of the segment or more), which would otherwise be decoded again for
+every query that names them. Those are kept as one byte per document
+(:class:`_Dense`), so that combining them is done on whole integers. A rarer term
+is read afresh by each query: its list is short.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ import heapq
 import sys
 import threading
 from array import array
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
-from itertools import accumulate, islice
+from functools import reduce
+from itertools import accumulate, compress, filterfalse, islice, repeat
 
 from whoosh.codec.whoosh3 import W3LeafMatcher
 from whoosh.columns import NumericColumn
@@ -95,7 +99,7 @@ def search(searcher, query: Query, ranking: Ranking, limit: int, count_terms=())
             total += len(docs)
             ranked += _first(reader, offset, docs, primary, ranking, limit)
             for term in counts:
-                counts[term] += len(docs & _scope_docs(reader, term))
+                counts[term] += _overlap(docs, _scope_docs(reader, term))
     ranked.sort()
     return Matched([docnum for _key, docnum in ranked[:limit]], total, counts)
 
@@ -115,32 +119,31 @@ def _leaves(searcher):
 
 # ---- matching one segment ----------------------------------------------------------
 
-def _matches(reader, query: Query) -> tuple[set[int], list[set[int]] | None]:
+def _matches(reader, query: Query) -> tuple[set[int] | _Dense, list | None]:
     """The segment's matching documents, and per part those it matched through a
     primary field (None when the query has no primary fields)."""
-    docs: set[int] | None = None
-    primary: list[set[int]] = []
+    docs = None
+    primary = []
     for part in sorted(query.parts, key=lambda p: _part_size(reader, p)):
-        best: set[int] = set()
-        found: set[int] = set()
+        best, found = set(), set()
         for option in part:
             matched = _all_terms(reader, option, within=docs)
-            found |= matched
+            found = _or(found, matched)
             if option.field in query.primary:
-                best |= matched
+                best = _or(best, matched)
         docs = found
         primary.append(best)
         if not docs:
             return set(), None
     docs = docs or set()
     for group in query.require:
-        docs = set().union(*(docs & _scope_docs(reader, term) for term in group)) if group else set()
+        docs = reduce(_or, (_and(docs, _scope_docs(reader, term)) for term in group), set())
     for term in query.exclude:
-        docs -= _scope_docs(reader, term)
+        docs = _minus(docs, _scope_docs(reader, term))
     deleted = reader.deleted_docs_set
     if deleted and docs:
-        docs -= deleted
-    return docs, [best & docs for best in primary] if query.primary else None
+        docs = _minus(docs, deleted)
+    return docs, [_and(best, docs) for best in primary] if query.primary else None
 
 
 def _part_size(reader, part) -> int:
@@ -148,7 +151,7 @@ def _part_size(reader, part) -> int:
     return sum(min((_frequency(reader, option.field, term) for term in option.terms), default=0) for option in part)
 
 
-def _all_terms(reader, option: Terms, within: set[int] | None) -> set[int]:
+def _all_terms(reader, option: Terms, within):
     """The documents (of ``within``, if given) that have every term of ``option``."""
     docs = within
     for term in sorted(option.terms, key=lambda t: _frequency(reader, option.field, t)):
@@ -167,23 +170,29 @@ def _frequency(reader, field_name: str, term: str) -> int:
 _SPARSE = 16
 
 
-def _postings(reader, field_name: str, term: str, among: set[int] | None = None) -> set[int]:
+def _postings(reader, field_name: str, term: str, among=None):
     """The document numbers posted under the term, deleted ones included: all of
-    them, or those of ``among``."""
+    them, or those of ``among``. A set, or for a frequent term the kept _Dense."""
     if (field_name, term) not in reader:
         return set()
-    matcher = reader.postings(field_name, term)
-    if isinstance(matcher, FilterMatcher):  # the segment has deletions: dropped later
-        matcher = matcher.child
+    frequency = reader.doc_frequency(field_name, term)
+    if frequency >= _dense_minimum(reader):
+        dense = _kept.get((_segment_key(reader), field_name, term), lambda: _read_dense(reader, field_name, term))
+        return dense if among is None else _and(among, dense)
+    matcher = _leaf(reader, field_name, term)
     if isinstance(matcher, W3LeafMatcher):
-        frequency = reader.doc_frequency(field_name, term)
         sparse = among is not None and len(among) * _SPARSE < frequency
         ids = _block_ids(matcher, sorted(among) if sparse else None)
         if ids is not None and (sparse or len(ids) == frequency):
-            return set(ids) if among is None else among.intersection(ids)
-        matcher = reader.postings(field_name, term)  # unexpected layout: the slow way
-    found = set(matcher.all_ids())
-    return found if among is None else among & found
+            return set(ids) if among is None else _and(among, ids)
+    found = set(reader.postings(field_name, term).all_ids())  # unexpected layout: the slow way
+    return found if among is None else _and(among, found)
+
+
+def _leaf(reader, field_name: str, term: str):
+    """The term's posting list, deletions not filtered (they are dropped later)."""
+    matcher = reader.postings(field_name, term)
+    return matcher.child if isinstance(matcher, FilterMatcher) else matcher
 
 
 def _block_ids(matcher, wanted: list[int] | None = None) -> list[int] | None:
@@ -213,6 +222,146 @@ def _block_ids(matcher, wanted: list[int] | None = None) -> list[int] | None:
         previous = last
         matcher._next_block()
     return ids
+
+
+# A term posted in this share of a segment's documents or more is kept as a _Dense,
+# if it is in DENSE_FLOOR documents or more (a small segment keeps none).
+DENSE_SHARE = 16
+DENSE_FLOOR = 4096
+
+
+def _dense_minimum(reader) -> int:
+    return max(DENSE_FLOOR, reader.doc_count_all() // DENSE_SHARE)
+
+
+class _Dense:
+    """Some of a segment's documents as one byte per document, 1 for a member.
+    Membership and walks are C calls on the bytes (``map.__getitem__``); two of them
+    meet as whole integers (``number``): ``&``, ``|`` and ``& ~`` over every
+    document at once."""
+
+    __slots__ = ("map", "_number", "_size")
+
+    def __init__(self, map_: bytes, number: int | None = None):
+        self.map, self._number, self._size = map_, number, None
+
+    @classmethod
+    def of_number(cls, number: int, count: int) -> _Dense:
+        return cls(number.to_bytes(count, "little"), number)
+
+    @classmethod
+    def of_members(cls, members, count: int) -> _Dense:
+        marks = bytearray(count)
+        _mark(marks, members, 1)
+        return cls(bytes(marks))
+
+    @property
+    def number(self) -> int:
+        if self._number is None:
+            self._number = int.from_bytes(self.map, "little")
+        return self._number
+
+    def __len__(self) -> int:
+        if self._size is None:
+            self._size = self.number.bit_count()
+        return self._size
+
+    def __contains__(self, docnum: int) -> bool:
+        return self.map[docnum] == 1
+
+    def __iter__(self):
+        return compress(range(len(self.map)), self.map)
+
+
+def _mark(marks: bytearray, members, value: int) -> None:
+    deque(map(marks.__setitem__, members, repeat(value)), maxlen=0)  # a loop in C
+
+
+def _and(a, b):
+    """The documents in both (sets, _Dense or, for ``b``, any iterable)."""
+    if isinstance(a, _Dense) and isinstance(b, _Dense):
+        return _Dense.of_number(a.number & b.number, len(a.map))
+    if isinstance(a, _Dense):
+        a, b = b, a
+    if isinstance(b, _Dense):
+        return set(filter(b.map.__getitem__, a))
+    return a.intersection(b)
+
+
+def _or(a, b):
+    if not b:
+        return a
+    if not a:
+        return b
+    if isinstance(a, _Dense) and isinstance(b, _Dense):
+        return _Dense.of_number(a.number | b.number, len(a.map))
+    if isinstance(b, _Dense):
+        a, b = b, a
+    if isinstance(a, _Dense):
+        marks = bytearray(a.map)
+        _mark(marks, b, 1)
+        return _Dense(bytes(marks))
+    return a.union(b)
+
+
+def _minus(a, b):
+    """The documents of ``a`` not in ``b``."""
+    if not b or not a:
+        return a
+    if isinstance(a, _Dense) and isinstance(b, _Dense):
+        return _Dense.of_number(a.number & ~b.number, len(a.map))
+    if isinstance(a, _Dense):
+        marks = bytearray(a.map)
+        _mark(marks, b, 0)
+        return _Dense(bytes(marks))
+    if isinstance(b, _Dense):
+        return set(filterfalse(b.map.__getitem__, a))
+    return a.difference(b)
+
+
+def _overlap(a, b) -> int:
+    """How many documents are in both."""
+    if isinstance(a, _Dense) and isinstance(b, _Dense):
+        return (a.number & b.number).bit_count()
+    return len(_and(a, b))
+
+
+# Gaps between neighbouring postings, as the bytes they stand for.
+_GAPS = [b""] + [bytes(gap - 1) + b"\1" for gap in range(1, 513)]
+
+
+def _read_dense(reader, field_name: str, term: str) -> _Dense:
+    count = reader.doc_count_all()
+    matcher = _leaf(reader, field_name, term)
+    marks = _dense_blocks(matcher, count, reader.doc_frequency(field_name, term)) \
+        if isinstance(matcher, W3LeafMatcher) else None
+    if marks is None:  # unexpected layout: the slow way
+        return _Dense.of_members(reader.postings(field_name, term).all_ids(), count)
+    return _Dense(marks)
+
+
+def _dense_blocks(matcher, count: int, frequency: int) -> bytes | None:
+    """The posting list as one byte per document, built from each block's gaps
+    between postings (as _block_ids reads them); None if a block does not end where
+    its header says or the postings do not add up to ``frequency``."""
+    pieces, previous, posted = [], -1, 0
+    while matcher.is_active():
+        matcher._read_data()
+        gaps = matcher._data[0]
+        if matcher._byteids or not gaps or gaps[0] <= previous or sum(gaps) != matcher._maxid:
+            return None
+        pieces.append(bytes(gaps[0] - previous - 1) + b"\1")  # the first is a document number
+        try:
+            pieces.append(b"".join(map(_GAPS.__getitem__, islice(gaps, 1, None))))
+        except IndexError:
+            pieces.append(b"".join(bytes(gap - 1) + b"\1" for gap in islice(gaps, 1, None)))
+        posted += len(gaps)
+        previous = matcher._maxid
+        matcher._next_block()
+    marks = b"".join(pieces)
+    if posted != frequency or len(marks) > count:
+        return None
+    return marks + bytes(count - len(marks))
 
 
 # ---- what is kept per segment ------------------------------------------------------
@@ -250,7 +399,10 @@ class _SegmentCache:
 
 def _weight(value) -> int:
     """About the bytes ``value`` takes: a set of document numbers ~64 per member,
-    an array of 64-bit numbers 8."""
+    an array of 64-bit numbers 8, a _Dense 2 per document (its bytes and, once
+    used, the same as a number)."""
+    if isinstance(value, _Dense):
+        return 2 * len(value.map)
     return 8 * len(value) if isinstance(value, array) else 64 * len(value)
 
 
@@ -263,7 +415,10 @@ def _segment_key(reader) -> str:
     return reader.segment().segment_id()
 
 
-def _scope_docs(reader, term: str) -> frozenset:
+def _scope_docs(reader, term: str):
+    """A scope term's documents, kept however few (the same users ask again and again)."""
+    if (SCOPE, term) in reader and reader.doc_frequency(SCOPE, term) >= _dense_minimum(reader):
+        return _postings(reader, SCOPE, term)  # kept there
     return _kept.get((_segment_key(reader), SCOPE, term), lambda: frozenset(_postings(reader, SCOPE, term)))
 
 
@@ -304,9 +459,12 @@ def _top(docs, limit: int, count: int, keys=None, order=None) -> list[int]:
     segment's ``count`` documents, walking the segment's order (in C) meets them
     soonest; otherwise a heap over ``docs`` (in Python) is quicker."""
     if len(docs) * len(docs) >= limit * count:
-        members = docs if isinstance(docs, (set, frozenset)) else set(docs)
+        if isinstance(docs, _Dense):
+            member = docs.map.__getitem__
+        else:
+            member = (docs if isinstance(docs, (set, frozenset)) else set(docs)).__contains__
         walk = range(count - 1, -1, -1) if order is None else order
-        return list(islice(filter(members.__contains__, walk), limit))
+        return list(islice(filter(member, walk), limit))
     return heapq.nlargest(limit, docs, key=None if keys is None else keys.__getitem__)
 
 
@@ -331,26 +489,35 @@ def _column(reader, name: str) -> array:
     return values
 
 
-def forget() -> None:
-    """Drop what is kept (tests)."""
-    _kept.clear()
+def forget(*, terms_only: bool = False) -> None:
+    """Drop what is kept, or only the frequent terms of what users type (tests; the
+    benchmark's first-use figures)."""
+    if not terms_only:
+        _kept.clear()
+        return
+    with _kept.lock:
+        for key in [key for key, value in _kept.entries.items() if isinstance(value, _Dense) and key[1] != SCOPE]:
+            _kept.size -= _weight(_kept.entries.pop(key))
 
 
 # ---- ordering ----------------------------------------------------------------------
 
-def _first(reader, offset: int, docs: set[int], primary: list[set[int]] | None, ranking: Ranking,
+def _first(reader, offset: int, docs, primary: list | None, ranking: Ranking,
            limit: int) -> list:
     """The segment's first ``limit`` matches as (sort key, document number) pairs;
     the keys compare across segments. ``primary`` is None for notes; for customers,
     per part the matches through a primary field."""
     keys, span, count = _rank_keys(reader, ranking), _span(reader), reader.doc_count_all()
-    counts = Counter()
-    for best in primary or ():
-        counts.update(best)
-    tiers: dict[int, list[int]] = {}
-    for docnum, n in counts.items():
-        tiers.setdefault(n, []).append(docnum)
-    rest = docs.difference(counts) if counts else docs
+    tiers: dict = {}
+    if primary and len(primary) == 1:  # one part: matched through a primary field or not
+        tiers[1] = primary[0]
+    elif primary:
+        counts = Counter()
+        for best in primary:
+            counts.update(best)
+        for docnum, n in counts.items():
+            tiers.setdefault(n, []).append(docnum)
+    rest = reduce(_minus, tiers.values(), docs)
     if primary is None and rest:  # notes: all by the column
         tiers[0] = rest
     out = []

@@ -474,7 +474,19 @@ def test_a_corrupt_index_is_rebuilt(app, staff):
     gc.collect()
 
 
-def test_totals_are_exact_and_paging_reaches_every_match(app, staff):
+@pytest.fixture(params=["sets", "dense", "mixed"])
+def kept_as(request, monkeypatch):
+    """How matching holds frequent terms: never (the small indexes of most tests), every
+    term, or terms in a sixteenth of a segment or more (as at full size)."""
+    from services.search import matching
+
+    floor, share = {"sets": (10**9, 16), "dense": (0, 10**9), "mixed": (0, 16)}[request.param]
+    monkeypatch.setattr(matching, "DENSE_FLOOR", floor)
+    monkeypatch.setattr(matching, "DENSE_SHARE", share)
+    return request.param
+
+
+def test_totals_are_exact_and_paging_reaches_every_match(app, staff, kept_as):
     from services import demo
     from services.search import fallback
 
@@ -523,7 +535,7 @@ def test_notes_come_newest_first_whatever_order_they_were_indexed_in(app, staff)
     assert [n.id for n in search.search_notes(admin, "报价").items] == [made[1].id, made[2].id, made[0].id]
 
 
-def test_order_and_totals_agree_across_segments_pages_and_roles(app, staff):
+def test_order_and_totals_agree_across_segments_pages_and_roles(app, staff, kept_as):
     from services import demo
 
     demo.generate_workspace(400, 1200, seed=5, password=TEST_PASSWORD)
@@ -542,10 +554,10 @@ def test_order_and_totals_agree_across_segments_pages_and_roles(app, staff):
         assert dates == sorted(dates, reverse=True)
 
 
-def test_postings_read_a_block_at_a_time_are_whoosh_own(app, staff):
+def test_postings_read_a_block_at_a_time_are_whoosh_own(app, staff, kept_as):
     from services import demo
 
-    demo.generate_workspace(300, 900, seed=7, password=TEST_PASSWORD)
+    demo.generate_workspace(300, 2500, seed=7, password=TEST_PASSWORD)
     search.rebuild(procs=1)
     admin = staff["admin"]
     victim = db.session.scalars(select(Customer).order_by(Customer.id).limit(5)).all()
@@ -566,13 +578,15 @@ def _check_postings(searcher) -> int:
                 continue
             term = term.decode() if isinstance(term, bytes) else term
             expected = set(reader.postings(field_name, term).all_ids())
-            assert matching._postings(reader, field_name, term) - reader.deleted_docs_set == expected
-            for among in ({0, 5, 700}, set(random.Random(checked).sample(range(reader.doc_count_all()), 12)),
-                          set(range(reader.doc_count_all()))):  # a few blocks decoded, or all of them
+            assert set(matching._postings(reader, field_name, term)) - reader.deleted_docs_set == expected
+            count = reader.doc_count_all()
+            for among in ({d for d in (0, 5, 700, 2100) if d < count},
+                          set(random.Random(checked).sample(range(count), min(12, count))),
+                          set(range(count))):  # a few blocks decoded, or all of them
                 found = matching._postings(reader, field_name, term, among=among)
                 assert found - reader.deleted_docs_set == expected & among
             checked += 1
-    assert searcher.reader().doc_frequency("scope", "archived:0") > 128
+    assert searcher.reader().doc_frequency("scope", "archived:0") > 2 * 1024  # several blocks
     return checked
 
 
