@@ -86,6 +86,15 @@ def test_suggest_shows_owner_or_pool(client, office):
     assert ">s2<" in html and "Public pool" in html
 
 
+def test_traditional_text_is_marked_for_a_simplified_query_and_back(app, client, office):
+    with app.app_context():
+        s1 = accounts.get_by_username("s1")
+        customers.create_customer(s1, CustomerData(name="陳國華"), acknowledge_duplicates=True)
+    sign_in(client, "s1")
+    assert "<mark>陳國</mark>華" in suggest(client, "陈国").data.decode()
+    assert "<mark>张伟</mark>" in suggest(client, "張偉").data.decode()
+
+
 def test_highlight_escapes_html_in_customer_data(app, client, office):
     with app.app_context():
         s1 = accounts.get_by_username("s1")

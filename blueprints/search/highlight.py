@@ -1,20 +1,22 @@
 """Marking what a search matched in the text a result shows, and cutting a note down
 to a snippet around its first match.
 
-The strings to mark come from ``QueryWords.highlights()``: NFKC-normalised and
-case-folded. Shown text is matched in the same form, character by character, so a
-full-width ``ＡＣＭＥ`` or ``Acme`` is marked for ``acme`` and a phone number is marked
-across the spaces ``phones.display`` puts in it. Every piece of text is escaped
+The strings to mark come from ``QueryWords.highlights()``, folded as index terms
+are (``analysis.fold``: NFKC, case, traditional to simplified). Shown text is folded
+the same way, character by character, so a full-width ``ＡＣＭＥ`` or ``Acme`` is marked
+for ``acme``, 張偉 for 张伟, and a phone number is marked across the spaces
+``phones.display`` puts in it. Every piece of text is escaped
 before it is wrapped in ``<mark>``: a customer named ``<b>张伟</b>`` stays text.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 
 from markupsafe import Markup, escape
+
+from services.search.analysis import fold
 
 # Separators a shown phone number may have between its digits.
 _PHONE_GAP = r"[\s\-\.\(\)]*"
@@ -23,11 +25,11 @@ SNIPPET_LENGTH = 90
 
 
 def _normalised(text: str) -> tuple[str, list[int]]:
-    """``text`` NFKC-normalised and case-folded, with the index in ``text`` of the
-    character each normalised character came from."""
+    """``text`` folded, with the index in ``text`` of the character each folded
+    character came from."""
     folded, origin = [], []
     for index, char in enumerate(text):
-        for out in unicodedata.normalize("NFKC", char).casefold():
+        for out in fold(char):
             folded.append(out)
             origin.append(index)
     return "".join(folded), origin

@@ -18,6 +18,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
+from importlib import resources
 
 from pypinyin import Style, pinyin
 
@@ -25,6 +26,7 @@ _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
 # A run of CJK characters, or a run of other letters and digits.
 _RUN = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_ONE_CJK = re.compile(f"[{_CJK}]")
 
 EDGE_MIN = 2  # a single Latin letter matches too much to be worth a term
 EDGE_MAX = 20
@@ -34,15 +36,40 @@ MAX_QUERY_WORDS = 8
 MAX_PINYIN_READINGS = 32
 
 
-def normalise(text: str | None) -> str:
-    """Full-width to half-width, lower case, no control characters."""
-    text = unicodedata.normalize("NFKC", text or "")
-    return _CONTROL.sub(" ", text).casefold()
+def _simplified() -> dict[int, str]:
+    """Traditional character → simplified (張 → 张, 偉 → 伟, 報 → 报), one for one,
+    from OpenCC's table; where it gives several simplified forms, the first."""
+    table = {}
+    lines = resources.files("opencc").joinpath("dictionary", "TSCharacters.txt").read_text(encoding="utf-8")
+    for line in lines.splitlines():
+        traditional, _tab, simplified = line.partition("\t")
+        simplified = simplified.split(" ")[0]
+        if len(traditional) == 1 and len(simplified) == 1 and traditional != simplified \
+                and _ONE_CJK.fullmatch(traditional) and _ONE_CJK.fullmatch(simplified):  # runs stay as they are
+            table[ord(traditional)] = simplified
+    return table
 
 
-def runs(text: str) -> Iterator[tuple[bool, str]]:
+_SIMPLIFIED = _simplified()
+
+
+def fold(text: str, *, simplify: bool = True) -> str:
+    """Full-width to half-width, lower case, traditional characters to simplified:
+    the form index terms and queries are both made from. (A CJK character stays one
+    CJK character through the last step, so shown text can be marked where it
+    matched, and runs stay as they are.)"""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return text.translate(_SIMPLIFIED) if simplify else text
+
+
+def normalise(text: str | None, *, simplify: bool = True) -> str:
+    """``fold`` without control characters."""
+    return _CONTROL.sub(" ", fold(text or "", simplify=simplify))
+
+
+def runs(text: str, *, simplify: bool = True) -> Iterator[tuple[bool, str]]:
     """(is_cjk, run) for each run of CJK characters or of other letters/digits."""
-    for match in _RUN.finditer(normalise(text)):
+    for match in _RUN.finditer(normalise(text, simplify=simplify)):
         cjk, word = match.groups()
         yield (True, cjk) if cjk else (False, word)
 
@@ -92,7 +119,7 @@ def pinyin_words(name: str) -> list[str]:
     of the whole name and of every ending of it (张伟 → zhangwei, wei, zw, w), for
     each reading of characters with several (单 → shan/dan/chan, 曾 → zeng/ceng)."""
     words: set[str] = set()
-    for is_cjk, run in runs(name):
+    for is_cjk, run in runs(name, simplify=False):  # as written: 乾 is qian, its simplified 干 only gan
         if not is_cjk:
             continue
         readings = pinyin(run, style=Style.NORMAL, heteronym=True, errors="ignore")
@@ -133,13 +160,14 @@ class QueryWords:
     of a phone number when the whole query is one (``+86 138-0013-8000``)."""
 
     def __init__(self, text: str | None):
-        text = normalise(text)[: MAX_QUERY_CHARS * 5]
-        self.phone = _phone_digits(text)
-        found = list(itertools.islice(runs(text[:MAX_QUERY_CHARS]), MAX_QUERY_WORDS))
-        self.cjk = [run for is_cjk, run in found if is_cjk]
+        typed = normalise(text, simplify=False)[: MAX_QUERY_CHARS * 5]
+        self.phone = _phone_digits(typed)
+        found = list(itertools.islice(runs(typed[:MAX_QUERY_CHARS], simplify=False), MAX_QUERY_WORDS))
+        self.typed_cjk = [run for is_cjk, run in found if is_cjk]  # as typed (the database's LIKE scan)
+        self.cjk = [run.translate(_SIMPLIFIED) for run in self.typed_cjk]
         self.words = [run[:EDGE_MAX] for is_cjk, run in found if not is_cjk]
         if self.phone:
-            self.cjk, self.words = [], []
+            self.typed_cjk, self.cjk, self.words = [], [], []
 
     def __bool__(self) -> bool:
         return bool(self.phone or self.cjk or any(self._usable(w) for w in self.words))

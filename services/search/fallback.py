@@ -24,7 +24,7 @@ def customer_condition(words: QueryWords):
     if words.phone:
         parts.append(exists().where(CustomerPhone.customer_id == Customer.id,
                                     CustomerPhone.digits.like(f"%{words.phone}")))
-    for text in words.cjk + words.usable_words:
+    for text in words.typed_cjk + words.usable_words:
         fields = [_like(column, text) for column in (Customer.name, Customer.company, Customer.email,
                                                      Customer.address)]
         if text.isdigit():
@@ -35,7 +35,7 @@ def customer_condition(words: QueryWords):
 
 
 def note_condition(words: QueryWords):
-    texts = ([words.phone] if words.phone else []) + words.cjk + words.usable_words
+    texts = ([words.phone] if words.phone else []) + words.typed_cjk + words.usable_words
     return and_(*[_like(CustomerNote.body, text) for text in texts]) if texts else None
 
 

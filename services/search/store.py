@@ -109,6 +109,12 @@ def current_generation(base: str | None = None) -> str | None:
         return None
 
 
+# How index terms are made, as far as an index must be remade when it changes: an
+# index of another layout is rebuilt (its terms would not meet what queries look for).
+# 2: traditional characters folded to simplified.
+LAYOUT = "2"
+
+
 def new_generation(base: str | None = None) -> str:
     """Create an empty generation directory with both indexes; returns its name."""
     base = base or root()
@@ -117,7 +123,21 @@ def new_generation(base: str | None = None) -> str:
         path = os.path.join(base, name, which)
         os.makedirs(path)
         index.create_in(path, schema())
+    with open(_layout_file(base, name), "w", encoding="ascii") as handle:
+        handle.write(LAYOUT)
     return name
+
+
+def _layout_file(base: str, generation: str) -> str:
+    return os.path.join(base, generation, "LAYOUT")
+
+
+def _layout(base: str, generation: str) -> str | None:
+    try:
+        with open(_layout_file(base, generation), encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
 
 
 def publish(name: str, base: str | None = None) -> None:
@@ -159,7 +179,7 @@ def open_index(which: str, generation: str | None = None, base: str | None = Non
     except Exception as error:  # whoosh raises many kinds for damaged files
         failure = f"{which} index unreadable: {error!r}"
     else:
-        if _fields(ix.schema) == _fields(SCHEMAS[which]()):
+        if _fields(ix.schema) == _fields(SCHEMAS[which]()) and _layout(base, generation) == LAYOUT:
             return ix
         failure = f"{which} index made by an older version of Deskbook"
     release_leaked_files()

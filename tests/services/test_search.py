@@ -84,6 +84,13 @@ def test_a_phone_typed_any_way_is_read_as_its_digits(typed, digits):
     assert analysis.QueryWords(typed).phone == digits
 
 
+def test_traditional_characters_fold_to_simplified():
+    assert analysis.normalise("張偉 報價 ＡＢＣ") == "张伟 报价 abc"
+    assert analysis.QueryWords("張偉").cjk == ["张伟"]
+    assert list(analysis.lookup_terms("陳")) == ["陈"]
+    assert "chenjing" in analysis.pinyin_words("陳靜")
+
+
 def test_query_words_are_bounded_and_plain():
     words = analysis.QueryWords("a b c d e f g h i j k l " + "伟" * 500)
     assert len(words.words) + len(words.cjk) <= analysis.MAX_QUERY_WORDS
@@ -606,6 +613,29 @@ def test_an_index_of_an_older_layout_is_rebuilt(app, staff):
     assert [c.id for c in found.items] == [customer.id]
     assert store.current_generation() != old and search.check().ok  # rebuilt at once: small
     assert not search.search_customers(admin, "哪吒").from_database
+
+
+def test_traditional_and_simplified_find_each_other(app, staff):
+    admin = staff["admin"]
+    written_traditional = _customer(admin, "張偉", company="東方貿易")
+    written_simplified = _customer(admin, "陈静")
+    note = _note(admin, written_simplified, "客戶要報價")
+    assert _ids(admin, "张伟") == [written_traditional.id] == _ids(admin, "zhangwei")
+    assert _ids(admin, "东方") == [written_traditional.id]
+    assert _ids(admin, "陳靜") == [written_simplified.id]
+    assert [n.id for n in search.search_notes(admin, "报价").items] == [note.id]
+
+
+def test_an_index_made_before_traditional_characters_were_folded_is_rebuilt(app, staff):
+    admin = staff["admin"]
+    customer = _customer(admin, "張偉")
+    os.remove(os.path.join(store.root(), store.current_generation(), "LAYOUT"))  # as made by the older code
+    store.forget_searchers()
+    meanwhile = search.search_customers(admin, "張偉")  # the database's LIKE scan: as typed
+    assert meanwhile.from_database and [c.id for c in meanwhile.items] == [customer.id]
+    assert os.path.exists(os.path.join(store.root(), store.current_generation(), "LAYOUT"))
+    assert search.check().ok and not search.search_customers(admin, "张伟").from_database
+    assert _ids(admin, "张伟") == [customer.id]
 
 
 def test_the_open_files_limit_is_raised_within_the_hard_limit():
