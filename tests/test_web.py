@@ -37,6 +37,14 @@ def test_static_files_may_be_cached_and_carry_headers(client):
     response.close()
 
 
+def test_the_icon_is_served_from_static(client):
+    page = client.get("/login").data.decode()
+    href = re.search(r'<link rel="icon" href="([^"]+)"', page).group(1)
+    icon = client.get(href)
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+    icon.close()
+
+
 def test_full_page_vs_fragment(client, login_as):
     login_as("admin")
     page = client.get("/admin/audit")
