@@ -52,6 +52,7 @@ def rebuild(*, inside_write_lock: bool = False, procs: int | None = None, progre
 def _rebuild_locked(inside_write_lock, procs, progress, started) -> BuildReport:
     # Passing through the write lock orders this build after any writer that is
     # applying changes now: those changes were committed, so the reads below see them.
+    store.remove_unfinished_builds()  # a build killed with its process left its folder
     with _write_lock(inside_write_lock):
         generation = store.new_generation()
         store.mark_building(generation, True)

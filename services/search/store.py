@@ -159,6 +159,15 @@ def _is_being_built(base: str, entry: str) -> bool:
     return os.path.exists(os.path.join(base, entry, "BUILDING"))
 
 
+def remove_unfinished_builds(base: str | None = None) -> None:
+    """Remove generations left marked as being built by a build whose process died.
+    Only for the holder of the rebuild lock: no other build can be running then."""
+    base = base or root()
+    for entry in os.listdir(base):
+        if entry.startswith("gen-") and _is_being_built(base, entry) and entry != current_generation(base):
+            shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
+
+
 def mark_building(name: str, building: bool, base: str | None = None) -> None:
     flag = os.path.join(base or root(), name, "BUILDING")
     if building:

@@ -429,6 +429,15 @@ def test_rebuild_swaps_in_a_fresh_index(app, staff):
     assert _ids(admin, "哪吒") == [customer.id]
 
 
+def test_a_build_whose_process_died_is_cleared_by_the_next_build(app, staff):
+    _customer(staff["admin"], "哪吒")
+    abandoned = store.new_generation()
+    store.mark_building(abandoned, True)  # and then the process was killed
+    search.rebuild(procs=1)
+    assert not os.path.exists(os.path.join(store.root(), abandoned))
+    assert [entry for entry in os.listdir(store.root()) if entry.startswith("gen-")] == [store.current_generation()]
+
+
 def test_rebuild_in_two_processes(app, staff):
     admin = staff["admin"]
     customer = _customer(admin, "杨戬")
