@@ -190,7 +190,12 @@ def _postings(reader, field_name: str, term: str, among=None):
 
 
 def _leaf(reader, field_name: str, term: str):
-    """The term's posting list, deletions not filtered (they are dropped later)."""
+    """The term's posting list, deletions not filtered (they are dropped later). From
+    a segment's own terms when the reader has them: ``postings()`` wraps the list in a
+    filter of the deletions, which decodes its first block, in Python, at once."""
+    terms, to_bytes = getattr(reader, "_terms", None), getattr(reader, "_text_to_bytes", None)
+    if terms is not None and to_bytes is not None:
+        return terms.matcher(field_name, to_bytes(field_name, term), reader.schema[field_name].format)
     matcher = reader.postings(field_name, term)
     return matcher.child if isinstance(matcher, FilterMatcher) else matcher
 
