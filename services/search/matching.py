@@ -124,10 +124,11 @@ def _matches(reader, query: Query) -> tuple[set[int] | _Dense, list | None]:
     primary field (None when the query has no primary fields)."""
     docs = None
     primary = []
-    for part in sorted(query.parts, key=lambda p: _part_size(reader, p)):
+    frequency = _Frequencies(reader)
+    for part in sorted(query.parts, key=lambda p: _part_size(frequency, p)):
         best, found = set(), set()
         for option in part:
-            matched = _all_terms(reader, option, within=docs)
+            matched = _all_terms(reader, option, docs, frequency)
             found = _or(found, matched)
             if option.field in query.primary:
                 best = _or(best, matched)
@@ -146,23 +147,34 @@ def _matches(reader, query: Query) -> tuple[set[int] | _Dense, list | None]:
     return docs, [_and(best, docs) for best in primary] if query.primary else None
 
 
-def _part_size(reader, part) -> int:
+class _Frequencies(dict):
+    """In how many of the segment's documents (deleted ones included) each term is
+    posted, 0 if in none: looked up in the terms file once per query."""
+
+    def __init__(self, reader):
+        super().__init__()
+        self.reader = reader
+
+    def __call__(self, field_name: str, term: str) -> int:
+        key = (field_name, term)
+        if key not in self:
+            self[key] = self.reader.doc_frequency(field_name, term)
+        return self[key]
+
+
+def _part_size(frequency: _Frequencies, part) -> int:
     """A cheap upper bound of a part's matches, to intersect the smallest first."""
-    return sum(min((_frequency(reader, option.field, term) for term in option.terms), default=0) for option in part)
+    return sum(min((frequency(option.field, term) for term in option.terms), default=0) for option in part)
 
 
-def _all_terms(reader, option: Terms, within):
+def _all_terms(reader, option: Terms, within, frequency: _Frequencies):
     """The documents (of ``within``, if given) that have every term of ``option``."""
     docs = within
-    for term in sorted(option.terms, key=lambda t: _frequency(reader, option.field, t)):
-        docs = _postings(reader, option.field, term, among=docs)
+    for term in sorted(option.terms, key=lambda t: frequency(option.field, t)):
+        docs = _postings(reader, option.field, term, among=docs, frequency=frequency(option.field, term))
         if not docs:
             break
     return docs or set()
-
-
-def _frequency(reader, field_name: str, term: str) -> int:
-    return reader.doc_frequency(field_name, term) if (field_name, term) in reader else 0
 
 
 # Below one candidate per this many postings, only the blocks that may hold a
@@ -170,12 +182,14 @@ def _frequency(reader, field_name: str, term: str) -> int:
 _SPARSE = 16
 
 
-def _postings(reader, field_name: str, term: str, among=None):
+def _postings(reader, field_name: str, term: str, among=None, frequency: int | None = None):
     """The document numbers posted under the term, deleted ones included: all of
-    them, or those of ``among``. A set, or for a frequent term the kept _Dense."""
-    if (field_name, term) not in reader:
+    them, or those of ``among``. A set, or for a frequent term the kept _Dense.
+    (``frequency``: the term's document frequency, if looked up already.)"""
+    if frequency is None:
+        frequency = reader.doc_frequency(field_name, term)
+    if not frequency:
         return set()
-    frequency = reader.doc_frequency(field_name, term)
     if frequency >= _dense_minimum(reader):
         dense = _kept.get((_segment_key(reader), field_name, term), lambda: _read_dense(reader, field_name, term))
         return dense if among is None else _and(among, dense)
@@ -422,8 +436,9 @@ def _segment_key(reader) -> str:
 
 def _scope_docs(reader, term: str):
     """A scope term's documents, kept however few (the same users ask again and again)."""
-    if (SCOPE, term) in reader and reader.doc_frequency(SCOPE, term) >= _dense_minimum(reader):
-        return _postings(reader, SCOPE, term)  # kept there
+    frequency = reader.doc_frequency(SCOPE, term)
+    if frequency >= _dense_minimum(reader):
+        return _postings(reader, SCOPE, term, frequency=frequency)  # kept there
     return _kept.get((_segment_key(reader), SCOPE, term), lambda: frozenset(_postings(reader, SCOPE, term)))
 
 
