@@ -339,20 +339,21 @@ def why_missed(q: Query, main, key: str, note: bool) -> str:
 
 # ---- latency ---------------------------------------------------------------------------
 
+def time_one(call, q: Query) -> float:
+    """Milliseconds of ``call(q)`` in its own read-only transaction, as in a GET request."""
+    with reading_only():
+        start = time.perf_counter()
+        call(q)
+        elapsed = (time.perf_counter() - start) * 1000
+    db.session.rollback()
+    return elapsed
+
+
 def warm_times(call, queries: list[Query]) -> list[float]:
-    """Milliseconds of ``call(q)`` for each query, each run once before timing; each
-    call in its own read-only transaction, as in a GET request."""
-    samples = []
-    for timed in (False, True):
-        for q in queries:
-            with reading_only():
-                start = time.perf_counter()
-                call(q)
-                elapsed = (time.perf_counter() - start) * 1000
-            db.session.rollback()
-            if timed:
-                samples.append(elapsed)
-    return samples
+    """Milliseconds of ``call(q)`` for each query, each run once before timing."""
+    for q in queries:
+        time_one(call, q)
+    return [time_one(call, q) for q in queries]
 
 
 def first_use_times(call, queries: list[Query]) -> list[float]:
@@ -361,11 +362,7 @@ def first_use_times(call, queries: list[Query]) -> list[float]:
     samples = []
     for q in queries:
         matching.forget(terms_only=True)
-        with reading_only():
-            start = time.perf_counter()
-            call(q)
-            samples.append((time.perf_counter() - start) * 1000)
-        db.session.rollback()
+        samples.append(time_one(call, q))
     return samples
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import secrets
 import urllib.parse
+from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from app import create_app
 from extensions import db
@@ -174,6 +175,21 @@ def login_as(client, make_user):
         return user
 
     return login_as
+
+
+@contextmanager
+def statements_run(engine):
+    """The SQL statements ``engine`` runs inside the block, as a list filled as they run."""
+    statements: list[str] = []
+
+    def capture(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
 
 
 def make_tag(name: str, group: str):

@@ -11,6 +11,7 @@ from app import create_app
 from extensions import db
 from models import LoginThrottle
 from services import accounts
+from tests.conftest import statements_run
 
 
 def test_no_connection_is_opened_by_create_app(database_url, tmp_path):
@@ -42,21 +43,12 @@ def test_sqlite_pragmas(app):
 def test_writing_transactions_begin_immediate_and_get_requests_defer(app):
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         pytest.skip("SQLite only")
-    statements = []
-
-    def capture(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", capture)
-        try:
+    with app.app_context(), statements_run(db.engine) as statements:
+        db.session.execute(text("SELECT 1"))
+        db.session.commit()
+        with app.test_request_context("/", method="GET"):
             db.session.execute(text("SELECT 1"))
             db.session.commit()
-            with app.test_request_context("/", method="GET"):
-                db.session.execute(text("SELECT 1"))
-                db.session.commit()
-        finally:
-            event.remove(db.engine, "before_cursor_execute", capture)
     begins = [s for s in statements if s.startswith("BEGIN")]
     assert begins == ["BEGIN IMMEDIATE", "BEGIN DEFERRED"]
 

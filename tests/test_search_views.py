@@ -7,14 +7,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import event
 
 from extensions import db
 from models import Customer, Tag, TagGroup
 from services import accounts, customers, notes
 from services.customers import CustomerData
 from services.notes import NoteData
-from tests.conftest import TEST_PASSWORD, login, make_tag
+from tests.conftest import TEST_PASSWORD, login, make_tag, statements_run
 
 HX = {"HX-Request": "true"}
 
@@ -231,17 +230,8 @@ def test_a_page_of_results_is_read_in_the_same_few_queries_however_long(app, cli
     sign_in(client, "boss")
 
     def selects(url: str, shown: int) -> int:
-        statements = []
-
-        def capture(_conn, _cursor, statement, *_args):
-            statements.append(statement)
-
-        with app.app_context():
-            event.listen(db.engine, "before_cursor_execute", capture)
-            try:
-                html = client.get(url, headers=HX).data.decode()
-            finally:
-                event.remove(db.engine, "before_cursor_execute", capture)
+        with app.app_context(), statements_run(db.engine) as statements:
+            html = client.get(url, headers=HX).data.decode()
         assert html.count('class="search-result"') == shown
         return sum(statement.lstrip().upper().startswith("SELECT") for statement in statements)
 

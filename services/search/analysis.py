@@ -164,7 +164,7 @@ class QueryWords:
         self.phone = _phone_digits(typed)
         found = list(itertools.islice(runs(typed[:MAX_QUERY_CHARS], simplify=False), MAX_QUERY_WORDS))
         self.typed_cjk = [run for is_cjk, run in found if is_cjk]  # as typed (the database's LIKE scan)
-        self.cjk = [run.translate(_SIMPLIFIED) for run in self.typed_cjk]
+        self.cjk = [fold(run) for run in self.typed_cjk]
         self.words = [run[:EDGE_MAX] for is_cjk, run in found if not is_cjk]
         if self.phone:
             self.typed_cjk, self.cjk, self.words = [], [], []

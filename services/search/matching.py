@@ -191,7 +191,8 @@ def _postings(reader, field_name: str, term: str, among=None, frequency: int | N
     if not frequency:
         return set()
     if frequency >= _dense_minimum(reader):
-        dense = _kept.get((_segment_key(reader), field_name, term), lambda: _read_dense(reader, field_name, term))
+        dense = _kept.get((_segment_key(reader), field_name, term),
+                          lambda: _read_dense(reader, field_name, term, frequency))
         return dense if among is None else _and(among, dense)
     matcher = _leaf(reader, field_name, term)
     if isinstance(matcher, W3LeafMatcher):
@@ -285,9 +286,6 @@ class _Dense:
             self._size = self.number.bit_count()
         return self._size
 
-    def __contains__(self, docnum: int) -> bool:
-        return self.map[docnum] == 1
-
     def __iter__(self):
         return compress(range(len(self.map)), self.map)
 
@@ -349,11 +347,10 @@ def _overlap(a, b) -> int:
 _GAPS = [b""] + [bytes(gap - 1) + b"\1" for gap in range(1, 513)]
 
 
-def _read_dense(reader, field_name: str, term: str) -> _Dense:
+def _read_dense(reader, field_name: str, term: str, frequency: int) -> _Dense:
     count = reader.doc_count_all()
     matcher = _leaf(reader, field_name, term)
-    marks = _dense_blocks(matcher, count, reader.doc_frequency(field_name, term)) \
-        if isinstance(matcher, W3LeafMatcher) else None
+    marks = _dense_blocks(matcher, count, frequency) if isinstance(matcher, W3LeafMatcher) else None
     if marks is None:  # unexpected layout: the slow way
         return _Dense.of_members(reader.postings(field_name, term).all_ids(), count)
     return _Dense(marks)
@@ -410,10 +407,11 @@ class _SegmentCache:
                     self.size -= _weight(old)
         return value
 
-    def clear(self) -> None:
+    def clear(self, which=None) -> None:
+        """Drop every entry, or those for which ``which(key, value)`` is true."""
         with self.lock:
-            self.entries.clear()
-            self.size = 0
+            for key in [key for key, value in self.entries.items() if which is None or which(key, value)]:
+                self.size -= _weight(self.entries.pop(key))
 
 
 def _weight(value) -> int:
@@ -512,12 +510,7 @@ def _column(reader, name: str) -> array:
 def forget(*, terms_only: bool = False) -> None:
     """Drop what is kept, or only the frequent terms of what users type (tests; the
     benchmark's first-use figures)."""
-    if not terms_only:
-        _kept.clear()
-        return
-    with _kept.lock:
-        for key in [key for key, value in _kept.entries.items() if isinstance(value, _Dense) and key[1] != SCOPE]:
-            _kept.size -= _weight(_kept.entries.pop(key))
+    _kept.clear((lambda key, value: isinstance(value, _Dense) and key[1] != SCOPE) if terms_only else None)
 
 
 # ---- ordering ----------------------------------------------------------------------

@@ -163,8 +163,9 @@ def remove_unfinished_builds(base: str | None = None) -> None:
     """Remove generations left marked as being built by a build whose process died.
     Only for the holder of the rebuild lock: no other build can be running then."""
     base = base or root()
+    live = current_generation(base)
     for entry in os.listdir(base):
-        if entry.startswith("gen-") and _is_being_built(base, entry) and entry != current_generation(base):
+        if entry.startswith("gen-") and entry != live and _is_being_built(base, entry):
             shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
 
 
