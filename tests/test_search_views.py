@@ -7,10 +7,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import inspect
 
 from extensions import db
 from models import Customer, Tag, TagGroup
-from services import accounts, customers, notes
+from services import accounts, customers, notes, search
 from services.customers import CustomerData
 from services.notes import NoteData
 from tests.conftest import TEST_PASSWORD, login, make_tag, statements_run
@@ -229,14 +230,34 @@ def test_a_page_of_results_is_read_in_the_same_few_queries_however_long(app, cli
         db.session.commit()
     sign_in(client, "boss")
 
-    def selects(url: str, shown: int) -> int:
+    def selects(url: str, shown: int, marker='class="search-result"') -> list[str]:
         with app.app_context(), statements_run(db.engine) as statements:
             html = client.get(url, headers=HX).data.decode()
-        assert html.count('class="search-result"') == shown
-        return sum(statement.lstrip().upper().startswith("SELECT") for statement in statements)
+        assert html.count(marker) == shown
+        return [statement for statement in statements if statement.lstrip().upper().startswith("SELECT")]
 
-    assert selects("/search?q=询价客户", 9) == selects("/search?q=询价客户甲", 1)
-    assert selects("/search?q=询价客户&tab=notes", 9) == selects("/search?q=询价客户甲&tab=notes", 1)
+    many, one = selects("/search?q=询价客户", 9), selects("/search?q=询价客户甲", 1)
+    assert len(many) == len(one) and any("customer_tags" in statement for statement in many)
+    assert len(selects("/search?q=询价客户&tab=notes", 9)) == len(selects("/search?q=询价客户甲&tab=notes", 1))
+    # The dropdown shows no tags: it does not read them.
+    many = selects("/search/suggest?q=询价客户", 6, 'data-testid="suggest-customer"')
+    one = selects("/search/suggest?q=询价客户甲", 1, 'data-testid="suggest-customer"')
+    assert len(many) == len(one) and not any("customer_tags" in statement for statement in many)
+
+
+def test_tags_are_read_only_when_asked_for(app, office):
+    with app.app_context():
+        boss = accounts.get_by_username("boss")
+        customer = customers.create_customer(boss, CustomerData(name="标签客户"), acknowledge_duplicates=True)
+        customers.set_tags(boss, customer, [make_tag("重点", "级别").id])
+        db.session.commit()
+        db.session.expunge_all()
+        boss = accounts.get_by_username("boss")
+        [found] = search.search_customers(boss, "标签客户", with_tags=True).items
+        assert [tag.name for tag in found.tags] == ["重点"]
+        db.session.expunge(found)
+        [found] = search.search_customers(boss, "标签客户").items
+        assert "tags" in inspect(found).unloaded
 
 
 def test_paging(app, client, office):

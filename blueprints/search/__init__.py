@@ -152,7 +152,7 @@ def _search_both(wanted: SearchArgs, tag_ids) -> tuple[search.Found, search.Foun
     paging = {"page": wanted.page, "per_page": PER_PAGE, "count_tags": tag_ids}
     count_only = {"page": 1, "per_page": 1}
     customers_found = search.search_customers(
-        user, wanted.q, **options, **(paging if wanted.tab == "customers" else count_only))
+        user, wanted.q, **options, **(dict(paging, with_tags=True) if wanted.tab == "customers" else count_only))
     notes_found = search.search_notes(
         user, wanted.q, **options, **(paging if wanted.tab == "notes" else count_only))
     return customers_found, notes_found

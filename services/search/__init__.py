@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload, lazyload
+from sqlalchemy.orm import joinedload, lazyload, selectinload
 
 from extensions import db
 from models import Customer, CustomerNote
@@ -141,39 +141,48 @@ class _Kind:
     notes: bool
     ranking: matching.Ranking
     shown: tuple  # loader options: what a result list shows, read with the rows in one query
+    tags: object  # the model's tags relationship: read only when asked for (a second query)
 
 
 _CUSTOMERS = _Kind(store.CUSTOMERS, customer_query, policy.customer_scope,
                    lambda user: policy.visible_customers(user, select(Customer)), Customer, notes=False,
                    ranking=matching.Ranking(store.NAME_LENGTH),
-                   shown=(joinedload(Customer.phones),))  # tags: selectin (a joined many-to-many makes SQLite scan it all)
+                   shown=(joinedload(Customer.phones),), tags=Customer.tags)
 # A note in a result list shows its customer's name and its author, not its tags or comments.
 _NOTES = _Kind(store.NOTES, note_query, policy.note_scope,
                lambda user: policy.readable_notes(user, select(CustomerNote)), CustomerNote, notes=True,
                ranking=matching.Ranking(store.WHEN, newest=True),
                shown=(joinedload(CustomerNote.customer).options(lazyload(Customer.owner), lazyload(Customer.phones),
                                                                 lazyload(Customer.tags)),
-                      lazyload(CustomerNote.tags), lazyload(CustomerNote.comments)))
+                      lazyload(CustomerNote.comments)),
+               tags=CustomerNote.tags)
 
 
 def search_customers(user, text: str | None, *, archived: bool = False, tag_ids=(), page: int = 1,
-                     per_page: int = 10, count_tags=()) -> Found:
+                     per_page: int = 10, count_tags=(), with_tags: bool = False) -> Found:
     """The customers ``user`` may see that match ``text``: those matching in their
     name or phone first, shorter names first. Archived ones instead of active ones
     when ``archived`` and the policy allows it. With ``count_tags``, also how many
-    of them carry each of those tags (not when the database answered)."""
-    return _search(_CUSTOMERS, user, text, archived, tag_ids, page, per_page, count_tags)
+    of them carry each of those tags (not when the database answered).
+
+    The customers come with their owner and phones; with their tags too only when
+    ``with_tags`` (one more query: the results page shows them, the dropdown does
+    not). Without it, each customer's tags are read when first used, one query
+    per customer: a list that shows them asks for them."""
+    return _search(_CUSTOMERS, user, text, archived, tag_ids, page, per_page, count_tags, with_tags)
 
 
 def search_notes(user, text: str | None, *, archived: bool = False, tag_ids=(), page: int = 1,
-                 per_page: int = 10, count_tags=()) -> Found:
+                 per_page: int = 10, count_tags=(), with_tags: bool = False) -> Found:
     """The notes ``user`` may read that contain ``text``, newest first; notes of
     archived customers instead when ``archived`` and the policy allows it.
-    ``count_tags`` as for search_customers."""
-    return _search(_NOTES, user, text, archived, tag_ids, page, per_page, count_tags)
+    ``count_tags`` and ``with_tags`` as for search_customers; each note comes with
+    its customer and author."""
+    return _search(_NOTES, user, text, archived, tag_ids, page, per_page, count_tags, with_tags)
 
 
-def _search(kind: _Kind, user, text, archived: bool, tag_ids, page: int, per_page: int, count_tags=()) -> Found:
+def _search(kind: _Kind, user, text, archived: bool, tag_ids, page: int, per_page: int, count_tags=(),
+            with_tags: bool = False) -> Found:
     words = QueryWords(text)
     found = Found(page=max(1, min(int(page or 1), MAX_PAGE)), per_page=per_page, words=words)
     scope = kind.scope(user)
@@ -186,7 +195,8 @@ def _search(kind: _Kind, user, text, archived: bool, tag_ids, page: int, per_pag
         ids, found.total, found.tag_counts = _indexed(kind, query, found.page, per_page, count_tags)
     except store.IndexUnavailable as error:
         return _from_database(kind, user, found, archived, tag_ids, error)
-    found.items = _load_in_order(kind.visible(user).options(*kind.shown), kind.model.id, ids)
+    tags = selectinload(kind.tags) if with_tags else lazyload(kind.tags)
+    found.items = _load_in_order(kind.visible(user).options(*kind.shown, tags), kind.model.id, ids)
     return found
 
 
