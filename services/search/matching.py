@@ -471,18 +471,29 @@ def _value(key: int, docnum: int, span: int, ranking: Ranking) -> int:
     return (key - docnum) // span if ranking.newest else (docnum - key) // span
 
 
+# A step of a walk costs about half what a member costs a heap (C against Python).
+_WALK_STEPS_PER_MEMBER = 2
+
+
 def _top(docs, limit: int, count: int, keys=None, order=None) -> list[int]:
     """The ``limit`` members of ``docs`` with the largest ``keys`` (by default the
     largest document numbers), largest first. When ``docs`` is a large part of the
     segment's ``count`` documents, walking the segment's order (in C) meets them
-    soonest; otherwise a heap over ``docs`` (in Python) is quicker."""
-    if len(docs) * len(docs) >= limit * count:
+    soonest; otherwise a heap over ``docs`` (in Python) is quicker. The walk gives
+    up after as many steps as the heap would cost, for members that sit late in the
+    order: a character common in three-character names lies past every
+    two-character name."""
+    size = len(docs)
+    if size * size >= limit * count:
         if isinstance(docs, _Dense):
             member = docs.map.__getitem__
         else:
             member = (docs if isinstance(docs, (set, frozenset)) else set(docs)).__contains__
         walk = range(count - 1, -1, -1) if order is None else order
-        return list(islice(filter(member, walk), limit))
+        steps = _WALK_STEPS_PER_MEMBER * size
+        found = list(islice(filter(member, islice(walk, steps)), limit))
+        if len(found) == limit or steps >= count:
+            return found
     return heapq.nlargest(limit, docs, key=None if keys is None else keys.__getitem__)
 
 

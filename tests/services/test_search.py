@@ -551,6 +551,26 @@ def test_notes_come_newest_first_whatever_order_they_were_indexed_in(app, staff)
     assert [n.id for n in search.search_notes(admin, "报价").items] == [made[1].id, made[2].id, made[0].id]
 
 
+@pytest.mark.parametrize("where", ["first", "spread", "last", "few"])
+def test_the_first_matches_are_the_same_wherever_they_lie_in_the_order(where):
+    """Walked in the segment's order, or (too few, or late in it) taken from a heap:
+    the same first ten, for sets and for kept terms."""
+    from array import array
+
+    from services.search import matching
+
+    count, rng = 5000, random.Random(7)
+    span = count + 1
+    keys = array("q", [-(2 if d % 3 else 3) * span + d for d in range(count)])  # shorter names first
+    order = array("q", sorted(range(count), key=keys.__getitem__, reverse=True))
+    members = {"first": list(order[:400]), "spread": rng.sample(range(count), 400),
+               "last": list(order[-400:]), "few": list(order[-3:])}[where]
+    for docs in (set(members), matching._Dense.of_members(members, count)):
+        assert matching._top(docs, 10, count, keys, order) == sorted(members, key=keys.__getitem__,
+                                                                      reverse=True)[:10]
+        assert matching._top(docs, 10, count) == sorted(members, reverse=True)[:10]
+
+
 def test_order_and_totals_agree_across_segments_pages_and_roles(app, staff, kept_as):
     from services import demo
 
