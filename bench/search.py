@@ -597,6 +597,7 @@ def run(args, folder: str) -> None:
         log("saving notes and customers …")
         admin = accounts.get_by_username("bench.admin")
         saves = save_times(rng, admin, words, args.saves)
+        admin = accounts.get_by_username("bench.admin")  # save_times ended its session
         after = {}
         for cls in ("name: 1 char (zh)", "note: word", "note: absent word"):
             if cls in results:
