@@ -105,6 +105,9 @@ def app(database_url, tmp_path):
     with app.app_context():
         _empty_tables()
     yield app
+    from services.search import sync
+
+    assert sync.wait_for_merge(60), "a background merge of the search index did not end"
     with app.app_context():
         db.session.remove()
         _empty_tables()
@@ -128,6 +131,9 @@ def make_app(database_url, tmp_path):
         return app
 
     yield make
+    from services.search import sync
+
+    sync.wait_for_merge(60)
     for app in made:
         with app.app_context():
             db.session.remove()

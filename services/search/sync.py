@@ -7,6 +7,11 @@ under the index's write lock, then deletes the rows it applied. So the index cha
 only after a successful commit, and a change whose index write could not happen
 (lock held too long, process killed) stays in the backlog for the next writer,
 ``flask search check --fix``, or the nightly pool sweep.
+
+A save writes its change as a new small segment and never merges: merging small
+segments is Whoosh's slow part (tens to hundreds of milliseconds, growing with the
+segments). Once MERGE_AFTER segments have piled up in an index, a background thread
+of the process merges them under the same write lock, then applies whatever waited.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import threading
 from flask import current_app
 from sqlalchemy import delete, event, inspect, insert, select, update
 from sqlalchemy.orm import Session
+from whoosh.writing import MERGE_SMALL
 
 from extensions import db, reading_only
 from models import Customer, CustomerNote, CustomerPhone, SearchBacklog
@@ -26,6 +32,8 @@ log = logging.getLogger(__name__)
 
 CUSTOMER, NOTE, CUSTOMER_NOTES = "customer", "note", "customer_notes"
 BATCH = 2000
+MERGE_AFTER = 8  # segments in an index (the built one included) before a background merge
+MERGE_LOCK_TIMEOUT = 60.0  # how long a background merge waits for the write lock
 
 
 # ---- recording changes --------------------------------------------------------------
@@ -142,9 +150,11 @@ class Changes:
             changes.add[store.NOTES].update((d["key"], d) for d in found)
         return changes
 
-    def apply(self, generation: str, base: str | None = None) -> None:
+    def apply(self, generation: str, base: str | None = None, *, merge: bool = True) -> int:
         """Write to the indexes of ``generation``. Deletes first, then adds, so that a
-        document listed twice ends up there once."""
+        document listed twice ends up there once. Without ``merge``, small segments
+        are left for merge_small(). Returns the most segments an index written has."""
+        most = 0
         for which in (store.CUSTOMERS, store.NOTES):
             if not self.delete[which] and not self.add[which]:
                 continue
@@ -157,7 +167,9 @@ class Changes:
             except BaseException:
                 writer.cancel()
                 raise
-            writer.commit()
+            most = max(most, len(writer.segments) + 1)
+            writer.commit(merge=merge)
+        return most
 
 
 def _chunks(items: list, size: int):
@@ -198,14 +210,74 @@ def _drain_locked() -> int:
             if not rows:
                 break
             changes = Changes.load(session, {(row.kind, row.ref_id) for row in rows})
-        changes.apply(generation)
+        segments = changes.apply(generation, merge=False)
         _settle([row.id for row in rows], keep=rebuilding)
         applied += len(rows)
+        if segments >= MERGE_AFTER:
+            start_merge()
         if len(rows) < BATCH:
             break
     if not rebuilding:
         _forget_leftovers()
     return applied
+
+
+# ---- merging small segments, in the background -----------------------------------------
+
+_merging = threading.Lock()  # one background merge per process at a time
+_merge_done = threading.Event()
+_merge_done.set()
+
+
+def start_merge() -> None:
+    """Merge the live indexes' small segments in a background thread, unless this
+    process is merging already."""
+    if not _merging.acquire(blocking=False):
+        return
+    _merge_done.clear()
+    app = current_app._get_current_object()
+
+    def run():
+        try:
+            with app.app_context():
+                merge_small()
+        except Exception:
+            log.exception("merging the search index's small segments failed")
+        finally:
+            _merge_done.set()
+            _merging.release()
+
+    try:
+        threading.Thread(target=run, name="search-merge", daemon=True).start()
+    except BaseException:
+        _merge_done.set()
+        _merging.release()
+        raise
+
+
+def merge_small(timeout: float | None = None) -> None:
+    """Under the write lock: merge the small segments of each live index (Whoosh's
+    own MERGE_SMALL policy: each document is merged again only a few times as the
+    index grows), then apply the backlog rows that waited meanwhile."""
+    with store.locked("write.lock", MERGE_LOCK_TIMEOUT if timeout is None else timeout):
+        generation = store.current_generation()
+        if generation is None or not _readable(generation):
+            return
+        for which in (store.CUSTOMERS, store.NOTES):
+            writer = store.writer(store.open_index(which, generation))
+            segments = writer.segments
+            kept = MERGE_SMALL(writer, segments) if len(segments) >= MERGE_AFTER else segments
+            if kept is segments:  # nothing to merge
+                writer.cancel()
+            else:
+                writer.commit(mergetype=lambda _writer, _segments: kept)
+        _drain_locked()
+
+
+def wait_for_merge(timeout: float | None = None) -> bool:
+    """Whether no background merge runs in this process (after waiting up to
+    ``timeout`` seconds for it to end): for tests, the benchmark and shutdown."""
+    return _merge_done.wait(timeout)
 
 
 def _settle(ids: list[int], *, keep: bool) -> None:

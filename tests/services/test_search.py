@@ -397,6 +397,55 @@ def test_a_busy_index_keeps_the_change_for_the_next_writer(app, staff):
     assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
 
 
+def _segments(which: str) -> int:
+    return len(store.open_index(which, store.current_generation())._segments())
+
+
+def test_saves_never_merge_and_a_background_merge_keeps_every_change(app, staff, monkeypatch):
+    from services.search import sync
+
+    monkeypatch.setattr(sync, "MERGE_AFTER", 4)
+    admin = staff["admin"]
+    customer = _customer(admin, "唐三藏")
+    started = []
+    with monkeypatch.context() as patched:
+        patched.setattr(sync, "start_merge", lambda: started.append(_segments(store.NOTES)))
+        before = _segments(store.NOTES)
+        made = [_note(admin, customer, f"取经第{i}站报价") for i in range(6)]
+        assert _segments(store.NOTES) == before + 6  # each save only added its own segment
+    assert started and min(started) >= 4
+    sync.merge_small()
+    assert _segments(store.NOTES) < before + 6
+    assert sorted(n.id for n in search.search_notes(admin, "报价", per_page=50).items) == [n.id for n in made]
+    # in the background, while more notes are saved: none is lost
+    made += [_note(admin, customer, f"取经第{i}站报价") for i in range(6, 20)]
+    assert sync.wait_for_merge(30)
+    db.session.commit()
+    search.drain()
+    assert sorted(n.id for n in search.search_notes(admin, "报价", per_page=50).items) == [n.id for n in made]
+    assert sync.wait_for_merge(30)
+    assert _segments(store.NOTES) < 4 + 4
+    assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
+
+
+def test_a_merge_waits_for_the_write_lock_and_gives_up_without_harm(app, staff, monkeypatch):
+    from services.search import sync
+
+    monkeypatch.setattr(sync, "MERGE_AFTER", 2)
+    admin = staff["admin"]
+    customer = _customer(admin, "孙悟空")
+    with monkeypatch.context() as patched:
+        patched.setattr(sync, "start_merge", lambda: None)
+        _note(admin, customer, "花果山来电")
+        _note(admin, customer, "水帘洞来电")
+    count = _segments(store.NOTES)
+    with store.locked("write.lock", 1):
+        with pytest.raises(store.LockTimeout):
+            sync.merge_small(timeout=0.05)
+    assert _segments(store.NOTES) == count
+    assert len(search.search_notes(admin, "来电").items) == 2
+
+
 # ---- rebuild, check, a missing or broken index ---------------------------------------------------
 
 def test_check_finds_and_fix_repairs_every_kind_of_difference(app, staff):
