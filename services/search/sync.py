@@ -16,6 +16,7 @@ of the process merges them under the same write lock, then applies whatever wait
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 
@@ -227,6 +228,9 @@ def _drain_locked() -> int:
 _merging = threading.Lock()  # one background merge per process at a time
 _merge_done = threading.Event()
 _merge_done.set()
+# A CLI command or a worker that ends lets a running merge finish first (for a while:
+# a merge cut off only leaves files the next commit deletes).
+atexit.register(lambda: _merge_done.wait(10))
 
 
 def start_merge() -> None:
