@@ -270,7 +270,11 @@ def merge_small(timeout: float | None = None) -> None:
         for which in (store.CUSTOMERS, store.NOTES):
             writer = store.writer(store.open_index(which, generation))
             segments = writer.segments
-            kept = MERGE_SMALL(writer, segments) if len(segments) >= MERGE_AFTER else segments
+            try:
+                kept = MERGE_SMALL(writer, segments) if len(segments) >= MERGE_AFTER else segments
+            except BaseException:
+                writer.cancel()
+                raise
             if kept is segments:  # nothing to merge
                 writer.cancel()
             else:
