@@ -336,7 +336,7 @@ def locked(name: str, timeout: float | None, base: str | None = None):
         if deadline is not None and time.monotonic() >= deadline:
             raise LockTimeout(name)
         time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+        delay = min(delay * 2, 0.01)
     try:
         yield
     finally:
