@@ -433,9 +433,10 @@ def save_times(rng, admin, words: RareWords, count: int) -> dict:
     are merged in the background: a save right after one that started a merge waits
     for it), then customers updated back to back."""
     lo, hi = db.session.execute(select(func.min(Customer.id), func.max(Customer.id))).one()
-    note_ms, paced_ms, customer_ms, saved = [], [], [], []
-    for samples, pause in ((note_ms, 0.0), (paced_ms, SAVE_PAUSE)):
-        with DrainClock() as note_drain:
+    timed, customer_ms, saved = {}, [], []
+    for name, pause in (("note", 0.0), ("paced", SAVE_PAUSE)):
+        samples = []
+        with DrainClock() as drain:
             for _ in range(count):
                 time.sleep(pause)
                 customer = db.session.get(Customer, rng.randint(lo, hi))
@@ -445,8 +446,7 @@ def save_times(rng, admin, words: RareWords, count: int) -> dict:
                 samples.append((time.perf_counter() - start) * 1000)
                 saved.append((word, note.id))
                 db.session.remove()
-        if pause == 0.0:
-            tight_drain = note_drain
+        timed[name], timed[f"{name} drain"] = samples, drain.samples
         sync.wait_for_merge(120)
     with DrainClock() as customer_drain:
         for _ in range(count):
@@ -465,8 +465,7 @@ def save_times(rng, admin, words: RareWords, count: int) -> dict:
         found = sum(any(n.id == note_id for n in search.search_notes(admin, word).items) for word, note_id in saved)
     db.session.rollback()
     backlog = db.session.scalar(select(func.count()).select_from(SearchBacklog))
-    return {"note": note_ms, "note drain": tight_drain.samples, "paced": paced_ms,
-            "paced drain": note_drain.samples, "customer": customer_ms,
+    return {**timed, "customer": customer_ms,
             "customer drain": customer_drain.samples, "found": found, "saved": len(saved), "backlog": backlog}
 
 

@@ -150,9 +150,7 @@ def publish(name: str, base: str | None = None) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, _current_file(base))
-    for entry in os.listdir(base):
-        if entry.startswith("gen-") and entry != name and not _is_being_built(base, entry):
-            shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
+    _remove_generations(base, keep=name, being_built=False)
 
 
 def _is_being_built(base: str, entry: str) -> bool:
@@ -163,9 +161,13 @@ def remove_unfinished_builds(base: str | None = None) -> None:
     """Remove generations left marked as being built by a build whose process died.
     Only for the holder of the rebuild lock: no other build can be running then."""
     base = base or root()
-    live = current_generation(base)
+    _remove_generations(base, keep=current_generation(base), being_built=True)
+
+
+def _remove_generations(base: str, *, keep: str | None, being_built: bool) -> None:
+    """Remove every generation but ``keep`` that is (or is not) marked as being built."""
     for entry in os.listdir(base):
-        if entry.startswith("gen-") and entry != live and _is_being_built(base, entry):
+        if entry.startswith("gen-") and entry != keep and _is_being_built(base, entry) == being_built:
             shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
 
 

@@ -239,24 +239,34 @@ def start_merge() -> None:
     if not _merging.acquire(blocking=False):
         return
     _merge_done.clear()
+
+    def done():
+        _merge_done.set()
+        _merging.release()
+
+    try:
+        _in_background("search-merge", merge_small, then=done)
+    except BaseException:
+        done()
+        raise
+
+
+def _in_background(name: str, work, *, then=None) -> None:
+    """Run ``work()`` in a daemon thread, in this app's context; a failure is
+    logged. ``then()`` runs afterwards, whatever happened."""
     app = current_app._get_current_object()
 
     def run():
         try:
             with app.app_context():
-                merge_small()
+                work()
         except Exception:
-            log.exception("merging the search index's small segments failed")
+            log.exception("%s failed", name)
         finally:
-            _merge_done.set()
-            _merging.release()
+            if then is not None:
+                then()
 
-    try:
-        threading.Thread(target=run, name="search-merge", daemon=True).start()
-    except BaseException:
-        _merge_done.set()
-        _merging.release()
-        raise
+    threading.Thread(target=run, name=name, daemon=True).start()
 
 
 def merge_small(timeout: float | None = None) -> None:
@@ -346,21 +356,13 @@ def start_rebuild(*, inside_write_lock: bool = False) -> None:
 
     if store.rebuild_running():
         return
-    if record_count() <= current_app.config["SEARCH_INLINE_REBUILD_MAX"]:
+    def rebuild(**options):
         try:
-            build.rebuild(inside_write_lock=inside_write_lock)
+            build.rebuild(**options)
         except build.RebuildRunning:
             pass
-        return
-    app = current_app._get_current_object()
 
-    def run():
-        with app.app_context():
-            try:
-                build.rebuild()
-            except build.RebuildRunning:
-                pass
-            except Exception:
-                log.exception("background search rebuild failed")
-
-    threading.Thread(target=run, name="search-rebuild", daemon=True).start()
+    if record_count() <= current_app.config["SEARCH_INLINE_REBUILD_MAX"]:
+        rebuild(inside_write_lock=inside_write_lock)
+    else:
+        _in_background("search-rebuild", rebuild)
