@@ -10,10 +10,11 @@ from sqlalchemy import func, select
 
 from app import create_app
 from extensions import db
-from models import Customer, SearchBacklog, User
+from models import Customer, CustomerNote, SearchBacklog, User
 from services import accounts, customers, demo, notes, search
 from services.customers import CustomerData
 from services.notes import NoteData
+from services.search import store, sync
 from tests.conftest import TEST_PASSWORD
 
 pytestmark = pytest.mark.concurrency
@@ -94,5 +95,69 @@ def test_notes_saved_by_two_processes_during_a_rebuild_are_all_searchable(app):
             for index, note_id in enumerate(outcome[n]):
                 assert [note.id for note in search.search_notes(admin, f"w{n}n{index}").items] == [note_id]
         assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
+        db.session.commit()
+        assert search.check().ok
+
+
+def save_and_edit_notes(url, instance, customer_id, author_id, tag, go, results):
+    """Save NOTES notes back to back, editing every third one two saves later; the
+    small segments this makes are merged in the background, in whichever process
+    gets there first, while the other goes on saving and deleting."""
+    app = _child_app(url, instance)
+    saved, edited = [], []
+    with app.app_context():
+        go.wait(TIMEOUT)
+        for n in range(NOTES):
+            author, customer = db.session.get(User, author_id), db.session.get(Customer, customer_id)
+            saved.append(notes.create_note(author, customer, NoteData(kind="call", body=f"合并 w{tag}n{n} 报价")).note.id)
+            if n % 3 == 2:
+                note = db.session.get(CustomerNote, saved[n - 2])
+                notes.edit_note(author, note, NoteData(kind="call", body=f"合并 w{tag}n{n - 2} 合同"))
+                edited.append(note.id)
+            db.session.remove()
+        merged = sync.wait_for_merge(TIMEOUT)
+        db.engine.dispose()
+    results.put((tag, saved, edited, merged))
+
+
+NOTES = 45
+
+
+def test_background_merges_in_two_saving_processes_lose_no_note_and_no_edit(app):
+    with app.app_context():
+        admin = accounts.create_user("root", TEST_PASSWORD, "admin")
+        targets = [customers.create_customer(admin, CustomerData(name=f"合并客户{n}")).id for n in range(WRITERS)]
+        url, instance, admin_id = app.config["DATABASE_URL"], app.instance_path, admin.id
+    context = multiprocessing.get_context("spawn")
+    go, results = context.Event(), context.Queue()
+    processes = [context.Process(target=save_and_edit_notes, args=(url, instance, targets[n], admin_id, n, go, results))
+                 for n in range(WRITERS)]
+    for process in processes:
+        process.start()
+    go.set()
+    outcome = []
+    try:
+        for _ in processes:
+            outcome.append(results.get(timeout=TIMEOUT))
+    except queue.Empty:
+        pytest.fail(f"a process did not finish in {TIMEOUT}s")
+    finally:
+        for process in processes:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+    assert all(process.exitcode == 0 for process in processes)
+    assert all(merged for *_, merged in outcome)
+    saved = {note_id for _, ids, _, _ in outcome for note_id in ids}
+    edited = {note_id for _, _, ids, _ in outcome for note_id in ids}
+    assert len(saved) == WRITERS * NOTES and len(edited) == WRITERS * (NOTES // 3)
+    with app.app_context():
+        admin = db.session.get(User, admin_id)
+        quoted = search.search_notes(admin, "报价", per_page=200)
+        contracts = search.search_notes(admin, "合同", per_page=200)
+        assert {note.id for note in quoted.items} == saved - edited and quoted.total == len(saved - edited)
+        assert {note.id for note in contracts.items} == edited and contracts.total == len(edited)
+        assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
+        assert len(store.open_index(store.NOTES)._segments()) < 2 * sync.MERGE_AFTER  # merges happened
         db.session.commit()
         assert search.check().ok

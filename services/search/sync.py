@@ -11,19 +11,25 @@ only after a successful commit, and a change whose index write could not happen
 A save writes its change as a new small segment and never merges: merging small
 segments is Whoosh's slow part (tens to hundreds of milliseconds, growing with the
 segments). Once MERGE_AFTER segments have piled up in an index, a background thread
-of the process merges them under the same write lock, then applies whatever waited.
+of the process copies the small ones into one new segment without holding the write
+lock, so saves go on meanwhile; it takes the lock only to swap the copy in, carrying
+over the deletions saves made during the copy.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
+import shutil
 import threading
 
 from flask import current_app
 from sqlalchemy import delete, event, inspect, insert, select, update
 from sqlalchemy.orm import Session
-from whoosh.writing import MERGE_SMALL
+from whoosh import index
+from whoosh.reading import SegmentReader
+from whoosh.util import fib
 
 from extensions import db, reading_only
 from models import Customer, CustomerNote, CustomerPhone, SearchBacklog
@@ -151,11 +157,12 @@ class Changes:
             changes.add[store.NOTES].update((d["key"], d) for d in found)
         return changes
 
-    def apply(self, generation: str, base: str | None = None, *, merge: bool = True) -> int:
-        """Write to the indexes of ``generation``. Deletes first, then adds, so that a
-        document listed twice ends up there once. Without ``merge``, small segments
-        are left for merge_small(). Returns the most segments an index written has."""
-        most = 0
+    def apply(self, generation: str, base: str | None = None) -> bool:
+        """Write to the indexes of ``generation``, each change as a new segment (never
+        merging: see merge_small). Deletes first, then adds, so that a document listed
+        twice ends up there once. Returns whether an index written has small
+        segments to merge."""
+        wanted = False
         for which in (store.CUSTOMERS, store.NOTES):
             if not self.delete[which] and not self.add[which]:
                 continue
@@ -168,9 +175,10 @@ class Changes:
             except BaseException:
                 writer.cancel()
                 raise
-            most = max(most, len(writer.segments) + 1)
-            writer.commit(merge=merge)
-        return most
+            sizes = [segment.doc_count_all() for segment in writer.segments] + [writer.doc_count()]
+            wanted = wanted or merge_point(sizes) > 0
+            writer.commit(merge=False)
+        return wanted
 
 
 def _chunks(items: list, size: int):
@@ -211,10 +219,10 @@ def _drain_locked() -> int:
             if not rows:
                 break
             changes = Changes.load(session, {(row.kind, row.ref_id) for row in rows})
-        segments = changes.apply(generation, merge=False)
+        merge_wanted = changes.apply(generation)
         _settle([row.id for row in rows], keep=rebuilding)
         applied += len(rows)
-        if segments >= MERGE_AFTER:
+        if merge_wanted:
             start_merge()
         if len(rows) < BATCH:
             break
@@ -269,27 +277,110 @@ def _in_background(name: str, work, *, then=None) -> None:
     threading.Thread(target=run, name=name, daemon=True).start()
 
 
+def merge_point(sizes: list[int]) -> int:
+    """How many of the smallest segments (given their document counts) to merge into
+    one: Whoosh's MERGE_SMALL rule, which merges each document again only a few
+    times as an index grows — the smallest ones up to the first point where they
+    hold fewer documents than a Fibonacci bound — once there are MERGE_AFTER
+    segments. 0: none."""
+    if len(sizes) < MERGE_AFTER:
+        return 0
+    total = 0
+    for i, size in enumerate(sorted(sizes)):
+        total += size
+        if i > 3 and total < fib(i + 5):
+            return i + 1
+    return 0
+
+
 def merge_small(timeout: float | None = None) -> None:
-    """Under the write lock: merge the small segments of each live index (Whoosh's
-    own MERGE_SMALL policy: each document is merged again only a few times as the
-    index grows), then apply the backlog rows that waited meanwhile."""
-    with store.locked("write.lock", MERGE_LOCK_TIMEOUT if timeout is None else timeout):
-        generation = store.current_generation()
-        if generation is None or not _readable(generation):
-            return
-        for which in (store.CUSTOMERS, store.NOTES):
-            writer = store.writer(store.open_index(which, generation))
-            segments = writer.segments
+    """Merge the small segments of each live index (see merge_point), again and
+    again while saves pile up more. One process merges at a time (``merge.lock``);
+    another that wants to merge meanwhile waits, then merges what is left. The
+    copying holds no other lock: saves go on. Waits up to ``timeout`` seconds
+    (default MERGE_LOCK_TIMEOUT) for each lock, else raises LockTimeout; a merge
+    that could not be swapped in changes nothing."""
+    timeout = MERGE_LOCK_TIMEOUT if timeout is None else timeout
+    with store.locked("merge.lock", timeout):
+        while True:
+            generation = store.current_generation()
+            if generation is None or not _readable(generation):
+                return
+            merged = [_merge(which, generation, timeout) for which in (store.CUSTOMERS, store.NOTES)]
+            if not any(merged):
+                return
+
+
+def _merge(which: str, generation: str, timeout: float) -> bool:
+    """Merge the small segments of one index, if it has a merge point. Returns
+    whether it did."""
+    ordered = sorted(store.open_index(which, generation)._segments(), key=lambda segment: segment.doc_count_all())
+    chosen = ordered[: merge_point([segment.doc_count_all() for segment in ordered])]
+    if not chosen:
+        return False
+    folder = os.path.join(store.root(), generation, f"merging-{which}")
+    shutil.rmtree(folder, ignore_errors=True)  # left by a merge whose process died
+    try:
+        merged, docmaps = _copy(which, generation, chosen, folder)
+        with store.locked("write.lock", timeout):
+            return _swap(which, generation, chosen, merged, docmaps, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _copy(which: str, generation: str, chosen: list, folder: str):
+    """Copy the live documents of the ``chosen`` segments into one new segment,
+    written in an index of its own in ``folder`` (files in the live index's folder
+    that no TOC names would be deleted by the next save). Returns the new segment
+    and, for each segment copied, where each of its documents went."""
+    source = store.open_index(which, generation)
+    os.makedirs(folder)
+    writer = store.writer(index.create_in(folder, store.SCHEMAS[which]()))
+    docmaps: dict[str, dict[int, int]] = {}
+    try:
+        for segment in chosen:
+            live = [docnum for docnum in range(segment.doc_count_all()) if not segment.is_deleted(docnum)]
+            start = writer.doc_count()
+            docmaps[segment.segment_id()] = {old: start + new for new, old in enumerate(live)}
+            reader = SegmentReader(source.storage, source.schema, segment)
             try:
-                kept = MERGE_SMALL(writer, segments) if len(segments) >= MERGE_AFTER else segments
-            except BaseException:
-                writer.cancel()
-                raise
-            if kept is segments:  # nothing to merge
-                writer.cancel()
-            else:
-                writer.commit(mergetype=lambda _writer, _segments: kept)
-        _drain_locked()
+                writer.add_reader(reader)  # copies the live documents, in order
+            finally:
+                reader.close()
+    except BaseException:
+        writer.cancel()
+        raise
+    writer.commit(merge=False)
+    (merged,) = index.open_dir(folder)._segments()
+    return merged, docmaps
+
+
+def _swap(which: str, generation: str, chosen: list, merged, docmaps, folder: str) -> bool:
+    """Under the write lock: put the ``merged`` segment in place of the ``chosen``
+    ones, deleting in it what saves deleted from them since they were copied."""
+    if store.current_generation() != generation:
+        return False  # a rebuild replaced the index meanwhile
+    ix = store.open_index(which, generation)
+    writer = store.writer(ix)
+    try:
+        now = {segment.segment_id(): segment for segment in writer.segments}
+        if not docmaps.keys() <= now.keys():
+            log.info("search %s segments changed during a merge; it is dropped", which)
+            writer.cancel()
+            return False
+        for segment in chosen:
+            since = set(now[segment.segment_id()].deleted_docs()) - set(segment.deleted_docs())
+            for docnum in since:
+                merged.delete_document(docmaps[segment.segment_id()][docnum])
+        prefix = merged.segment_id() + "."
+        for name in os.listdir(folder):
+            if name.startswith(prefix):
+                os.replace(os.path.join(folder, name), os.path.join(ix.storage.folder, name))
+    except BaseException:
+        writer.cancel()
+        raise
+    writer.commit(mergetype=lambda _writer, segments: [s for s in segments if s.segment_id() not in docmaps] + [merged])
+    return True
 
 
 def wait_for_merge(timeout: float | None = None) -> bool:
