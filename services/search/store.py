@@ -36,7 +36,8 @@ class IndexUnavailable(Exception):
 
 
 class LockTimeout(Exception):
-    """Another process held the index's write lock for longer than we would wait."""
+    """Another process held one of the index's locks (its name is the argument) for
+    longer than we would wait."""
 
 
 def scope_term(name: str, value) -> str:

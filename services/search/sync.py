@@ -296,19 +296,27 @@ def merge_point(sizes: list[int]) -> int:
 def merge_small(timeout: float | None = None) -> None:
     """Merge the small segments of each live index (see merge_point), again and
     again while saves pile up more. One process merges at a time (``merge.lock``);
-    another that wants to merge meanwhile waits, then merges what is left. The
-    copying holds no other lock: saves go on. Waits up to ``timeout`` seconds
-    (default MERGE_LOCK_TIMEOUT) for each lock, else raises LockTimeout; a merge
-    that could not be swapped in changes nothing."""
+    another that wants to merge meanwhile waits, then merges what is left, or after
+    ``timeout`` seconds (default MERGE_LOCK_TIMEOUT) leaves it to the one merging.
+    The copying holds no other lock: saves go on. Swapping a copy in waits up to
+    ``timeout`` for the write lock, else raises LockTimeout, changing nothing."""
     timeout = MERGE_LOCK_TIMEOUT if timeout is None else timeout
-    with store.locked("merge.lock", timeout):
-        while True:
-            generation = store.current_generation()
-            if generation is None or not _readable(generation):
-                return
-            merged = [_merge(which, generation, timeout) for which in (store.CUSTOMERS, store.NOTES)]
-            if not any(merged):
-                return
+    try:
+        with store.locked("merge.lock", timeout):
+            while _merge_all(timeout):
+                pass
+    except store.LockTimeout as busy:
+        if busy.args != ("merge.lock",):
+            raise
+        log.info("search: another process has been merging for %ss; left to it", timeout)
+
+
+def _merge_all(timeout: float) -> bool:
+    generation = store.current_generation()
+    if generation is None or not _readable(generation):
+        return False
+    merged = [_merge(which, generation, timeout) for which in (store.CUSTOMERS, store.NOTES)]
+    return any(merged)
 
 
 def _merge(which: str, generation: str, timeout: float) -> bool:
