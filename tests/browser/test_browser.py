@@ -29,6 +29,13 @@ def settle(page) -> None:
     page.wait_for_load_state("load")
 
 
+def htmx_idle(page) -> None:
+    """Wait until htmx has no request in flight and has settled what it swapped in:
+    an element swapped in answers its own htmx triggers only once processed."""
+    page.wait_for_function(
+        "!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
+
+
 def sign_in(page, base: str, username: str) -> None:
     page.goto("/login")
     form = page.locator("main form")

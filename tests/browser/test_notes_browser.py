@@ -13,7 +13,7 @@ from models import NoteTemplate, User
 from services import customers, notes
 from services.customers import CustomerData
 from services.notes import NoteData
-from tests.browser.test_browser import expect_same_document, mark_document, settle, sign_in
+from tests.browser.test_browser import expect_same_document, htmx_idle, mark_document, settle, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -53,6 +53,7 @@ def test_quick_entry_with_ctrl_enter(page, live_server, customer_page):
 
     page.locator("#note-form [name=body]").press("Control+Enter")  # empty: refused in place
     expect(page.locator("#note-form .field-error")).to_contain_text("Write something")
+    htmx_idle(page)  # the form just swapped in must be processed before its select answers
 
     page.locator("#note-form [name=template_id]").select_option(label="浏览器模板")
     expect(page.locator("#note-form [name=summary]")).to_have_value("到访目的：")
