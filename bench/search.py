@@ -430,8 +430,8 @@ SAVE_PAUSE = 0.25  # seconds between the paced saves: a busy office, not a loop
 
 def save_times(rng, admin, words: RareWords, count: int) -> dict:
     """Notes saved back to back, then at an office's pace (the index's small segments
-    are merged in the background: a save right after one that started a merge waits
-    for it), then customers updated back to back."""
+    are merged in the background, beside the saves that go on meanwhile), then
+    customers updated back to back."""
     lo, hi = db.session.execute(select(func.min(Customer.id), func.max(Customer.id))).one()
     timed, customer_ms, saved = {}, [], []
     for name, pause in (("note", 0.0), ("paced", SAVE_PAUSE)):

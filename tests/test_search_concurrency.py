@@ -28,6 +28,24 @@ def _child_app(url: str, instance: str):
                        "INSTANCE_PATH": instance})
 
 
+def _collect(processes, results) -> list:
+    """One result from each of the started ``processes`` (each within TIMEOUT), once
+    they have all ended well."""
+    got = []
+    try:
+        for _ in processes:
+            got.append(results.get(timeout=TIMEOUT))
+    except queue.Empty:
+        pytest.fail(f"a process did not finish in {TIMEOUT}s; {len(got)} did")
+    finally:
+        for process in processes:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+    assert all(process.exitcode == 0 for process in processes)
+    return got
+
+
 def save_notes_until_rebuilt(url, instance, customer_id, author_id, tag, started, rebuilt, results):
     """Save notes one by one until the rebuild has finished, and three more."""
     app = _child_app(url, instance)
@@ -72,19 +90,7 @@ def test_notes_saved_by_two_processes_during_a_rebuild_are_all_searchable(app):
     processes.append(context.Process(target=rebuild_when_writing, args=(url, instance, started, rebuilt, results)))
     for process in processes:
         process.start()
-    outcome = {}
-    try:
-        for _ in processes:
-            key, value = results.get(timeout=TIMEOUT)
-            outcome[key] = value
-    except queue.Empty:
-        pytest.fail(f"a process did not finish in {TIMEOUT}s; got {sorted(outcome)}")
-    finally:
-        for process in processes:
-            process.join(10)
-            if process.is_alive():
-                process.kill()
-    assert all(process.exitcode == 0 for process in processes)
+    outcome = dict(_collect(processes, results))
     saved = [note_id for n in range(WRITERS) for note_id in outcome[n]]
     assert len(saved) >= WRITERS * 4 and outcome["rebuild"] >= 1500
     with app.app_context():
@@ -135,18 +141,7 @@ def test_background_merges_in_two_saving_processes_lose_no_note_and_no_edit(app)
     for process in processes:
         process.start()
     go.set()
-    outcome = []
-    try:
-        for _ in processes:
-            outcome.append(results.get(timeout=TIMEOUT))
-    except queue.Empty:
-        pytest.fail(f"a process did not finish in {TIMEOUT}s")
-    finally:
-        for process in processes:
-            process.join(10)
-            if process.is_alive():
-                process.kill()
-    assert all(process.exitcode == 0 for process in processes)
+    outcome = _collect(processes, results)
     assert all(merged for *_, merged in outcome)
     saved = {note_id for _, ids, _, _ in outcome for note_id in ids}
     edited = {note_id for _, _, ids, _ in outcome for note_id in ids}

@@ -474,17 +474,25 @@ def test_saves_go_on_during_a_merge_and_what_they_delete_stays_deleted(app, staf
     assert search.check().ok
 
 
-def test_a_merge_waits_for_the_write_lock_and_gives_up_without_harm(app, staff, monkeypatch):
+def _notes_in_small_segments(monkeypatch, admin, name: str) -> int:
+    """Five notes to ``name``, each in a segment of its own, that background merges
+    leave alone (merge_small merges them when called). Returns the segment count."""
     from services.search import sync
 
     monkeypatch.setattr(sync, "MERGE_AFTER", 2)
-    admin = staff["admin"]
-    customer = _customer(admin, "孙悟空")
+    customer = _customer(admin, name)
     with monkeypatch.context() as patched:
         patched.setattr(sync, "start_merge", lambda: None)
-        for place in ("花果山", "水帘洞", "灵台山", "斜月洞", "火焰山"):
-            _note(admin, customer, f"{place}来电")
-    count = _segments(store.NOTES)
+        for n in range(5):
+            _note(admin, customer, f"第{n}次来电")
+    return _segments(store.NOTES)
+
+
+def test_a_merge_waits_for_the_write_lock_and_gives_up_without_harm(app, staff, monkeypatch):
+    from services.search import sync
+
+    admin = staff["admin"]
+    count = _notes_in_small_segments(monkeypatch, admin, "孙悟空")
     with store.locked("write.lock", 1):
         with pytest.raises(store.LockTimeout):
             sync.merge_small(timeout=0.05)
@@ -497,14 +505,7 @@ def test_a_merge_waits_for_the_write_lock_and_gives_up_without_harm(app, staff, 
 def test_one_process_merges_at_a_time_and_another_waits_for_it_for_a_while(app, staff, monkeypatch):
     from services.search import sync
 
-    monkeypatch.setattr(sync, "MERGE_AFTER", 2)
-    admin = staff["admin"]
-    customer = _customer(admin, "猪八戒")
-    with monkeypatch.context() as patched:
-        patched.setattr(sync, "start_merge", lambda: None)
-        for place in ("高老庄", "云栈洞", "福陵山", "流沙河", "通天河"):
-            _note(admin, customer, f"{place}来电")
-    count = _segments(store.NOTES)
+    count = _notes_in_small_segments(monkeypatch, staff["admin"], "猪八戒")
     with store.locked("merge.lock", 1):  # another process is merging (and will merge what is left)
         sync.merge_small(timeout=0.05)
     assert _segments(store.NOTES) == count
