@@ -447,7 +447,7 @@ def save_times(rng, admin, words: RareWords, count: int) -> dict:
                 saved.append((word, note.id))
                 db.session.remove()
         timed[name], timed[f"{name} drain"] = samples, drain.samples
-        sync.wait_for_merge(120)
+        sync.wait_for_background(120)
     with DrainClock() as customer_drain:
         for _ in range(count):
             customer = db.session.get(Customer, rng.randint(lo, hi))
@@ -460,7 +460,7 @@ def save_times(rng, admin, words: RareWords, count: int) -> dict:
             customers.update_customer(admin, customer, data, acknowledge_duplicates=True)
             customer_ms.append((time.perf_counter() - start) * 1000)
             db.session.remove()
-    sync.wait_for_merge(120)
+    sync.wait_for_background(120)
     with reading_only():
         found = sum(any(n.id == note_id for n in search.search_notes(admin, word).items) for word, note_id in saved)
     db.session.rollback()

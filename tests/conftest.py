@@ -107,7 +107,7 @@ def app(database_url, tmp_path):
     yield app
     from services.search import sync
 
-    assert sync.wait_for_merge(60), "a background merge of the search index did not end"
+    assert sync.wait_for_background(60), "a background merge or rebuild of the search index did not end"
     with app.app_context():
         db.session.remove()
         _empty_tables()
@@ -133,7 +133,7 @@ def make_app(database_url, tmp_path):
     yield make
     from services.search import sync
 
-    sync.wait_for_merge(60)
+    sync.wait_for_background(60)
     for app in made:
         with app.app_context():
             db.session.remove()

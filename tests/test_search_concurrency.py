@@ -121,7 +121,7 @@ def save_and_edit_notes(url, instance, customer_id, author_id, tag, go, results)
                 notes.edit_note(author, note, NoteData(kind="call", body=f"合并 w{tag}n{n - 2} 合同"))
                 edited.append(note.id)
             db.session.remove()
-        merged = sync.wait_for_merge(TIMEOUT)
+        merged = sync.wait_for_background(TIMEOUT)
         db.engine.dispose()
     results.put((tag, saved, edited, merged))
 

@@ -229,7 +229,7 @@ def test_a_page_of_results_is_read_in_the_same_few_queries_however_long(app, cli
             notes.create_note(boss, customer, NoteData(kind="call", body=f"询价客户{mark}来电"))
         db.session.commit()
     sign_in(client, "boss")
-    assert search.sync.wait_for_merge(30)  # its statements would be counted too
+    assert search.sync.wait_for_background(30)  # its statements would be counted too
 
     def selects(url: str, shown: int, marker='class="search-result"') -> list[str]:
         with app.app_context(), statements_run(db.engine) as statements:

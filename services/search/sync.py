@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 
 from flask import current_app
 from sqlalchemy import delete, event, inspect, insert, select, update
@@ -234,11 +235,6 @@ def _drain_locked() -> int:
 # ---- merging small segments, in the background -----------------------------------------
 
 _merging = threading.Lock()  # one background merge per process at a time
-_merge_done = threading.Event()
-_merge_done.set()
-# A CLI command or a worker that ends lets a running merge finish first (for a while:
-# a merge cut off only leaves files the next commit deletes).
-atexit.register(lambda: _merge_done.wait(10))
 
 
 def start_merge() -> None:
@@ -246,17 +242,19 @@ def start_merge() -> None:
     process is merging already."""
     if not _merging.acquire(blocking=False):
         return
-    _merge_done.clear()
-
-    def done():
-        _merge_done.set()
-        _merging.release()
-
     try:
-        _in_background("search-merge", merge_small, then=done)
+        _in_background("search-merge", merge_small, then=_merging.release)
     except BaseException:
-        done()
+        _merging.release()
         raise
+
+
+_background: set[threading.Thread] = set()  # running, started by _in_background
+_background_lock = threading.Lock()
+# A CLI command or a worker that ends lets a merge or rebuild finish first, for a
+# while: a merge cut off only leaves files the next commit deletes, a rebuild a
+# generation marked as being built, which the next rebuild removes.
+atexit.register(lambda: wait_for_background(10))
 
 
 def _in_background(name: str, work, *, then=None) -> None:
@@ -273,8 +271,29 @@ def _in_background(name: str, work, *, then=None) -> None:
         finally:
             if then is not None:
                 then()
+            with _background_lock:
+                _background.discard(thread)
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    with _background_lock:
+        _background.add(thread)
+    thread.start()
+
+
+def wait_for_background(timeout: float | None = None) -> bool:
+    """Whether no background work (a merge, a rebuild) runs in this process, after
+    waiting up to ``timeout`` seconds for it to end: for tests, the benchmark and
+    shutdown."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        with _background_lock:
+            running = list(_background)
+        if not running:
+            return True
+        for thread in running:  # one may start another (a rebuild's drain, a merge)
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                return False
 
 
 def merge_point(sizes: list[int]) -> int:
@@ -389,12 +408,6 @@ def _swap(which: str, generation: str, chosen: list, merged, docmaps, folder: st
         raise
     writer.commit(mergetype=lambda _writer, segments: [s for s in segments if s.segment_id() not in docmaps] + [merged])
     return True
-
-
-def wait_for_merge(timeout: float | None = None) -> bool:
-    """Whether no background merge runs in this process (after waiting up to
-    ``timeout`` seconds for it to end): for tests, the benchmark and shutdown."""
-    return _merge_done.wait(timeout)
 
 
 def _settle(ids: list[int], *, keep: bool) -> None:

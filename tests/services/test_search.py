@@ -421,11 +421,11 @@ def test_saves_never_merge_and_a_background_merge_keeps_every_change(app, staff,
     assert sorted(n.id for n in search.search_notes(admin, "报价", per_page=50).items) == [n.id for n in made]
     # in the background, while more notes are saved: none is lost
     made += [_note(admin, customer, f"取经第{i}站报价") for i in range(6, 20)]
-    assert sync.wait_for_merge(30)
+    assert sync.wait_for_background(30)
     db.session.commit()
     search.drain()
     assert sorted(n.id for n in search.search_notes(admin, "报价", per_page=50).items) == [n.id for n in made]
-    assert sync.wait_for_merge(30)
+    assert sync.wait_for_background(30)
     assert _segments(store.NOTES) < 4 + 5
     assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
 
