@@ -326,17 +326,13 @@ def forget_searchers() -> None:
 
 # ---- locks -------------------------------------------------------------------------
 
-def _file_lock(name: str, base: str | None) -> FileLock:
-    base = base or root()
-    os.makedirs(base, exist_ok=True)
-    return FileLock(os.path.join(base, name))
-
-
 @contextmanager
 def locked(name: str, timeout: float | None, base: str | None = None):
     """Hold the OS file lock ``name`` (in the index folder), waiting at most
     ``timeout`` seconds (None: as long as it takes). Raises LockTimeout."""
-    lock = _file_lock(name, base)
+    base = base or root()
+    os.makedirs(base, exist_ok=True)
+    lock = FileLock(os.path.join(base, name))
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.002
     while not lock.acquire(blocking=False):
@@ -350,20 +346,10 @@ def locked(name: str, timeout: float | None, base: str | None = None):
         lock.release()
 
 
-@contextmanager
-def attempt(name: str, base: str | None = None):
-    """Hold the OS file lock ``name`` for this block if it is free now; yields
-    whether it is held."""
-    lock = _file_lock(name, base)
-    held = lock.acquire(blocking=False)
-    try:
-        yield held
-    finally:
-        if held:
-            lock.release()
-
-
 def rebuild_running(base: str | None = None) -> bool:
     """Whether some process holds the rebuild lock now."""
-    with attempt("rebuild.lock", base) as held:
-        return not held
+    try:
+        with locked("rebuild.lock", 0, base):
+            return False
+    except LockTimeout:
+        return True

@@ -334,33 +334,33 @@ def _merge_all(timeout: float) -> bool:
     generation = store.current_generation()
     if generation is None or not _readable(generation):
         return False
-    merged = [_merge(which, generation, timeout) for which in (store.CUSTOMERS, store.NOTES)]
+    merged = [_merge(which, generation, timeout) for which in (store.CUSTOMERS, store.NOTES)]  # both, always
     return any(merged)
 
 
 def _merge(which: str, generation: str, timeout: float) -> bool:
     """Merge the small segments of one index, if it has a merge point. Returns
     whether it did."""
-    ordered = sorted(store.open_index(which, generation)._segments(), key=lambda segment: segment.doc_count_all())
+    source = store.open_index(which, generation)
+    ordered = sorted(source._segments(), key=lambda segment: segment.doc_count_all())
     chosen = ordered[: merge_point([segment.doc_count_all() for segment in ordered])]
     if not chosen:
         return False
     folder = os.path.join(store.root(), generation, f"merging-{which}")
     shutil.rmtree(folder, ignore_errors=True)  # left by a merge whose process died
     try:
-        merged, docmaps = _copy(which, generation, chosen, folder)
+        merged, docmaps = _copy(source, which, chosen, folder)
         with store.locked("write.lock", timeout):
             return _swap(which, generation, chosen, merged, docmaps, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _copy(which: str, generation: str, chosen: list, folder: str):
-    """Copy the live documents of the ``chosen`` segments into one new segment,
-    written in an index of its own in ``folder`` (files in the live index's folder
-    that no TOC names would be deleted by the next save). Returns the new segment
-    and, for each segment copied, where each of its documents went."""
-    source = store.open_index(which, generation)
+def _copy(source, which: str, chosen: list, folder: str):
+    """Copy the live documents of the ``chosen`` segments of the index ``source``
+    into one new segment, written in an index of its own in ``folder`` (files in the
+    live index's folder that no TOC names would be deleted by the next save). Returns
+    the new segment and, for each segment copied, where each of its documents went."""
     os.makedirs(folder)
     writer = store.writer(index.create_in(folder, store.SCHEMAS[which]()))
     docmaps: dict[str, dict[int, int]] = {}
