@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 import re
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from faker import Faker
 from sqlalchemy import func, insert, select, text
 
 from extensions import db, refresh_statistics
@@ -26,11 +26,18 @@ from models import (
 )
 from services import passwords
 
+if TYPE_CHECKING:
+    from faker import Faker
+
 # A small office: mostly sales, a couple of front-desk staff, one manager.
 ROLE_MIX = [Role.MANAGER] + [Role.SALES] * 6 + [Role.FRONTDESK] * 2
 
 
 def _faker(seed: int) -> Faker:
+    # Imported here: importing Faker takes about a third of a second, and only
+    # the demo-data command and the benchmarks need it, not every app start.
+    from faker import Faker
+
     fake = Faker(["zh_CN", "en_US"], use_weighting=True)
     fake.seed_instance(seed)
     return fake

@@ -155,3 +155,19 @@ def test_vendored_files_match_their_recorded_checksums():
     assert len(rows) == 2
     for name, digest in rows:
         assert hashlib.sha256((ROOT / "static/vendor" / name).read_bytes()).hexdigest() == digest
+
+
+def test_starting_the_app_does_not_load_demo_only_libraries(tmp_path):
+    """Faker is for the demo-data command and the benchmarks; a fresh process that
+    builds the app (as every gunicorn worker does) must not import it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from app import create_app; "
+        f"create_app({{'TESTING': True, 'SECRET_KEY': 'x', 'INSTANCE_PATH': {str(tmp_path)!r}}}); "
+        "print('faker' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "False"
