@@ -217,12 +217,16 @@ def _fill_form(form: CustomerForm, customer) -> None:
 @bp.post("/<int:customer_id>/archive")
 @permission_required("customer.archive")
 def archive(customer_id: int):
-    """Archive; the toast offers Undo."""
+    """Archive; htmx swaps the card and its toast offers Undo, a plain form post is
+    redirected to the customer page (which shows Restore)."""
     customer = customer_or_404(customer_id, "customer.archive")
     customers.archive(actor(), customer, ip=client_ip())
+    message = _l("%(name)s archived.", name=customer.name)
+    if not htmx.wants_fragment():
+        htmx.notify(message, "success")
+        return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
     return htmx.render(
-        "customers/detail.html", "customers/_card.html", customer=customer, purge_form=PurgeForm(),
-        toast=_l("%(name)s archived.", name=customer.name),
+        "customers/_card.html", customer=customer, purge_form=PurgeForm(), toast=message,
         undo_url=url_for("customers.restore", customer_id=customer.id),
     )
 
@@ -256,8 +260,10 @@ def purge(customer_id: int):
         else:
             htmx.notify(_l("The customer was deleted for good."), "success")
             return htmx.redirect(url_for("customers.index", archived=1))
-    return htmx.render("customers/detail.html", "customers/_purge.html", customer=customer,
-                       purge_form=form, status=422)
+    if not htmx.wants_fragment():  # a plain form post: the refusal is shown on the customer page
+        htmx.notify(" ".join(str(error) for errors in form.errors.values() for error in errors), "error")
+        return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
+    return htmx.render("customers/_purge.html", customer=customer, purge_form=form, status=422)
 
 
 @bp.get("/<int:customer_id>/history")
