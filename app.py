@@ -33,6 +33,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.init_app(app)
     htmx.init_app(app)
 
+    from blueprints import converters
+
+    converters.init_app(app)  # before the blueprints: their rules use <id:…>
     from blueprints import admin, auth, customers, errors, i18n, main, notes, pool, pool_admin, security, tags, tasks
     from blueprints import search as search_views
 

@@ -9,14 +9,11 @@ from flask_login import current_user
 from extensions import db
 from models import Customer, CustomerNote, FollowUpTask
 from services import policy
-
-# Ids beyond a 32-bit integer exist nowhere; refusing them early spares the database
-# an overflow error.
-MAX_ID = 2**31 - 1
-
+from services.ids import is_id
 
 def _get(model, object_id: int):
-    return db.session.get(model, object_id) if 0 < object_id <= MAX_ID else None
+    # An id no row can have is not looked up: the database would overflow on it.
+    return db.session.get(model, object_id) if is_id(object_id) else None
 
 
 def actor():

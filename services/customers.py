@@ -26,6 +26,7 @@ from models import (
 )
 from services import audit, phones, policy, pool
 from services.errors import DomainError
+from services.ids import parse_id
 
 # Fields compared for the history, in the order the form shows them.
 TRACKED_FIELDS = (
@@ -320,8 +321,8 @@ def filtered_query(user: User, flt: CustomerFilter):
         query = query.where(Customer.owner_id.is_(None))
     elif flt.owner == "mine":
         query = query.where(Customer.owner_id == user.id)
-    elif flt.owner.isdigit():
-        query = query.where(Customer.owner_id == int(flt.owner))
+    elif (owner_id := parse_id(flt.owner)) is not None:
+        query = query.where(Customer.owner_id == owner_id)
     if flt.tag_ids:  # all must match
         query = query.where(Customer.id.in_(customers_with_all_tags(flt.tag_ids)))
     if flt.q:

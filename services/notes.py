@@ -30,6 +30,7 @@ from models import (
 )
 from services import audit, mentions, policy, tasks
 from services.errors import DomainError
+from services.ids import format_cursor, parse_cursor
 
 BODY_MAX = 5000
 SECTION_MAX = 2000
@@ -347,15 +348,7 @@ class NotePage:
 
 
 def encode_cursor(note: CustomerNote) -> str:
-    return f"{note.created_at.isoformat(timespec='microseconds')},{note.id}"
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """Raises ValueError for anything :func:`encode_cursor` did not make."""
-    stamp, _, note_id = (cursor or "").partition(",")
-    if not note_id.isascii() or not note_id.isdigit():
-        raise ValueError("bad cursor")
-    return datetime.fromisoformat(stamp).replace(tzinfo=None), int(note_id)
+    return format_cursor(note.created_at, note.id)
 
 
 def customer_notes_query(user: User, customer: Customer, before: str | None = None):
@@ -365,7 +358,9 @@ def customer_notes_query(user: User, customer: Customer, before: str | None = No
     Raises ValueError for a malformed cursor."""
     query = policy.readable_notes(user).where(CustomerNote.customer_id == customer.id)
     if before:
-        stamp, note_id = decode_cursor(before)
+        if (cursor := parse_cursor(before)) is None:
+            raise ValueError("bad cursor")
+        stamp, note_id = cursor
         query = query.where(
             CustomerNote.created_at <= stamp,
             or_(CustomerNote.created_at < stamp, and_(CustomerNote.created_at == stamp, CustomerNote.id < note_id)),

@@ -24,6 +24,7 @@ from extensions import db
 from models import COLOURS, CustomerNote, Tag, TagGroup, User, customer_tags, note_tags
 from services import audit
 from services.errors import DomainError
+from services.ids import parse_ids
 
 NAME_MAX = 32
 
@@ -61,24 +62,13 @@ def get_tag(tag_id: int) -> Tag | None:
 def tags_by_ids(ids) -> list[Tag]:
     """The tags with these ids (ints or digit strings; anything else and unknown ids
     are ignored), in display order: by group, then name."""
-    wanted = parse_tag_ids(ids)
+    wanted = parse_ids(ids)
     if not wanted:
         return []
     return list(db.session.scalars(
         select(Tag).join(TagGroup).where(Tag.id.in_(wanted))
         .order_by(TagGroup.position, TagGroup.id, Tag.name)
     ))
-
-
-def parse_tag_ids(values) -> list[int]:
-    """Tag ids from request arguments (``?tag=3&tag=7``): positive ints, each once,
-    in the order given. Junk is dropped, never an error."""
-    ids: list[int] = []
-    for value in values or ():
-        text = str(value).strip()
-        if text.isascii() and text.isdigit() and 0 < int(text) < 2**31 and int(text) not in ids:
-            ids.append(int(text))
-    return ids
 
 
 def toggled(selected_ids, tag_id: int) -> list[int]:

@@ -19,14 +19,13 @@ from extensions import db
 from models import Customer, CustomerNote, FollowUpTask, Role, User, utcnow
 from services import audit, policy
 from services.errors import DomainError
+from services.ids import is_id
 
 SCOPES = ("open", "done", "all")
 DUE_FILTERS = ("overdue", "today", "week", "")
 PER_PAGE = 50
 # Who may be given a follow-up through the reassign and create forms.
 ASSIGNABLE_ROLES = policy.OWNER_ROLES
-# Ids beyond the integer columns' range are unknown, not a driver error.
-MAX_ID = 2**31 - 1
 
 
 def office_today(timezone: str, now: datetime | None = None) -> date:
@@ -93,7 +92,7 @@ def add_task(
 
 
 def _user(user_id: int) -> User | None:
-    return db.session.get(User, user_id) if 0 < user_id <= MAX_ID else None
+    return db.session.get(User, user_id) if is_id(user_id) else None
 
 
 def _check_assignee(assignee: User | None, customer: Customer) -> User:

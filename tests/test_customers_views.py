@@ -203,6 +203,18 @@ def test_archive_with_undo_and_restore(app, client, world):
     assert "甲客户" in client.get("/customers").data.decode()
 
 
+def test_archive_without_htmx_redirects_to_the_customer_page(app, client, world):
+    """A plain form post (no JavaScript) is saved and redirected, with the message
+    on the page it lands on; it used to render the page without its context, a 500."""
+    _as(client, app, "manager")
+    response = client.post(f"/customers/{world['own']}/archive")
+    assert response.status_code == 303 and response.headers["Location"] == f"/customers/{world['own']}"
+    with app.app_context():
+        assert db.session.get(Customer, world["own"]).archived_at is not None
+    page = client.get(response.headers["Location"]).data.decode()
+    assert "甲客户 archived." in page
+
+
 def test_purge_needs_the_typed_name_and_admin(app, client, world):
     _as(client, app, "boss")
     wrong = client.post(f"/customers/{world['archived']}/purge", headers=HX, data={"confirm_name": "丁"})
@@ -214,6 +226,15 @@ def test_purge_needs_the_typed_name_and_admin(app, client, world):
     with app.app_context():
         assert db.session.get(Customer, world["archived"]) is None
         assert not db.session.scalars(select(CustomerChange).where(CustomerChange.customer_id == world["archived"])).all()
+
+
+def test_a_refused_purge_without_htmx_redirects_with_the_reason(app, client, world):
+    _as(client, app, "boss")
+    response = client.post(f"/customers/{world['archived']}/purge", data={"confirm_name": "丁"})
+    assert response.status_code == 303 and response.headers["Location"] == f"/customers/{world['archived']}"
+    with app.app_context():
+        assert db.session.get(Customer, world["archived"]) is not None
+    assert "Type the customer" in client.get(response.headers["Location"]).data.decode()
 
 
 def test_tag_filter_counts_in_list(app, client, world):

@@ -385,7 +385,7 @@ def test_new_task_page_defaults_to_tomorrow_and_the_owner(client, login_as, make
     ({"due_date": "2026-02-30"}, "due_date", "Not a valid date value."),
     ({"due_date": "yesterday"}, "due_date", "The due date is in the past."),
     ({"assignee_id": "999999"}, "assignee_id", "Choose an active colleague."),
-    ({"assignee_id": "9" * 30}, "assignee_id", "Choose an active colleague."),
+    ({"assignee_id": "9" * 30}, "assignee_id", "Invalid Choice"),  # no row has such an id
     ({"assignee_id": "inactive"}, "assignee_id", "Choose an active colleague."),
     ({"assignee_id": "frontdesk"}, "assignee_id", "Follow-ups go to sales staff or managers."),
     ({"assignee_id": "abc"}, "assignee_id", "Invalid Choice"),

@@ -13,6 +13,7 @@ from extensions import db
 from models import User
 from services import accounts, audit, customers, pool
 from services.errors import DomainError
+from services.ids import parse_id
 from services.policy import authorize, permission_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -70,7 +71,7 @@ def create_user():
     )
 
 
-@bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
+@bp.route("/users/<id:user_id>/edit", methods=["GET", "POST"])
 @permission_required("users.manage")
 def edit_user(user_id: int):
     """Change name, role, language or claim limit. A role change ends the user's
@@ -96,7 +97,7 @@ def edit_user(user_id: int):
     )
 
 
-@bp.post("/users/<int:user_id>/active")
+@bp.post("/users/<id:user_id>/active")
 @permission_required("users.manage")
 def set_active(user_id: int):
     """Deactivate (``active=0``; every session ends at once) or reactivate."""
@@ -107,7 +108,8 @@ def set_active(user_id: int):
         if "handover_to" not in request.form:
             return htmx.render("admin/handover.html", "admin/_handover_row.html", user=user,
                                owned=pool.owned_count_all(user.id), colleagues=_colleagues(user))
-        to_user = request.form.get("handover_to", type=int)
+        # "" is the pool; junk names no colleague (0) and is refused, not read as the pool.
+        to_user = (parse_id(request.form["handover_to"]) or 0) if request.form["handover_to"] else None
         try:
             moved = pool.handover_customers(_actor(), user, to_user, commit=False)
         except DomainError as refused:
@@ -128,7 +130,7 @@ def _colleagues(leaving: User) -> list[User]:
     return [u for u in customers.owner_choices() if u.id != leaving.id]
 
 
-@bp.post("/users/<int:user_id>/reset-password")
+@bp.post("/users/<id:user_id>/reset-password")
 @permission_required("users.manage")
 def reset_password(user_id: int):
     """Issue a one-time password; the user must change it at next sign-in."""
@@ -143,6 +145,6 @@ def reset_password(user_id: int):
 def audit_log():
     """The newest audit lines, filterable by kind, paged back in time."""
     kind = request.args.get("kind", "")[:64]
-    before = request.args.get("before", type=int)
+    before = parse_id(request.args.get("before"))
     events = audit.recent_events(action_prefix=kind, limit=50, before_id=before)
     return htmx.render("admin/audit.html", "admin/_audit_rows.html", events=events, kind=kind)

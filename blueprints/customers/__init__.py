@@ -15,6 +15,7 @@ from services import customers, policy, pool, tags
 from services import merge as merging
 from services.customers import CustomerData, CustomerFilter, DuplicateCustomer
 from services.errors import DomainError
+from services.ids import parse_id, parse_ids, parse_page
 from services.policy import permission_required
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
@@ -27,8 +28,8 @@ def parse_filter(args) -> CustomerFilter:
     flt = CustomerFilter(**{name: args.get(name, "", type=str)[:100].strip() for name in FILTER_FIELDS})
     flt.sort = flt.sort if flt.sort in customers.SORTS else "updated"
     flt.archived = args.get("archived") == "1"
-    flt.tag_ids = sorted({int(t) for t in args.getlist("tag") if t.isdigit()})[:10]
-    flt.page = max(1, args.get("page", 1, type=int) or 1)
+    flt.tag_ids = sorted(parse_ids(args.getlist("tag"), limit=10))
+    flt.page = parse_page(args.get("page"))
     return flt
 
 
@@ -80,7 +81,7 @@ def form_data(form: CustomerForm) -> CustomerData:
         address=form.address.data or "", region=form.region.data or "",
         type=form.type.data, stage=form.stage.data, importance=form.importance.data,
         source=form.source.data, birthday=form.birthday.data,
-        owner_id=int(form.owner_id.data) if "owner_id" in form and form.owner_id.data else None,
+        owner_id=parse_id(form.owner_id.data) if "owner_id" in form else None,
     )
 
 
@@ -148,13 +149,13 @@ def duplicates():
         name=(form.name.data or "").strip()[:100], company=(form.company.data or "").strip()[:200],
         phones=found_phones, email=(form.email.data or "").strip()[:254],
     )
-    exclude = request.args.get("exclude", type=int)
+    exclude = parse_id(request.args.get("exclude"))
     found = customers.find_duplicates(data, exclude_id=exclude)
     return htmx.render("customers/_duplicates.html", "customers/_duplicates.html",
                        duplicates=_describe(found, data))
 
 
-@bp.get("/<int:customer_id>")
+@bp.get("/<id:customer_id>")
 @permission_required("customer.view")
 def detail(customer_id: int):
     """The customer page: card, notes, follow-ups, history."""
@@ -172,7 +173,7 @@ def detail(customer_id: int):
     return htmx.render("customers/detail.html", **context)
 
 
-@bp.route("/<int:customer_id>/edit", methods=["GET", "POST"])
+@bp.route("/<id:customer_id>/edit", methods=["GET", "POST"])
 @permission_required("customer.edit")
 def edit(customer_id: int):
     """Edit the card; every changed field goes into the history."""
@@ -214,20 +215,24 @@ def _fill_form(form: CustomerForm, customer) -> None:
     form.tag_ids.data = [tag.id for tag in customer.tags]
 
 
-@bp.post("/<int:customer_id>/archive")
+@bp.post("/<id:customer_id>/archive")
 @permission_required("customer.archive")
 def archive(customer_id: int):
-    """Archive; the toast offers Undo."""
+    """Archive; htmx swaps the card and its toast offers Undo, a plain form post is
+    redirected to the customer page (which shows Restore)."""
     customer = customer_or_404(customer_id, "customer.archive")
     customers.archive(actor(), customer, ip=client_ip())
+    message = _l("%(name)s archived.", name=customer.name)
+    if not htmx.wants_fragment():
+        htmx.notify(message, "success")
+        return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
     return htmx.render(
-        "customers/detail.html", "customers/_card.html", customer=customer, purge_form=PurgeForm(),
-        toast=_l("%(name)s archived.", name=customer.name),
+        "customers/_card.html", customer=customer, purge_form=PurgeForm(), toast=message,
         undo_url=url_for("customers.restore", customer_id=customer.id),
     )
 
 
-@bp.post("/<int:customer_id>/restore")
+@bp.post("/<id:customer_id>/restore")
 @permission_required("customer.archive")
 def restore(customer_id: int):
     """Restore from the archive (also the Undo of an archive)."""
@@ -242,7 +247,7 @@ def restore(customer_id: int):
     return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
 
 
-@bp.post("/<int:customer_id>/purge")
+@bp.post("/<id:customer_id>/purge")
 @permission_required("customer.purge")
 def purge(customer_id: int):
     """Delete an archived customer for good, after typing its name."""
@@ -256,11 +261,13 @@ def purge(customer_id: int):
         else:
             htmx.notify(_l("The customer was deleted for good."), "success")
             return htmx.redirect(url_for("customers.index", archived=1))
-    return htmx.render("customers/detail.html", "customers/_purge.html", customer=customer,
-                       purge_form=form, status=422)
+    if not htmx.wants_fragment():  # a plain form post: the refusal is shown on the customer page
+        htmx.notify(" ".join(str(error) for errors in form.errors.values() for error in errors), "error")
+        return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
+    return htmx.render("customers/_purge.html", customer=customer, purge_form=form, status=422)
 
 
-@bp.get("/<int:customer_id>/history")
+@bp.get("/<id:customer_id>/history")
 @permission_required("customer.view_details")
 def history(customer_id: int):
     """Who changed which field from what to what (C5)."""
@@ -294,7 +301,7 @@ def customer_labels():
     }
 
 
-@bp.get("/<int:customer_id>/merge")
+@bp.get("/<id:customer_id>/merge")
 @permission_required("customer.merge")
 def merge_candidates(customer_id: int):
     """Pick the customer to merge this one into: likely duplicates first, or any
@@ -311,12 +318,12 @@ def merge_candidates(customer_id: int):
                        customer=customer, candidates=candidates, q=q)
 
 
-@bp.post("/<int:customer_id>/merge")
+@bp.post("/<id:customer_id>/merge")
 @permission_required("customer.merge")
 def merge(customer_id: int):
     """Merge the customer ``drop_id`` into this one; audited, undoable."""
     keep = customer_or_404(customer_id, "customer.merge")
-    drop = customer_or_404(request.form.get("drop_id", 0, type=int), "customer.merge")
+    drop = customer_or_404(parse_id(request.form.get("drop_id")) or 0, "customer.merge")
     try:
         merging.merge_customers(actor(), keep, drop, ip=client_ip())
     except DomainError as refused:
@@ -325,7 +332,7 @@ def merge(customer_id: int):
     return htmx.redirect(url_for("customers.detail", customer_id=keep.id))
 
 
-@bp.post("/<int:customer_id>/unmerge")
+@bp.post("/<id:customer_id>/unmerge")
 @permission_required("customer.merge")
 def unmerge(customer_id: int):
     """Undo the merge that archived this customer."""

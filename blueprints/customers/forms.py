@@ -6,6 +6,7 @@ from wtforms.validators import Email, InputRequired, Length, Optional, Validatio
 
 from models import CustomerType, Importance, Source, Stage
 from services import phones
+from services.ids import coerce_id
 
 TYPE_LABELS = {
     CustomerType.INDIVIDUAL: _l("Individual"),
@@ -56,7 +57,7 @@ class CustomerForm(FlaskForm):
     source = SelectField(_l("Source"), choices=choices(SOURCE_LABELS), default=Source.OTHER.value)
     birthday = DateField(_l("Birthday"), validators=[Optional()])
     owner_id = SelectField(_l("Owner"), coerce=str, validate_choice=True)
-    tag_ids = SelectMultipleField(_l("Tags"), coerce=int, validate_choice=True)
+    tag_ids = SelectMultipleField(_l("Tags"), coerce=coerce_id, validate_choice=True)
     acknowledge_duplicates = BooleanField(_l("Save anyway"))
 
     PHONE_FIELDS = (("mobile", "mobile"), ("mobile_2", "mobile"), ("landline", "landline"))

@@ -62,7 +62,7 @@ def new_template():
     return _render(form, None, 422 if form.errors else 200)
 
 
-@bp.route("/note-templates/<int:template_id>/edit", methods=["GET", "POST"])
+@bp.route("/note-templates/<id:template_id>/edit", methods=["GET", "POST"])
 @permission_required("note_template.manage")
 def edit_template(template_id: int):
     """Edit a template; notes written from it keep their text. 404 for an unknown

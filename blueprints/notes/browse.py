@@ -13,6 +13,7 @@ from blueprints.access import actor
 from blueprints.notes import bp
 from models import NoteKind
 from services import mentions, notes_list, policy, tags
+from services.ids import parse_bounded, parse_id, parse_ids, parse_page
 from services.notes_list import NoteFilter
 from services.policy import permission_required
 
@@ -33,12 +34,12 @@ def parse_filter(args) -> NoteFilter:
     author = args.get("author", "")
     return NoteFilter(
         kind=kind if kind in {k.value for k in NoteKind} else "",
-        author=int(author) if author.isascii() and author.isdigit() and int(author) < 2**31 else None,
-        tag_ids=tags.parse_tag_ids(args.getlist("tag"))[:MAX_TAGS],
+        author=parse_id(author),
+        tag_ids=parse_ids(args.getlist("tag"), limit=MAX_TAGS),
         date_from=_date(args.get("from")),
         date_to=_date(args.get("to")),
         q=args.get("q", "")[:100].strip(),
-        page=max(1, min(args.get("page", 1, type=int) or 1, 10_000)),
+        page=parse_page(args.get("page"), 10_000),
     )
 
 
@@ -72,9 +73,8 @@ def quality():
     """Note quality (N6): recent template notes with required sections left empty,
     and customers with no note for ``days`` days (1–365, default 30). htmx swaps
     the neglected-customers list only."""
-    days = request.args.get("days", 30, type=int) or 30
-    days = min(max(days, 1), 365)
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    days = parse_bounded(request.args.get("days"), 30, 1, 365)
+    page = parse_page(request.args.get("page"))
     neglected = notes_list.neglected_customers(actor(), days=days, page=page)
     if htmx.wants_fragment():
         return htmx.render("notes/quality.html", "notes/_neglected.html", neglected=neglected, days=days)
@@ -92,7 +92,7 @@ def mention_suggestions():
                        options=mentions.completions(text), text=text)
 
 
-@bp.post("/mentions/<int:mention_id>/read")
+@bp.post("/mentions/<id:mention_id>/read")
 @permission_required("note.comment")
 def mention_read(mention_id: int):
     """Mark one of the user's mentions read and open its note. 404 for a mention

@@ -69,7 +69,7 @@ def _render_form(customer, form, *, status=200, autofocus=False):
     )
 
 
-@bp.post("/customers/<int:customer_id>/notes")
+@bp.post("/customers/<id:customer_id>/notes")
 @permission_required("note.create")
 def create(customer_id: int):
     """Save a quick-entry note. htmx gets a fresh form plus the note for the top of
@@ -104,7 +104,7 @@ def _customer_url(customer_id: int, note_id: int | None = None) -> str:
     return url_for("customers.detail", customer_id=customer_id, _anchor=anchor)
 
 
-@bp.get("/customers/<int:customer_id>/notes/new")
+@bp.get("/customers/<id:customer_id>/notes/new")
 @permission_required("note.create")
 def new(customer_id: int):
     """The quick-entry form. Choosing a template re-renders it (htmx) with the
@@ -133,7 +133,7 @@ def _prefill(form) -> None:
         form.kind.data = template.kind
 
 
-@bp.get("/customers/<int:customer_id>/notes")
+@bp.get("/customers/<id:customer_id>/notes")
 @permission_required("customer.view")
 def customer_notes(customer_id: int):
     """The customer's notes, newest first, ``before`` a cursor: htmx gets the next
@@ -147,7 +147,7 @@ def customer_notes(customer_id: int):
     return htmx.render("notes/customer_notes.html", "notes/_page.html", customer=customer, note_page=page)
 
 
-@bp.get("/notes/<int:note_id>")
+@bp.get("/notes/<id:note_id>")
 @permission_required("note.comment")
 def show(note_id: int):
     """One note with its comments (also what an edit's Cancel swaps back in). 404
@@ -164,7 +164,7 @@ def _edit_data(note) -> dict:
     return data
 
 
-@bp.route("/notes/<int:note_id>/edit", methods=["GET", "POST"])
+@bp.route("/notes/<id:note_id>/edit", methods=["GET", "POST"])
 @permission_required("note.edit")
 def edit(note_id: int):
     """Edit a note in place; the previous content is kept as a revision. 403 unless
@@ -192,7 +192,7 @@ def edit(note_id: int):
                        status=422 if form.errors else 200)
 
 
-@bp.post("/notes/<int:note_id>/delete")
+@bp.post("/notes/<id:note_id>/delete")
 @permission_required("note.delete")
 def delete(note_id: int):
     """Delete a note (audited); htmx swaps the note away. 403 unless its author
@@ -208,7 +208,7 @@ def delete(note_id: int):
     return htmx.render("notes/_deleted.html", "notes/_deleted.html", toast=_l("Note deleted."))
 
 
-@bp.get("/notes/<int:note_id>/revisions")
+@bp.get("/notes/<id:note_id>/revisions")
 @permission_required("note.comment")
 def revisions(note_id: int):
     """Earlier versions of a note, newest first. 404 for a note the user may not
@@ -218,7 +218,7 @@ def revisions(note_id: int):
                        revisions=notes.revisions(note))
 
 
-@bp.post("/notes/<int:note_id>/comments")
+@bp.post("/notes/<id:note_id>/comments")
 @permission_required("note.comment")
 def comment(note_id: int):
     """Add a short comment under a note. htmx gets a fresh comment form plus the

@@ -18,6 +18,7 @@ from wtforms.validators import InputRequired, Length, Optional
 
 from models import SECTIONS, NoteKind
 from services import note_templates
+from services.ids import coerce_id, coerce_optional_id
 from services.notes import BODY_MAX, COMMENT_MAX, SECTION_MAX
 
 KIND_LABELS = {
@@ -41,12 +42,6 @@ def kind_choices(kinds: list[str]) -> list[tuple[str, str]]:
     return [(kind, KIND_LABELS[kind]) for kind in kinds]
 
 
-def _optional_int(value):
-    if value in (None, ""):
-        return None
-    return int(value)
-
-
 def _too_long(limit: int):
     return Length(max=limit, message=_l("At most %(max)d characters, please shorten it.", max=limit))
 
@@ -56,12 +51,12 @@ class NoteForm(FlaskForm):
     desk writes calls and visits only); unknown kinds fail validation."""
 
     kind = SelectField(_l("Kind"), validators=[InputRequired()])
-    template_id = SelectField(_l("Template"), coerce=_optional_int, validate_choice=False)
+    template_id = SelectField(_l("Template"), coerce=coerce_optional_id, validate_choice=False)
     body = TextAreaField(_l("Note"), validators=[_too_long(BODY_MAX)])
     summary = TextAreaField(SECTION_LABELS["summary"], validators=[_too_long(SECTION_MAX)])
     needs = TextAreaField(SECTION_LABELS["needs"], validators=[_too_long(SECTION_MAX)])
     plan = TextAreaField(SECTION_LABELS["plan"], validators=[_too_long(SECTION_MAX)])
-    tags = SelectMultipleField(_l("Tags"), coerce=int, validate_choice=False)
+    tags = SelectMultipleField(_l("Tags"), coerce=coerce_id, validate_choice=False)
     contacted_at = DateTimeLocalField(
         _l("Contact time"), format=DATETIME_LOCAL_FORMATS, validators=[Optional()],
         invalid_value_message=_l("Not a valid date and time."),

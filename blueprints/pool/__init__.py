@@ -7,11 +7,12 @@ from flask import Blueprint, abort, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from blueprints import htmx
-from blueprints.access import MAX_ID, actor, customer_or_404
+from blueprints.access import actor, customer_or_404
 from blueprints.customers import parse_filter
 from extensions import db
 from services import customers, pool, policy, tags
 from services.errors import DomainError
+from services.ids import parse_bounded, parse_id, parse_ids
 from services.policy import permission_required
 from services.pool import RELEASE_REASONS, PoolRefusal
 from services.pool_list import POOL_SORTS, PoolFilter, list_pool
@@ -26,8 +27,8 @@ def parse_pool_filter(args) -> PoolFilter:
     reason = args.get("reason", "")
     return PoolFilter(
         base=base, reason=reason if reason in REASON_LABELS else "",
-        min_recycled=max(0, min(args.get("min_recycled", 0, type=int) or 0, 1000)),
-        no_contact_days=max(0, min(args.get("no_contact_days", 0, type=int) or 0, 3650)),
+        min_recycled=parse_bounded(args.get("min_recycled"), 0, 0, 1000),
+        no_contact_days=parse_bounded(args.get("no_contact_days"), 0, 0, 3650),
         sort=args.get("sort") if args.get("sort") in POOL_SORTS else "stale",
     )
 
@@ -79,12 +80,12 @@ def panel_context(customer) -> dict:
     return context
 
 
-@bp.post("/pool/<int:customer_id>/claim")
+@bp.post("/pool/<id:customer_id>/claim")
 @permission_required("pool.claim")
 def claim(customer_id: int):
     """领取: exactly one of several simultaneous claimers wins; the others are told
     who won (as the duplicate check would tell them) and see nothing more of it."""
-    if not 0 < customer_id <= MAX_ID or customers.get(customer_id) is None:
+    if customers.get(customer_id) is None:
         abort(404)
     from_list = request.form.get("from") == "list"
     try:
@@ -100,7 +101,7 @@ def claim(customer_id: int):
     return _panel(customer, toast=message)
 
 
-@bp.post("/customers/<int:customer_id>/release")
+@bp.post("/customers/<id:customer_id>/release")
 @permission_required("pool.release")
 def release(customer_id: int):
     """退回公海, with a reason."""
@@ -113,7 +114,7 @@ def release(customer_id: int):
     return _panel(customer, toast=_l("%(name)s is back in the public pool.", name=customer.name))
 
 
-@bp.post("/customers/<int:customer_id>/lock")
+@bp.post("/customers/<id:customer_id>/lock")
 @permission_required("pool.lock")
 def lock(customer_id: int):
     """锁定 / unlock against recycling."""
@@ -126,13 +127,13 @@ def lock(customer_id: int):
     return _panel(customer, toast=_l("Locked against recycling.") if locked else _l("Unlocked."))
 
 
-@bp.post("/customers/<int:customer_id>/assign")
+@bp.post("/customers/<id:customer_id>/assign")
 @permission_required("pool.assign")
 def assign(customer_id: int):
     """分配 one customer; the limit holds unless the manager overrides it."""
     customer = customer_or_404(customer_id, "pool.assign")
     try:
-        pool.assign_customers(actor(), [customer.id], request.form.get("to_user_id", 0, type=int),
+        pool.assign_customers(actor(), [customer.id], parse_id(request.form.get("to_user_id")) or 0,
                               override_limit=request.form.get("override") == "1")
     except DomainError as refused:
         return _panel(customer, toast=(refused.message, "error"), status=422)
@@ -144,10 +145,10 @@ def assign(customer_id: int):
 @permission_required("pool.assign")
 def bulk_assign():
     """Assign the selected pool customers at once (one transaction)."""
-    ids = [int(i) for i in request.form.getlist("customer_id") if i.isdigit()][:500]
+    ids = parse_ids(request.form.getlist("customer_id"), limit=500)
     visible = [customer_or_404(i, "pool.assign").id for i in ids]
     try:
-        done = pool.assign_customers(actor(), visible, request.form.get("to_user_id", 0, type=int),
+        done = pool.assign_customers(actor(), visible, parse_id(request.form.get("to_user_id")) or 0,
                                      override_limit=request.form.get("override") == "1")
     except DomainError as refused:
         return htmx.no_swap((refused.message, "error"))

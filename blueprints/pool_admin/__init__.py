@@ -10,13 +10,14 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from blueprints import htmx
-from blueprints.access import MAX_ID, actor
+from blueprints.access import actor
 from blueprints.pool_admin.forms import SettingsForm, field_name
 from blueprints.security import client_ip
 from blueprints.tasks import office_today
 from models import PoolEventKind
 from services import accounts, policy, pool, pool_stats, settings
 from services.errors import DomainError
+from services.ids import parse_id, parse_page
 from services.policy import permission_required
 
 bp = Blueprint("pool_admin", __name__)
@@ -90,8 +91,7 @@ def settings_page():
 # ---- pool events and weekly flows ------------------------------------------------------
 
 def _id_arg(name: str) -> int | None:
-    raw = request.args.get(name, "").strip().lstrip("#")[:12]
-    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_ID else None
+    return parse_id(request.args.get(name, "").strip().lstrip("#"))  # "#42" as the list shows it
 
 
 def _date_arg(name: str) -> date | None:
@@ -124,7 +124,7 @@ def events():
     """Every pool event, newest first, filtered and paged; the weekly flows above.
     An htmx request gets the results only."""
     flt = _event_filter()
-    page = min(max(request.args.get("page", 1, type=int) or 1, 1), 100000)
+    page = parse_page(request.args.get("page"))
     found = pool_stats.find_events(flt, page=page)
     weeks = [] if htmx.wants_fragment() else pool_stats.weekly_counts(STATS_WEEKS, today=office_today())
     return htmx.render(

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from flask import Blueprint, request, url_for
 
 from blueprints import htmx
-from blueprints.access import MAX_ID, actor
+from blueprints.access import actor
 from blueprints.search.highlight import mark, snippet
 from services import phones, policy, search, tags
+from services.ids import parse_ids, parse_page
 from services.policy import permission_required
 
 bp = Blueprint("search", __name__, url_prefix="/search")
@@ -60,21 +61,15 @@ def query_text(args) -> str:
     return _CONTROL.sub(" ", args.get("q", "", type=str)[:MAX_QUERY]).strip()
 
 
-def _number(raw: str) -> int | None:
-    """A positive whole number of at most ten digits, else None."""
-    raw = raw.strip()
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) > 0 else None
-
-
 def parse_args(args) -> SearchArgs:
     """The search from URL arguments; archived only for those who may see it."""
-    tag_ids = sorted({n for n in map(_number, args.getlist("tag")) if n and n <= MAX_ID})
+    tag_ids = sorted(parse_ids(args.getlist("tag")))
     return SearchArgs(
         q=query_text(args),
         tab=args.get("tab") if args.get("tab") in TABS else "customers",
         tag_ids=tag_ids[:MAX_TAGS],
         archived=args.get("archived") == "1" and policy.may_search_archived(actor()),
-        page=min(_number(args.get("page", "", type=str)) or 1, search.MAX_PAGE),
+        page=parse_page(args.get("page"), search.MAX_PAGE),
     )
 
 

@@ -104,7 +104,7 @@ def create_group():
     return _show("tags/_new_group.html", status=422, states={"new_group": {"form": form}})
 
 
-@bp.get("/groups/<int:group_id>")
+@bp.get("/groups/<id:group_id>")
 @permission_required("tag.manage")
 def group_head(group_id: int):
     """A group's head in its plain state (the Cancel of an edit)."""
@@ -112,7 +112,7 @@ def group_head(group_id: int):
     return _show("tags/_group_head.html", group=group)
 
 
-@bp.get("/groups/<int:group_id>/edit")
+@bp.get("/groups/<id:group_id>/edit")
 @permission_required("tag.manage")
 def edit_group(group_id: int):
     """The group's head as a form: name and colour."""
@@ -122,7 +122,7 @@ def edit_group(group_id: int):
                  states={("group", group.id): {"mode": "edit", "form": form}})
 
 
-@bp.post("/groups/<int:group_id>")
+@bp.post("/groups/<id:group_id>")
 @permission_required("tag.manage")
 def update_group(group_id: int):
     """Rename or recolour a group; answers the whole group (its tags may follow the
@@ -144,7 +144,7 @@ def update_group(group_id: int):
                  states={("group", group.id): {"mode": "edit", "form": form}})
 
 
-@bp.post("/groups/<int:group_id>/delete")
+@bp.post("/groups/<id:group_id>/delete")
 @permission_required("tag.manage")
 def delete_group(group_id: int):
     """Delete an empty group: the group disappears. A group with tags is refused
@@ -162,7 +162,7 @@ def delete_group(group_id: int):
 
 # ---- tags ------------------------------------------------------------------------------
 
-@bp.post("/groups/<int:group_id>/tags")
+@bp.post("/groups/<id:group_id>/tags")
 @permission_required("tag.manage")
 def create_tag(group_id: int):
     """Add a tag to a group; answers the new row followed by a fresh form. 422 with
@@ -181,14 +181,14 @@ def create_tag(group_id: int):
                  states={("new_tag", group.id): {"form": form}})
 
 
-@bp.get("/<int:tag_id>")
+@bp.get("/<id:tag_id>")
 @permission_required("tag.manage")
 def tag_row(tag_id: int):
     """A tag's row in its plain state (the Cancel of an edit or a merge)."""
     return _show("tags/_tag_row.html", **_row_context(_tag_or_404(tag_id)))
 
 
-@bp.get("/<int:tag_id>/edit")
+@bp.get("/<id:tag_id>/edit")
 @permission_required("tag.manage")
 def edit_tag(tag_id: int):
     """The tag's row as a form: rename and colour."""
@@ -196,7 +196,7 @@ def edit_tag(tag_id: int):
     return _show("tags/_tag_row.html", **_row_context(tag, mode="edit", form=TagForm(obj=tag)))
 
 
-@bp.post("/<int:tag_id>")
+@bp.post("/<id:tag_id>")
 @permission_required("tag.manage")
 def update_tag(tag_id: int):
     """Rename or recolour a tag; it shows under its new name everywhere at once.
@@ -213,7 +213,7 @@ def update_tag(tag_id: int):
     return _show("tags/_tag_row.html", status=422, **_row_context(tag, mode="edit", form=form))
 
 
-@bp.get("/<int:tag_id>/merge")
+@bp.get("/<id:tag_id>/merge")
 @permission_required("tag.manage")
 def merge_form(tag_id: int):
     """The tag's row as a merge form: choose the tag to merge it into."""
@@ -222,7 +222,7 @@ def merge_form(tag_id: int):
     return _show("tags/_tag_row.html", **_row_context(tag, mode="merge", form=form))
 
 
-@bp.post("/<int:tag_id>/merge")
+@bp.post("/<id:tag_id>/merge")
 @permission_required("tag.manage")
 def merge_tag(tag_id: int):
     """Merge the tag into another: its row disappears; out of band, the target's
@@ -243,7 +243,7 @@ def merge_tag(tag_id: int):
     return _show("tags/_tag_row.html", status=422, **_row_context(source, mode="merge", form=form))
 
 
-@bp.post("/<int:tag_id>/delete")
+@bp.post("/<id:tag_id>/delete")
 @permission_required("tag.manage")
 def delete_tag(tag_id: int):
     """Delete a tag and take it off every customer and note: the row disappears

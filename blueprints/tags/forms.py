@@ -9,6 +9,7 @@ from wtforms import SelectField, StringField
 from wtforms.validators import InputRequired, Length
 
 from models import COLOURS
+from services.ids import coerce_id
 from services.tags import NAME_MAX
 
 COLOUR_LABELS = {
@@ -58,7 +59,7 @@ class TagForm(FlaskForm):
 
 
 class MergeForm(FlaskForm):
-    target_id = SelectField(_l("Merge into"), coerce=int, validate_choice=True)
+    target_id = SelectField(_l("Merge into"), coerce=coerce_id, validate_choice=True)
 
     def offer(self, groups, source) -> MergeForm:
         """Offer every tag but ``source``, grouped like the page (optgroups)."""

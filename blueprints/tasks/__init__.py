@@ -17,6 +17,7 @@ from blueprints.tasks.forms import ReassignForm, SnoozeForm, TaskForm
 from models import Customer, FollowUpTask, User
 from services import policy, tasks
 from services.errors import DomainError
+from services.ids import parse_id, parse_page
 from services.policy import permission_required
 
 bp = Blueprint("tasks", __name__)
@@ -24,8 +25,8 @@ bp = Blueprint("tasks", __name__)
 
 # Ids beyond the integer columns' range are simply not found (404) rather than an
 # overflow in the database driver.
-TASK_ID = "<int(min=1, max=2147483647):task_id>"
-CUSTOMER_ID = "<int(min=1, max=2147483647):customer_id>"
+TASK_ID = "<id:task_id>"
+CUSTOMER_ID = "<id:customer_id>"
 
 SNOOZE_DAYS = (1, 3, 7)
 
@@ -62,20 +63,20 @@ def _task_filter(args) -> dict:
     scope = args.get("scope", "open")
     due = args.get("due", "")
     assignee = args.get("assignee", "")[:12]
-    if not (assignee in ("", "all") or (assignee.isascii() and assignee.isdigit() and int(assignee) < 2**31)):
+    if assignee not in ("", "all") and parse_id(assignee) is None:
         assignee = ""
     return {
         "scope": scope if scope in tasks.SCOPES else "open",
         "due": due if due in tasks.DUE_FILTERS else "",
         "assignee": assignee if policy.may(actor(), "task.view_all") else "",
-        "page": max(1, args.get("page", 1, type=int) or 1),
+        "page": parse_page(args.get("page")),
     }
 
 
 def _assignee_id(assignee: str) -> int | None:
     if assignee == "all":
         return None
-    return int(assignee) if assignee else actor().id
+    return parse_id(assignee) if assignee else actor().id
 
 
 @bp.get("/tasks")

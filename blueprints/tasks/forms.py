@@ -3,6 +3,8 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from services.ids import coerce_id
+
 
 class TaskForm(FlaskForm):
     """A standalone follow-up on a customer. The assignee's choices are set by the
@@ -15,7 +17,7 @@ class TaskForm(FlaskForm):
     due_date = DateField(
         _l("Due"), validators=[InputRequired(message=_l("Choose a due date."))],
     )
-    assignee_id = SelectField(_l("Assignee"), coerce=int, validate_choice=False)
+    assignee_id = SelectField(_l("Assignee"), coerce=coerce_id, validate_choice=False)
 
 
 class SnoozeForm(FlaskForm):
