@@ -1,5 +1,6 @@
 import re
 import time
+import urllib.parse
 
 import pytest
 
@@ -35,6 +36,31 @@ def test_login_success_goes_to_next_but_never_off_site(client, make_user):
         response = client.post(f"/login?next={evil}", data={"username": user.username, "password": TEST_PASSWORD})
         assert response.headers["Location"] == "/", evil
         client.post("/logout")
+
+
+@pytest.mark.parametrize("raw_next", [
+    "/%09/evil.example/x", "/%0a/x", "/%0d/evil.example", "%09//evil.example", "/x%00y",
+    "/\\evil.example", "\\\\evil.example", "/%5cevil.example", "%2f%2fevil.example",
+    "///evil.example", "//evil.example", "https:evil.example", "https://evil.example",
+    "javascript:alert(1)", "JavaScript%3Aalert(1)", "evil.example", "/%e3%80%80/evil.example",
+])
+def test_login_never_redirects_off_site(client, make_user, raw_next):
+    """Known bypass forms of ``next`` (percent-encoded as a browser would send them)
+    sign the user in and land on the home page."""
+    user = make_user("sales")
+    response = client.post(f"/login?next={raw_next}",
+                           data={"username": user.username, "password": TEST_PASSWORD})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("good", ["/customers?tag=1", "/account", "/customers/5/notes?before=3", "/search?q=%E5%BC%A0"])
+def test_login_keeps_a_same_site_next(client, make_user, good):
+    user = make_user("sales")
+    response = client.post("/login", query_string={"next": urllib.parse.unquote(good)},
+                           data={"username": user.username, "password": TEST_PASSWORD})
+    assert response.status_code == 303
+    assert urllib.parse.unquote(response.headers["Location"]) == urllib.parse.unquote(good)
 
 
 def test_wrong_password_shows_message_and_keeps_username(client, make_user):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
+from urllib.parse import urlsplit
+
 from flask import Blueprint, current_app, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -28,10 +31,19 @@ def _login_policy() -> accounts.LoginPolicy:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site paths: never an open redirect."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("main.home")
+    """``target`` if it is a path on this site, else the home page: never an open
+    redirect. Browsers drop tabs and newlines from a URL and read a backslash as a
+    slash (``/<tab>/evil.example`` becomes ``//evil.example``), so any whitespace,
+    control character or backslash refuses the target outright; what is left must
+    start with one slash and have neither scheme nor host."""
+    if not target or "\\" in target or any(
+        char.isspace() or unicodedata.category(char).startswith("C") for char in target
+    ):
+        return url_for("main.home")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("main.home")
+    return target
 
 
 @bp.route("/login", methods=["GET", "POST"])
