@@ -210,7 +210,8 @@ def pool_group():
 @click.option("--dry-run", is_flag=True, help="Only print what would be recycled, and why.")
 @with_appcontext
 def pool_recycle_command(dry_run):
-    """Return neglected customers to the pool (for cron; safe to run twice at once)."""
+    """Return neglected customers to the pool (for cron; safe to run twice at once);
+    also prunes sign-in throttle rows that hold nothing back any more."""
     from services import pool, settings
 
     done = pool.recycle_due_customers(dry_run=dry_run)
@@ -226,7 +227,18 @@ def pool_recycle_command(dry_run):
         from services import search
 
         search.drain()  # also applies any change an earlier request left in the backlog
+        _prune_login_throttle()
         refresh_statistics()
+
+
+def _prune_login_throttle() -> None:
+    from extensions import db
+    from models import utcnow
+
+    pruned = accounts.prune_login_throttle(utcnow(), accounts.policy_from_config(current_app.config))
+    db.session.commit()
+    if pruned:
+        click.echo(f"Pruned {pruned} sign-in throttle rows.")
 
 
 def init_app(app) -> None:

@@ -71,14 +71,33 @@ def test_wrong_password_shows_message_and_keeps_username(client, make_user):
     assert f'value="{user.username}"'.encode() in response.data
 
 
+def _login_from(client, address: str, username: str, password: str = TEST_PASSWORD):
+    return client.post("/login", data={"username": username, "password": password},
+                       environ_overrides={"REMOTE_ADDR": address})
+
+
 def test_eleventh_attempt_is_locked_for_that_account_only(client, make_user):
+    """Ten failures from ten addresses (one address alone has to wait first) lock
+    the name; the right password from yet another address is refused."""
     victim, bystander = make_user("sales"), make_user("sales")
-    for _ in range(10):
-        login(client, victim.username, "wrong guess 1")
-    response = login(client, victim.username, TEST_PASSWORD)
+    for attempt in range(10):
+        _login_from(client, f"10.0.0.{attempt}", victim.username, "wrong guess 1")
+    response = _login_from(client, "10.0.1.1", victim.username)
     assert response.status_code == 422
     assert b"Too many failed sign-in attempts" in response.data
-    assert login(client, bystander.username).status_code == 303
+    assert _login_from(client, "10.0.1.1", bystander.username).status_code == 303
+
+
+def test_one_address_waits_longer_after_each_failure_and_cannot_lock_an_account(client, make_user):
+    """Five failures cost nothing; then the address must wait before its next try
+    (the right password too): others, and the account, are not held back by it."""
+    victim = make_user("sales")
+    for _ in range(5):
+        assert b"Wrong username or password" in _login_from(client, "10.9.9.9", victim.username, "bad guess 1").data
+    for _ in range(10):
+        waiting = _login_from(client, "10.9.9.9", victim.username)
+        assert waiting.status_code == 422 and b"Too many failed sign-in attempts" in waiting.data
+    assert _login_from(client, "10.8.8.8", victim.username).status_code == 303
 
 
 def test_lockout_message_does_not_reveal_whether_user_exists(client, make_user):
@@ -177,6 +196,29 @@ def test_change_password_errors_stay_next_to_the_field(client, login_as):
     response = client.post("/account/password", data={
         "current_password": TEST_PASSWORD, "new_password": "one long phrase", "confirm": "another"})
     assert response.status_code == 422 and b"The two passwords differ" in response.data
+
+
+def test_wrong_current_passwords_lock_the_account_and_are_audited(app, client, login_as):
+    """Guessing the current password on the account page counts like failed sign-ins."""
+    from sqlalchemy import select
+
+    from extensions import db
+    from models import AuditEvent
+
+    user = login_as("sales")
+    attempt = {"new_password": "my own new passphrase", "confirm": "my own new passphrase"}
+    for guess in range(10):
+        response = client.post("/account/password", headers=HX, data={**attempt, "current_password": f"guess {guess}xx"})
+        assert response.status_code == 422
+    assert b"Too many failed sign-in attempts" in response.data
+    right = client.post("/account/password", data={**attempt, "current_password": TEST_PASSWORD})
+    assert right.status_code == 422 and b"Too many failed sign-in attempts" in right.data
+    with app.app_context():
+        lines = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "password.change_failure")).all()
+        assert len(lines) == 11 and {line.actor_id for line in lines} == {user.id}
+        assert lines[0].ip == "127.0.0.1"
+    client.post("/logout")
+    assert _login_from(client, "10.7.7.7", user.username).status_code == 422  # sign-in is locked too
 
 
 def test_change_password_ends_other_sessions_but_keeps_this_one(app, client, make_user):

@@ -217,3 +217,22 @@ def test_files_the_app_creates_later_are_private(tmp_path, loose_umask):
     assert _mode(instance) == "0o700"
     assert _mode(instance / "deskbook.db") == "0o600"
     assert _mode(instance / "search") == "0o700"
+
+
+def test_pool_recycle_prunes_old_sign_in_throttle_rows(app, runner):
+    from datetime import timedelta
+
+    from models import LoginAddressThrottle, LoginThrottle, utcnow
+
+    long_ago = utcnow() - timedelta(days=2)
+    with app.app_context():
+        db.session.add_all([LoginThrottle(username="typed.once", failures=3, window_started_at=long_ago),
+                            LoginAddressThrottle(address="10.0.0.1", failures=2, last_failure_at=long_ago),
+                            LoginThrottle(username="still.counting", failures=3, window_started_at=utcnow())])
+        db.session.commit()
+    result = runner.invoke(args=["pool", "recycle"])
+    assert result.exit_code == 0, result.output
+    assert "Pruned 2 sign-in throttle rows." in result.output
+    with app.app_context():
+        assert db.session.scalars(select(LoginThrottle.username)).all() == ["still.counting"]
+        assert db.session.scalar(select(func.count()).select_from(LoginAddressThrottle)) == 0

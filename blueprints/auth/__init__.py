@@ -20,14 +20,7 @@ bp = Blueprint("auth", __name__)
 
 
 def _login_policy() -> accounts.LoginPolicy:
-    from datetime import timedelta
-
-    config = current_app.config
-    return accounts.LoginPolicy(
-        max_failures=config["LOGIN_MAX_FAILURES"],
-        window=timedelta(minutes=config["LOGIN_FAILURE_WINDOW_MINUTES"]),
-        lockout=timedelta(minutes=config["LOGIN_LOCKOUT_MINUTES"]),
-    )
+    return accounts.policy_from_config(current_app.config)
 
 
 def _safe_next(target: str | None) -> str:
@@ -82,13 +75,15 @@ def logout():
 @bp.route("/account/password", methods=["GET", "POST"])
 @permission_required("account.edit_own")
 def change_password():
-    """Change one's own password; other sessions of the user end."""
+    """Change one's own password; other sessions of the user end. Wrong current
+    passwords count towards the account's sign-in lock."""
     form = ChangePasswordForm()
     if form.validate_on_submit():
         user = current_user._get_current_object()
         try:
             accounts.change_password(
-                user, form.current_password.data, form.new_password.data, ip=client_ip()
+                user, form.current_password.data, form.new_password.data, ip=client_ip(),
+                policy=_login_policy(),
             )
         except DomainError as refused:
             getattr(form, refused.field).errors.append(refused.message)
