@@ -234,8 +234,9 @@ def pool_recycle_command(dry_run):
 def _prune_login_throttle() -> None:
     from extensions import db
     from models import utcnow
+    from services import login_throttle
 
-    pruned = accounts.prune_login_throttle(utcnow(), accounts.policy_from_config(current_app.config))
+    pruned = login_throttle.prune_login_throttle(utcnow(), login_throttle.policy_from_config(current_app.config))
     db.session.commit()
     if pruned:
         click.echo(f"Pruned {pruned} sign-in throttle rows.")

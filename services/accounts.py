@@ -6,21 +6,18 @@ same transaction.
 
 from __future__ import annotations
 
-import math
 import re
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
-from models import LoginAddressThrottle, LoginThrottle, Role, User, utcnow
-from services import audit, passwords
+from models import LoginThrottle, Role, User, utcnow
+from services import audit, login_throttle, passwords
 from services.errors import DomainError
+from services.login_throttle import LoginPolicy, policy_from_config  # noqa: F401 (callers sign in here)
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 
@@ -28,40 +25,6 @@ USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 class LoginRefused(DomainError):
     """Wrong username or password, inactive account, or too many failures. The
     message never tells which."""
-
-
-@dataclass(frozen=True)
-class LoginPolicy:
-    """Per account: ``max_failures`` within ``window`` lock the name for ``lockout``.
-    Per client address: ``address_free_failures`` cost nothing, then each failure
-    makes the address wait before its next attempt, ``address_first_wait`` doubling
-    with every further failure up to ``address_max_wait``; an address with no failure
-    for ``address_memory`` starts afresh. With the defaults one address cannot fail
-    ten times within fifteen minutes, so it cannot lock an account."""
-
-    max_failures: int = 10
-    window: timedelta = timedelta(minutes=15)
-    lockout: timedelta = timedelta(minutes=15)
-    address_free_failures: int = 5
-    address_first_wait: timedelta = timedelta(seconds=30)
-    address_max_wait: timedelta = timedelta(minutes=15)
-    address_memory: timedelta = timedelta(hours=1)
-
-    def address_wait(self, failures: int) -> timedelta:
-        """How long an address waits after its ``failures``-th failure in a row."""
-        beyond = failures - self.address_free_failures
-        if beyond < 0:
-            return timedelta(0)
-        return min(self.address_first_wait * 2 ** min(beyond, 20), self.address_max_wait)
-
-
-def policy_from_config(config: Mapping) -> LoginPolicy:
-    """The sign-in policy from the app's settings (``LOGIN_*``)."""
-    return LoginPolicy(
-        max_failures=config["LOGIN_MAX_FAILURES"],
-        window=timedelta(minutes=config["LOGIN_FAILURE_WINDOW_MINUTES"]),
-        lockout=timedelta(minutes=config["LOGIN_LOCKOUT_MINUTES"]),
-    )
 
 
 def normalise_username(username: str) -> str:
@@ -134,83 +97,6 @@ def create_user(
     return user
 
 
-def _row_for_update(model, key: str, **defaults):
-    """``model``'s row for the primary key ``key``, created if missing and locked for
-    this transaction (FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already
-    holds the write lock)."""
-    column = next(iter(model.__table__.primary_key.columns))
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    db.session.execute(
-        insert(model).values({column.name: key, **defaults}).on_conflict_do_nothing(index_elements=[column.name])
-    )
-    return db.session.scalars(
-        select(model).where(column == key).with_for_update().execution_options(populate_existing=True)
-    ).one()
-
-
-def _throttle_row(key: str, now: datetime) -> LoginThrottle:
-    """The locked per-username throttle row for ``key``."""
-    return _row_for_update(LoginThrottle, key, failures=0, window_started_at=now)
-
-
-def _is_locked(key: str, now: datetime) -> bool:
-    locked_until = db.session.scalar(
-        select(LoginThrottle.locked_until).where(LoginThrottle.username == key)
-    )
-    return locked_until is not None and locked_until > now
-
-
-def _address_blocked_until(ip: str | None, now: datetime) -> datetime | None:
-    """When ``ip`` may try again, if it must wait."""
-    if not ip:
-        return None
-    until = db.session.scalar(
-        select(LoginAddressThrottle.blocked_until).where(LoginAddressThrottle.address == ip)
-    )
-    return until if until is not None and until > now else None
-
-
-def _locked_message(policy: LoginPolicy):
-    return _wait_message(policy.lockout)
-
-
-def _wait_message(wait: timedelta):
-    if wait <= timedelta(seconds=60):
-        return _l("Too many failed sign-in attempts. Try again in a minute.")
-    return _l(
-        "Too many failed sign-in attempts. Try again in %(minutes)d minutes.",
-        minutes=math.ceil(wait.total_seconds() / 60),
-    )
-
-
-def _count_account_failure(key: str, now: datetime, policy: LoginPolicy) -> LoginThrottle:
-    """One more failure for the username ``key``: locks it at ``policy.max_failures``
-    within the window. Returns the (locked) throttle row."""
-    throttle = _throttle_row(key, now)
-    if now - throttle.window_started_at > policy.window:
-        throttle.failures, throttle.window_started_at = 0, now
-    throttle.failures += 1
-    if throttle.failures >= policy.max_failures:
-        throttle.locked_until = now + policy.lockout
-    return throttle
-
-
-def _count_address_failure(ip: str | None, now: datetime, policy: LoginPolicy) -> int:
-    """One more failure for the client address ``ip``; sets how long it waits before
-    its next attempt. Returns the address's failures in a row (0 without an address)."""
-    if not ip:
-        return 0
-    row = _row_for_update(LoginAddressThrottle, ip, failures=0, last_failure_at=now)
-    if now - row.last_failure_at > policy.address_memory:
-        row.failures = 0
-    row.failures += 1
-    row.last_failure_at = now
-    wait = policy.address_wait(row.failures)
-    row.blocked_until = now + wait if wait else None
-    return row.failures
-
-
 def authenticate(
     username: str,
     password: str,
@@ -227,9 +113,9 @@ def authenticate(
     it waits give one line per wait."""
     now = now or utcnow()
     key = normalise_username(username)[:64]
-    if blocked_until := _address_blocked_until(ip, now):
+    if blocked_until := login_throttle.address_blocked_until(ip, now):
         return _refuse_address(ip, key, blocked_until, now)
-    if _is_locked(key, now):
+    if login_throttle.name_locked(key, now):
         return _refuse_locked(key, ip, policy, now)
     user = get_by_username(key)
     user_id, stored_hash = (user.id, user.password_hash) if user else (None, None)
@@ -237,20 +123,20 @@ def authenticate(
     db.session.rollback()
     valid = passwords.verify_password(stored_hash, password)
 
-    throttle = _throttle_row(key, now)
+    throttle = login_throttle.name_row(key, now)
     if throttle.locked_until is not None and throttle.locked_until > now:
         return _refuse_locked(key, ip, policy, now)
     user = db.session.get(User, user_id) if user_id else None
     if valid and user is not None and user.active:
         return _accept(user, throttle, password, ip, now)
-    throttle = _count_account_failure(key, now, policy)
+    throttle = login_throttle.count_name_failure(key, now, policy)
     locked = throttle.locked_until is not None and throttle.locked_until > now
-    address_failures = _count_address_failure(ip, now, policy)
+    address_failures = login_throttle.count_address_failure(ip, now, policy)
     audit.record("login.failure", user, actor_name=key, ip=ip, failures=throttle.failures,
                  locked=locked, address_failures=address_failures)
     db.session.commit()
     raise LoginRefused(
-        _locked_message(policy) if locked else _l("Wrong username or password.")
+        login_throttle.locked_message(policy) if locked else _l("Wrong username or password.")
     )
 
 
@@ -268,11 +154,11 @@ def _refuse_locked(key: str, ip: str | None, policy: LoginPolicy, now: datetime)
     """A locked name: the attempt counts against the address too, so hammering a
     locked account soon makes the address wait (and the audit lines stop growing)."""
     db.session.rollback()
-    address_failures = _count_address_failure(ip, now, policy)
+    address_failures = login_throttle.count_address_failure(ip, now, policy)
     audit.record("login.locked", get_by_username(key), actor_name=key, ip=ip,
                  address_failures=address_failures)
     db.session.commit()
-    raise LoginRefused(_locked_message(policy))
+    raise LoginRefused(login_throttle.locked_message(policy))
 
 
 def _refuse_address(ip: str, key: str, blocked_until: datetime, now: datetime):
@@ -281,27 +167,7 @@ def _refuse_address(ip: str, key: str, blocked_until: datetime, now: datetime):
     audit.record_once(f"login.address_wait:{ip}:{blocked_until.isoformat()}", "login.address_wait",
                       actor_name=key, ip=ip, until=blocked_until.isoformat())
     db.session.commit()
-    raise LoginRefused(_wait_message(blocked_until - now))
-
-
-def prune_login_throttle(now: datetime, policy: LoginPolicy = LoginPolicy()) -> int:
-    """Delete throttle rows that no longer hold anything back: names whose window
-    and lock are over, addresses that have not failed for ``policy.address_memory``
-    and do not wait. Typed names and addresses would otherwise pile up for ever.
-    Returns how many went; the caller commits."""
-    names = db.session.execute(
-        LoginThrottle.__table__.delete().where(
-            LoginThrottle.window_started_at < now - policy.window,
-            (LoginThrottle.locked_until.is_(None)) | (LoginThrottle.locked_until <= now),
-        )
-    ).rowcount
-    addresses = db.session.execute(
-        LoginAddressThrottle.__table__.delete().where(
-            LoginAddressThrottle.last_failure_at < now - policy.address_memory,
-            (LoginAddressThrottle.blocked_until.is_(None)) | (LoginAddressThrottle.blocked_until <= now),
-        )
-    ).rowcount
-    return names + addresses
+    raise LoginRefused(login_throttle.wait_message(blocked_until - now))
 
 
 def logout(user: User, *, ip: str | None = None) -> None:
@@ -326,18 +192,18 @@ def change_password(
     although the change is refused). Ends the user's other sessions (the caller logs
     the user in again with the new token)."""
     now = now or utcnow()
-    if _is_locked(user.username, now):
+    if login_throttle.name_locked(user.username, now):
         audit.record("password.change_failure", user, ip=ip, target=user, locked=True)
         db.session.commit()
-        raise DomainError(_locked_message(policy), "current_password")
+        raise DomainError(login_throttle.locked_message(policy), "current_password")
     if not passwords.verify_password(user.password_hash, current):
-        throttle = _count_account_failure(user.username, now, policy)
+        throttle = login_throttle.count_name_failure(user.username, now, policy)
         locked = throttle.locked_until is not None and throttle.locked_until > now
         audit.record("password.change_failure", user, ip=ip, target=user,
                      failures=throttle.failures, locked=locked)
         db.session.commit()
         raise DomainError(
-            _locked_message(policy) if locked else _l("The current password is not right."),
+            login_throttle.locked_message(policy) if locked else _l("The current password is not right."),
             "current_password",
         )
     if new == current:

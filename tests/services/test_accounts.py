@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import AuditEvent, LoginThrottle, Role, User, utcnow
-from services import accounts
+from services import accounts, login_throttle
 from services.errors import DomainError
 from tests.conftest import TEST_PASSWORD
 
@@ -284,7 +284,7 @@ def test_prune_login_throttle_keeps_only_rows_that_still_hold_back(ctx):
     _fail("old.name", ip="10.0.0.1", now=now - timedelta(hours=2))
     for _ in range(5):
         _fail("fresh.name", ip="10.0.0.2", now=now)
-    assert accounts.prune_login_throttle(now + timedelta(minutes=1)) == 2
+    assert login_throttle.prune_login_throttle(now + timedelta(minutes=1)) == 2
     db.session.commit()
     assert db.session.scalars(select(LoginThrottle.username)).all() == ["fresh.name"]
     assert db.session.scalars(select(LoginAddressThrottle.address)).all() == ["10.0.0.2"]
