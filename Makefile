@@ -25,11 +25,12 @@ translations: $(VENV)/.runtime
 	$(BIN)/pybabel compile --statistics -d translations
 
 ## Set up and serve on http://$(HOST):$(PORT) with SQLite, creating `admin` on first run.
+## (`--ident=`: waitress sends no Server header naming itself.)
 run: setup
 	$(BIN)/flask --app app init
 	$(BIN)/flask --app app ensure-admin
 	@echo "Deskbook is serving on http://$(HOST):$(PORT)  (Ctrl+C stops it)"
-	$(BIN)/waitress-serve --host $(HOST) --port $(PORT) --threads 8 --call app:create_app
+	$(BIN)/waitress-serve --host $(HOST) --port $(PORT) --threads 8 --ident= --call app:create_app
 
 ## Set up and run the whole test suite (PostgreSQL too when TEST_DATABASE_URL is set).
 test: setup-dev

@@ -9,6 +9,14 @@ from flask import Flask
 from config import Config, environment_overrides
 
 
+def _keep_files_private() -> None:
+    """What this process creates from now on (the database and its WAL, the search
+    index, instance/ itself) is readable by its owner only: customer data and the
+    signing key are nobody else's business on a shared server. Only adds 077 to the
+    umask already set, so a stricter one stays."""
+    os.umask(os.umask(0o077) | 0o077)
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app. Settings: :class:`config.Config`, then ``instance/config.py``,
     then the environment, then ``test_config``. The instance folder is ``instance/``
@@ -23,7 +31,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update(environment_overrides())
     if test_config:
         app.config.update(test_config)
-    os.makedirs(app.instance_path, exist_ok=True)
+    _keep_files_private()
+    os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
     app.config["SESSION_COOKIE_SECURE"] = bool(app.config["HTTPS"])
     app.config["PREFERRED_URL_SCHEME"] = "https" if app.config["HTTPS"] else "http"
 

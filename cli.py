@@ -3,6 +3,7 @@ contract (scripts and cron lines use them)."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -31,15 +32,48 @@ def _ensure_secret_key() -> bool:
     return True
 
 
+def _instance_files() -> list[Path]:
+    """instance/, the search index and the SQLite database with its WAL, wherever
+    the settings put them."""
+    from sqlalchemy.engine import make_url
+
+    from extensions import database_url
+    from services.search import store
+
+    paths = [Path(current_app.instance_path), Path(store.root())]
+    url = make_url(database_url(current_app))
+    if url.get_backend_name() == "sqlite" and url.database:
+        paths += [Path(url.database + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+    return paths
+
+
+def _make_private(paths: list[Path]) -> None:
+    """Folders 0700 and files 0600 under each of ``paths``: an instance made before
+    the umask was set (or copied in) stops being world-readable."""
+    for path in paths:
+        if path.is_symlink() or not path.exists():
+            continue
+        path.chmod(0o700 if path.is_dir() else 0o600)
+        for folder, subfolders, files in os.walk(path):
+            for name in subfolders:
+                if not os.path.islink(os.path.join(folder, name)):
+                    os.chmod(os.path.join(folder, name), 0o700)
+            for name in files:
+                if not os.path.islink(os.path.join(folder, name)):
+                    os.chmod(os.path.join(folder, name), 0o600)
+
+
 @click.command("init")
 @with_appcontext
 def init_command():
-    """Create or upgrade the database schema; create instance/ and a SECRET_KEY."""
+    """Create or upgrade the database schema; create instance/ and a SECRET_KEY;
+    make instance/ (and the database and index) readable by this account only."""
     from flask_migrate import upgrade
 
     if _ensure_secret_key():
         click.echo(f"Wrote a new SECRET_KEY to {current_app.instance_path}/config.py")
     upgrade()
+    _make_private(_instance_files())
     click.echo("Database schema is up to date.")
 
 
@@ -176,7 +210,8 @@ def pool_group():
 @click.option("--dry-run", is_flag=True, help="Only print what would be recycled, and why.")
 @with_appcontext
 def pool_recycle_command(dry_run):
-    """Return neglected customers to the pool (for cron; safe to run twice at once)."""
+    """Return neglected customers to the pool (for cron; safe to run twice at once);
+    also prunes sign-in throttle rows that hold nothing back any more."""
     from services import pool, settings
 
     done = pool.recycle_due_customers(dry_run=dry_run)
@@ -192,7 +227,19 @@ def pool_recycle_command(dry_run):
         from services import search
 
         search.drain()  # also applies any change an earlier request left in the backlog
+        _prune_login_throttle()
         refresh_statistics()
+
+
+def _prune_login_throttle() -> None:
+    from extensions import db
+    from models import utcnow
+    from services import login_throttle
+
+    pruned = login_throttle.prune_login_throttle(utcnow(), login_throttle.policy_from_config(current_app.config))
+    db.session.commit()
+    if pruned:
+        click.echo(f"Pruned {pruned} sign-in throttle rows.")
 
 
 def init_app(app) -> None:

@@ -29,11 +29,15 @@ def render(
 ) -> Response:
     """Render ``page``, or ``fragment`` when the request is an htmx swap. Always sets
     ``Vary: HX-Request`` so no cache mixes the two. ``toast`` (text or (text, level))
-    is shown by the client after the swap."""
-    template = fragment if fragment and wants_fragment() else page
+    is shown by the client after the swap, or on the page itself when a whole page
+    is rendered (flashed through :func:`notify`)."""
+    swap = wants_fragment()
+    if toast is not None and not swap:
+        notify(*(toast if isinstance(toast, tuple) else (toast,)))
+    template = fragment if fragment and swap else page
     response = make_response(render_template(template, **context), status)
     response.vary.add("HX-Request")
-    if toast is not None:
+    if toast is not None and swap:
         add_toast(response, toast, undo_url=undo_url)
     return response
 
@@ -75,9 +79,11 @@ def redirect(url: str, *, status: int = 303) -> Response:
 
 
 def notify(message, level: str = "success") -> None:
-    """Show ``message`` as a toast on the next full page (after a redirect). Always
-    flash plain text: a lazy or Markup string would reach the template marked safe,
-    and a customer's name in it would be HTML."""
+    """Show ``message`` as a toast on the next full page (after a redirect). The only
+    way views flash: always plain text, because a lazy translation with a name in it
+    is Markup-like and would reach the session and the template marked safe, so a
+    task title or a customer's name would be HTML there. (Toasts in ``HX-Trigger``
+    are plain text too: see :func:`add_toast`.)"""
     from flask import flash
 
     flash(str(message), level)

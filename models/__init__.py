@@ -27,11 +27,11 @@ from models.pool import PoolEvent, PoolEventKind, Setting
 from models.search import SearchBacklog
 from models.tag import COLOURS, Tag, TagGroup
 from models.task import FollowUpTask
-from models.user import LoginThrottle, Role, User
+from models.user import LoginAddressThrottle, LoginThrottle, Role, User
 
 __all__ = [
     "COLOURS", "SECTIONS", "AuditEvent", "Customer", "CustomerChange", "CustomerNote",
-    "CustomerPhone", "CustomerType", "FollowUpTask", "Importance", "LoginThrottle", "Mention",
+    "CustomerPhone", "CustomerType", "FollowUpTask", "Importance", "LoginAddressThrottle", "LoginThrottle", "Mention",
     "NoteComment", "NoteKind", "NoteRevision", "NoteTemplate", "PhoneKind", "PoolEvent",
     "PoolEventKind", "Role", "SearchBacklog", "Setting", "Source",
     "Stage", "Tag", "TagGroup", "User", "customer_tags", "note_tags", "utcnow",

@@ -27,3 +27,6 @@ class AuditEvent(db.Model):
     target_id: Mapped[int | None]
     ip: Mapped[str | None] = mapped_column(String(45))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Set for lines written at most once (e.g. one per viewer, customer and day):
+    # unique, so the database keeps out a second one.
+    dedup_key: Mapped[str | None] = mapped_column(String(120), unique=True)

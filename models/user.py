@@ -83,3 +83,16 @@ class LoginThrottle(db.Model):
     failures: Mapped[int] = mapped_column(default=0)
     window_started_at: Mapped[datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[datetime | None]
+
+
+class LoginAddressThrottle(db.Model):
+    """Failed sign-ins per client address, whatever username was typed: after a few,
+    the address waits before its next attempt, twice as long after each further
+    failure. Slows down guessing and keeps one address from locking accounts."""
+
+    __tablename__ = "login_address_throttle"
+
+    address: Mapped[str] = mapped_column(String(45), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(default=utcnow)
+    blocked_until: Mapped[datetime | None]

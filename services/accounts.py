@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
 from models import LoginThrottle, Role, User, utcnow
-from services import audit, passwords
+from services import audit, login_throttle, passwords
 from services.errors import DomainError
+from services.login_throttle import LoginPolicy, policy_from_config  # noqa: F401 (callers sign in here)
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 
@@ -26,13 +25,6 @@ USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 class LoginRefused(DomainError):
     """Wrong username or password, inactive account, or too many failures. The
     message never tells which."""
-
-
-@dataclass(frozen=True)
-class LoginPolicy:
-    max_failures: int = 10
-    window: timedelta = timedelta(minutes=15)
-    lockout: timedelta = timedelta(minutes=15)
 
 
 def normalise_username(username: str) -> str:
@@ -105,40 +97,6 @@ def create_user(
     return user
 
 
-def _throttle_row(key: str, now: datetime) -> LoginThrottle:
-    """The throttle row for ``key``, created if missing and locked for this
-    transaction (FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the
-    write lock)."""
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    db.session.execute(
-        insert(LoginThrottle)
-        .values(username=key, failures=0, window_started_at=now)
-        .on_conflict_do_nothing(index_elements=["username"])
-    )
-    return db.session.scalars(
-        select(LoginThrottle)
-        .where(LoginThrottle.username == key)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-
-
-def _is_locked(key: str, now: datetime) -> bool:
-    locked_until = db.session.scalar(
-        select(LoginThrottle.locked_until).where(LoginThrottle.username == key)
-    )
-    return locked_until is not None and locked_until > now
-
-
-def _locked_message(policy: LoginPolicy):
-    minutes = int(policy.lockout.total_seconds() // 60)
-    return _l(
-        "Too many failed sign-in attempts. Try again in %(minutes)d minutes.",
-        minutes=minutes,
-    )
-
-
 def authenticate(
     username: str,
     password: str,
@@ -147,38 +105,38 @@ def authenticate(
     policy: LoginPolicy = LoginPolicy(),
     now: datetime | None = None,
 ) -> User:
-    """Check a sign-in. Returns the user, or raises LoginRefused. Failures are
-    counted per typed username in the database; after ``policy.max_failures`` within
-    ``policy.window`` the name is refused for ``policy.lockout``. Every outcome is
-    audited."""
+    """Check a sign-in. Returns the user, or raises LoginRefused. An address that
+    must wait (see LoginPolicy) is refused before anything is checked. Failures are
+    counted per typed username and per address in the database; after
+    ``policy.max_failures`` within ``policy.window`` the name is refused for
+    ``policy.lockout``. Every counted outcome is audited; an address's refusals while
+    it waits give one line per wait."""
     now = now or utcnow()
     key = normalise_username(username)[:64]
-    if _is_locked(key, now):
-        return _refuse_locked(key, ip, policy)
+    if blocked_until := login_throttle.address_blocked_until(ip, now):
+        return _refuse_address(ip, key, blocked_until, now)
+    if login_throttle.name_locked(key, now):
+        return _refuse_locked(key, ip, policy, now)
     user = get_by_username(key)
     user_id, stored_hash = (user.id, user.password_hash) if user else (None, None)
     # End the read transaction before the deliberately slow hash, so no lock is held.
     db.session.rollback()
     valid = passwords.verify_password(stored_hash, password)
 
-    throttle = _throttle_row(key, now)
+    throttle = login_throttle.name_row(key, now)
     if throttle.locked_until is not None and throttle.locked_until > now:
-        return _refuse_locked(key, ip, policy)
+        return _refuse_locked(key, ip, policy, now)
     user = db.session.get(User, user_id) if user_id else None
     if valid and user is not None and user.active:
         return _accept(user, throttle, password, ip, now)
-    if now - throttle.window_started_at > policy.window:
-        throttle.failures, throttle.window_started_at = 0, now
-    throttle.failures += 1
-    locked = throttle.failures >= policy.max_failures
-    if locked:
-        throttle.locked_until = now + policy.lockout
-    audit.record(
-        "login.failure", user, actor_name=key, ip=ip, failures=throttle.failures, locked=locked
-    )
+    throttle = login_throttle.count_name_failure(key, now, policy)
+    locked = throttle.locked_until is not None and throttle.locked_until > now
+    address_failures = login_throttle.count_address_failure(ip, now, policy)
+    audit.record("login.failure", user, actor_name=key, ip=ip, failures=throttle.failures,
+                 locked=locked, address_failures=address_failures)
     db.session.commit()
     raise LoginRefused(
-        _locked_message(policy) if locked else _l("Wrong username or password.")
+        login_throttle.locked_message(policy) if locked else _l("Wrong username or password.")
     )
 
 
@@ -192,11 +150,24 @@ def _accept(user: User, throttle: LoginThrottle, password: str, ip, now) -> User
     return user
 
 
-def _refuse_locked(key: str, ip: str | None, policy: LoginPolicy):
+def _refuse_locked(key: str, ip: str | None, policy: LoginPolicy, now: datetime):
+    """A locked name: the attempt counts against the address too, so hammering a
+    locked account soon makes the address wait (and the audit lines stop growing)."""
     db.session.rollback()
-    audit.record("login.locked", get_by_username(key), actor_name=key, ip=ip)
+    address_failures = login_throttle.count_address_failure(ip, now, policy)
+    audit.record("login.locked", get_by_username(key), actor_name=key, ip=ip,
+                 address_failures=address_failures)
     db.session.commit()
-    raise LoginRefused(_locked_message(policy))
+    raise LoginRefused(login_throttle.locked_message(policy))
+
+
+def _refuse_address(ip: str, key: str, blocked_until: datetime, now: datetime):
+    """An address that must wait: refused unchecked, one audit line per wait."""
+    db.session.rollback()
+    audit.record_once(f"login.address_wait:{ip}:{blocked_until.isoformat()}", "login.address_wait",
+                      actor_name=key, ip=ip, until=blocked_until.isoformat())
+    db.session.commit()
+    raise LoginRefused(login_throttle.wait_message(blocked_until - now))
 
 
 def logout(user: User, *, ip: str | None = None) -> None:
@@ -206,12 +177,35 @@ def logout(user: User, *, ip: str | None = None) -> None:
     db.session.commit()
 
 
-def change_password(user: User, current: str, new: str, *, ip: str | None = None) -> None:
+def change_password(
+    user: User,
+    current: str,
+    new: str,
+    *,
+    ip: str | None = None,
+    policy: LoginPolicy = LoginPolicy(),
+    now: datetime | None = None,
+) -> None:
     """Change one's own password. Raises DomainError for a wrong current password or
-    a refused new one. Ends the user's other sessions (the caller logs the user in
-    again with the new token)."""
+    a refused new one, and while the account is locked. A wrong current password
+    counts as a failed sign-in of the account (same lock) and is audited (saved
+    although the change is refused). Ends the user's other sessions (the caller logs
+    the user in again with the new token)."""
+    now = now or utcnow()
+    if login_throttle.name_locked(user.username, now):
+        audit.record("password.change_failure", user, ip=ip, target=user, locked=True)
+        db.session.commit()
+        raise DomainError(login_throttle.locked_message(policy), "current_password")
     if not passwords.verify_password(user.password_hash, current):
-        raise DomainError(_l("The current password is not right."), "current_password")
+        throttle = login_throttle.count_name_failure(user.username, now, policy)
+        locked = throttle.locked_until is not None and throttle.locked_until > now
+        audit.record("password.change_failure", user, ip=ip, target=user,
+                     failures=throttle.failures, locked=locked)
+        db.session.commit()
+        raise DomainError(
+            login_throttle.locked_message(policy) if locked else _l("The current password is not right."),
+            "current_password",
+        )
     if new == current:
         raise DomainError(_l("Choose a password different from the current one."), "new_password")
     if problem := passwords.password_problem(new, user.username):
@@ -250,8 +244,8 @@ def update_user(
     claim_limit: int | None,
     ip: str | None = None,
 ) -> None:
-    """An administrator edits an account. A role change ends the user's sessions and
-    is audited with old and new role."""
+    """An administrator edits an account. A role change ends the user's sessions.
+    Role, display name and claim limit changes are audited with old and new value."""
     if role not in set(Role):
         raise DomainError(_l("Unknown role."), "role")
     changes = {}
@@ -259,7 +253,10 @@ def update_user(
         changes["role"] = [user.role, role]
         user.role = role
         user.rotate_session_token()
-    user.display_name = display_name.strip() or user.username
+    new_name = display_name.strip() or user.username
+    if new_name != user.display_name:
+        changes["display_name"] = [user.display_name, new_name]
+        user.display_name = new_name
     user.language = language or None
     if claim_limit != user.claim_limit:
         changes["claim_limit"] = [user.claim_limit, claim_limit]

@@ -3,10 +3,26 @@ an action and its audit line are saved together or not at all."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
-from models import AuditEvent, User
+from models import AuditEvent, Role, User, utcnow
+
+
+def _values(action: str, actor: User | None, *, actor_name: str | None, ip: str | None,
+            target: object | None, target_type: str | None, target_id: int | None, details: dict) -> dict:
+    return {
+        "action": action,
+        "actor_id": actor.id if actor is not None else None,
+        "actor_name": actor_name if actor_name is not None else (actor.username if actor else ""),
+        "ip": ip,
+        "target_type": target_type or getattr(target, "__tablename__", None),
+        "target_id": target_id if target_id is not None else getattr(target, "id", None),
+        "details": details,
+    }
 
 
 def record(
@@ -23,17 +39,69 @@ def record(
     """Add an audit line for ``action`` (e.g. ``"login.success"``). ``target`` is any
     model instance with an ``id``; its table name is stored beside the id. For a row
     that is being deleted, give ``target_type`` and ``target_id`` instead."""
-    event = AuditEvent(
-        action=action,
-        actor_id=actor.id if actor is not None else None,
-        actor_name=actor_name if actor_name is not None else (actor.username if actor else ""),
-        ip=ip,
-        target_type=target_type or getattr(target, "__tablename__", None),
-        target_id=target_id if target_id is not None else getattr(target, "id", None),
-        details=details,
-    )
+    event = AuditEvent(**_values(action, actor, actor_name=actor_name, ip=ip, target=target,
+                                 target_type=target_type, target_id=target_id, details=details))
     db.session.add(event)
     return event
+
+
+def already_recorded(key: str) -> bool:
+    """True when the line written once under ``key`` exists (one indexed lookup)."""
+    return db.session.scalar(select(AuditEvent.id).where(AuditEvent.dedup_key == key)) is not None
+
+
+def record_once(
+    key: str,
+    action: str,
+    actor: User | None = None,
+    *,
+    actor_name: str | None = None,
+    ip: str | None = None,
+    target: object | None = None,
+    target_type: str | None = None,
+    target_id: int | None = None,
+    **details,
+) -> bool:
+    """Like :func:`record`, but at most one line ever under ``key``: the key is a
+    unique column, and a second insert (two workers at once) is skipped by the
+    database. Written at once, in the caller's transaction; returns True when this
+    call wrote the line."""
+    return _insert_once(key, _values(action, actor, actor_name=actor_name, ip=ip, target=target,
+                                     target_type=target_type, target_id=target_id, details=details))
+
+
+def _insert_once(key: str, values: dict) -> bool:
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    result = db.session.execute(
+        insert(AuditEvent)
+        .values(**values, at=utcnow(), dedup_key=key)
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+    )
+    return result.rowcount == 1
+
+
+# Roles whose reading of a customer someone else owns is audited: they may open any.
+_AUDITED_READERS = frozenset({Role.ADMIN, Role.MANAGER})
+
+
+def record_customer_view(viewer: User, customer, *, day: date, ip: str | None = None) -> bool:
+    """A manager or admin opened a customer another salesperson owns: one line per
+    viewer, customer and office ``day``. On the hot path this is one indexed lookup;
+    the first view of the day writes the line in a transaction of its own (it ends
+    the caller's transaction: call it before changing anything) and returns True:
+    the caller commits."""
+    if viewer.role not in _AUDITED_READERS or customer.owner_id in (None, viewer.id):
+        return False
+    key = f"customer.view:{viewer.id}:{customer.id}:{day.isoformat()}"
+    if already_recorded(key):
+        return False
+    values = _values("customer.view", viewer, actor_name=None, ip=ip, target=customer, target_type=None,
+                     target_id=None, details={"owner_id": customer.owner_id})
+    # A read transaction that starts writing can fail at once on SQLite (another
+    # writer committed since it began); one whose first statement writes waits.
+    db.session.rollback()
+    return _insert_once(key, values)
 
 
 def recent_events(*, action_prefix: str = "", limit: int = 100, before_id: int | None = None):

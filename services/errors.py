@@ -4,11 +4,13 @@ from __future__ import annotations
 
 
 class DomainError(Exception):
-    """A refusal the user can act on. ``message`` is shown to the user (already
-    translated or lazily translatable); ``field`` names the form field it concerns,
-    if any."""
+    """A refusal the user can act on. ``message`` is shown to the user: translated
+    when raised (in the request's language) and kept as plain ``str``. A lazy
+    translation is Markup-like (it has ``__html__``), so one carrying a name would
+    reach a template or the session as HTML; plain text is always escaped. ``field``
+    names the form field it concerns, if any."""
 
     def __init__(self, message, field: str | None = None):
-        super().__init__(str(message))
-        self.message = message
+        self.message: str = str(message)
+        super().__init__(self.message)
         self.field = field

@@ -1,5 +1,6 @@
 import re
 import time
+import urllib.parse
 
 import pytest
 
@@ -37,6 +38,31 @@ def test_login_success_goes_to_next_but_never_off_site(client, make_user):
         client.post("/logout")
 
 
+@pytest.mark.parametrize("raw_next", [
+    "/%09/evil.example/x", "/%0a/x", "/%0d/evil.example", "%09//evil.example", "/x%00y",
+    "/\\evil.example", "\\\\evil.example", "/%5cevil.example", "%2f%2fevil.example",
+    "///evil.example", "//evil.example", "https:evil.example", "https://evil.example",
+    "javascript:alert(1)", "JavaScript%3Aalert(1)", "evil.example", "/%e3%80%80/evil.example",
+])
+def test_login_never_redirects_off_site(client, make_user, raw_next):
+    """Known bypass forms of ``next`` (percent-encoded as a browser would send them)
+    sign the user in and land on the home page."""
+    user = make_user("sales")
+    response = client.post(f"/login?next={raw_next}",
+                           data={"username": user.username, "password": TEST_PASSWORD})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("good", ["/customers?tag=1", "/account", "/customers/5/notes?before=3", "/search?q=%E5%BC%A0"])
+def test_login_keeps_a_same_site_next(client, make_user, good):
+    user = make_user("sales")
+    response = client.post("/login", query_string={"next": urllib.parse.unquote(good)},
+                           data={"username": user.username, "password": TEST_PASSWORD})
+    assert response.status_code == 303
+    assert urllib.parse.unquote(response.headers["Location"]) == urllib.parse.unquote(good)
+
+
 def test_wrong_password_shows_message_and_keeps_username(client, make_user):
     user = make_user("sales")
     response = login(client, user.username, "not the password")
@@ -45,21 +71,41 @@ def test_wrong_password_shows_message_and_keeps_username(client, make_user):
     assert f'value="{user.username}"'.encode() in response.data
 
 
+def _login_from(client, address: str, username: str, password: str = TEST_PASSWORD):
+    return client.post("/login", data={"username": username, "password": password},
+                       environ_overrides={"REMOTE_ADDR": address})
+
+
 def test_eleventh_attempt_is_locked_for_that_account_only(client, make_user):
+    """Ten failures from ten addresses (one address alone has to wait first) lock
+    the name; the right password from yet another address is refused."""
     victim, bystander = make_user("sales"), make_user("sales")
-    for _ in range(10):
-        login(client, victim.username, "wrong guess 1")
-    response = login(client, victim.username, TEST_PASSWORD)
+    for attempt in range(10):
+        _login_from(client, f"10.0.0.{attempt}", victim.username, "wrong guess 1")
+    response = _login_from(client, "10.0.1.1", victim.username)
     assert response.status_code == 422
     assert b"Too many failed sign-in attempts" in response.data
-    assert login(client, bystander.username).status_code == 303
+    assert _login_from(client, "10.0.1.1", bystander.username).status_code == 303
+
+
+def test_one_address_waits_longer_after_each_failure_and_cannot_lock_an_account(client, make_user):
+    """Five failures cost nothing; then the address must wait before its next try
+    (the right password too): others, and the account, are not held back by it."""
+    victim = make_user("sales")
+    for _ in range(5):
+        assert b"Wrong username or password" in _login_from(client, "10.9.9.9", victim.username, "bad guess 1").data
+    for _ in range(10):
+        waiting = _login_from(client, "10.9.9.9", victim.username)
+        assert waiting.status_code == 422 and b"Too many failed sign-in attempts" in waiting.data
+    assert _login_from(client, "10.8.8.8", victim.username).status_code == 303
 
 
 def test_lockout_message_does_not_reveal_whether_user_exists(client, make_user):
     user = make_user("sales")
-    for _ in range(10):
-        real = login(client, user.username, "wrong guess 1")
-        ghost = login(client, "no.such.person", "wrong guess 1")
+    for attempt in range(11):  # from many addresses, so the names lock (not an address)
+        real = _login_from(client, f"10.1.{attempt}.1", user.username, "wrong guess 1")
+        ghost = _login_from(client, f"10.2.{attempt}.1", "no.such.person", "wrong guess 1")
+    assert b"Try again in 15 minutes" in real.data
     assert real.status_code == ghost.status_code
     assert _same_page(real.data, user.username) == _same_page(ghost.data, "no.such.person")
 
@@ -151,6 +197,29 @@ def test_change_password_errors_stay_next_to_the_field(client, login_as):
     response = client.post("/account/password", data={
         "current_password": TEST_PASSWORD, "new_password": "one long phrase", "confirm": "another"})
     assert response.status_code == 422 and b"The two passwords differ" in response.data
+
+
+def test_wrong_current_passwords_lock_the_account_and_are_audited(app, client, login_as):
+    """Guessing the current password on the account page counts like failed sign-ins."""
+    from sqlalchemy import select
+
+    from extensions import db
+    from models import AuditEvent
+
+    user = login_as("sales")
+    attempt = {"new_password": "my own new passphrase", "confirm": "my own new passphrase"}
+    for guess in range(10):
+        response = client.post("/account/password", headers=HX, data={**attempt, "current_password": f"guess {guess}xx"})
+        assert response.status_code == 422
+    assert b"Too many failed sign-in attempts" in response.data
+    right = client.post("/account/password", data={**attempt, "current_password": TEST_PASSWORD})
+    assert right.status_code == 422 and b"Too many failed sign-in attempts" in right.data
+    with app.app_context():
+        lines = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "password.change_failure")).all()
+        assert len(lines) == 11 and {line.actor_id for line in lines} == {user.id}
+        assert lines[0].ip == "127.0.0.1"
+    client.post("/logout")
+    assert _login_from(client, "10.7.7.7", user.username).status_code == 422  # sign-in is locked too
 
 
 def test_change_password_ends_other_sessions_but_keeps_this_one(app, client, make_user):

@@ -1,5 +1,6 @@
 """The command-line contract: init, ensure-admin, create-user, demo-data."""
 
+import os
 import re
 
 import pytest
@@ -9,6 +10,18 @@ from app import create_app
 from extensions import db
 from models import Role, User
 from services import accounts
+
+
+@pytest.fixture
+def loose_umask():
+    """The usual 022 umask of a shell, as before Deskbook set its own."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def _mode(path) -> str:
+    return oct(path.stat().st_mode & 0o777)
 
 
 @pytest.fixture
@@ -162,3 +175,64 @@ def test_search_rebuild_and_check_commands(app, runner):
     with app.app_context():
         admin = accounts.get_by_username("boss")
         assert [c.id for c in search.search_customers(admin, "zsf").items] == [customer_id]
+
+
+def test_init_makes_an_existing_instance_private(tmp_path, loose_umask):
+    """An instance made by an earlier version (0755 folders, 0644 files) is closed at init."""
+    instance = tmp_path / "instance"
+    generation = instance / "search" / "gen-1"
+    generation.mkdir(parents=True)
+    (generation / "segment.seg").write_bytes(b"index")
+    (instance / "deskbook.db").write_bytes(b"")
+    for path in (instance, instance / "search", generation):
+        path.chmod(0o755)
+    url = f"sqlite:///{instance}/deskbook.db"
+    app = create_app({"INSTANCE_PATH": str(instance), "DATABASE_URL": url})
+    result = app.test_cli_runner().invoke(args=["init"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        db.engine.dispose()
+    for folder in (instance, instance / "search", generation):
+        assert _mode(folder) == "0o700", folder
+    for name in ("config.py", "deskbook.db", "search/gen-1/segment.seg"):
+        assert _mode(instance / name) == "0o600", name
+
+
+def test_files_the_app_creates_later_are_private(tmp_path, loose_umask):
+    """The server process itself (no init) makes instance/, the database and its WAL
+    readable by its own account only."""
+    from flask_migrate import upgrade
+
+    instance = tmp_path / "instance"
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "INSTANCE_PATH": str(instance),
+                      "DATABASE_URL": f"sqlite:///{instance}/deskbook.db"})
+    with app.app_context():
+        upgrade()
+        db.session.execute(db.text("CREATE TABLE later (x INTEGER)"))
+        db.session.commit()
+        assert (instance / "deskbook.db-wal").exists()
+        (instance / "search").mkdir()  # as the index does, in this process
+        assert _mode(instance / "deskbook.db-wal") == "0o600"
+        db.engine.dispose()
+    assert _mode(instance) == "0o700"
+    assert _mode(instance / "deskbook.db") == "0o600"
+    assert _mode(instance / "search") == "0o700"
+
+
+def test_pool_recycle_prunes_old_sign_in_throttle_rows(app, runner):
+    from datetime import timedelta
+
+    from models import LoginAddressThrottle, LoginThrottle, utcnow
+
+    long_ago = utcnow() - timedelta(days=2)
+    with app.app_context():
+        db.session.add_all([LoginThrottle(username="typed.once", failures=3, window_started_at=long_ago),
+                            LoginAddressThrottle(address="10.0.0.1", failures=2, last_failure_at=long_ago),
+                            LoginThrottle(username="still.counting", failures=3, window_started_at=utcnow())])
+        db.session.commit()
+    result = runner.invoke(args=["pool", "recycle"])
+    assert result.exit_code == 0, result.output
+    assert "Pruned 2 sign-in throttle rows." in result.output
+    with app.app_context():
+        assert db.session.scalars(select(LoginThrottle.username)).all() == ["still.counting"]
+        assert db.session.scalar(select(func.count()).select_from(LoginAddressThrottle)) == 0

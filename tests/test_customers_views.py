@@ -288,3 +288,49 @@ def test_merge_and_undo_through_the_views(app, client, world):
         assert db.session.get(Customer, world["own"]).archived_at is None
     again = client.post(f"/customers/{world['own']}/unmerge", headers=HX)
     assert again.status_code == 204 and "error" in again.headers["HX-Trigger"]
+
+
+# ---- who opened another salesperson's customer (issue 15, item 15) -------------------------------
+
+def _views():
+    from models import AuditEvent
+
+    return [(e.actor_name, e.target_id, e.details["owner_id"]) for e in db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "customer.view").order_by(AuditEvent.id))]
+
+
+@pytest.mark.parametrize("role", ["manager", "boss"])
+def test_reading_a_colleagues_customer_is_audited_once_a_day(app, client, world, role):
+    _as(client, app, role)
+    for _ in range(3):
+        assert client.get(f"/customers/{world['foreign']}").status_code == 200
+    client.get(f"/customers/{world['own']}", headers={"HX-Request": "true", "HX-Boosted": "true"})
+    client.get(f"/customers/{world['pool']}")
+    with app.app_context():
+        s1, s2 = (accounts.get_by_username(name).id for name in ("s1", "s2"))
+        name = "boss" if role == "boss" else "manager.x"
+        assert _views() == [(name, world["foreign"], s2), (name, world["own"], s1)]
+
+
+@pytest.mark.parametrize("role", ["s1", "frontdesk"])
+def test_owners_and_the_front_desk_leave_no_view_lines(app, client, world, role):
+    _as(client, app, role)
+    assert client.get(f"/customers/{world['own']}").status_code == 200
+    with app.app_context():
+        assert _views() == []
+
+
+def test_the_next_office_day_gets_a_line_of_its_own(app, world):
+    from datetime import date
+
+    from services import audit
+
+    with app.app_context():
+        boss = accounts.get_by_username("boss")
+        customer = db.session.get(Customer, world["foreign"])
+        written = []
+        for day in (date(2026, 12, 1), date(2026, 12, 1), date(2026, 12, 2)):
+            written.append(audit.record_customer_view(boss, customer, day=day))
+            db.session.commit()  # as the view does
+        assert written == [True, False, True]
+        assert len(_views()) == 2

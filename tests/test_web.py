@@ -171,3 +171,60 @@ def test_starting_the_app_does_not_load_demo_only_libraries(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, timeout=60, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_csp_keeps_forms_on_this_site(client):
+    """An injected <form action="https://evil.example"> could not send anything away."""
+    directives = [part.strip() for part in client.get("/login").headers["Content-Security-Policy"].split(";")]
+    assert "form-action 'self'" in directives
+
+
+def _makefile_waitress_arguments() -> list[str]:
+    """The options `make run` passes to waitress-serve (host and port left out)."""
+    line = next(line for line in (ROOT / "Makefile").read_text().splitlines() if "waitress-serve" in line)
+    words = line.split("waitress-serve", 1)[1].split()
+    kept, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in ("--host", "--port"):
+            skip = True
+        elif not word.startswith("--call") and ":" not in word:
+            kept.append(word)
+    return kept
+
+
+def test_waitress_as_make_run_starts_it_sends_no_server_header(tmp_path):
+    """The Server header would name the server software to anyone who asks."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "DESKBOOK_INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "test-secret",
+           "DATABASE_URL": f"sqlite:///{tmp_path}/server.db"}
+    argv = [sys.executable, "-m", "waitress", "--host", "127.0.0.1", "--port", str(port),
+            *_makefile_waitress_arguments(), "--call", "app:create_app"]
+    server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _attempt in range(200):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as response:
+                    headers = response.headers
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise AssertionError("waitress-serve ended") from None
+                time.sleep(0.05)
+        else:
+            raise AssertionError("waitress-serve did not answer")
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert headers.get_all("Server") is None
+    assert "form-action 'self'" in headers["Content-Security-Policy"]

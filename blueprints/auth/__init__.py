@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
+from urllib.parse import urlsplit
+
 from flask import Blueprint, current_app, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -17,21 +20,23 @@ bp = Blueprint("auth", __name__)
 
 
 def _login_policy() -> accounts.LoginPolicy:
-    from datetime import timedelta
-
-    config = current_app.config
-    return accounts.LoginPolicy(
-        max_failures=config["LOGIN_MAX_FAILURES"],
-        window=timedelta(minutes=config["LOGIN_FAILURE_WINDOW_MINUTES"]),
-        lockout=timedelta(minutes=config["LOGIN_LOCKOUT_MINUTES"]),
-    )
+    return accounts.policy_from_config(current_app.config)
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site paths: never an open redirect."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("main.home")
+    """``target`` if it is a path on this site, else the home page: never an open
+    redirect. Browsers drop tabs and newlines from a URL and read a backslash as a
+    slash (``/<tab>/evil.example`` becomes ``//evil.example``), so any whitespace,
+    control character or backslash refuses the target outright; what is left must
+    start with one slash and have neither scheme nor host."""
+    if not target or "\\" in target or any(
+        char.isspace() or unicodedata.category(char).startswith("C") for char in target
+    ):
+        return url_for("main.home")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("main.home")
+    return target
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -70,13 +75,15 @@ def logout():
 @bp.route("/account/password", methods=["GET", "POST"])
 @permission_required("account.edit_own")
 def change_password():
-    """Change one's own password; other sessions of the user end."""
+    """Change one's own password; other sessions of the user end. Wrong current
+    passwords count towards the account's sign-in lock."""
     form = ChangePasswordForm()
     if form.validate_on_submit():
         user = current_user._get_current_object()
         try:
             accounts.change_password(
-                user, form.current_password.data, form.new_password.data, ip=client_ip()
+                user, form.current_password.data, form.new_password.data, ip=client_ip(),
+                policy=_login_policy(),
             )
         except DomainError as refused:
             getattr(form, refused.field).errors.append(refused.message)

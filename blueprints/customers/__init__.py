@@ -10,12 +10,14 @@ from blueprints import htmx
 from blueprints.access import actor, customer_or_404
 from blueprints.customers.forms import CustomerForm, PurgeForm
 from blueprints.security import client_ip
+from extensions import db
 from models import Role
-from services import customers, policy, pool, tags
+from services import audit, customers, policy, pool, tags
 from services import merge as merging
 from services.customers import CustomerData, CustomerFilter, DuplicateCustomer
 from services.errors import DomainError
 from services.ids import parse_id, parse_ids, parse_page
+from services.notes import office_today
 from services.policy import permission_required
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
@@ -160,6 +162,8 @@ def duplicates():
 def detail(customer_id: int):
     """The customer page: card, notes, follow-ups, history."""
     customer = customer_or_404(customer_id)
+    if audit.record_customer_view(actor(), customer, day=office_today(), ip=client_ip()):
+        db.session.commit()
     context = {"customer": customer, "purge_form": PurgeForm()}
     from blueprints.notes import customer_notes_context
     from blueprints.tasks import customer_tasks_context

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, request, url_for
+from flask import abort, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from blueprints import htmx
@@ -57,7 +57,7 @@ def new_template():
     if request.method == "POST":
         saved = _save(form)
         if saved is not None:
-            flash(str(_l("Template %(name)s created.", name=saved.name)), "success")
+            htmx.notify(_l("Template %(name)s created.", name=saved.name))
             return htmx.redirect(url_for("notes.templates"))
     return _render(form, None, 422 if form.errors else 200)
 
@@ -76,6 +76,6 @@ def edit_template(template_id: int):
     else:
         form = NoteTemplateForm()
         if _save(form, template) is not None:
-            flash(str(_l("Template %(name)s saved.", name=template.name)), "success")
+            htmx.notify(_l("Template %(name)s saved.", name=template.name))
             return htmx.redirect(url_for("notes.templates"))
     return _render(form, template, 422 if form.errors else 200)

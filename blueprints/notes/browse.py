@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import abort, flash, request, url_for
+from flask import abort, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from blueprints import htmx
@@ -102,7 +102,7 @@ def mention_read(mention_id: int):
         abort(404)
     if not policy.may_read_note(actor(), mention.note):
         if not htmx.is_htmx():
-            flash(str(_l("That note is no longer there.")), "info")
+            htmx.notify(_l("That note is no longer there."), "info")
             return htmx.redirect(url_for("main.home"))
         return htmx.no_swap((_l("That note is no longer there."), "info"))
     return htmx.redirect(url_for("notes.show", note_id=mention.note_id))

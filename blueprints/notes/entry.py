@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from flask import abort, flash, request, url_for
+from flask import abort, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from blueprints import htmx
@@ -86,7 +86,7 @@ def create(customer_id: int):
         else:
             message = _saved_message(saved, _l("Note saved."))
             if not htmx.wants_fragment():
-                flash(message[0], message[1])
+                htmx.notify(*message)
                 return htmx.redirect(_customer_url(customer.id, saved.note.id))
             response = htmx.render(
                 "notes/_created.html", "notes/_created.html", toast=message, customer=customer,
@@ -184,7 +184,7 @@ def edit(note_id: int):
             else:
                 message = _saved_message(saved, _l("Note updated."))
                 if not htmx.wants_fragment():
-                    flash(message[0], message[1])
+                    htmx.notify(*message)
                     return htmx.redirect(_customer_url(note.customer_id, note.id))
                 return htmx.render("notes/_note.html", "notes/_note.html", note=note, toast=message)
     return htmx.render("notes/edit.html", "notes/_edit_form.html", note=note, note_form=form,
@@ -203,7 +203,7 @@ def delete(note_id: int):
     except DomainError:
         abort(403)
     if not htmx.wants_fragment():
-        flash(str(_l("Note deleted.")), "success")
+        htmx.notify(_l("Note deleted."))
         return htmx.redirect(_customer_url(note.customer_id))
     return htmx.render("notes/_deleted.html", "notes/_deleted.html", toast=_l("Note deleted."))
 
@@ -238,8 +238,7 @@ def comment(note_id: int):
                 message = (str(_l("Comment added. Not notified, they may not read this customer: %(names)s.",
                                   names=names)), "info")
             if not htmx.wants_fragment():
-                # A plain str: a lazy string would reach the session as Markup, unescaped.
-                flash(*message)
+                htmx.notify(*message)
                 return htmx.redirect(url_for("notes.show", note_id=note.id))
             return htmx.render("notes/_comment_added.html", "notes/_comment_added.html", toast=message,
                                note=note, comment=added, comment_form=CommentForm(formdata=None))

@@ -10,7 +10,7 @@ page with the error in place.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, url_for
+from flask import Blueprint, abort, url_for
 from flask_babel import lazy_gettext as _l
 
 from blueprints import htmx
@@ -58,7 +58,7 @@ def _done(fragment: str, message, **context):
     page with the message flashed."""
     if htmx.wants_fragment():
         return _show(fragment, toast=message, **context)
-    flash(str(message), "success")
+    htmx.notify(message)
     return htmx.redirect(url_for("tags.index"))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from flask import Blueprint, current_app, flash, g, request, url_for
+from flask import Blueprint, current_app, g, request, url_for
 from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
 
@@ -105,11 +105,7 @@ def _page_url(flt: dict):
 # ---- one task ------------------------------------------------------------------------------
 
 def _render_task(task: FollowUpTask, *, toast=None, status: int = 200, errors=None, typed=None):
-    """The task row for htmx (``toast`` in a header), the task page otherwise
-    (``toast`` flashed, so the page shows it)."""
-    if toast is not None and not htmx.wants_fragment():
-        flash(toast, "success")
-        toast = None
+    """The task row for htmx, the task page otherwise (both show ``toast``)."""
     return htmx.render("tasks/task.html", "tasks/_task.html", task=task, toast=toast,
                        status=status, row_errors=errors or {}, typed=typed or {})
 
@@ -227,7 +223,7 @@ def create(customer_id: int):
         else:
             message = _l("Follow-up planned for %(day)s.", day=format_date(task.due_date))
             if not htmx.wants_fragment():
-                flash(message, "success")
+                htmx.notify(message)
                 return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
             return htmx.render("tasks/_customer_tasks.html", customer=customer, toast=message,
                                **customer_tasks_context(actor(), customer))

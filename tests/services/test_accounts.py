@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import AuditEvent, LoginThrottle, Role, User, utcnow
-from services import accounts
+from services import accounts, login_throttle
 from services.errors import DomainError
 from tests.conftest import TEST_PASSWORD
 
@@ -201,3 +201,124 @@ def test_admin_exists(ctx):
     assert not accounts.admin_exists()
     _create("boss", Role.ADMIN)
     assert accounts.admin_exists()
+
+
+# ---- the per-address backoff (issue 15, item 7) ---------------------------------------------------
+
+@pytest.fixture
+def english(app):
+    """A sign-in request of an English browser: messages in English."""
+    with app.test_request_context("/login", method="POST", headers={"Accept-Language": "en"}):
+        yield
+
+
+def _fail(username="ghost", *, ip="10.0.0.9", now, password="wrong guess!"):
+    with pytest.raises(accounts.LoginRefused) as refused:
+        accounts.authenticate(username, password, ip=ip, now=now)
+    return refused.value.message
+
+
+def _blocked_until(ip="10.0.0.9"):
+    from models import LoginAddressThrottle
+
+    db.session.expire_all()
+    return db.session.get(LoginAddressThrottle, ip).blocked_until
+
+
+def test_address_wait_doubles_after_the_free_failures_up_to_a_cap():
+    assert [POLICY.address_wait(n).total_seconds() for n in range(1, 12)] == [
+        0, 0, 0, 0, 30, 60, 120, 240, 480, 900, 900]
+
+
+def test_an_address_waits_longer_after_each_failure(english):
+    now = utcnow()
+    for _ in range(4):
+        _fail(now=now)
+        assert _blocked_until() is None
+    waits = []
+    for _ in range(4):
+        _fail(now=now)  # the failure that starts a wait
+        waits.append((_blocked_until() - now).total_seconds())
+        # while it waits, even the right password is refused unchecked
+        assert "Try again" in _fail(now=now + timedelta(seconds=1))
+        now = _blocked_until()
+    assert waits == [30, 60, 120, 240]
+
+
+def test_one_address_cannot_lock_an_account_with_the_defaults(ctx):
+    """Trying as fast as the backoff lets it, the tenth failure from one address
+    falls after the account's fifteen-minute window: the name never locks."""
+    _create()
+    now = utcnow()
+    for _ in range(10):
+        _fail("wang.fang", now=now)
+        now = _blocked_until() or now
+    assert accounts.authenticate("wang.fang", TEST_PASSWORD, ip="10.0.0.8", now=now).username == "wang.fang"
+
+
+def test_waiting_addresses_leave_one_audit_line_per_wait(ctx):
+    now = utcnow()
+    for _ in range(5):
+        _fail(now=now)
+    for _ in range(50):
+        _fail(now=now + timedelta(seconds=5))
+    assert _actions() == ["login.failure"] * 5 + ["login.address_wait"]
+
+
+def test_the_address_backoff_holds_across_worker_processes(app, make_app):
+    """Two app instances (two workers) on one database see the same wait."""
+    second = make_app()
+    now = utcnow()
+    with app.app_context():
+        for _ in range(5):
+            _fail(now=now)
+    with second.test_request_context("/login", method="POST", headers={"Accept-Language": "en"}):
+        assert "Try again" in _fail(now=now + timedelta(seconds=10))
+        assert _actions()[-1] == "login.address_wait"
+
+
+def test_prune_login_throttle_keeps_only_rows_that_still_hold_back(ctx):
+    from models import LoginAddressThrottle
+
+    now = utcnow()
+    _fail("old.name", ip="10.0.0.1", now=now - timedelta(hours=2))
+    for _ in range(5):
+        _fail("fresh.name", ip="10.0.0.2", now=now)
+    assert login_throttle.prune_login_throttle(now + timedelta(minutes=1)) == 2
+    db.session.commit()
+    assert db.session.scalars(select(LoginThrottle.username)).all() == ["fresh.name"]
+    assert db.session.scalars(select(LoginAddressThrottle.address)).all() == ["10.0.0.2"]
+
+
+# ---- password change failures (issue 15, items 6 and 15) ------------------------------------------
+
+def test_wrong_current_passwords_are_audited_and_lock_like_sign_in(english):
+    user = _create()
+    now = utcnow()
+    for attempt in range(POLICY.max_failures):
+        with pytest.raises(DomainError) as refused:
+            accounts.change_password(user, f"guess number {attempt}", "a brand new passphrase",
+                                     ip="10.0.0.3", now=now)
+        assert refused.value.field == "current_password"
+    assert "Too many failed sign-in attempts" in refused.value.message
+    # locked: the right password is refused too, and sign-in is locked as well
+    with pytest.raises(DomainError) as locked:
+        accounts.change_password(user, TEST_PASSWORD, "a brand new passphrase", now=now)
+    assert "Too many failed sign-in attempts" in locked.value.message
+    with pytest.raises(accounts.LoginRefused):
+        accounts.authenticate("wang.fang", TEST_PASSWORD, ip="10.0.0.4", now=now)
+    failures = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "password.change_failure")
+                                  .order_by(AuditEvent.id)).all()
+    assert len(failures) == POLICY.max_failures + 1
+    assert failures[0].ip == "10.0.0.3" and failures[0].target_id == user.id
+    assert [e.details["locked"] for e in failures][-2:] == [True, True]
+    assert accounts.authenticate("wang.fang", TEST_PASSWORD, now=now + POLICY.lockout + timedelta(seconds=1))
+
+
+def test_display_name_change_is_audited_with_old_and_new(ctx):
+    admin = _create("boss", Role.ADMIN)
+    user = _create(display_name="王芳")
+    accounts.update_user(admin, user, display_name="王芳芳", role=Role.SALES, language=None, claim_limit=None)
+    event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "user.update")).one()
+    assert event.details["display_name"] == ["王芳", "王芳芳"]
+    assert event.actor_id == admin.id and event.target_id == user.id
