@@ -13,7 +13,7 @@ from extensions import db
 from models import User
 from services import accounts, audit, customers, pool
 from services.errors import DomainError
-from services.policy import authorize, permission_required
+from blueprints.access import authorize, permission_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

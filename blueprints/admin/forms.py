@@ -6,7 +6,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from blueprints.auth.forms import LANGUAGE_CHOICES
 from models import Role
-from services.policy import ROLE_LABELS
+from blueprints.access import ROLE_LABELS
 
 
 def role_choices():

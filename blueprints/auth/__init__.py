@@ -11,7 +11,7 @@ from blueprints.auth.forms import ChangePasswordForm, LanguageForm, LoginForm
 from blueprints.security import client_ip, end_session, start_session
 from services import accounts
 from services.errors import DomainError
-from services.policy import permission_required
+from blueprints.access import permission_required
 
 bp = Blueprint("auth", __name__)
 

@@ -9,7 +9,7 @@ from blueprints import htmx
 from blueprints.access import actor
 from blueprints.tasks import office_today
 from services import dashboard
-from services.policy import permission_required
+from blueprints.access import permission_required
 
 bp = Blueprint("main", __name__)
 

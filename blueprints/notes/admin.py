@@ -14,7 +14,7 @@ from blueprints.security import client_ip
 from services import note_templates
 from services.errors import DomainError
 from services.note_templates import TemplateData
-from services.policy import permission_required
+from blueprints.access import permission_required
 
 
 @bp.get("/note-templates")

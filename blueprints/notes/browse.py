@@ -14,7 +14,7 @@ from blueprints.notes import bp
 from models import NoteKind
 from services import mentions, notes_list, policy, tags
 from services.notes_list import NoteFilter
-from services.policy import permission_required
+from blueprints.access import permission_required
 
 MAX_TAGS = 10
 
@@ -53,7 +53,7 @@ def toggle_tag_url(flt: NoteFilter):
 
 
 @bp.get("/notes")
-@permission_required("note.comment")
+@permission_required("note.read")
 def index():
     """Every note the user may read, newest first, filtered by kind, author, tags
     (all must match), dates and words; htmx swaps only the results and the URL
@@ -93,7 +93,7 @@ def mention_suggestions():
 
 
 @bp.post("/mentions/<int:mention_id>/read")
-@permission_required("note.comment")
+@permission_required("note.read")
 def mention_read(mention_id: int):
     """Mark one of the user's mentions read and open its note. 404 for a mention
     that is not theirs."""

@@ -17,7 +17,7 @@ from blueprints.tasks import office_today
 from models import PoolEventKind
 from services import accounts, policy, pool, pool_stats, settings
 from services.errors import DomainError
-from services.policy import permission_required
+from blueprints.access import permission_required
 
 bp = Blueprint("pool_admin", __name__)
 

@@ -18,7 +18,7 @@ from blueprints import htmx
 from blueprints.access import MAX_ID, actor
 from blueprints.search.highlight import mark, snippet
 from services import phones, policy, search, tags
-from services.policy import permission_required
+from blueprints.access import permission_required
 
 bp = Blueprint("search", __name__, url_prefix="/search")
 

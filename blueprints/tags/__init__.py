@@ -20,7 +20,7 @@ from blueprints.tags.forms import GroupForm, MergeForm, TagForm
 from models import Tag, TagGroup
 from services import tags
 from services.errors import DomainError
-from services.policy import permission_required
+from blueprints.access import permission_required
 
 bp = Blueprint("tags", __name__, url_prefix="/tags")
 

@@ -17,7 +17,7 @@ from blueprints.tasks.forms import ReassignForm, SnoozeForm, TaskForm
 from models import Customer, FollowUpTask, User
 from services import policy, tasks
 from services.errors import DomainError
-from services.policy import permission_required
+from blueprints.access import permission_required
 
 bp = Blueprint("tasks", __name__)
 
