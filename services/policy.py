@@ -161,10 +161,6 @@ def _may_see_customer(user: User, customer) -> bool:
     return user.role in LOOKUP_ROLES or customer.owner_id is None or customer.owner_id == user.id
 
 
-def _may_read_details(user: User, customer) -> bool:
-    return _may_see_customer(user, customer)
-
-
 def _may_edit_customer(user: User, customer) -> bool:
     # Nothing changes on an archived customer until it is restored.
     return not _archived(customer) and (_manages(user) or customer.owner_id == user.id)
@@ -233,7 +229,7 @@ _OBJECT_RULES = {
     "pool.assign": _may_assign,
     "users.manage": _may_manage_user,
     "customer.view": _may_see_customer,
-    "customer.view_details": _may_read_details,
+    "customer.view_details": _may_see_customer,  # the role decides between card and details
     "customer.edit": _may_edit_customer,
     "note.create": _may_write_on,
     "note.read": _may_read_note,

@@ -199,6 +199,8 @@ def _search(kind: _Kind, user, text, archived: bool, tag_ids, page: int, per_pag
     words = QueryWords(text)
     found = Found(page=max(1, min(int(page or 1), MAX_PAGE)), per_page=per_page, words=words)
     scope = kind.scope(user)
+    if not kind.notes and "tags" not in scope.fields:
+        tag_ids = count_tags = ()  # a customer's tags are not on this user's card: no filtering by them
     archived = archived and policy.may_search_archived(user)
     main = kind.query(words, scope)
     if main is None or scope.nothing:

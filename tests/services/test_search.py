@@ -877,3 +877,13 @@ def test_archived_customers_and_notes_are_searched_only_by_those_who_archive(sta
         assert search.search_customers(user, "钱二", archived=True).items == []
         assert search.search_notes(user, "来电记录", archived=True).items == []
     assert _names(search.search_customers(staff["manager"], "钱二", archived=True)) == ["归档的钱二"]
+
+
+def test_front_desk_cannot_filter_customers_by_the_tags_its_card_hides(staff):
+    tag = tags.create_tag(staff["manager"], tags.create_group(staff["manager"], "等级").id, "大客户")
+    tagged = _customer(staff["sales"], "孙三甲")
+    _customer(staff["sales"], "孙三乙")
+    customers.set_tags(staff["sales"], tagged, [tag.id])
+    assert _names(search.search_customers(staff["manager"], "孙三", tag_ids=[tag.id])) == ["孙三甲"]
+    found = search.search_customers(staff["frontdesk"], "孙三", tag_ids=[tag.id], count_tags=[tag.id])
+    assert sorted(_names(found)) == ["孙三乙", "孙三甲"] and not found.tag_counts
