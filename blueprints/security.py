@@ -15,6 +15,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 
 from blueprints import htmx
+from blueprints.access import ROLE_LABELS
 from extensions import login_manager
 from services import accounts, policy
 
@@ -107,7 +108,8 @@ def _set_security_headers(response):
 def _template_helpers():
     return {
         "may": lambda action, obj=None: policy.may(current_user, action, obj),
-        "role_label": lambda role: policy.ROLE_LABELS.get(role, role),
+        "visible_fields": lambda customer=None: policy.visible_fields(current_user, customer),
+        "role_label": lambda role: ROLE_LABELS.get(role, role),
     }
 
 

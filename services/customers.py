@@ -7,7 +7,7 @@ action is sensitive) in the same transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 
 from flask_babel import lazy_gettext as _l
@@ -18,7 +18,6 @@ from models import (
     Customer,
     CustomerChange,
     CustomerPhone,
-    Role,
     Tag,
     User,
     customer_tags,
@@ -105,7 +104,7 @@ def match_reasons(customer: Customer, data: CustomerData) -> list[str]:
 def _owner_for_new(actor: User, data: CustomerData) -> int | None:
     if policy.may(actor, "customer.choose_owner"):
         return data.owner_id
-    if actor.role == Role.SALES:
+    if policy.owns_new_customers(actor):
         return actor.id
     return None  # front desk: into the public pool
 
@@ -309,8 +308,30 @@ class CustomerPage:
     tag_counts: dict[int, int]
 
 
+# The customer field each filter (and sort) reads: a user filters and sorts only on
+# the fields the policy shows them (front desk: the basic card).
+FILTER_FIELDS = {"stage": "stage", "type": "type", "importance": "importance", "source": "source",
+                 "region": "region", "owner": "owner", "tag_ids": "tags"}
+SORT_FIELDS = {"name": "name", "last_contact": "last_contact", "stale": "last_contact",
+               "created": "created"}
+
+
+def allowed_filter(user: User, flt: CustomerFilter) -> CustomerFilter:
+    """``flt`` without what ``user`` may not filter or sort on: filters of fields
+    the policy hides, and the archive unless they may archive."""
+    fields = policy.visible_fields(user)
+    flt = replace(flt, **{name: [] if name == "tag_ids" else "" for name, field_name
+                          in FILTER_FIELDS.items() if field_name not in fields})
+    if flt.sort in SORT_FIELDS and SORT_FIELDS[flt.sort] not in fields:
+        flt.sort = "updated"
+    flt.archived = flt.archived and policy.may(user, "customer.archive")
+    return flt
+
+
 def filtered_query(user: User, flt: CustomerFilter):
-    """``select(Customer)`` restricted to what ``user`` may see and ``flt`` asks for."""
+    """``select(Customer)`` restricted to what ``user`` may see and ``flt`` asks for
+    (as far as ``user`` may filter on it: :func:`allowed_filter`)."""
+    flt = allowed_filter(user, flt)
     query = policy.visible_customers(user)
     query = query.where(Customer.archived_at.is_not(None) if flt.archived else Customer.archived_at.is_(None))
     for name in ("stage", "type", "importance", "source", "region"):
@@ -367,8 +388,12 @@ def list_customers(user: User, flt: CustomerFilter) -> CustomerPage:
         query.order_by(*order).offset((page - 1) * flt.per_page).limit(flt.per_page)
     ))
     unfiltered = flt == CustomerFilter(sort=flt.sort, page=flt.page, per_page=flt.per_page)
-    counts = (_all_tag_counts() if unfiltered and policy.sees_every_customer(user)
-              else tag_counts(query))
+    if "tags" not in policy.visible_fields(user):
+        counts = {}
+    elif unfiltered and policy.customer_scope(user).everything:
+        counts = _all_tag_counts()
+    else:
+        counts = tag_counts(query)
     return CustomerPage(items=items, total=total, page=page, pages=pages, tag_counts=counts)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from extensions import db
-from models import Customer, CustomerNote, FollowUpTask, Mention, NoteKind, Role, User
+from models import Customer, CustomerNote, FollowUpTask, Mention, NoteKind, User
 from services import policy, pool, tasks
 
 LIMIT = 10
@@ -41,7 +41,7 @@ class Dashboard:
 
 def build(user: User, *, today: date, timezone: str) -> Dashboard:
     """The dashboard of ``user`` on ``today`` (a day in ``timezone``)."""
-    if user.role == Role.FRONTDESK:
+    if policy.looks_up_first(user):
         return Dashboard(
             lookup_first=True,
             due_tasks=tasks.due_now(user, today),

@@ -1,19 +1,16 @@
 """Who may do what: the one place that decides permissions.
 
 ``PERMISSIONS`` is the table of actions × roles that the README shows (a test keeps
-the two identical). Views ask through :func:`may`, :func:`authorize` or the
-:func:`permission_required` decorator; nothing else checks roles.
+the two identical); ``_OBJECT_RULES`` narrow an action for one object (own customers,
+the 15-minute delete window, archived customers). Everything here is plain data and
+functions of a user and an object: no request, no Flask. Views ask through
+:func:`may` (blueprints.access turns a refusal into 404 or 403); nothing else checks
+roles.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from functools import wraps
-
-from flask import abort
-from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 
 from models import Role, User
 
@@ -30,7 +27,8 @@ PERMISSIONS: dict[str, tuple[str, frozenset[Role]]] = {
     ),
     "audit.view": ("Read the audit log", frozenset({A})),
     "customer.view": (
-        "Open a customer's card (sales: own and pool customers; front desk: every basic card)",
+        "Open a customer's card (sales: own and pool customers; front desk: every basic card; "
+        "archived customers: those who archive)",
         frozenset({A, M, S, F}),
     ),
     "customer.view_details": (
@@ -38,7 +36,10 @@ PERMISSIONS: dict[str, tuple[str, frozenset[Role]]] = {
         frozenset({A, M, S}),
     ),
     "customer.create": ("Create customers", frozenset({A, M, S, F})),
-    "customer.edit": ("Edit a customer's fields and tags (sales: own customers)", frozenset({A, M, S})),
+    "customer.edit": (
+        "Edit a customer's fields and tags (sales: own customers; nobody while archived)",
+        frozenset({A, M, S}),
+    ),
     "customer.choose_owner": (
         "Set the owner when creating a customer (managers also when editing)",
         frozenset({A, M, F}),
@@ -55,10 +56,15 @@ PERMISSIONS: dict[str, tuple[str, frozenset[Role]]] = {
         "Delete a note (authors within 15 minutes; managers any)",
         frozenset({A, M, S, F}),
     ),
-    "note.comment": ("Comment on notes one may read", frozenset({A, M, S, F})),
+    "note.read": (
+        "Read notes (authors their own; others on customers whose details they may read)",
+        frozenset({A, M, S, F}),
+    ),
+    "note.comment": ("Comment on notes one may read (not on archived customers)", frozenset({A, M, S, F})),
     "note_template.manage": ("Edit the standard note templates", frozenset({A})),
     "tag.manage": ("Create, rename, merge and delete tags", frozenset({A, M})),
     "task.create": ("Create follow-up tasks on customers one may read", frozenset({A, M, S})),
+    "task.view": ("See follow-up tasks: one's own on customers one may see", frozenset({A, M, S, F})),
     "task.view_all": ("See everybody's follow-up tasks", frozenset({A, M})),
     "task.update": (
         "Complete, snooze or reassign a task (own tasks; managers any)",
@@ -78,20 +84,29 @@ PERMISSIONS: dict[str, tuple[str, frozenset[Role]]] = {
     ),
 }
 
+
 # Roles that own customers (and may be assigned them or their follow-ups).
 OWNER_ROLES = frozenset({Role.SALES, Role.MANAGER})
+# Roles that act on every customer (edit, release, any note, any task).
+MANAGING_ROLES = frozenset({Role.ADMIN, Role.MANAGER})
+# Roles that look up every customer (front desk: the basic card only).
+LOOKUP_ROLES = MANAGING_ROLES | {Role.FRONTDESK}
+# Roles a follow-up task may be given to by someone else.
+FOLLOW_UP_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.SALES})
 
 # Note kinds the front desk may write.
 FRONTDESK_NOTE_KINDS = frozenset({"call", "visit"})
 # How long an author may delete their own note.
 NOTE_DELETE_WINDOW_SECONDS = 15 * 60
 
-ROLE_LABELS = {
-    Role.ADMIN: _l("Administrator"),
-    Role.MANAGER: _l("Manager"),
-    Role.SALES: _l("Sales"),
-    Role.FRONTDESK: _l("Front desk"),
-}
+# What the card, the list's columns, its filters and the search may show or match, by
+# field. The basic card (A1, A4) is what someone who may not read a customer's details
+# sees, filters on and searches by: enough to route a caller.
+CUSTOMER_FIELDS = frozenset({
+    "name", "company", "phones", "owner", "email", "address", "region", "type", "stage",
+    "importance", "source", "birthday", "tags", "last_contact", "created", "recycling",
+})
+BASIC_CARD_FIELDS = frozenset({"name", "company", "phones", "owner"})
 
 
 class UnknownAction(KeyError):
@@ -100,48 +115,29 @@ class UnknownAction(KeyError):
 
 
 def roles_for(action: str) -> frozenset[Role]:
+    """The roles the table allows ``action``. Raises UnknownAction for a name not in
+    the table."""
     try:
         return PERMISSIONS[action][1]
     except KeyError:
         raise UnknownAction(action) from None
 
 
+def _signed_in(user: User | None) -> bool:
+    return user is not None and getattr(user, "is_authenticated", False) and user.is_active
+
+
 def may(user: User | None, action: str, obj: object | None = None) -> bool:
-    """May ``user`` do ``action`` (to ``obj``)? Inactive and anonymous users may not."""
+    """May ``user`` do ``action`` (to ``obj``)? Inactive and anonymous users may not.
+    Raises UnknownAction for an action not in the table."""
     allowed = roles_for(action)
-    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
-        return False
-    if user.role not in allowed:
+    if not _signed_in(user) or user.role not in allowed:
         return False
     check = _OBJECT_RULES.get(action)
     return check(user, obj) if check and obj is not None else True
 
 
-def authorize(user: User | None, action: str, obj: object | None = None) -> None:
-    """Abort with 403 unless ``user`` may do ``action`` (to ``obj``)."""
-    if not may(user, action, obj):
-        abort(403)
-
-
-def permission_required(action: str):
-    """View decorator: 401 handling for anonymous users (Flask-Login), 403 for users
-    whose role does not allow ``action``."""
-    roles_for(action)  # fail at import time on a misspelt action
-
-    def decorator(view):
-        @wraps(view)
-        def wrapped(*args, **kwargs):
-            from extensions import login_manager
-
-            if not current_user.is_authenticated:
-                return login_manager.unauthorized()
-            authorize(current_user, action)
-            return view(*args, **kwargs)
-
-        return wrapped
-
-    return decorator
-
+# ---- object rules ------------------------------------------------------------------------
 
 def _may_manage_user(actor: User, target: User) -> bool:
     # An admin may not demote or deactivate themself: a locked-out office is worse
@@ -149,82 +145,132 @@ def _may_manage_user(actor: User, target: User) -> bool:
     return actor.id != target.id
 
 
-def _sees_all(user: User) -> bool:
-    return user.role in (Role.ADMIN, Role.MANAGER)
+def _manages(user: User) -> bool:
+    return user.role in MANAGING_ROLES
+
+
+def _archived(customer) -> bool:
+    return customer.archived_at is not None
 
 
 def _may_see_customer(user: User, customer) -> bool:
-    if _sees_all(user) or user.role == Role.FRONTDESK:
-        return True
-    return customer.owner_id is None or customer.owner_id == user.id
+    # Archived records are for the roles that archive (A4); for everyone else they
+    # do not exist.
+    if _archived(customer) and user.role not in roles_for("customer.archive"):
+        return False
+    return user.role in LOOKUP_ROLES or customer.owner_id is None or customer.owner_id == user.id
 
 
 def _may_edit_customer(user: User, customer) -> bool:
-    return _sees_all(user) or customer.owner_id == user.id
+    # Nothing changes on an archived customer until it is restored.
+    return not _archived(customer) and (_manages(user) or customer.owner_id == user.id)
 
 
-def _may_write_note_on(user: User, customer) -> bool:
-    return _may_see_customer(user, customer) and customer.archived_at is None
+def _may_write_on(user: User, customer) -> bool:
+    return not _archived(customer) and _may_see_customer(user, customer)
+
+
+def _may_read_note(user: User, note) -> bool:
+    if note.deleted_at is not None or not _may_see_customer(user, note.customer):
+        return False
+    return note.author_id == user.id or may(user, "customer.view_details", note.customer)
+
+
+def _may_comment(user: User, note) -> bool:
+    return _may_read_note(user, note) and not _archived(note.customer)
 
 
 def _may_edit_note(user: User, note) -> bool:
-    if note.deleted_at is not None:
+    if not _may_comment(user, note):
         return False
-    return _sees_all(user) or note.author_id == user.id
+    return _manages(user) or note.author_id == user.id
 
 
 def _may_delete_note(user: User, note) -> bool:
     from models import utcnow
 
-    if note.deleted_at is not None:
+    if not _may_comment(user, note):
         return False
-    if _sees_all(user):
+    if _manages(user):
         return True
     age = (utcnow() - note.created_at).total_seconds()
     return note.author_id == user.id and age <= NOTE_DELETE_WINDOW_SECONDS
 
 
-def _may_read_note(user: User, note) -> bool:
-    if note.deleted_at is not None:
-        return False
-    if note.author_id == user.id:
-        return True
-    return may(user, "customer.view_details", note.customer)
+def _may_see_task(user: User, task) -> bool:
+    own = task.assignee_id == user.id
+    return _may_see_customer(user, task.customer) and (own or may(user, "task.view_all"))
 
 
 def _may_update_task(user: User, task) -> bool:
-    return _sees_all(user) or task.assignee_id == user.id
+    if not _may_see_task(user, task) or _archived(task.customer):
+        return False
+    return _manages(user) or task.assignee_id == user.id
 
 
 def _may_handle_owned(user: User, customer) -> bool:
-    return _sees_all(user) or (customer.owner_id is not None and customer.owner_id == user.id)
+    if _archived(customer):
+        return False
+    return _manages(user) or (customer.owner_id is not None and customer.owner_id == user.id)
+
+
+def _may_claim(user: User, customer) -> bool:
+    return not _archived(customer) and customer.owner_id is None
+
+
+def _may_assign(user: User, customer) -> bool:
+    return not _archived(customer)
 
 
 _OBJECT_RULES = {
+    "pool.claim": _may_claim,
     "pool.release": _may_handle_owned,
     "pool.lock": _may_handle_owned,
+    "pool.assign": _may_assign,
     "users.manage": _may_manage_user,
     "customer.view": _may_see_customer,
-    "customer.view_details": _may_see_customer,
+    "customer.view_details": _may_see_customer,  # the role decides between card and details
     "customer.edit": _may_edit_customer,
-    "note.create": _may_write_note_on,
+    "note.create": _may_write_on,
+    "note.read": _may_read_note,
     "note.edit": _may_edit_note,
     "note.delete": _may_delete_note,
-    "note.comment": _may_read_note,
-    "task.create": _may_see_customer,
+    "note.comment": _may_comment,
+    "task.create": _may_write_on,
+    "task.view": _may_see_task,
     "task.update": _may_update_task,
 }
 
 
 def may_read_note(user: User, note) -> bool:
     """May ``user`` read ``note``? Authors always (front desk sees its own call and
-    visit notes), others when they may read the customer's details."""
-    return may(user, "note.comment", note)
+    visit notes), others when they may read the customer's details; nobody a deleted
+    note, and only those who archive the notes of an archived customer."""
+    return may(user, "note.read", note)
 
 
 def may_own_customers(user: User | None) -> bool:
     """May ``user`` be a customer's owner (claim, assignment, hand-over target)?"""
     return user is not None and user.active and user.role in OWNER_ROLES
+
+
+def may_take_follow_up(user: User | None, actor: User | None = None) -> bool:
+    """May ``user`` be given a follow-up task (by ``actor``)? Active colleagues of the
+    sales side; front desk only its own (a note's follow-up written for itself)."""
+    if user is None or not user.active:
+        return False
+    return user.role in FOLLOW_UP_ROLES or (actor is not None and user.id == actor.id)
+
+
+def owns_new_customers(user: User) -> bool:
+    """Does a customer ``user`` enters (without choosing an owner) become theirs?
+    Sales staff: yes; the front desk enters into the public pool."""
+    return user.role == Role.SALES
+
+
+def looks_up_first(user: User) -> bool:
+    """Is ``user``'s home page the caller look-up (no details to show)?"""
+    return not may(user, "customer.view_details")
 
 
 def note_kinds_for(user: User) -> list[str]:
@@ -236,21 +282,50 @@ def note_kinds_for(user: User) -> list[str]:
     return [kind.value for kind in NoteKind]
 
 
-def sees_every_customer(user: User) -> bool:
-    """True when ``visible_customers`` restricts nothing for ``user``."""
-    return _sees_all(user) or user.role == Role.FRONTDESK
+def visible_fields(user: User | None, customer=None) -> frozenset[str]:
+    """The customer fields ``user`` sees (of ``customer``, or in lists), filters the
+    list on and searches by: everything with ``customer.view_details``, else the
+    basic card."""
+    if may(user, "customer.view_details", customer):
+        return CUSTOMER_FIELDS
+    return BASIC_CARD_FIELDS if may(user, "customer.view", customer) else frozenset()
 
+
+@dataclass(frozen=True)
+class DuplicateView:
+    """What a duplicate warning (C3) may show of an existing customer: the record
+    itself (None when the user may not see it: then only that it exists and who owns
+    it), the owner's name, and whether it is archived."""
+
+    customer: object | None
+    owner_name: str | None
+    archived: bool
+
+
+def duplicate_view(user: User, duplicate) -> DuplicateView:
+    """How a duplicate warning shows ``duplicate`` to ``user`` (撞单)."""
+    owner = duplicate.owner.display_name if duplicate.owner else None
+    if may(user, "customer.view", duplicate):
+        return DuplicateView(duplicate, owner, _archived(duplicate))
+    return DuplicateView(None, owner, False)
+
+
+# ---- which rows: one Scope, made into SQL here and into index filters by search ---------
 
 @dataclass(frozen=True)
 class Scope:
     """Which customers or notes a user may see, as data: everything, or those whose
     customer's owner is in ``owners`` (None: the public pool), plus — for notes —
-    those written by someone in ``authors``. The SQL filters below and the search
-    index's filters are both made from this, so they cannot disagree."""
+    those written by someone in ``authors``; archived customers (and their notes)
+    only when ``archived``; a typed text matched against ``fields`` (customer
+    fields, see CUSTOMER_FIELDS). The SQL filters below and the search index's
+    filters are both made from this, so they cannot disagree."""
 
     everything: bool = False
     owners: frozenset = frozenset()
     authors: frozenset = frozenset()
+    archived: bool = False
+    fields: frozenset = frozenset()
 
     @property
     def nothing(self) -> bool:
@@ -259,28 +334,31 @@ class Scope:
 
 def customer_scope(user: User | None) -> Scope:
     """The customers ``user`` may see."""
-    if not user or not getattr(user, "is_authenticated", False) or not user.is_active:
+    if not _signed_in(user):
         return Scope()
-    if _sees_all(user) or user.role == Role.FRONTDESK:
-        return Scope(everything=True)
-    return Scope(owners=frozenset({None, user.id}))
+    archived = may(user, "customer.archive")
+    fields = visible_fields(user)
+    if user.role in LOOKUP_ROLES:
+        return Scope(everything=True, archived=archived, fields=fields)
+    return Scope(owners=frozenset({None, user.id}), archived=archived, fields=fields)
 
 
 def note_scope(user: User | None) -> Scope:
     """The (not deleted) notes ``user`` may read."""
-    if not user or not getattr(user, "is_authenticated", False) or not user.is_active:
+    if not _signed_in(user):
         return Scope()
-    if _sees_all(user):
-        return Scope(everything=True)
-    if user.role == Role.FRONTDESK:
-        return Scope(authors=frozenset({user.id}))
-    return Scope(owners=frozenset({None, user.id}), authors=frozenset({user.id}))
+    archived = may(user, "customer.archive")
+    if user.role in MANAGING_ROLES:
+        return Scope(everything=True, archived=archived)
+    if not may(user, "customer.view_details"):
+        return Scope(authors=frozenset({user.id}), archived=archived)
+    return Scope(owners=frozenset({None, user.id}), authors=frozenset({user.id}), archived=archived)
 
 
 def may_search_archived(user: User | None) -> bool:
     """Archived customers and their notes turn up in search only for those who may
     archive and restore them, and only when asked for."""
-    return may(user, "customer.archive")
+    return customer_scope(user).archived
 
 
 def _owner_condition(owners: frozenset):
@@ -304,11 +382,11 @@ def visible_customers(user: User, query=None):
 
     query = select(Customer) if query is None else query
     scope = customer_scope(user)
-    if scope.everything:
-        return query
     if scope.nothing:
         return query.where(false())
-    return query.where(_owner_condition(scope.owners))
+    if not scope.archived:
+        query = query.where(Customer.archived_at.is_(None))
+    return query if scope.everything else query.where(_owner_condition(scope.owners))
 
 
 def readable_notes(user: User, query=None):
@@ -321,15 +399,33 @@ def readable_notes(user: User, query=None):
     query = select(CustomerNote) if query is None else query
     query = query.where(CustomerNote.deleted_at.is_(None))
     scope = note_scope(user)
-    if scope.everything:
-        return query
     if scope.nothing:
         return query.where(false())
+    if scope.owners or not scope.archived:
+        query = query.join(Customer, Customer.id == CustomerNote.customer_id)
+    if not scope.archived:
+        query = query.where(Customer.archived_at.is_(None))
+    if scope.everything:
+        return query
     conditions = [CustomerNote.author_id.in_(sorted(scope.authors))] if scope.authors else []
     if scope.owners:
-        query = query.join(Customer, Customer.id == CustomerNote.customer_id)
         conditions.append(_owner_condition(scope.owners))
     return query.where(or_(*conditions))
+
+
+def visible_tasks(user: User, query=None):
+    """Restrict a ``select(FollowUpTask)`` to the tasks ``user`` may see (the SQL of
+    the ``task.view`` rule): their own, or everybody's with ``task.view_all``, on
+    customers they may see. Joins Customer."""
+    from sqlalchemy import select
+
+    from models import Customer, FollowUpTask
+
+    query = select(FollowUpTask) if query is None else query
+    query = visible_customers(user, query.join(Customer, Customer.id == FollowUpTask.customer_id))
+    if not may(user, "task.view_all"):
+        query = query.where(FollowUpTask.assignee_id == user.id)
+    return query
 
 
 def allowed_actions(user: User | None) -> set[str]:

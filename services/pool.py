@@ -149,15 +149,27 @@ def handover_customers(actor: User, from_user: User, to_user_id: int | None, *,
     return len(ids)
 
 
-def _current_owner_name(customer_id: int) -> str:
-    owner = db.session.scalar(select(User).join(Customer, Customer.owner_id == User.id)
-                              .where(Customer.id == customer_id))
-    return owner.display_name if owner else ""
+# How long after a claim the losers of the race are told who won. Longer would let
+# anyone learn a customer's owner by claiming ids one after another.
+CLAIM_RACE_SECONDS = 10
+
+
+def recent_claimer(customer_id: int, now: datetime | None = None) -> User | None:
+    """Who claimed ``customer_id`` within CLAIM_RACE_SECONDS before ``now`` and owns
+    it still; None otherwise."""
+    now = now or utcnow()
+    return db.session.scalar(
+        select(User).join(PoolEvent, PoolEvent.to_user_id == User.id)
+        .join(Customer, (Customer.id == PoolEvent.customer_id) & (Customer.owner_id == User.id))
+        .where(PoolEvent.customer_id == customer_id, PoolEvent.kind == PoolEventKind.CLAIM,
+               PoolEvent.at >= now - timedelta(seconds=CLAIM_RACE_SECONDS))
+        .order_by(PoolEvent.at.desc()).limit(1))
 
 
 def claim_customer(actor: User, customer_id: int, *, now: datetime | None = None) -> Customer:
-    """Take a pool customer (领取). Raises PoolRefusal: already claimed (naming the
-    winner), owned limit, daily limit, re-claim lock, archived."""
+    """Take a pool customer (领取). Raises PoolRefusal: already claimed in the last
+    seconds (naming the winner), not in the pool (also archived: the caller answers
+    as for an unknown id), owned limit, daily limit, re-claim lock."""
     now = now or utcnow()
     _lock_user_row(actor.id)
     if owned_count(actor.id) >= owner_limit(actor):
@@ -177,7 +189,8 @@ def claim_customer(actor: User, customer_id: int, *, now: datetime | None = None
         .execution_options(synchronize_session=False)
     ).rowcount
     if taken != 1:
-        name = _current_owner_name(customer_id)
+        winner = recent_claimer(customer_id, now)
+        name = winner.display_name if winner else ""
         db.session.rollback()
         if name:
             raise PoolRefusal("already_claimed", _l("Already claimed by %(name)s.", name=name))

@@ -16,7 +16,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from extensions import db
-from models import Customer, CustomerNote, FollowUpTask, Role, User, utcnow
+from models import Customer, CustomerNote, FollowUpTask, User, utcnow
 from services import audit, policy
 from services.errors import DomainError
 from services.ids import is_id
@@ -62,7 +62,7 @@ def create_task(
     assignee = _user(assignee_id)
     if assignee is None or not assignee.active:
         raise DomainError(_l("Choose an active colleague."), "assignee_id")
-    if assignee.role == Role.FRONTDESK and assignee.id != actor.id:
+    if not policy.may_take_follow_up(assignee, actor):
         raise DomainError(_l("Follow-ups go to sales staff or managers."), "assignee_id")
     task = FollowUpTask(
         customer_id=customer.id, assignee_id=assignee.id, created_by_id=actor.id,
@@ -100,7 +100,7 @@ def _check_assignee(assignee: User | None, customer: Customer) -> User:
     who may open ``customer``'s details."""
     if assignee is None or not assignee.active:
         raise DomainError(_l("Choose an active colleague."), "assignee_id")
-    if assignee.role == Role.FRONTDESK:
+    if not policy.may_take_follow_up(assignee):
         raise DomainError(_l("Follow-ups go to sales staff or managers."), "assignee_id")
     if not policy.may(assignee, "customer.view_details", customer):
         raise DomainError(
@@ -189,17 +189,12 @@ class TaskPage:
 
 
 def visible_tasks(user: User, query=None, *, include_archived: bool = False):
-    """Restrict a ``select(FollowUpTask)`` to tasks ``user`` may see: their own, or
-    everybody's with ``task.view_all``; only on customers they may open, and not on
-    archived customers unless ``include_archived``."""
-    query = select(FollowUpTask) if query is None else query
-    query = query.join(Customer, Customer.id == FollowUpTask.customer_id)
-    query = policy.visible_customers(user, query)
-    if not include_archived:
-        query = query.where(Customer.archived_at.is_(None))
-    if not policy.may(user, "task.view_all"):
-        query = query.where(FollowUpTask.assignee_id == user.id)
-    return query
+    """Restrict a ``select(FollowUpTask)`` to tasks ``user`` may see
+    (policy.visible_tasks), and not on archived customers unless
+    ``include_archived`` (a customer page shows those of an archived customer to
+    whoever may open it)."""
+    query = policy.visible_tasks(user, query)
+    return query if include_archived else query.where(Customer.archived_at.is_(None))
 
 
 def _due_condition(due: str, today: date):

@@ -334,3 +334,89 @@ def test_the_next_office_day_gets_a_line_of_its_own(app, world):
             db.session.commit()  # as the view does
         assert written == [True, False, True]
         assert len(_views()) == 2
+
+@pytest.fixture
+def archived_sheet(app, world):
+    """The archived customer of ``world`` with a note and a task from before it was
+    archived (restored, written on, archived again)."""
+    from datetime import date, timedelta
+
+    from services import notes, tasks
+    from services.notes import NoteData
+
+    with app.app_context():
+        s1, boss = accounts.get_by_username("s1"), accounts.get_by_username("boss")
+        customer = db.session.get(Customer, world["archived"])
+        customers.restore(boss, customer)
+        note = notes.create_note(s1, customer, NoteData(kind="call", body="归档前的备注")).note
+        task = tasks.create_task(s1, customer, due_date=date.today() + timedelta(days=2), title="归档前的跟进")
+        customers.archive(boss, customer)
+        return {"customer": customer.id, "note": note.id, "task": task.id}
+
+
+@pytest.mark.parametrize("headers", [{}, HX], ids=["plain", "htmx"])
+def test_archived_records_are_404_for_sales_and_the_filter_is_not_offered(client, app, archived_sheet, headers):
+    _as(client, app, "s1")
+    c, n = archived_sheet["customer"], archived_sheet["note"]
+    for path in (f"/customers/{c}", f"/customers/{c}/notes", f"/customers/{c}/history", f"/notes/{n}",
+                 f"/notes/{n}/revisions"):
+        assert client.get(path, headers=headers).status_code == 404, path
+    listed = client.get("/customers?archived=1", headers=headers).get_data(as_text=True)
+    assert "丁客户" not in listed and "甲客户" in listed  # the toggle is ignored
+    assert 'name="archived"' not in client.get("/customers").get_data(as_text=True)
+    assert "归档前的跟进" not in client.get("/tasks?scope=all").get_data(as_text=True)
+
+
+def test_the_archive_is_offered_to_those_who_archive(client, app, world):
+    _as(client, app, "manager")
+    assert 'name="archived"' in client.get("/customers").get_data(as_text=True)
+    assert "丁客户" in client.get("/customers?archived=1", headers=HX).get_data(as_text=True)
+
+
+def test_nothing_is_written_on_an_archived_customer_even_by_a_manager(client, app, archived_sheet):
+    _as(client, app, "manager")
+    c, n, t = archived_sheet["customer"], archived_sheet["note"], archived_sheet["task"]
+    page = client.get(f"/customers/{c}").get_data(as_text=True)
+    assert "归档前的备注" in page
+    for offered in (f"/customers/{c}/edit", f"/customers/{c}/notes\"", f"/notes/{n}/comments", f"/customers/{c}/assign"):
+        assert offered not in page, offered
+    writes = [
+        (f"/customers/{c}/edit", dict(FORM, name="改名")), (f"/customers/{c}/notes", {"kind": "call", "body": "新"}),
+        (f"/customers/{c}/tasks", {"title": "新", "due_date": "2999-01-01"}),
+        (f"/customers/{c}/assign", {"to_user_id": "1"}), (f"/customers/{c}/release", {"reason": "no_need"}),
+        (f"/customers/{c}/lock", {"locked": "1"}), (f"/notes/{n}/comments", {"body": "评论"}),
+        (f"/notes/{n}/edit", {"kind": "call", "body": "改"}), (f"/notes/{n}/delete", {}),
+        (f"/tasks/{t}/done", {}), (f"/tasks/{t}/snooze", {"days": "1"}),
+    ]
+    for path, data in writes:
+        assert client.post(path, data=data, headers=HX).status_code == 403, path
+    assert client.get(f"/customers/{c}/edit").status_code == 403
+    with app.app_context():
+        assert db.session.get(Customer, c).name == "丁客户"
+
+
+def test_front_desk_list_shows_filters_and_sorts_on_the_basic_card_only(client, app, world):
+    with app.app_context():
+        boss = accounts.get_by_username("boss")
+        customers.update_customer(boss, db.session.get(Customer, world["foreign"]),
+                                  CustomerData(name="乙客户", phones=[("mobile", "13900139000")], stage="deal",
+                                               address="上海市浦东新区", owner_id=accounts.get_by_username("s2").id))
+    _as(client, app, "frontdesk")
+    page = client.get("/customers").get_data(as_text=True)
+    head = page.split("<thead>")[1].split("</thead>")[0]
+    for hidden in ("Stage", "Tags", "Last contact", "Created", "Recycling"):
+        assert hidden not in head, hidden
+    assert "Owner" in head and "Phone" in head
+    for control in ('name="stage"', 'name="importance"', 'name="type"', 'name="source"', 'name="region"',
+                    'name="archived"', "tag-filter-bar"):
+        assert control not in page, control
+    assert "成交" not in page  # the stage label of 乙客户
+    filtered = client.get("/customers?stage=deal&importance=A&region=x&sort=last_contact", headers=HX)
+    assert "甲客户" in filtered.get_data(as_text=True)  # forbidden filters are ignored
+    client = app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    _as(client, app, "manager")
+    head = client.get("/customers").get_data(as_text=True).split("<thead>")[1].split("</thead>")[0]
+    for label in ("Stage", "Tags", "Last contact", "Created", "Recycling"):
+        assert label in head, label
+    assert "甲客户" not in client.get("/customers?stage=deal", headers=HX).get_data(as_text=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from models import Role, User
+from blueprints import access
 from services import policy
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -36,7 +37,7 @@ def test_unknown_action_is_an_error_not_a_silent_no():
     with pytest.raises(policy.UnknownAction):
         policy.may(_user(Role.ADMIN), "users.mange")
     with pytest.raises(policy.UnknownAction):
-        policy.permission_required("no.such.action")
+        access.permission_required("no.such.action")
 
 
 def test_admin_may_not_manage_own_account_through_the_admin_pages():

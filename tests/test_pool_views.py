@@ -67,6 +67,27 @@ def test_customer_page_shows_countdown_and_release(app, client, world):
         assert db.session.get(Customer, world["li"]).owner_id is None
 
 
+@pytest.mark.parametrize("headers", [{}, HX])
+def test_claiming_a_customer_outside_the_pool_is_404_like_an_unknown_id(app, client, world, headers):
+    """Claiming ids one after another must not map customers to owners: an owned
+    customer (unless claimed seconds ago: a real race), an archived pool customer
+    and an unknown id all answer the same 404."""
+    with app.app_context():
+        boss = accounts.get_by_username("boss")
+        archived = customers.create_customer(boss, CustomerData(name="归档公海"))
+        customers.archive(boss, archived)
+        archived_id = archived.id
+    _login(client, "wang")
+    for customer_id in (world["li"], archived_id, 999999):
+        response = client.post(f"/pool/{customer_id}/claim", headers=headers, data={"from": "list"})
+        assert response.status_code == 404, customer_id
+        assert b"li" not in response.headers.get("HX-Trigger", "").encode()
+        assert b"Already claimed" not in response.data and b"not in the public pool" not in response.data
+    with app.app_context():
+        assert db.session.get(Customer, world["li"]).owner.username == "li"
+        assert db.session.get(Customer, archived_id).owner_id is None
+
+
 def test_foreign_customer_pool_actions_are_404(client, world):
     _login(client, "wang")
     for path in ("release", "lock"):

@@ -342,3 +342,19 @@ def test_bad_arguments_never_error(client, office):
         assert fragment.status_code == 200, args
         if "tab=notes" not in args and "tag=" not in args:
             assert total(fragment.data.decode(), "customers") >= 1, args
+
+
+def test_front_desk_search_page_shows_no_customer_tags(app, client):
+    from services import accounts, customers, tags
+    from services.customers import CustomerData
+    from tests.conftest import TEST_PASSWORD, login
+
+    with app.app_context():
+        boss = accounts.create_user("boss.t", TEST_PASSWORD, "manager")
+        accounts.create_user("desk.t", TEST_PASSWORD, "frontdesk")
+        tag = tags.create_tag(boss, tags.create_group(boss, "等级").id, "战略客户")
+        customer = customers.create_customer(boss, CustomerData(name="周四"))
+        customers.set_tags(boss, customer, [tag.id])
+    assert login(client, "desk.t").status_code == 303
+    page = client.get("/search?q=周四").get_data(as_text=True)
+    assert "周四" in page and "战略客户" not in page

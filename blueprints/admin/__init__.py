@@ -7,6 +7,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from blueprints import htmx
+from blueprints.access import authorize, permission_required
 from blueprints.admin.forms import UserCreateForm, UserEditForm
 from blueprints.security import client_ip
 from extensions import db
@@ -14,7 +15,6 @@ from models import User
 from services import accounts, audit, customers, pool
 from services.errors import DomainError
 from services.ids import parse_id
-from services.policy import authorize, permission_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -4,9 +4,9 @@ from wtforms import IntegerField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
+from blueprints.access import ROLE_LABELS
 from blueprints.auth.forms import LANGUAGE_CHOICES
 from models import Role
-from services.policy import ROLE_LABELS
 
 
 def role_choices():

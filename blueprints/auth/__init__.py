@@ -10,11 +10,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from blueprints import htmx
+from blueprints.access import permission_required
 from blueprints.auth.forms import ChangePasswordForm, LanguageForm, LoginForm
 from blueprints.security import client_ip, end_session, start_session
 from services import accounts
 from services.errors import DomainError
-from services.policy import permission_required
 
 bp = Blueprint("auth", __name__)
 

@@ -7,7 +7,7 @@ from flask import Blueprint, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from blueprints import htmx
-from blueprints.access import actor, customer_or_404
+from blueprints.access import actor, customer_or_404, permission_required
 from blueprints.customers.forms import CustomerForm, PurgeForm
 from blueprints.security import client_ip
 from extensions import db
@@ -18,7 +18,6 @@ from services.customers import CustomerData, CustomerFilter, DuplicateCustomer
 from services.errors import DomainError
 from services.ids import parse_id, parse_ids, parse_page
 from services.notes import office_today
-from services.policy import permission_required
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
 
@@ -49,7 +48,7 @@ def toggle_tag_url(flt: CustomerFilter):
 @permission_required("customer.view")
 def index():
     """The customer list: filters in the URL, htmx swaps only the results."""
-    flt = parse_filter(request.args)
+    flt = customers.allowed_filter(actor(), parse_filter(request.args))
     page = customers.list_customers(actor(), flt)
     owner_options = [("mine", _l("Mine")), ("pool", _l("Public pool"))]
     # The filter form is on the full page only; a results swap needs no colleague list.
@@ -58,7 +57,8 @@ def index():
     return htmx.render(
         "customers/index.html", "customers/_results.html",
         page=page, flt=flt, groups=tags.all_groups(), owner_options=owner_options,
-        toggle_tag_url=toggle_tag_url(flt), clocks=pool.recycle_clocks(page.items),
+        toggle_tag_url=toggle_tag_url(flt), fields=policy.visible_fields(actor()),
+        clocks=pool.recycle_clocks(page.items) if "recycling" in policy.visible_fields(actor()) else {},
     )
 
 
@@ -102,7 +102,7 @@ def new():
     if request.method == "GET":
         form.name.data = request.args.get("name", "")[:100]
         form.mobile.data = request.args.get("phone", "")[:40]
-        if "owner_id" in form and actor().role == Role.SALES:
+        if "owner_id" in form and policy.owns_new_customers(actor()):
             form.owner_id.data = str(actor().id)
     if form.validate_on_submit():
         data = form_data(form)
@@ -123,16 +123,10 @@ def new():
 
 
 def _describe(duplicates, data: CustomerData) -> list[dict]:
-    """What the warning may say about each duplicate: everything for customers the
-    user may see, only existence and owner for the others (撞单)."""
-    user = actor()
+    """What the warning says about each duplicate: as much as the policy lets the
+    user see (policy.duplicate_view), and why it matched."""
     return [
-        {
-            "customer": dup if policy.may(user, "customer.view", dup) else None,
-            "owner": dup.owner.display_name if dup.owner else None,
-            "archived": dup.archived,
-            "reasons": customers.match_reasons(dup, data),
-        }
+        {"view": policy.duplicate_view(actor(), dup), "reasons": customers.match_reasons(dup, data)}
         for dup in duplicates
     ]
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 
 from blueprints import htmx
-from blueprints.access import actor
+from blueprints.access import actor, permission_required
 from blueprints.tasks import office_today
 from services import dashboard
-from services.policy import permission_required
 
 bp = Blueprint("main", __name__)
 

@@ -6,7 +6,7 @@ from flask import abort, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from blueprints import htmx
-from blueprints.access import actor
+from blueprints.access import actor, permission_required
 from blueprints.notes import bp
 from blueprints.notes.entry import attach_error
 from blueprints.notes.forms import NoteTemplateForm
@@ -14,7 +14,6 @@ from blueprints.security import client_ip
 from services import note_templates
 from services.errors import DomainError
 from services.note_templates import TemplateData
-from services.policy import permission_required
 
 
 @bp.get("/note-templates")

@@ -9,13 +9,12 @@ from flask import abort, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from blueprints import htmx
-from blueprints.access import actor
+from blueprints.access import actor, permission_required
 from blueprints.notes import bp
 from models import NoteKind
 from services import mentions, notes_list, policy, tags
 from services.ids import parse_bounded, parse_id, parse_ids, parse_page
 from services.notes_list import NoteFilter
-from services.policy import permission_required
 
 MAX_TAGS = 10
 
@@ -54,7 +53,7 @@ def toggle_tag_url(flt: NoteFilter):
 
 
 @bp.get("/notes")
-@permission_required("note.comment")
+@permission_required("note.read")
 def index():
     """Every note the user may read, newest first, filtered by kind, author, tags
     (all must match), dates and words; htmx swaps only the results and the URL
@@ -93,7 +92,7 @@ def mention_suggestions():
 
 
 @bp.post("/mentions/<id:mention_id>/read")
-@permission_required("note.comment")
+@permission_required("note.read")
 def mention_read(mention_id: int):
     """Mark one of the user's mentions read and open its note. 404 for a mention
     that is not theirs."""

@@ -9,7 +9,7 @@ from flask import abort, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from blueprints import htmx
-from blueprints.access import actor, customer_or_404, note_or_404
+from blueprints.access import actor, customer_or_404, note_or_404, permission_required
 from blueprints.notes import bp, new_note_form, note_form_context
 from blueprints.notes.forms import SECTION_LABELS, CommentForm
 from blueprints.security import client_ip
@@ -18,7 +18,6 @@ from models import NoteTemplate
 from services import notes
 from services.errors import DomainError
 from services.notes import NoteData, local_to_utc, utc_to_local
-from services.policy import permission_required
 
 
 def attach_error(form, refused: DomainError) -> None:
@@ -148,7 +147,7 @@ def customer_notes(customer_id: int):
 
 
 @bp.get("/notes/<id:note_id>")
-@permission_required("note.comment")
+@permission_required("note.read")
 def show(note_id: int):
     """One note with its comments (also what an edit's Cancel swaps back in). 404
     for a note the user may not read."""
@@ -209,7 +208,7 @@ def delete(note_id: int):
 
 
 @bp.get("/notes/<id:note_id>/revisions")
-@permission_required("note.comment")
+@permission_required("note.read")
 def revisions(note_id: int):
     """Earlier versions of a note, newest first. 404 for a note the user may not
     read."""
@@ -223,8 +222,8 @@ def revisions(note_id: int):
 def comment(note_id: int):
     """Add a short comment under a note. htmx gets a fresh comment form plus the
     comment (out of band); 422 with the text kept when refused; 404 for a note the
-    user may not read."""
-    note = note_or_404(note_id)
+    user may not read, 403 on an archived customer."""
+    note = note_or_404(note_id, "note.comment")
     form = CommentForm()
     if form.validate_on_submit():
         try:

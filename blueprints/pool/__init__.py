@@ -7,13 +7,12 @@ from flask import Blueprint, abort, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from blueprints import htmx
-from blueprints.access import actor, customer_or_404
+from blueprints.access import actor, customer_or_404, permission_required
 from blueprints.customers import parse_filter
 from extensions import db
 from services import customers, pool, policy, tags
 from services.errors import DomainError
 from services.ids import parse_bounded, parse_id, parse_ids
-from services.policy import permission_required
 from services.pool import RELEASE_REASONS, PoolRefusal
 from services.pool_list import POOL_SORTS, PoolFilter, list_pool
 
@@ -84,13 +83,19 @@ def panel_context(customer) -> dict:
 @permission_required("pool.claim")
 def claim(customer_id: int):
     """领取: exactly one of several simultaneous claimers wins; the others are told
-    who won (as the duplicate check would tell them) and see nothing more of it."""
-    if customers.get(customer_id) is None:
+    who won (as the duplicate check would tell them) and see nothing more of it.
+    404 for a customer that is neither in the pool nor claimed seconds ago: owners
+    are not to be learnt by claiming ids."""
+    customer = customers.get(customer_id)
+    if customer is None or not (policy.may(actor(), "pool.claim", customer)
+                                or pool.recent_claimer(customer_id)):
         abort(404)
     from_list = request.form.get("from") == "list"
     try:
         customer = pool.claim_customer(actor(), customer_id)
     except PoolRefusal as refused:
+        if refused.code == "not_in_pool":
+            abort(404)
         if from_list:
             return htmx.render("pool/_row_taken.html", "pool/_row_taken.html", customer_id=customer_id,
                                refusal=refused.message, toast=(refused.message, "error"))

@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from blueprints import htmx
-from blueprints.access import actor
+from blueprints.access import actor, permission_required
 from blueprints.pool_admin.forms import SettingsForm, field_name
 from blueprints.security import client_ip
 from blueprints.tasks import office_today
@@ -18,7 +18,6 @@ from models import PoolEventKind
 from services import accounts, policy, pool, pool_stats, settings
 from services.errors import DomainError
 from services.ids import parse_id, parse_page
-from services.policy import permission_required
 
 bp = Blueprint("pool_admin", __name__)
 

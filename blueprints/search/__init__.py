@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from flask import Blueprint, request, url_for
 
 from blueprints import htmx
-from blueprints.access import actor
+from blueprints.access import actor, permission_required
 from blueprints.search.highlight import mark, snippet
 from services import phones, policy, search, tags
 from services.ids import parse_ids, parse_page
-from services.policy import permission_required
 
 bp = Blueprint("search", __name__, url_prefix="/search")
 

@@ -14,13 +14,12 @@ from flask import Blueprint, abort, url_for
 from flask_babel import lazy_gettext as _l
 
 from blueprints import htmx
-from blueprints.access import actor
+from blueprints.access import actor, permission_required
 from blueprints.security import client_ip
 from blueprints.tags.forms import GroupForm, MergeForm, TagForm
 from models import Tag, TagGroup
 from services import tags
 from services.errors import DomainError
-from services.policy import permission_required
 
 bp = Blueprint("tags", __name__, url_prefix="/tags")
 

@@ -11,14 +11,13 @@ from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
 
 from blueprints import htmx
-from blueprints.access import actor, customer_or_404, task_or_404
+from blueprints.access import actor, customer_or_404, permission_required, task_or_404
 from blueprints.security import client_ip
 from blueprints.tasks.forms import ReassignForm, SnoozeForm, TaskForm
 from models import Customer, FollowUpTask, User
 from services import policy, tasks
 from services.errors import DomainError
 from services.ids import parse_id, parse_page
-from services.policy import permission_required
 
 bp = Blueprint("tasks", __name__)
 

@@ -86,24 +86,37 @@ def _cjk(field_name: str, run: str) -> Terms:
     return Terms(field_name, tuple(dict.fromkeys(analysis.cjk_terms(run, unigrams=False))))
 
 
-def customer_query(words: QueryWords) -> Query | None:
-    """Every part of the typed text must match some field of the customer; those
-    matching in the name or phone come first."""
-    parts = []
+# The index field holding each customer field a text may match (policy.Scope.fields).
+INDEX_FIELDS = {"name": "name", "phones": "phone", "company": "company", "email": "other",
+                "address": "other", "tags": "other"}
+
+
+def _text_fields(scope: policy.Scope | None) -> list[str]:
+    """The index fields a typed text may match for ``scope`` (all without one),
+    besides name and phone."""
+    names = INDEX_FIELDS if scope is None else scope.fields
+    return sorted({INDEX_FIELDS[name] for name in names if name in INDEX_FIELDS} - {"name", "phone"})
+
+
+def customer_query(words: QueryWords, scope: policy.Scope | None = None) -> Query | None:
+    """Every part of the typed text must match some field of the customer that
+    ``scope`` lets it match (front desk: name, company, phone); those matching in
+    the name or phone come first."""
+    parts, others = [], _text_fields(scope)
     if words.phone:
         parts.append((Terms("phone", (words.phone[-analysis.EDGE_MAX:],)),
-                      Terms("other", (words.phone[: analysis.EDGE_MAX],))))
+                      *(Terms(name, (words.phone[: analysis.EDGE_MAX],)) for name in others)))
     for run in words.cjk:
-        parts.append((_cjk("name", run), _cjk("other", run)))
+        parts.append((_cjk("name", run), *(_cjk(name, run) for name in others)))
     for word in words.usable_words:
-        options = [Terms("name", (word,)), Terms("other", (word,))]
+        options = [Terms("name", (word,)), *(Terms(name, (word,)) for name in others)]
         if word.isdigit() and len(word) >= analysis.PHONE_SUFFIX_MIN:
             options.append(Terms("phone", (word,)))
         parts.append(tuple(options))
     return Query(tuple(parts), primary=frozenset({"name", "phone"})) if parts else None
 
 
-def note_query(words: QueryWords) -> Query | None:
+def note_query(words: QueryWords, _scope: policy.Scope | None = None) -> Query | None:
     """Every part of the typed text must be in the note (text or tags)."""
     parts = [(Terms("body", (words.phone[: analysis.EDGE_MAX],)),)] if words.phone else []
     parts += [(_cjk("body", run),) for run in words.cjk]
@@ -134,7 +147,7 @@ class _Kind:
     """What differs between searching customers and searching notes."""
 
     index: str
-    query: object  # QueryWords -> matching.Query | None
+    query: object  # (QueryWords, policy.Scope) -> matching.Query | None
     scope: object  # user -> policy.Scope
     visible: object  # user -> select() of the rows the user may see
     model: type
@@ -186,8 +199,10 @@ def _search(kind: _Kind, user, text, archived: bool, tag_ids, page: int, per_pag
     words = QueryWords(text)
     found = Found(page=max(1, min(int(page or 1), MAX_PAGE)), per_page=per_page, words=words)
     scope = kind.scope(user)
+    if not kind.notes and "tags" not in scope.fields:
+        tag_ids = count_tags = ()  # a customer's tags are not on this user's card: no filtering by them
     archived = archived and policy.may_search_archived(user)
-    main = kind.query(words)
+    main = kind.query(words, scope)
     if main is None or scope.nothing:
         return found
     try:

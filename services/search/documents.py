@@ -45,12 +45,15 @@ def customer_document(row, phones: list[str], tags: list[tuple[int, str]]) -> di
     for word in analysis.pinyin_words(row.name):
         name_terms.extend(analysis.edges(word))
     tag_names = sorted(name for _id, name in tags)
-    other = " ".join([row.company or "", row.address or "", row.email or "", *tag_names])
+    # The company apart from the rest: the front desk searches by name, company and
+    # phone only (policy.BASIC_CARD_FIELDS).
+    other = " ".join([row.address or "", row.email or "", *tag_names])
     owner, archived = owner_term(row.owner_id), "1" if row.archived_at else "0"
     return {
         "key": customer_key(row.id),
         "name": name_terms,
         "phone": list(analysis.phone_terms(phones)),
+        "company": list(analysis.lookup_terms(row.company or "")),
         "other": list(analysis.lookup_terms(other)),
         "scope": [scope_term("owner", owner), scope_term("archived", archived),
                   *(scope_term("tag", tag_id) for tag_id, _name in tags)],

@@ -19,14 +19,21 @@ def _like(column, text: str):
     return func.lower(column).like(f"%{escaped}%", escape="\\")
 
 
-def customer_condition(words: QueryWords):
+# The columns a typed text may match, by customer field (policy.Scope.fields).
+_COLUMNS = {"name": Customer.name, "company": Customer.company, "email": Customer.email,
+            "address": Customer.address}
+
+
+def customer_condition(words: QueryWords, scope: policy.Scope | None = None):
+    """Every word in some column ``scope`` lets it match (all text fields without
+    a scope)."""
+    columns = [column for name, column in _COLUMNS.items() if scope is None or name in scope.fields]
     parts = []
     if words.phone:
         parts.append(exists().where(CustomerPhone.customer_id == Customer.id,
                                     CustomerPhone.digits.like(f"%{words.phone}")))
     for text in words.typed_cjk + words.usable_words:
-        fields = [_like(column, text) for column in (Customer.name, Customer.company, Customer.email,
-                                                     Customer.address)]
+        fields = [_like(column, text) for column in columns]
         if text.isdigit():
             fields.append(exists().where(CustomerPhone.customer_id == Customer.id,
                                          CustomerPhone.digits.like(f"%{text}")))
@@ -41,7 +48,7 @@ def note_condition(words: QueryWords):
 
 def customers(user, words: QueryWords, *, archived: bool, tag_ids=(), page: int = 1, per_page: int = 10):
     """(customers on the page, total) for ``words``, newest first."""
-    condition = customer_condition(words)
+    condition = customer_condition(words, policy.customer_scope(user))
     if condition is None:
         return [], 0
     query = policy.visible_customers(user, select(Customer)).where(condition).where(

@@ -73,6 +73,7 @@ def customer_schema() -> fields.Schema:
         key=fields.ID(unique=True, stored=True),
         name=TermsField(),
         phone=TermsField(),
+        company=TermsField(),
         other=TermsField(),
         scope=TermsField(),
         name_length=_number_column(),

@@ -129,7 +129,9 @@ def test_list_visibility_and_filters(staff):
     assert names(staff["sales"]) == {"我的客户", "公海客户"}
     assert names(staff["manager"]) == {"我的客户", "别人的客户", "公海客户"}
     assert names(staff["frontdesk"]) == {"我的客户", "别人的客户", "公海客户"}
-    assert names(staff["sales"], archived=True) == {"归档客户"}
+    # The archive is for those who archive; for sales the toggle is ignored.
+    assert names(staff["manager"], archived=True) == {"归档客户"}
+    assert names(staff["sales"], archived=True) == {"我的客户", "公海客户"}
     assert names(staff["manager"], stage="intent") == {"我的客户", "别人的客户"}
     assert names(staff["manager"], owner="pool") == {"公海客户"}
     assert names(staff["sales"], owner="mine") == {"我的客户"}
@@ -174,3 +176,25 @@ def test_unfiltered_tag_counts_fast_path_matches_the_general_query(staff):
     page = customers.list_customers(staff["manager"], CustomerFilter())
     general = customers.tag_counts(customers.filtered_query(staff["manager"], CustomerFilter()))
     assert page.tag_counts == general == {a.id: 3, b.id: 1}
+
+
+def test_front_desk_filters_and_sorts_only_on_the_basic_card(staff):
+    intent = customers.create_customer(staff["sales"], CustomerData(name="意向客户", stage="intent", importance="A"))
+    customers.create_customer(staff["sales2"], CustomerData(name="成交客户", stage="deal", region="北京"))
+    tag = _tag("制造业")
+    customers.set_tags(staff["sales"], intent, [tag.id])
+
+    def names(user, **kw):
+        return {c.name for c in customers.list_customers(user, CustomerFilter(**kw)).items}
+
+    for hidden in ({"stage": "intent"}, {"importance": "A"}, {"region": "北京"}, {"source": "call"},
+                   {"type": "individual"}, {"tag_ids": [tag.id]}):
+        assert names(staff["frontdesk"], **hidden) == {"意向客户", "成交客户"}, hidden
+    assert names(staff["manager"], stage="intent") == names(staff["manager"], tag_ids=[tag.id]) == {"意向客户"}
+    assert names(staff["frontdesk"], owner="pool") == set()
+    front = customers.allowed_filter(staff["frontdesk"], CustomerFilter(stage="deal", sort="last_contact",
+                                                                        owner="pool", q="客户"))
+    assert (front.stage, front.sort, front.owner, front.q) == ("", "updated", "pool", "客户")
+    page = customers.list_customers(staff["frontdesk"], CustomerFilter())
+    assert page.tag_counts == {}
+    assert customers.list_customers(staff["manager"], CustomerFilter()).tag_counts == {tag.id: 1}

@@ -47,6 +47,27 @@ def test_second_claim_names_the_winner(office):
     assert refused.value.code == "already_claimed" and "wang" in str(refused.value.message)
 
 
+def test_a_claim_names_the_winner_only_for_a_few_seconds(office):
+    """Past the race, a refused claim says nothing of the owner (else walking ids with
+    claims would map customers to owners)."""
+    customer = _pool_customer(office["desk"])
+    pool.claim_customer(office["wang"], customer.id)
+    later = utcnow() + timedelta(seconds=pool.CLAIM_RACE_SECONDS + 1)
+    with pytest.raises(PoolRefusal) as refused:
+        pool.claim_customer(office["li"], customer.id, now=later)
+    assert refused.value.code == "not_in_pool" and "wang" not in str(refused.value.message)
+    assert pool.recent_claimer(customer.id).id == office["wang"].id
+    assert pool.recent_claimer(customer.id, later) is None
+
+
+def test_an_owned_customer_that_was_never_claimed_names_nobody(office):
+    owned = customers.create_customer(office["wang"], CustomerData(name="王的客户"))
+    assert pool.recent_claimer(owned.id) is None
+    with pytest.raises(PoolRefusal) as refused:
+        pool.claim_customer(office["li"], owned.id)
+    assert refused.value.code == "not_in_pool"
+
+
 def test_owned_limit_and_per_user_override(office):
     settings.update(office["admin1"], {"pool.max_owned": 2})
     ids = [_pool_customer(office["desk"], f"客户{n}").id for n in range(3)]

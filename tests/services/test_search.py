@@ -843,3 +843,47 @@ def test_every_reading_of_a_surname_is_kept_before_rare_readings_of_later_charac
     assert {"shenping", "chenping", "tanping"} <= set(analysis.pinyin_words("沈平"))
     assert "taojianping" in analysis.pinyin_words("姚建平")
     assert analysis.pinyin_words("北京长城科技有限公司单曾乐行重")  # long names stay bounded
+
+
+@pytest.mark.parametrize("via_database", [False, True])
+def test_front_desk_finds_customers_by_basic_card_fields_only(staff, via_database):
+    """What front desk searches by is the basic card (policy.BASIC_CARD_FIELDS): its
+    search must not confirm an email or address the card hides; neither through the
+    index nor through the database scan that answers while it is unavailable."""
+    from services.search import fallback
+
+    def names(user, text):
+        if via_database:
+            return [c.name for c in fallback.customers(user, analysis.QueryWords(text), archived=False)[0]]
+        return _names(search.search_customers(user, text))
+
+    tag = tags.create_tag(staff["manager"], tags.create_group(staff["manager"], "行业").id, "制造业")
+    card = _customer(staff["sales"], "赵一", company="星辰科技", phones=[("mobile", "13800138000")],
+                     email="lucky@example.com", address="北京市海淀区中关村")
+    customers.set_tags(staff["sales"], card, [tag.id])
+    for text in ("赵一", "星辰", "13800138000", "8000"):
+        assert names(staff["frontdesk"], text) == ["赵一"], text
+    hidden = ("lucky@example.com", "中关村", "海淀") + (() if via_database else ("lucky", "制造业"))
+    for text in hidden:
+        assert names(staff["frontdesk"], text) == [], text
+        assert names(staff["manager"], text) == ["赵一"], text
+
+
+def test_archived_customers_and_notes_are_searched_only_by_those_who_archive(staff):
+    customer = _customer(staff["sales"], "归档的钱二")
+    _note(staff["sales"], customer, "钱二的来电记录")
+    customers.archive(staff["manager"], customer)
+    for user in (staff["sales"], staff["frontdesk"]):
+        assert search.search_customers(user, "钱二", archived=True).items == []
+        assert search.search_notes(user, "来电记录", archived=True).items == []
+    assert _names(search.search_customers(staff["manager"], "钱二", archived=True)) == ["归档的钱二"]
+
+
+def test_front_desk_cannot_filter_customers_by_the_tags_its_card_hides(staff):
+    tag = tags.create_tag(staff["manager"], tags.create_group(staff["manager"], "等级").id, "大客户")
+    tagged = _customer(staff["sales"], "孙三甲")
+    _customer(staff["sales"], "孙三乙")
+    customers.set_tags(staff["sales"], tagged, [tag.id])
+    assert _names(search.search_customers(staff["manager"], "孙三", tag_ids=[tag.id])) == ["孙三甲"]
+    found = search.search_customers(staff["frontdesk"], "孙三", tag_ids=[tag.id], count_tags=[tag.id])
+    assert sorted(_names(found)) == ["孙三乙", "孙三甲"] and not found.tag_counts
