@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
-from models import AuditEvent, Role, User, utcnow
+from models import AuditEvent, User, utcnow
+from services import policy
 
 
 def _values(action: str, actor: User | None, *, actor_name: str | None, ip: str | None,
@@ -81,17 +82,13 @@ def _insert_once(key: str, values: dict) -> bool:
     return result.rowcount == 1
 
 
-# Roles whose reading of a customer someone else owns is audited: they may open any.
-_AUDITED_READERS = frozenset({Role.ADMIN, Role.MANAGER})
-
-
 def record_customer_view(viewer: User, customer, *, day: date, ip: str | None = None) -> bool:
     """A manager or admin opened a customer another salesperson owns: one line per
     viewer, customer and office ``day``. On the hot path this is one indexed lookup;
     the first view of the day writes the line in a transaction of its own (it ends
     the caller's transaction: call it before changing anything) and returns True:
     the caller commits."""
-    if viewer.role not in _AUDITED_READERS or customer.owner_id in (None, viewer.id):
+    if not policy.reading_is_audited(viewer, customer):
         return False
     key = f"customer.view:{viewer.id}:{customer.id}:{day.isoformat()}"
     if already_recorded(key):

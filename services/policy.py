@@ -262,6 +262,12 @@ def may_take_follow_up(user: User | None, actor: User | None = None) -> bool:
     return user.role in FOLLOW_UP_ROLES or (actor is not None and user.id == actor.id)
 
 
+def reading_is_audited(viewer: User, customer) -> bool:
+    """Is ``viewer`` opening a customer someone else owns with a role that may open
+    any (manager, admin)? Such reads leave an audit line (D1)."""
+    return _manages(viewer) and customer.owner_id not in (None, viewer.id)
+
+
 def owns_new_customers(user: User) -> bool:
     """Does a customer ``user`` enters (without choosing an owner) become theirs?
     Sales staff: yes; the front desk enters into the public pool."""
