@@ -104,7 +104,8 @@ def test_every_id_in_a_path_uses_the_id_converter(app):
 @pytest.mark.parametrize("role", ROLES)
 def test_a_malformed_id_in_any_path_is_not_found(app, client, world, role):
     """Every rule × every id argument × every bad value × GET/POST (the rule's own
-    methods), plain and htmx: 404, whatever the role."""
+    methods): 404, whatever the role (routing refuses it before any view runs, so
+    plain and htmx requests are alike here)."""
     _sign_in(client, world[role])
     failures = []
     for rule in _rules_with_arguments(app):
@@ -113,10 +114,9 @@ def test_a_malformed_id_in_any_path_is_not_found(app, client, world, role):
             for bad in BAD_IDS:
                 path = _path(rule, {**good, name: bad})
                 for method in _methods(rule):
-                    for headers in ({}, HX):
-                        status = client.open(path, method=method, headers=headers).status_code
-                        if status != 404:
-                            failures.append((method, path, bool(headers), status))
+                    status = client.open(path, method=method).status_code
+                    if status != 404:
+                        failures.append((method, path, status))
     assert failures == []
 
 
@@ -185,18 +185,19 @@ def _query(bad: str) -> str:
 @pytest.mark.parametrize("role", ROLES)
 def test_malformed_id_arguments_of_every_page_are_ignored_or_refused(app, client, world, role):
     """Every GET rule (path ids filled with real ones) × every bad value in every
-    id-like argument at once, plain and htmx: never a server error."""
+    id-like argument at once, as a page and as an htmx fragment by turns: never a
+    server error."""
     _sign_in(client, world[role])
     failures = []
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static" or "GET" not in rule.methods:
             continue
         path = _path(rule, {name: world["ids"].get(name, "1") for name in rule.arguments})
-        for bad in BAD_IDS:
-            for headers in ({}, HX):
-                status = client.get(f"{path}?{_query(bad)}", headers=headers).status_code
-                if status >= 500:
-                    failures.append((path, bad, bool(headers), status))
+        for turn, bad in enumerate(BAD_IDS):
+            headers = HX if turn % 2 else {}
+            status = client.get(f"{path}?{_query(bad)}", headers=headers).status_code
+            if status >= 500:
+                failures.append((path, bad, bool(headers), status))
     assert failures == []
 
 
@@ -219,18 +220,18 @@ FORM_IDS = [
 ]
 
 
-@pytest.mark.parametrize(("path", "fields", "name"), FORM_IDS, ids=[f"{p} {n}" for p, _, n in FORM_IDS])
-def test_malformed_ids_in_forms_are_refused(app, client, world, path, fields, name):
+def test_malformed_ids_in_forms_are_refused(app, client, world):
     """Each id field of a form × every bad value (once, and twice as a list), as the
     admin, who may post every form: refused or ignored, never a server error."""
     _sign_in(client, world["admin"])
     failures = []
-    for bad in BAD_IDS:
+    for path, fields, name in FORM_IDS:
         data = {key: value.format(**world["ids"]) for key, value in fields.items()}
-        for values in ([bad], [bad, bad]):
-            response = client.post(path.format(**world["ids"]), data={**data, name: values}, headers=HX)
-            if response.status_code >= 500:
-                failures.append((bad, response.status_code))
+        for bad in BAD_IDS:
+            for values in ([bad], [bad, bad]):
+                response = client.post(path.format(**world["ids"]), data={**data, name: values}, headers=HX)
+                if response.status_code >= 500:
+                    failures.append((path, name, bad, response.status_code))
     assert failures == []
 
 
