@@ -73,12 +73,15 @@ def record_once(
 def _insert_once(key: str, values: dict) -> bool:
     dialect = db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = db.session.execute(
+    # RETURNING tells whether the row went in (the row count of this statement is
+    # not reported on PostgreSQL through psycopg).
+    inserted = db.session.execute(
         insert(AuditEvent)
         .values(**values, at=utcnow(), dedup_key=key)
         .on_conflict_do_nothing(index_elements=["dedup_key"])
-    )
-    return result.rowcount == 1
+        .returning(AuditEvent.id)
+    ).scalar()
+    return inserted is not None
 
 
 # Roles whose reading of a customer someone else owns is audited: they may open any.
