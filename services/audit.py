@@ -74,12 +74,15 @@ def record_once(
 def _insert_once(key: str, values: dict) -> bool:
     dialect = db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = db.session.execute(
+    # RETURNING tells whether the row went in (the row count of this statement is
+    # not reported on PostgreSQL through psycopg).
+    inserted = db.session.execute(
         insert(AuditEvent)
         .values(**values, at=utcnow(), dedup_key=key)
         .on_conflict_do_nothing(index_elements=["dedup_key"])
-    )
-    return result.rowcount == 1
+        .returning(AuditEvent.id)
+    ).scalar()
+    return inserted is not None
 
 
 def record_customer_view(viewer: User, customer, *, day: date, ip: str | None = None) -> bool:
