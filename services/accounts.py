@@ -1,7 +1,8 @@
 """Staff accounts: creating, signing in, passwords, roles, deactivation.
 
-Every function that changes something commits, and writes its audit line in the
-same transaction.
+Every function that changes something adds and flushes its change and its audit line
+to the caller's transaction; the caller commits (a refused sign-in too: see
+:func:`authenticate`).
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def create_user(
     db.session.add(user)
     db.session.flush()
     audit.record("user.create", actor, ip=ip, target=user, username=username, role=role)
-    db.session.commit()
+    db.session.flush()
     return user
 
 
@@ -150,7 +151,8 @@ def authenticate(
     """Check a sign-in. Returns the user, or raises LoginRefused. Failures are
     counted per typed username in the database; after ``policy.max_failures`` within
     ``policy.window`` the name is refused for ``policy.lockout``. Every outcome is
-    audited."""
+    audited. The caller commits after a refusal too, so the failure counts. Ends
+    the caller's transaction before hashing (no lock held meanwhile): call it first."""
     now = now or utcnow()
     key = normalise_username(username)[:64]
     if _is_locked(key, now):
@@ -176,7 +178,7 @@ def authenticate(
     audit.record(
         "login.failure", user, actor_name=key, ip=ip, failures=throttle.failures, locked=locked
     )
-    db.session.commit()
+    db.session.flush()
     raise LoginRefused(
         _locked_message(policy) if locked else _l("Wrong username or password.")
     )
@@ -188,14 +190,14 @@ def _accept(user: User, throttle: LoginThrottle, password: str, ip, now) -> User
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
     audit.record("login.success", user, ip=ip)
-    db.session.commit()
+    db.session.flush()
     return user
 
 
 def _refuse_locked(key: str, ip: str | None, policy: LoginPolicy):
     db.session.rollback()
     audit.record("login.locked", get_by_username(key), actor_name=key, ip=ip)
-    db.session.commit()
+    db.session.flush()
     raise LoginRefused(_locked_message(policy))
 
 
@@ -203,7 +205,7 @@ def logout(user: User, *, ip: str | None = None) -> None:
     """End every session of ``user``: the token in their cookies is no longer valid."""
     user.rotate_session_token()
     audit.record("logout", user, ip=ip)
-    db.session.commit()
+    db.session.flush()
 
 
 def change_password(user: User, current: str, new: str, *, ip: str | None = None) -> None:
@@ -221,7 +223,7 @@ def change_password(user: User, current: str, new: str, *, ip: str | None = None
     user.must_change_password = False
     user.rotate_session_token()
     audit.record("password.change", user, ip=ip, target=user)
-    db.session.commit()
+    db.session.flush()
 
 
 def reset_password(actor: User, user: User, *, ip: str | None = None) -> str:
@@ -236,7 +238,7 @@ def reset_password(actor: User, user: User, *, ip: str | None = None) -> str:
         LoginThrottle.__table__.delete().where(LoginThrottle.username == user.username)
     )
     audit.record("password.reset", actor, ip=ip, target=user, username=user.username)
-    db.session.commit()
+    db.session.flush()
     return temporary
 
 
@@ -265,12 +267,12 @@ def update_user(
         changes["claim_limit"] = [user.claim_limit, claim_limit]
         user.claim_limit = claim_limit
     audit.record("user.update", actor, ip=ip, target=user, username=user.username, **changes)
-    db.session.commit()
+    db.session.flush()
 
 
 def set_language(user: User, language: str | None) -> None:
     user.language = language or None
-    db.session.commit()
+    db.session.flush()
 
 
 def set_active(actor: User, user: User, active: bool, *, ip: str | None = None) -> None:
@@ -286,7 +288,7 @@ def set_active(actor: User, user: User, active: bool, *, ip: str | None = None) 
         target=user,
         username=user.username,
     )
-    db.session.commit()
+    db.session.flush()
 
 
 def list_users() -> list[User]:

@@ -76,7 +76,7 @@ def merge_customers(actor: User, keep: Customer, drop: Customer, *, ip: str | No
         "customer.merge", actor, ip=ip, target=drop, keep_id=keep.id,
         tag_ids=[tag.id for tag in added_tags], phone_ids=[phone.id for phone in added_phones], **moved,
     )
-    db.session.commit()
+    db.session.flush()
     return event
 
 
@@ -116,5 +116,5 @@ def undo_merge(actor: User, drop: Customer, *, ip: str | None = None) -> Custome
     db.session.add(CustomerChange(customer_id=keep.id, user_id=actor.id, field="merged",
                                   old_value=f"#{drop.id} {drop.name}", new_value=""))
     audit.record("customer.unmerge", actor, ip=ip, target=drop, keep_id=keep.id, merge_event=event.id)
-    db.session.commit()
+    db.session.flush()
     return keep

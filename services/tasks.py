@@ -51,11 +51,9 @@ def create_task(
     title: str,
     assignee_id: int | None = None,
     note: CustomerNote | None = None,
-    commit: bool = True,
 ) -> FollowUpTask:
     """Add a follow-up task on ``customer``. The assignee defaults to the owner.
-    Raises DomainError for an inactive or front-desk assignee or an empty title.
-    ``commit=False`` lets a caller save the task with its own change (a note)."""
+    Raises DomainError for an inactive or front-desk assignee or an empty title."""
     title = title.strip()
     if not title:
         raise DomainError(_l("Say what to follow up."), "title")
@@ -70,8 +68,7 @@ def create_task(
         note_id=note.id if note is not None else None, title=title[:200], due_date=due_date,
     )
     db.session.add(task)
-    if commit:
-        db.session.commit()
+    db.session.flush()
     return task
 
 
@@ -139,7 +136,7 @@ def complete(actor: User, task: FollowUpTask) -> FollowUpTask:
     if not task.done:
         task.done_at = utcnow()
         task.done_by_id = actor.id
-        db.session.commit()
+        db.session.flush()
     return task
 
 
@@ -148,7 +145,7 @@ def reopen(actor: User, task: FollowUpTask) -> FollowUpTask:
     if task.done:
         task.done_at = None
         task.done_by_id = None
-        db.session.commit()
+        db.session.flush()
     return task
 
 
@@ -159,7 +156,7 @@ def snooze(actor: User, task: FollowUpTask, until: date, *, today: date) -> Foll
     if until <= today:
         raise DomainError(_l("Choose a day after today."), "until")
     task.due_date = until
-    db.session.commit()
+    db.session.flush()
     return task
 
 
@@ -175,7 +172,7 @@ def reassign(actor: User, task: FollowUpTask, assignee_id: int, *, ip: str | Non
     task.assignee_id = assignee.id
     audit.record("task.reassign", actor, ip=ip, target=task, customer_id=task.customer_id,
                  from_user=previous, to_user=assignee.id)
-    db.session.commit()
+    db.session.flush()
     return task
 
 

@@ -17,6 +17,7 @@ def world(app):
                   [("wang", "sales"), ("li", "sales"), ("boss", "manager"), ("desk", "frontdesk")]}
         in_pool = customers.create_customer(people["desk"], CustomerData(name="公海客户"))
         owned_by_li = customers.create_customer(people["li"], CustomerData(name="李的客户"))
+        db.session.commit()
         return {"pool": in_pool.id, "li": owned_by_li.id}
 
 
@@ -97,6 +98,7 @@ def test_bulk_assign_respects_limit(app, client, world):
         settings.update(admin, {"pool.max_owned": 1})
         desk = accounts.get_by_username("desk")
         extra = customers.create_customer(desk, CustomerData(name="另一个公海客户")).id
+        db.session.commit()
         wang_id = accounts.get_by_username("wang").id
     _login(client, "boss")
     refused = client.post("/pool/assign", headers=HX, data={"customer_id": [world["pool"], extra], "to_user_id": wang_id})
@@ -112,6 +114,7 @@ def test_bulk_assign_respects_limit(app, client, world):
 def test_deactivation_hands_customers_over(app, client, world, handover_to):
     with app.app_context():
         accounts.create_user("root", TEST_PASSWORD, "admin")
+        db.session.commit()
         li, wang = accounts.get_by_username("li"), accounts.get_by_username("wang")
         li_id, wang_id = li.id, wang.id
     _login(client, "root")
@@ -133,6 +136,7 @@ def test_deactivation_hands_customers_over(app, client, world, handover_to):
 def test_handover_to_an_unsuitable_colleague_is_refused(app, client, world):
     with app.app_context():
         accounts.create_user("root", TEST_PASSWORD, "admin")
+        db.session.commit()
         li_id, desk_id = accounts.get_by_username("li").id, accounts.get_by_username("desk").id
     _login(client, "root")
     refused = client.post(f"/admin/users/{li_id}/active", headers=HX, data={"active": "0", "handover_to": desk_id})

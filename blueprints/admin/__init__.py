@@ -59,6 +59,7 @@ def create_user():
         except DomainError as refused:
             getattr(form, refused.field).errors.append(refused.message)
         else:
+            db.session.commit()
             return htmx.render(
                 "admin/password_issued.html", "admin/_password_issued.html",
                 user=user, password=password,
@@ -88,6 +89,7 @@ def edit_user(user_id: int):
             claim_limit=form.claim_limit.data,
             ip=client_ip(),
         )
+        db.session.commit()
         response = htmx.redirect(url_for("admin.users"))
         return htmx.add_toast(response, _l("Saved."))
     return htmx.render(
@@ -109,7 +111,7 @@ def set_active(user_id: int):
                                owned=pool.owned_count_all(user.id), colleagues=_colleagues(user))
         to_user = request.form.get("handover_to", type=int)
         try:
-            moved = pool.handover_customers(_actor(), user, to_user, commit=False)
+            moved = pool.handover_customers(_actor(), user, to_user)
         except DomainError as refused:
             return htmx.render("admin/handover.html", "admin/_handover_row.html", user=user, status=422,
                                owned=pool.owned_count_all(user.id), colleagues=_colleagues(user),
@@ -117,6 +119,7 @@ def set_active(user_id: int):
         audit.record("user.handover", _actor(), ip=client_ip(), target=user, customers=moved,
                      to_user_id=to_user)
     accounts.set_active(_actor(), user, active, ip=client_ip())
+    db.session.commit()
     message = _l("%(name)s reactivated.", name=user.username) if active else _l(
         "%(name)s deactivated. Their sessions have ended.", name=user.username
     )
@@ -134,6 +137,7 @@ def reset_password(user_id: int):
     """Issue a one-time password; the user must change it at next sign-in."""
     user = get_managed_user(user_id)
     password = accounts.reset_password(_actor(), user, ip=client_ip())
+    db.session.commit()
     return htmx.render("admin/password_issued.html", user=user, password=password,
                        toast=_l("Password of %(name)s reset.", name=user.username))
 

@@ -10,6 +10,7 @@ from blueprints import htmx
 from blueprints.access import actor, customer_or_404
 from blueprints.customers.forms import CustomerForm, PurgeForm
 from blueprints.security import client_ip
+from extensions import db
 from models import Role
 from services import customers, policy, pool, tags
 from services import merge as merging
@@ -114,6 +115,7 @@ def new():
         else:
             if form.tag_ids.data:
                 customers.set_tags(actor(), customer, form.tag_ids.data)
+            db.session.commit()
             htmx.notify(_l("Customer %(name)s saved.", name=customer.name), "success")
             return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
     return _render_form(form, status=422 if form.errors else 200)
@@ -194,6 +196,7 @@ def edit(customer_id: int):
             getattr(form, refused.field).errors.append(refused.message)
         else:
             customers.set_tags(actor(), customer, form.tag_ids.data or [])
+            db.session.commit()
             htmx.notify(_l("Customer %(name)s saved.", name=customer.name), "success")
             return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
     return _render_form(form, customer, status=422 if form.errors else 200)
@@ -220,6 +223,7 @@ def archive(customer_id: int):
     """Archive; the toast offers Undo."""
     customer = customer_or_404(customer_id, "customer.archive")
     customers.archive(actor(), customer, ip=client_ip())
+    db.session.commit()
     return htmx.render(
         "customers/detail.html", "customers/_card.html", customer=customer, purge_form=PurgeForm(),
         toast=_l("%(name)s archived.", name=customer.name),
@@ -236,6 +240,7 @@ def restore(customer_id: int):
         customers.restore(actor(), customer, ip=client_ip())
     except DomainError as refused:
         return htmx.no_swap((refused.message, "error"))
+    db.session.commit()
     htmx.notify(_l("%(name)s restored.", name=customer.name), "success")
     if htmx.is_htmx():
         return htmx.refresh()
@@ -254,6 +259,7 @@ def purge(customer_id: int):
         except DomainError as refused:
             form.confirm_name.errors.append(refused.message)
         else:
+            db.session.commit()
             htmx.notify(_l("The customer was deleted for good."), "success")
             return htmx.redirect(url_for("customers.index", archived=1))
     return htmx.render("customers/detail.html", "customers/_purge.html", customer=customer,
@@ -321,6 +327,7 @@ def merge(customer_id: int):
         merging.merge_customers(actor(), keep, drop, ip=client_ip())
     except DomainError as refused:
         return htmx.no_swap((refused.message, "error"))
+    db.session.commit()
     htmx.notify(_l("%(drop)s was merged into %(keep)s.", drop=drop.name, keep=keep.name))
     return htmx.redirect(url_for("customers.detail", customer_id=keep.id))
 
@@ -334,5 +341,6 @@ def unmerge(customer_id: int):
         merging.undo_merge(actor(), drop, ip=client_ip())
     except DomainError as refused:
         return htmx.no_swap((refused.message, "error"))
+    db.session.commit()
     htmx.notify(_l("The merge was undone."))
     return htmx.redirect(url_for("customers.detail", customer_id=drop.id))

@@ -84,6 +84,7 @@ def create(customer_id: int):
         except DomainError as refused:
             attach_error(form, refused)
         else:
+            db.session.commit()
             message = _saved_message(saved, _l("Note saved."))
             if not htmx.wants_fragment():
                 flash(message[0], message[1])
@@ -182,6 +183,7 @@ def edit(note_id: int):
             except DomainError as refused:
                 attach_error(form, refused)
             else:
+                db.session.commit()
                 message = _saved_message(saved, _l("Note updated."))
                 if not htmx.wants_fragment():
                     flash(message[0], message[1])
@@ -202,6 +204,7 @@ def delete(note_id: int):
         notes.delete_note(actor(), note, ip=client_ip())
     except DomainError:
         abort(403)
+    db.session.commit()
     if not htmx.wants_fragment():
         flash(str(_l("Note deleted.")), "success")
         return htmx.redirect(_customer_url(note.customer_id))
@@ -232,6 +235,7 @@ def comment(note_id: int):
         except DomainError as refused:
             attach_error(form, refused)
         else:
+            db.session.commit()
             message = (str(_l("Comment added.")), "success")
             if unreachable:
                 names = "、".join(user.display_name for user in unreachable)

@@ -35,6 +35,7 @@ def pair(app):
         tasks.create_task(sales, drop, due_date=date.today() + timedelta(days=2), title="回访")
         customers.update_customer(sales, drop, CustomerData(name="张伟", stage="intent", phones=[
             ("mobile", "13800138000"), ("landline", "01065529988")]), acknowledge_duplicates=True)
+        db.session.commit()
         yield {"manager": manager, "keep": keep, "drop": drop, "shared": shared, "extra": extra}
 
 
