@@ -291,6 +291,23 @@ def set_active(actor: User, user: User, active: bool, *, ip: str | None = None) 
     db.session.flush()
 
 
+def hand_over(actor: User, user: User, to_user_id: int | None, *, ip: str | None = None) -> tuple[int, int]:
+    """离职交接 (P7) before deactivating ``user``: their customers go to the colleague
+    ``to_user_id`` or to the pool (``None``), and their open follow-ups with them — to
+    that colleague, or to ``actor`` (the manager handing over) when the customers go
+    to the pool. One audit line says what moved. Raises DomainError for an unsuitable
+    colleague, having moved nothing. Returns (customers, follow-ups) moved."""
+    from services import pool, tasks
+
+    customers = pool.handover_customers(actor, user, to_user_id)
+    moved_tasks = tasks.hand_over_open_tasks(user, to_user_id or actor.id)
+    if customers or moved_tasks:
+        audit.record("user.handover", actor, ip=ip, target=user, customers=customers, to_user_id=to_user_id,
+                     tasks=moved_tasks)
+    db.session.flush()
+    return customers, len(moved_tasks)
+
+
 def list_users() -> list[User]:
     return db.session.scalars(
         select(User).order_by(User.active.desc(), User.role, User.username)

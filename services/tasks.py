@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from extensions import db
 from models import Customer, CustomerNote, FollowUpTask, Role, User, utcnow
@@ -174,6 +174,16 @@ def reassign(actor: User, task: FollowUpTask, assignee_id: int, *, ip: str | Non
                  from_user=previous, to_user=assignee.id)
     db.session.flush()
     return task
+
+
+def hand_over_open_tasks(from_user: User, to_user_id: int) -> list[int]:
+    """Give every open follow-up of ``from_user`` (who is leaving) to ``to_user_id``,
+    in the caller's transaction (the caller audits the hand-over). Returns their ids."""
+    ids = list(db.session.scalars(select(FollowUpTask.id).where(
+        FollowUpTask.assignee_id == from_user.id, FollowUpTask.done_at.is_(None)).order_by(FollowUpTask.id)))
+    if ids:
+        db.session.execute(update(FollowUpTask).where(FollowUpTask.id.in_(ids)).values(assignee_id=to_user_id))
+    return ids
 
 
 # ---- lists ------------------------------------------------------------------------------

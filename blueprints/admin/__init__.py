@@ -111,13 +111,13 @@ def set_active(user_id: int):
                                owned=pool.owned_count_all(user.id), colleagues=_colleagues(user))
         to_user = request.form.get("handover_to", type=int)
         try:
-            moved = pool.handover_customers(_actor(), user, to_user)
+            accounts.hand_over(_actor(), user, to_user, ip=client_ip())
         except DomainError as refused:
             return htmx.render("admin/handover.html", "admin/_handover_row.html", user=user, status=422,
                                owned=pool.owned_count_all(user.id), colleagues=_colleagues(user),
                                error=refused.message)
-        audit.record("user.handover", _actor(), ip=client_ip(), target=user, customers=moved,
-                     to_user_id=to_user)
+    elif not active and user.active:
+        accounts.hand_over(_actor(), user, None, ip=client_ip())  # no customers; open follow-ups, if any
     accounts.set_active(_actor(), user, active, ip=client_ip())
     db.session.commit()
     message = _l("%(name)s reactivated.", name=user.username) if active else _l(
