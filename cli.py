@@ -1,5 +1,6 @@
 """Command-line interface: ``flask --app app <command>``. The command names are a
-contract (scripts and cron lines use them)."""
+contract (scripts and cron lines use them). Like a view, a command commits once,
+after its service calls (see :mod:`services`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from extensions import db
 from models import Role
 from services import accounts, demo, passwords
 from services.errors import DomainError
@@ -93,6 +95,7 @@ def create_user_command(username, role, display_name, password_stdin):
         user = accounts.create_user(username, password, role, display_name=display_name)
     except DomainError as refused:
         raise click.ClickException(f"{refused.field}: {refused.message}") from None
+    db.session.commit()
     click.echo(f"Created {user.username} ({user.role}).")
 
 
@@ -108,6 +111,7 @@ def ensure_admin_command():
     accounts.create_user(
         "admin", password, Role.ADMIN, display_name="Administrator", must_change_password=True
     )
+    db.session.commit()
     click.echo("")
     click.echo("  Created the administrator account.")
     click.echo("    username: admin")
@@ -131,11 +135,16 @@ def demo_data_command(seed, user_count, customer_count, note_count, password_std
     if problem := passwords.password_problem(password):
         raise click.ClickException(f"password: {problem}")
     users = demo.generate_users(user_count, password, seed=seed)
+    db.session.commit()
     for user in users:
         click.echo(f"  {user.username:<26} {user.role:<10} {user.display_name}")
     click.echo(f"Created {len(users)} users; their password: {password}")
     if customer_count:
+        from extensions import refresh_statistics
+
         counts = demo.generate_workspace(customer_count, note_count, seed=seed, password=password)
+        db.session.commit()
+        refresh_statistics()
         click.echo("Created {customers} customers, {notes} notes, {tasks} follow-up tasks.".format(**counts))
         click.echo("Building the search index …")
         _rebuild_index()
@@ -215,6 +224,8 @@ def pool_recycle_command(dry_run):
     from services import pool, settings
 
     done = pool.recycle_due_customers(dry_run=dry_run)
+    if not dry_run:
+        db.session.commit()
     days = settings.get("pool.recycle_days")
     for customer, clock in done:
         owner = customer.owner.username if customer.owner else "?"

@@ -50,6 +50,7 @@ def build(args, instance: str):
         upgrade()
         accounts.create_user("bench.admin", PASSWORD, "admin", display_name="基准管理员")
         demo.generate_users(args.users, PASSWORD, seed=1)
+        db.session.commit()
         db.session.bulk_insert_mappings(AuditEvent, [
             {"action": "login.success", "actor_name": "bench.admin", "ip": "10.0.0.9",
              "details": {}} for _ in range(args.audit)])

@@ -56,6 +56,7 @@ def main():
                    for n in range(args.customers + 50)]
             names = [accounts.create_user(f"claimer{n}", PASSWORD, "sales").username
                      for n in range(args.claimers)]
+            db.session.commit()
             db.engine.dispose()
         browsers = []
         for name in names:

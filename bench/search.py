@@ -42,7 +42,7 @@ from sqlalchemy import func, insert, select  # noqa: E402
 
 from app import create_app  # noqa: E402
 from timing import percentile  # noqa: E402
-from extensions import db, reading_only  # noqa: E402
+from extensions import db, reading_only, refresh_statistics  # noqa: E402
 from models import (  # noqa: E402
     Customer, CustomerNote, CustomerPhone, SearchBacklog, Tag, User, customer_tags, note_tags, utcnow)
 from services import accounts, customers, demo, notes, search  # noqa: E402
@@ -106,6 +106,8 @@ def generate(args, url: str) -> None:
     demo.generate_users(12, PASSWORD, seed=args.seed)
     counts = demo.generate_workspace(args.customers, args.notes, seed=args.seed, password=PASSWORD)
     accounts.create_user("bench.admin", PASSWORD, "admin")
+    db.session.commit()
+    refresh_statistics()
     log(f"generated {counts} in {time.perf_counter() - started:.1f} s")
 
 
@@ -443,6 +445,7 @@ def save_times(rng, admin, words: RareWords, count: int) -> dict:
                 word = words.take()
                 start = time.perf_counter()
                 note = notes.create_note(admin, customer, notes.NoteData(kind="call", body=note_body(word))).note
+                db.session.commit()
                 samples.append((time.perf_counter() - start) * 1000)
                 saved.append((word, note.id))
                 db.session.remove()
@@ -458,6 +461,7 @@ def save_times(rng, admin, words: RareWords, count: int) -> dict:
                 source=customer.source, birthday=customer.birthday, owner_id=customer.owner_id)
             start = time.perf_counter()
             customers.update_customer(admin, customer, data, acknowledge_duplicates=True)
+            db.session.commit()
             customer_ms.append((time.perf_counter() - start) * 1000)
             db.session.remove()
     sync.wait_for_background(120)

@@ -29,7 +29,7 @@ from sqlalchemy import func, insert, select  # noqa: E402
 
 from app import create_app  # noqa: E402
 from timing import print_table, timed  # noqa: E402
-from extensions import db  # noqa: E402
+from extensions import db, refresh_statistics  # noqa: E402
 from models import Customer, CustomerNote, customer_tags, utcnow  # noqa: E402
 from services import accounts, demo  # noqa: E402
 
@@ -61,9 +61,12 @@ def build(args, instance: str, url: str):
             started = time.perf_counter()
             demo.generate_users(12, PASSWORD, seed=1)
             counts = demo.generate_workspace(args.customers, args.notes, seed=1, password=PASSWORD)
+            db.session.commit()
+            refresh_statistics()
             print(f"generated {counts} in {time.perf_counter() - started:.1f} s")
         if accounts.get_by_username("bench.manager") is None:
             accounts.create_user("bench.manager", PASSWORD, "manager")
+            db.session.commit()
         manager = accounts.get_by_username("bench.manager")
         heavy, light = db.session.scalars(
             select(Customer.id).where(Customer.archived_at.is_(None)).order_by(Customer.id.desc()).limit(2)

@@ -1,7 +1,8 @@
 """Staff accounts: creating, signing in, passwords, roles, deactivation.
 
-Every function that changes something commits, and writes its audit line in the
-same transaction.
+Every function that changes something adds and flushes its change and its audit line
+to the caller's transaction; the caller commits (a refused sign-in too: see
+:func:`authenticate`).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def create_user(
     db.session.add(user)
     db.session.flush()
     audit.record("user.create", actor, ip=ip, target=user, username=username, role=role)
-    db.session.commit()
+    db.session.flush()
     return user
 
 
@@ -110,7 +111,9 @@ def authenticate(
     counted per typed username and per address in the database; after
     ``policy.max_failures`` within ``policy.window`` the name is refused for
     ``policy.lockout``. Every counted outcome is audited; an address's refusals while
-    it waits give one line per wait."""
+    it waits give one line per wait. The caller commits after a refusal too, so the
+    failures count. Ends the caller's transaction before hashing (no lock held
+    meanwhile): call it first."""
     now = now or utcnow()
     key = normalise_username(username)[:64]
     if blocked_until := login_throttle.address_blocked_until(ip, now):
@@ -134,7 +137,7 @@ def authenticate(
     address_failures = login_throttle.count_address_failure(ip, now, policy)
     audit.record("login.failure", user, actor_name=key, ip=ip, failures=throttle.failures,
                  locked=locked, address_failures=address_failures)
-    db.session.commit()
+    db.session.flush()
     raise LoginRefused(
         login_throttle.locked_message(policy) if locked else _l("Wrong username or password.")
     )
@@ -146,7 +149,7 @@ def _accept(user: User, throttle: LoginThrottle, password: str, ip, now) -> User
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
     audit.record("login.success", user, ip=ip)
-    db.session.commit()
+    db.session.flush()
     return user
 
 
@@ -157,7 +160,7 @@ def _refuse_locked(key: str, ip: str | None, policy: LoginPolicy, now: datetime)
     address_failures = login_throttle.count_address_failure(ip, now, policy)
     audit.record("login.locked", get_by_username(key), actor_name=key, ip=ip,
                  address_failures=address_failures)
-    db.session.commit()
+    db.session.flush()
     raise LoginRefused(login_throttle.locked_message(policy))
 
 
@@ -166,7 +169,7 @@ def _refuse_address(ip: str, key: str, blocked_until: datetime, now: datetime):
     db.session.rollback()
     audit.record_once(f"login.address_wait:{ip}:{blocked_until.isoformat()}", "login.address_wait",
                       actor_name=key, ip=ip, until=blocked_until.isoformat())
-    db.session.commit()
+    db.session.flush()
     raise LoginRefused(login_throttle.wait_message(blocked_until - now))
 
 
@@ -174,7 +177,7 @@ def logout(user: User, *, ip: str | None = None) -> None:
     """End every session of ``user``: the token in their cookies is no longer valid."""
     user.rotate_session_token()
     audit.record("logout", user, ip=ip)
-    db.session.commit()
+    db.session.flush()
 
 
 def change_password(
@@ -194,14 +197,14 @@ def change_password(
     now = now or utcnow()
     if login_throttle.name_locked(user.username, now):
         audit.record("password.change_failure", user, ip=ip, target=user, locked=True)
-        db.session.commit()
+        db.session.flush()
         raise DomainError(login_throttle.locked_message(policy), "current_password")
     if not passwords.verify_password(user.password_hash, current):
         throttle = login_throttle.count_name_failure(user.username, now, policy)
         locked = throttle.locked_until is not None and throttle.locked_until > now
         audit.record("password.change_failure", user, ip=ip, target=user,
                      failures=throttle.failures, locked=locked)
-        db.session.commit()
+        db.session.flush()
         raise DomainError(
             login_throttle.locked_message(policy) if locked else _l("The current password is not right."),
             "current_password",
@@ -215,7 +218,7 @@ def change_password(
     user.must_change_password = False
     user.rotate_session_token()
     audit.record("password.change", user, ip=ip, target=user)
-    db.session.commit()
+    db.session.flush()
 
 
 def reset_password(actor: User, user: User, *, ip: str | None = None) -> str:
@@ -230,7 +233,7 @@ def reset_password(actor: User, user: User, *, ip: str | None = None) -> str:
         LoginThrottle.__table__.delete().where(LoginThrottle.username == user.username)
     )
     audit.record("password.reset", actor, ip=ip, target=user, username=user.username)
-    db.session.commit()
+    db.session.flush()
     return temporary
 
 
@@ -262,12 +265,12 @@ def update_user(
         changes["claim_limit"] = [user.claim_limit, claim_limit]
         user.claim_limit = claim_limit
     audit.record("user.update", actor, ip=ip, target=user, username=user.username, **changes)
-    db.session.commit()
+    db.session.flush()
 
 
 def set_language(user: User, language: str | None) -> None:
     user.language = language or None
-    db.session.commit()
+    db.session.flush()
 
 
 def set_active(actor: User, user: User, active: bool, *, ip: str | None = None) -> None:
@@ -283,7 +286,24 @@ def set_active(actor: User, user: User, active: bool, *, ip: str | None = None) 
         target=user,
         username=user.username,
     )
-    db.session.commit()
+    db.session.flush()
+
+
+def hand_over(actor: User, user: User, to_user_id: int | None, *, ip: str | None = None) -> tuple[int, int]:
+    """离职交接 (P7) before deactivating ``user``: their customers go to the colleague
+    ``to_user_id`` or to the pool (``None``), and their open follow-ups with them — to
+    that colleague, or to ``actor`` (the manager handing over) when the customers go
+    to the pool. One audit line says what moved. Raises DomainError for an unsuitable
+    colleague, having moved nothing. Returns (customers, follow-ups) moved."""
+    from services import pool, tasks
+
+    customers = pool.handover_customers(actor, user, to_user_id)
+    moved_tasks = tasks.hand_over_open_tasks(user, to_user_id or actor.id)
+    if customers or moved_tasks:
+        audit.record("user.handover", actor, ip=ip, target=user, customers=customers, to_user_id=to_user_id,
+                     tasks=moved_tasks)
+    db.session.flush()
+    return customers, len(moved_tasks)
 
 
 def list_users() -> list[User]:

@@ -1,8 +1,8 @@
 """Customers: create, update with field history, duplicate check, archive, restore,
 purge, tags, and the filtered list.
 
-Every function that changes something commits and writes its audit line (where the
-action is sensitive) in the same transaction.
+Every function that changes something adds and flushes its change and its audit line
+(where the action is sensitive) to the caller's transaction; the caller commits.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def create_customer(
     if duplicates:
         audit.record("customer.create_despite_duplicate", actor, ip=ip, target=customer,
                      duplicates=[c.id for c in duplicates])
-    db.session.commit()
+    db.session.flush()
     return customer
 
 
@@ -193,7 +193,7 @@ def update_customer(
     if duplicates:
         audit.record("customer.update_despite_duplicate", actor, ip=ip, target=customer,
                      duplicates=[c.id for c in duplicates])
-    db.session.commit()
+    db.session.flush()
     return changes
 
 
@@ -206,7 +206,7 @@ def set_tags(actor: User, customer: Customer, tag_ids: list[int]) -> None:
     if old != new:
         db.session.add(CustomerChange(customer_id=customer.id, user_id=actor.id, field="tags",
                                       old_value=old, new_value=new))
-    db.session.commit()
+    db.session.flush()
 
 
 def archive(actor: User, customer: Customer, *, ip: str | None = None) -> None:
@@ -217,7 +217,7 @@ def archive(actor: User, customer: Customer, *, ip: str | None = None) -> None:
     db.session.add(CustomerChange(customer_id=customer.id, user_id=actor.id, field="archived",
                                   old_value="", new_value="archived"))
     audit.record("customer.archive", actor, ip=ip, target=customer)
-    db.session.commit()
+    db.session.flush()
 
 
 def restore(actor: User, customer: Customer, *, ip: str | None = None) -> None:
@@ -229,7 +229,7 @@ def restore(actor: User, customer: Customer, *, ip: str | None = None) -> None:
     db.session.add(CustomerChange(customer_id=customer.id, user_id=actor.id, field="archived",
                                   old_value="archived", new_value=""))
     audit.record("customer.restore", actor, ip=ip, target=customer)
-    db.session.commit()
+    db.session.flush()
 
 
 def purge(actor: User, customer: Customer, typed_name: str, *, ip: str | None = None) -> None:
@@ -246,7 +246,7 @@ def purge(actor: User, customer: Customer, typed_name: str, *, ip: str | None = 
     )
     db.session.delete(customer)
     audit.record("customer.purge", actor, ip=ip, target_type="customers", target_id=customer_id)
-    db.session.commit()
+    db.session.flush()
 
 
 def history(customer: Customer, limit: int = 200) -> list[CustomerChange]:

@@ -1,4 +1,6 @@
-"""Realistic generated data for trying Deskbook out and for benchmarks."""
+"""Realistic generated data for trying Deskbook out and for benchmarks. Like every
+service, it flushes into the caller's transaction; the caller commits (and, after a
+bulk load, runs ``extensions.refresh_statistics``)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, insert, select, text
 
-from extensions import db, refresh_statistics
+from extensions import db
 from models import (
     COLOURS,
     Customer,
@@ -67,7 +69,7 @@ def generate_users(count: int, password: str, *, seed: int = 1) -> list[User]:
         )
         db.session.add(user)
         created.append(user)
-    db.session.commit()
+    db.session.flush()
     return created
 
 
@@ -121,7 +123,7 @@ def _ensure_tags(rng) -> list[int]:
         for tag_name in tag_names:
             if tag_name not in existing:
                 db.session.add(Tag(group_id=group.id, name=tag_name))
-    db.session.commit()
+    db.session.flush()
     return list(db.session.scalars(select(Tag.id)))
 
 
@@ -181,8 +183,6 @@ def generate_workspace(customers: int, notes: int, *, seed: int = 1, password: s
     _insert(FollowUpTask.__table__, task_rows)
     for model in (Customer, CustomerNote):
         _bump_sequence(model)
-    db.session.commit()
-    refresh_statistics()
     return {"customers": len(customer_rows), "notes": len(note_rows), "tasks": len(task_rows)}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 
 class DomainError(Exception):
     """A refusal the user can act on. ``message`` is shown to the user: translated
@@ -14,3 +16,21 @@ class DomainError(Exception):
         self.message: str = str(message)
         super().__init__(self.message)
         self.field = field
+
+
+@contextmanager
+def refused_if_taken(message, field: str = "name"):
+    """Make the block's changes in a savepoint and flush them there: a unique name
+    taken meanwhile by a concurrent save (IntegrityError) becomes
+    ``DomainError(message, field)``, undoing the block's changes only; the caller's
+    transaction goes on."""
+    from sqlalchemy.exc import IntegrityError
+
+    from extensions import db
+
+    try:
+        with db.session.begin_nested():
+            yield
+            db.session.flush()
+    except IntegrityError:
+        raise DomainError(message, field) from None

@@ -2,8 +2,8 @@
 colleagues (a Mention row each), their unread list, and name suggestions.
 
 A colleague is notified only when they may read the note; the others are returned
-to the caller so the author can be told. Nothing here commits except
-:func:`mark_mention_read`; the note and comment services commit with their change.
+to the caller so the author can be told. Nothing here commits: the
+caller of the note and comment services, and of :func:`mark_mention_read`, does.
 """
 
 from __future__ import annotations
@@ -88,14 +88,14 @@ def unread_mentions(user: User, limit: int = 20) -> list[Mention]:
 
 
 def mark_mention_read(user: User, mention_id: int) -> Mention | None:
-    """Mark one of ``user``'s mentions read and commit. None when the mention is not
+    """Mark one of ``user``'s mentions read (the caller commits). None when the mention is not
     theirs (or does not exist), so callers answer 404."""
     mention = db.session.get(Mention, mention_id)
     if mention is None or mention.user_id != user.id:
         return None
     if mention.read_at is None:
         mention.read_at = utcnow()
-        db.session.commit()
+        db.session.flush()
     return mention
 
 

@@ -2,7 +2,8 @@
 note kind they preset, a prompt per section, which sections a note made from them
 must fill in, and whether they are offered at all.
 
-Every change commits with its audit line.
+Every change is flushed with its audit line into the caller's transaction; the
+caller commits.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ from dataclasses import dataclass, field
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import SECTIONS, NoteKind, NoteTemplate, User
 from services import audit
-from services.errors import DomainError
+from services.errors import DomainError, refused_if_taken
 
 NAME_MAX = 50
 PROMPT_MAX = 200
@@ -75,12 +75,9 @@ def _apply(template: NoteTemplate, data: TemplateData) -> None:
     template.required_sections = data.required_sections
 
 
-def _commit() -> None:
-    try:
-        db.session.commit()
-    except IntegrityError:  # the same name saved by someone else in the meantime
-        db.session.rollback()
-        raise DomainError(_l("Another template has this name."), "name") from None
+def _name_taken_meanwhile():
+    """The same name saved by someone else in the meantime: a refusal."""
+    return refused_if_taken(_l("Another template has this name."))
 
 
 def create_template(actor: User, data: TemplateData, *, ip: str | None = None) -> NoteTemplate:
@@ -90,10 +87,10 @@ def create_template(actor: User, data: TemplateData, *, ip: str | None = None) -
     position = (db.session.scalar(select(func.max(NoteTemplate.position))) or 0) + 1
     template = NoteTemplate(position=position)
     _apply(template, data)
-    db.session.add(template)
-    db.session.flush()
+    with _name_taken_meanwhile():
+        db.session.add(template)
     audit.record("note_template.create", actor, ip=ip, target=template, name=template.name)
-    _commit()
+    db.session.flush()
     return template
 
 
@@ -101,7 +98,8 @@ def update_template(actor: User, template: NoteTemplate, data: TemplateData, *, 
     """Save changes to a template; notes made from it keep their text. Raises
     DomainError(field) for bad input (see :func:`_clean`)."""
     data = _clean(data, exclude_id=template.id)
-    _apply(template, data)
+    with _name_taken_meanwhile():
+        _apply(template, data)
     audit.record("note_template.update", actor, ip=ip, target=template, name=template.name,
                  active=template.active)
-    _commit()
+    db.session.flush()

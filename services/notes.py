@@ -1,8 +1,8 @@
 """Notes on customers (N1–N5): write, edit with revisions, delete within the window,
 comments, @mentions, and the customer's notes paged back in time.
 
-Every function that changes something commits once, with its audit line, its
-follow-up task and its mentions in the same transaction. Times are naive UTC.
+Every function that changes something flushes it, with its audit line, its
+follow-up task and its mentions, into the caller's transaction; the caller commits. Times are naive UTC.
 """
 
 from __future__ import annotations
@@ -254,19 +254,16 @@ def create_note(actor: User, customer: Customer, data: NoteData, *, ip: str | No
         sections=sections, template_id=template.id if template else None, contacted_at=data.contacted_at,
         tags=_tags(data.tag_ids),
     )
-    db.session.add(note)
-    try:
+    # A savepoint: a refusal of the follow-up takes back the note, not the caller's work.
+    with db.session.begin_nested():
+        db.session.add(note)
         db.session.flush()
         _touch_last_contact(customer, note.contact_time)
         task = None
         if data.follow_up_on is not None:
             task = tasks.create_task(actor, customer, due_date=data.follow_up_on,
-                                     title=_follow_up_title(customer, body, sections), note=note, commit=False)
+                                     title=_follow_up_title(customer, body, sections), note=note)
         unreachable = mentions.notify_mentioned(actor, note, _mention_texts(note))
-    except DomainError:
-        db.session.rollback()
-        raise
-    db.session.commit()
     return SavedNote(note, task, unreachable, missing_sections(note))
 
 
@@ -293,7 +290,7 @@ def edit_note(actor: User, note: CustomerNote, data: NoteData, *, ip: str | None
     unreachable = mentions.notify_mentioned(actor, note, _mention_texts(note))
     audit.record("note.edit", actor, ip=ip, target=note, customer_id=note.customer_id,
                  content_changed=changed)
-    db.session.commit()
+    db.session.flush()
     return SavedNote(note, None, unreachable, missing_sections(note))
 
 
@@ -308,7 +305,7 @@ def delete_note(actor: User, note: CustomerNote, *, ip: str | None = None) -> No
     db.session.flush()
     _recompute_last_contact(note.customer)
     audit.record("note.delete", actor, ip=ip, target=note, customer_id=note.customer_id)
-    db.session.commit()
+    db.session.flush()
 
 
 def revisions(note: CustomerNote) -> list[NoteRevision]:
@@ -334,7 +331,7 @@ def add_comment(actor: User, note: CustomerNote, body: str) -> tuple[NoteComment
     db.session.add(comment)
     db.session.flush()
     unreachable = mentions.notify_mentioned(actor, note, [body], comment=comment)
-    db.session.commit()
+    db.session.flush()
     return comment, unreachable
 
 

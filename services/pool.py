@@ -1,6 +1,10 @@
 """The public pool (公海, P1–P7): claim, release, assign, lock, and the recycle clock
 with its sweep. Every rule reads its numbers from services.settings.
 
+Services here flush into the caller's transaction and never commit; the caller
+commits once. A refusal (PoolRefusal) comes before any write, or after a
+conditional UPDATE that changed no row, so it leaves nothing to undo.
+
 Atomicity: a claim counts the claimer's customers and claims while holding a lock on
 the claimer's user row (SELECT … FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE
 already serialises writers), then takes the customer with one conditional UPDATE whose
@@ -125,8 +129,7 @@ def record_owner_change(actor: User, customer: Customer, new_owner_id: int | Non
         _event(PoolEventKind.ASSIGN, customer.id, actor, from_user=old_owner_id, to_user=new_owner_id, at=now)
 
 
-def handover_customers(actor: User, from_user: User, to_user_id: int | None, *,
-                       commit: bool = True) -> int:
+def handover_customers(actor: User, from_user: User, to_user_id: int | None) -> int:
     """离职交接 (P7): every customer ``from_user`` owns goes to the pool (``None``) or
     to the colleague ``to_user_id``, in one transaction; one pool event each. The
     limit is not applied: a hand-over must not fail half-way. Returns the count."""
@@ -144,8 +147,7 @@ def handover_customers(actor: User, from_user: User, to_user_id: int | None, *,
             .execution_options(synchronize_session=False))
         for cid in ids:
             _event(PoolEventKind.HANDOVER, cid, actor, from_user=from_user.id, to_user=to_user_id, at=now)
-    if commit:
-        db.session.commit()
+    db.session.flush()
     return len(ids)
 
 
@@ -191,12 +193,11 @@ def claim_customer(actor: User, customer_id: int, *, now: datetime | None = None
     if taken != 1:
         winner = recent_claimer(customer_id, now)
         name = winner.display_name if winner else ""
-        db.session.rollback()
         if name:
             raise PoolRefusal("already_claimed", _l("Already claimed by %(name)s.", name=name))
         raise PoolRefusal("not_in_pool", _l("This customer is not in the public pool."))
     _event(PoolEventKind.CLAIM, customer_id, actor, to_user=actor.id, at=now)
-    db.session.commit()
+    db.session.flush()
     customer = db.session.get(Customer, customer_id)
     db.session.refresh(customer)
     return customer
@@ -221,12 +222,11 @@ def release_to_pool(actor: User, customer: Customer, reason_code: str, reason_te
         .execution_options(synchronize_session=False)
     ).rowcount
     if released != 1:
-        db.session.rollback()
         raise PoolRefusal("changed", _l("The owner changed meanwhile; reload the page."))
     # The code is stored, not its words: each reader sees the reason in their language.
     _event(PoolEventKind.RELEASE, customer.id, actor, from_user=owner_id, reason=reason_text.strip()[:250],
            at=now, reason_code=reason_code)
-    db.session.commit()
+    db.session.flush()
     db.session.refresh(customer)
 
 
@@ -259,7 +259,7 @@ def assign_customers(actor: User, customer_ids: list[int], to_user_id: int, *,
             _event(PoolEventKind.ASSIGN, cid, actor, from_user=owner, to_user=target.id, at=now,
                    override_limit=override_limit)
             assigned.append(cid)
-    db.session.commit()
+    db.session.flush()
     return assigned
 
 
@@ -277,7 +277,7 @@ def set_recycle_lock(actor: User, customer: Customer, locked: bool) -> None:
             raise PoolRefusal("locked_limit", _l("At most %(n)d customers may be locked.",
                                                  n=settings.get("pool.max_locked")))
     customer.recycle_locked = locked
-    db.session.commit()
+    db.session.flush()
 
 
 # ---- the recycle clock --------------------------------------------------------------
@@ -395,7 +395,6 @@ def recycle_due_customers(*, now: datetime | None = None, dry_run: bool = False)
     now = now or utcnow()
     due = due_for_recycling(now=now)
     if dry_run:
-        db.session.rollback()
         return due
     recycled = []
     for customer, clock in due:
@@ -415,7 +414,7 @@ def recycle_due_customers(*, now: datetime | None = None, dry_run: bool = False)
     row = db.session.get(Setting, LAST_SWEEP_KEY) or Setting(key=LAST_SWEEP_KEY)
     row.value = now.isoformat()
     db.session.add(row)
-    db.session.commit()
+    db.session.flush()
     return recycled
 
 

@@ -92,6 +92,6 @@ def update(actor: User, values: dict[str, Any], *, ip: str | None = None) -> dic
         db.session.add(row)
     if changes:
         audit.record("settings.change", actor, ip=ip, **changes)
-    db.session.commit()
+    db.session.flush()
     g.pop("deskbook_settings", None)
     return changes

@@ -6,8 +6,8 @@ once (T3). The search index holds tag names: every change that alters which name
 customer or note carries sends :data:`tags_changed` with their ids, inside the
 transaction (before the commit), so that the index's to-do list commits with it.
 
-Every function that changes something commits, with its audit line in the same
-transaction.
+Every function that changes something flushes it, with its audit line, into the
+caller's transaction; the caller commits.
 """
 
 from __future__ import annotations
@@ -17,19 +17,18 @@ from dataclasses import dataclass
 from blinker import Namespace
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Integer, delete, exists, func, insert, literal, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from extensions import db
 from models import COLOURS, CustomerNote, Tag, TagGroup, User, customer_tags, note_tags
 from services import audit
-from services.errors import DomainError
+from services.errors import DomainError, refused_if_taken
 from services.ids import parse_ids
 
 NAME_MAX = 32
 
 _signals = Namespace()
-#: Sent after a commit that changed the tag names some customers or notes carry
+#: Sent, inside the transaction, by a change to the tag names some customers or notes carry
 #: (rename, merge, delete). Keyword arguments: ``customer_ids``, ``note_ids``.
 tags_changed = _signals.signal("tags-changed")
 
@@ -148,15 +147,6 @@ def _check_group_name_free(name: str, *, exclude_id: int | None = None) -> None:
         raise DomainError(_l("A group of that name exists already."), "name")
 
 
-def _commit(name_taken_message) -> None:
-    """Commit; a unique-name race lost to another request becomes a DomainError."""
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise DomainError(name_taken_message, "name") from None
-
-
 def _carriers(tag_id: int) -> tuple[list[int], list[int]]:
     """Ids of the customers and the notes carrying ``tag_id``."""
     customers = db.session.scalars(
@@ -181,10 +171,10 @@ def create_group(actor: User, name: str, colour: str = "grey", *, ip: str | None
     _check_group_name_free(name)
     last = db.session.scalar(select(func.max(TagGroup.position))) or 0
     group = TagGroup(name=name, colour=colour, position=last + 1)
-    db.session.add(group)
-    db.session.flush()
+    with refused_if_taken(_l("A group of that name exists already.")):
+        db.session.add(group)
     audit.record("tag_group.create", actor, ip=ip, target=group, name=name)
-    _commit(_l("A group of that name exists already."))
+    db.session.flush()
     return group
 
 
@@ -200,10 +190,11 @@ def update_group(actor: User, group: TagGroup, *, name: str, colour: str, ip: st
     colour = _check_colour(colour)
     _check_group_name_free(name, exclude_id=group.id)
     old_name = group.name
-    group.name, group.colour = name, colour
+    with refused_if_taken(_l("A group of that name exists already.")):
+        group.name, group.colour = name, colour
     if name != old_name:
         audit.record("tag_group.rename", actor, ip=ip, target=group, old=old_name, new=name)
-    _commit(_l("A group of that name exists already."))
+    db.session.flush()
 
 
 def delete_group(actor: User, group: TagGroup, *, ip: str | None = None) -> None:
@@ -214,7 +205,7 @@ def delete_group(actor: User, group: TagGroup, *, ip: str | None = None) -> None
     audit.record("tag_group.delete", actor, ip=ip, target_type="tag_groups", target_id=group.id,
                  name=group.name)
     db.session.delete(group)
-    db.session.commit()
+    db.session.flush()
 
 
 # ---- tags ------------------------------------------------------------------------------
@@ -229,11 +220,11 @@ def create_tag(actor: User, group_id: int, name: str, colour: str = "", *, ip: s
     name = _clean_name(name)
     colour = _check_colour(colour, allow_empty=True)
     _check_tag_name_free(group.id, name)
-    tag = Tag(group=group, name=name, colour=colour)
-    db.session.add(tag)
-    db.session.flush()
+    with refused_if_taken(_l("This group already has a tag of that name.")):
+        tag = Tag(group=group, name=name, colour=colour)
+        db.session.add(tag)
     audit.record("tag.create", actor, ip=ip, target=tag, name=name, group=group.name)
-    _commit(_l("This group already has a tag of that name."))
+    db.session.flush()
     return tag
 
 
@@ -247,7 +238,7 @@ def set_tag_colour(actor: User, tag: Tag, colour: str) -> None:
     """Give a tag its own colour, or ``""`` for its group's. Raises
     DomainError("colour") for an unknown colour."""
     tag.colour = _check_colour(colour, allow_empty=True)
-    db.session.commit()
+    db.session.flush()
 
 
 def update_tag(actor: User, tag: Tag, *, name: str, colour: str, ip: str | None = None) -> None:
@@ -257,13 +248,14 @@ def update_tag(actor: User, tag: Tag, *, name: str, colour: str, ip: str | None 
     colour = _check_colour(colour, allow_empty=True)
     _check_tag_name_free(tag.group_id, name, exclude_id=tag.id)
     old_name = tag.name
-    tag.name, tag.colour = name, colour
+    with refused_if_taken(_l("This group already has a tag of that name.")):
+        tag.name, tag.colour = name, colour
     renamed = name != old_name
     if renamed:
         audit.record("tag.rename", actor, ip=ip, target=tag, old=old_name, new=name)
     if renamed:
         _announce(*_carriers(tag.id))
-    _commit(_l("This group already has a tag of that name."))
+    db.session.flush()
 
 
 def merge_tags(actor: User, source: Tag, target: Tag, *, ip: str | None = None) -> Usage:
@@ -282,7 +274,7 @@ def merge_tags(actor: User, source: Tag, target: Tag, *, ip: str | None = None) 
                  customers=moved.customers, notes=moved.notes)
     _announce(customer_ids, note_ids)
     _delete_tag_row(source)
-    db.session.commit()
+    db.session.flush()
     return moved
 
 
@@ -320,5 +312,5 @@ def delete_tag(actor: User, tag: Tag, *, ip: str | None = None) -> Usage:
                  group=tag.group.name, customers=removed.customers, notes=removed.notes)
     _announce(customer_ids, note_ids)
     _delete_tag_row(tag)
-    db.session.commit()
+    db.session.flush()
     return removed

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from extensions import db
 from models import Customer, CustomerNote, FollowUpTask, User, utcnow
@@ -50,11 +50,9 @@ def create_task(
     title: str,
     assignee_id: int | None = None,
     note: CustomerNote | None = None,
-    commit: bool = True,
 ) -> FollowUpTask:
     """Add a follow-up task on ``customer``. The assignee defaults to the owner.
-    Raises DomainError for an inactive or front-desk assignee or an empty title.
-    ``commit=False`` lets a caller save the task with its own change (a note)."""
+    Raises DomainError for an inactive or front-desk assignee or an empty title."""
     title = title.strip()
     if not title:
         raise DomainError(_l("Say what to follow up."), "title")
@@ -69,8 +67,7 @@ def create_task(
         note_id=note.id if note is not None else None, title=title[:200], due_date=due_date,
     )
     db.session.add(task)
-    if commit:
-        db.session.commit()
+    db.session.flush()
     return task
 
 
@@ -138,7 +135,7 @@ def complete(actor: User, task: FollowUpTask) -> FollowUpTask:
     if not task.done:
         task.done_at = utcnow()
         task.done_by_id = actor.id
-        db.session.commit()
+        db.session.flush()
     return task
 
 
@@ -147,7 +144,7 @@ def reopen(actor: User, task: FollowUpTask) -> FollowUpTask:
     if task.done:
         task.done_at = None
         task.done_by_id = None
-        db.session.commit()
+        db.session.flush()
     return task
 
 
@@ -158,7 +155,7 @@ def snooze(actor: User, task: FollowUpTask, until: date, *, today: date) -> Foll
     if until <= today:
         raise DomainError(_l("Choose a day after today."), "until")
     task.due_date = until
-    db.session.commit()
+    db.session.flush()
     return task
 
 
@@ -174,8 +171,18 @@ def reassign(actor: User, task: FollowUpTask, assignee_id: int, *, ip: str | Non
     task.assignee_id = assignee.id
     audit.record("task.reassign", actor, ip=ip, target=task, customer_id=task.customer_id,
                  from_user=previous, to_user=assignee.id)
-    db.session.commit()
+    db.session.flush()
     return task
+
+
+def hand_over_open_tasks(from_user: User, to_user_id: int) -> list[int]:
+    """Give every open follow-up of ``from_user`` (who is leaving) to ``to_user_id``,
+    in the caller's transaction (the caller audits the hand-over). Returns their ids."""
+    ids = list(db.session.scalars(select(FollowUpTask.id).where(
+        FollowUpTask.assignee_id == from_user.id, FollowUpTask.done_at.is_(None)).order_by(FollowUpTask.id)))
+    if ids:
+        db.session.execute(update(FollowUpTask).where(FollowUpTask.id.in_(ids)).values(assignee_id=to_user_id))
+    return ids
 
 
 # ---- lists ------------------------------------------------------------------------------

@@ -159,6 +159,7 @@ def make_user(app):
             user = accounts.create_user(
                 username or f"{role}{next(counter)}", TEST_PASSWORD, role, **kwargs
             )
+            db.session.commit()
             db.session.refresh(user)  # load the committed row before detaching it
             db.session.expunge(user)
             return user

@@ -114,6 +114,7 @@ def test_demo_data_customers_notes_tags_and_tasks(app, runner):
         # Ids continue after the generated ones (PostgreSQL's sequence was moved on).
         manager = db.session.scalar(select(User).where(User.role == "manager"))
         made = customers.create_customer(manager, CustomerData(name="之后新建"))
+        db.session.commit()
         assert made.id > 60
         assert db.session.scalar(select(func.count()).select_from(FollowUpTask)) >= 0
 
@@ -128,6 +129,7 @@ def test_pool_recycle_command_and_dry_run(app, runner):
     with app.app_context():
         owner = accounts.create_user("owner.one", "a decent passphrase", "sales")
         customer = customers.create_customer(owner, CustomerData(name="久未联系"))
+        db.session.commit()
         customer.owned_since = utcnow() - timedelta(days=40)
         db.session.commit()
         customer_id = customer.id
@@ -158,6 +160,7 @@ def test_search_rebuild_and_check_commands(app, runner):
     with app.app_context():
         admin = accounts.create_user("boss", "correct horse battery staple", "admin")
         customer = customers.create_customer(admin, CustomerData(name="张三丰"))
+        db.session.commit()
         customer_id = customer.id
     rebuilt = runner.invoke(args=["search", "rebuild"])
     assert rebuilt.exit_code == 0 and "Indexed 1 customers and 0 notes" in rebuilt.output

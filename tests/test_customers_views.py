@@ -29,6 +29,7 @@ def world(app):
         pool = customers.create_customer(admin, CustomerData(name="丙客户"))
         archived = customers.create_customer(s1, CustomerData(name="丁客户"))
         customers.archive(admin, archived)
+        db.session.commit()
         return {"own": own.id, "foreign": foreign.id, "pool": pool.id, "archived": archived.id}
 
 
@@ -39,6 +40,7 @@ def _as(client, app, role):
         else:
             username = f"{role}.x"
             accounts.create_user(username, TEST_PASSWORD, role)
+            db.session.commit()
     assert login(client, username).status_code == 303
 
 
@@ -248,6 +250,7 @@ def test_tag_filter_counts_in_list(app, client, world):
         boss = accounts.get_by_username("boss")
         customers.set_tags(boss, db.session.get(Customer, world["own"]), [a.id, b.id])
         customers.set_tags(boss, db.session.get(Customer, world["pool"]), [a.id])
+        db.session.commit()
         a_id, b_id = a.id, b.id
     _as(client, app, "boss")
     both = client.get(f"/customers?tag={a_id}&tag={b_id}", headers=HX).data.decode()

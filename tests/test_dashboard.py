@@ -83,6 +83,7 @@ def test_recent_customers_are_my_own_most_recently_contacted(ctx):
     untouched.updated_at = datetime(2025, 1, 1)
     db.session.commit()
     customers.archive(manager, archived)
+    db.session.commit()
     assert [c.name for c in dashboard.recent_customers(li)] == ["刚联系", "没联系", "很久以前"]
     for index in range(12):
         new_customer(li, f"客户{index}")
@@ -118,6 +119,7 @@ def test_build_per_role(ctx, app):
     tasks.create_task(sales, customer, due_date=today - timedelta(days=1), title="逾期")
     tasks.create_task(sales, customer, due_date=today, title="今天")
     tasks.create_task(sales, customer, due_date=today + timedelta(days=1), title="明天")
+    db.session.commit()
     board = dashboard.build(sales, today=today, timezone=ZONE)
     assert not board.lookup_first and board.overdue_everybody is None
     assert [t.title for t in board.due_tasks] == ["逾期", "今天"]
@@ -141,8 +143,10 @@ def test_sales_home(app, client, login_as, make_user, today):
         tasks.create_task(me, customer, due_date=today - timedelta(days=1), title="逾期回电")
         tasks.create_task(me, customer, due_date=today, title="今天报价")
         tasks.create_task(me, customer, due_date=today + timedelta(days=2), title="后天拜访")
+        db.session.commit()
         pool = new_customer(db.session.get(User, manager.id), "公海客户")
         mentioned = note(db.session.get(User, colleague.id), pool, f"@{sales.username} 请跟进")
+        db.session.commit()
         customer_id, pool_id, note_id = customer.id, pool.id, mentioned.id
     page = client.get("/")
     assert page.status_code == 200 and b"<html" in page.data
@@ -175,7 +179,9 @@ def test_manager_home_counts_everybodys_overdue(app, client, login_as, make_user
         customer = new_customer(owner)
         for offset in (1, 2):
             tasks.create_task(owner, customer, due_date=today - timedelta(days=offset), title=f"逾期{offset}")
+            db.session.commit()
         tasks.create_task(owner, customer, due_date=today, title="今天的")
+        db.session.commit()
     html = client.get("/").data.decode()
     assert 'id="dash-team"' in html
     assert "2 overdue follow-ups in the office" in html
@@ -197,6 +203,7 @@ def test_front_desk_home_is_lookup_first(app, client, login_as, make_user, today
         customer = new_customer(me, "来访客户")
         visit = note(me, customer, "到访登记", kind="visit")
         note(db.session.get(User, colleague.id), customer, "别人接的")
+        db.session.commit()
         customer_id, visit_id = customer.id, visit.id
     html = client.get("/").data.decode()
     assert '<h1 data-testid="welcome">Welcome, 前台小王</h1>' in html
@@ -220,6 +227,7 @@ def test_done_from_the_dashboard_returns_the_row(app, client, login_as, today):
     with app.app_context():
         me = db.session.get(User, sales.id)
         task_id = tasks.create_task(me, new_customer(me), due_date=today, title="仪表盘上完成").id
+        db.session.commit()
     response = client.post(f"/tasks/{task_id}/done", headers=HX)
     assert response.status_code == 200 and "task-row task-done" in response.data.decode()
     assert "仪表盘上完成" not in client.get("/").data.decode()
@@ -245,6 +253,7 @@ def test_recycling_soon_lists_my_customers_soonest_first(ctx):
     li, wang = person(), person()
     later, sooner, safe, theirs = (new_customer(li, n) for n in ("三天后", "明天", "还早", "别人的"))
     deal = customers.create_customer(li, CustomerData(name="成交了", stage="deal"), acknowledge_duplicates=True)
+    db.session.commit()
     theirs.owner_id = wang.id
     for customer, days in ((later, 27), (sooner, 29), (safe, 10), (theirs, 29), (deal, 29)):
         _owned_for(customer, days)
@@ -260,6 +269,7 @@ def test_home_shows_recycling_countdown(app, client, login_as, role):
     with app.app_context():
         customer = customers.create_customer(db.session.get(User, me.id), CustomerData(name="快回收了", owner_id=me.id),
                                              acknowledge_duplicates=True)
+        db.session.commit()
         _owned_for(customer, 27)
         customer_id = customer.id
     html = client.get("/").data.decode()
@@ -290,5 +300,6 @@ def test_manager_home_links_the_batch_and_warns_of_a_missing_sweep(app, client, 
     assert 'href="/pool/recycling"' in link and "check the cron job" in link
     with app.app_context():
         pool.recycle_due_customers()
+        db.session.commit()
     link = client.get("/").data.decode().split('data-testid="recycling-link"')[1].split("</p>")[0]
     assert 'href="/pool/recycling"' in link and "check the cron job" not in link

@@ -46,6 +46,7 @@ def world(app, make_user):
         pool = customers.create_customer(get("manager"), CustomerData(name="公海客户"))
         my_note = notes.create_note(get("sales"), mine, NoteData(kind="call", body="我的备注")).note
         their_note = notes.create_note(get("sales2"), theirs, NoteData(kind="call", body="别人的备注")).note
+        db.session.commit()
         ids = {"mine": mine.id, "theirs": theirs.id, "pool": pool.id, "my_note": my_note.id,
                "their_note": their_note.id}
     return {**people, **ids}
@@ -204,6 +205,7 @@ def test_quick_entry_on_an_archived_customer_is_refused(client, world, app):
     _login(client, world["manager"])
     with app.app_context():
         customers.archive(db.session.get(User, world["manager"].id), db.session.get(Customer, world["pool"]))
+        db.session.commit()
     assert client.post(f"/customers/{world['pool']}/notes", headers=HX, data={"kind": "call", "body": "x"}).status_code == 403
     assert 'id="note-form"' not in client.get(f"/customers/{world['pool']}").data.decode()
 
@@ -268,6 +270,7 @@ def test_older_notes_page_in_place_and_as_a_page(client, world, app):
         stamp = utcnow() - timedelta(days=1)
         for index in range(45):
             note = notes.create_note(author, customer, NoteData(kind="call", body=f"第{index:02d}条")).note
+            db.session.commit()
             note.created_at = stamp  # all at the same second
         db.session.commit()
     _login(client, world["sales"])
@@ -322,6 +325,7 @@ def test_edit_refusals(client, world, app):
     with app.app_context():
         pool_note = notes.create_note(db.session.get(User, world["sales2"].id), db.session.get(Customer, world["pool"]),
                                       NoteData(kind="call", body="公海里的")).note.id
+        db.session.commit()
     # Readable (a pool customer) but not theirs: 403, not 404.
     assert client.get(f"/notes/{pool_note}/edit", headers=HX).status_code == 403
     assert client.post(f"/notes/{pool_note}/edit", data={"kind": "call", "body": "改"}).status_code == 403
@@ -453,6 +457,7 @@ def test_quality_view_lists_incomplete_notes_and_neglected_customers(client, wor
         db.session.commit()
         notes.create_note(db.session.get(User, world["sales"].id), db.session.get(Customer, world["mine"]),
                           NoteData(kind="call", body="没写需求", template_id=template.id))
+        db.session.commit()
         pool = db.session.get(Customer, world["pool"])
         pool.created_at = utcnow() - timedelta(days=50)
         db.session.commit()

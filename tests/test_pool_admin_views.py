@@ -156,6 +156,7 @@ def history(app, make_user):
         pool.claim_customer(_user(wang), a.id)
         pool.release_to_pool(_user(wang), db.session.get(Customer, a.id), "no_need")
         pool.claim_customer(_user(li), b.id)
+        db.session.commit()
         return {"wang": wang.id, "li": li.id, "a": a.id, "b": b.id}
 
 
@@ -228,6 +229,7 @@ def test_weekly_counts_bucket_iso_weeks_in_office_time(app, make_user):
         pool.claim_customer(seller, ids[2], now=datetime(2026, 1, 5, 2))
         pool.claim_customer(seller, ids[3], now=datetime(2025, 12, 1, 2))  # before the 12 weeks
         recycled = pool.recycle_due_customers(now=datetime(2026, 2, 10, 2))
+        db.session.commit()
         assert {c.id for c, _ in recycled} == {ids[2], ids[3]}
         weeks = pool_stats.weekly_counts(12, today=date(2026, 3, 11), timezone="Asia/Shanghai")
     assert len(weeks) == 12 and weeks[0].start == date(2025, 12, 22) and weeks[-1].start == date(2026, 3, 9)
@@ -255,6 +257,7 @@ def due(app, make_user):
             _make_due(customer)
         _make_due(fresh, days=10)
         pool.set_recycle_lock(seller, db.session.get(Customer, locked.id), True)
+        db.session.commit()
         return overdue.id
 
 
@@ -273,10 +276,12 @@ def test_recycling_preview_after_the_sweep_and_when_off(app, client, login_as, d
     admin = login_as("admin")
     with app.app_context():
         pool.recycle_due_customers()
+        db.session.commit()
     html = client.get("/pool/recycling", headers=HX).data.decode()
     assert 'data-testid="nothing-due"' in html and "never" not in html
     with app.app_context():
         settings.update(_user(admin), {"pool.recycle_enabled": False})
+        db.session.commit()
     assert 'data-testid="recycling-off"' in client.get("/pool/recycling").data.decode()
 
 
@@ -293,9 +298,11 @@ def test_sweep_banner_until_the_sweep_runs(app, make_user):
     assert _banner(app, seller).strip() == ""
     with app.app_context():
         pool.recycle_due_customers()
+        db.session.commit()
     assert _banner(app, manager).strip() == ""
     with app.app_context():
         pool.recycle_due_customers(now=utcnow() - timedelta(hours=27))  # the last run was long ago
+        db.session.commit()
     assert "check the cron job" in _banner(app, manager)
 
 
@@ -303,4 +310,5 @@ def test_sweep_banner_silent_when_recycling_is_off(app, make_user):
     admin = make_user("admin")
     with app.app_context():
         settings.update(_user(admin), {"pool.recycle_enabled": False})
+        db.session.commit()
     assert _banner(app, admin).strip() == ""

@@ -27,7 +27,9 @@ def _run_parallel(app, jobs, workers):
         with app.app_context():
             try:
                 barrier.wait(timeout=30)
-                return job()
+                result = job()
+                db.session.commit()  # as the view or command does
+                return result
             except PoolRefusal as refused:
                 return refused
             finally:
@@ -43,6 +45,7 @@ def test_thirty_claimers_twenty_customers_one_winner_each(app):
         ids = [customers.create_customer(desk, CustomerData(name=f"客户{n}")).id for n in range(20)]
         claimers = [accounts.create_user(f"sales{n}", TEST_PASSWORD, "sales").id for n in range(30)]
         settings.update(accounts.create_user("root", TEST_PASSWORD, "admin"), {"pool.max_daily_claims": 100})
+        db.session.commit()
 
     def claim_all(user_id):
         def job():
@@ -51,6 +54,7 @@ def test_thirty_claimers_twenty_customers_one_winner_each(app):
             for customer_id in ids:
                 try:
                     pool.claim_customer(user, customer_id)
+                    db.session.commit()
                     won.append(customer_id)
                 except PoolRefusal as refused:
                     assert refused.code == "already_claimed", refused.code
@@ -72,6 +76,7 @@ def test_one_user_parallel_claims_never_pass_the_limit(app):
         settings.update(admin, {"pool.max_owned": 3, "pool.max_daily_claims": 10000})
         accounts.create_user("desk", TEST_PASSWORD, "frontdesk")
         user_id = accounts.create_user("eager", TEST_PASSWORD, "sales").id
+        db.session.commit()
     for round_number in range(20):
         with app.app_context():
             db.session.execute(Customer.__table__.update().where(Customer.owner_id == user_id)
@@ -79,6 +84,7 @@ def test_one_user_parallel_claims_never_pass_the_limit(app):
             db.session.commit()
             desk = accounts.get_by_username("desk")
             ids = [customers.create_customer(desk, CustomerData(name=f"第{round_number}轮{n}")).id for n in range(20)]
+            db.session.commit()
 
         def claim(customer_id):
             def job():
@@ -95,8 +101,10 @@ def test_one_user_parallel_claims_never_pass_the_limit(app):
 def test_two_sweeps_at_once_recycle_each_customer_once(app):
     with app.app_context():
         owner = accounts.create_user("owner", TEST_PASSWORD, "sales")
+        db.session.commit()
         for n in range(40):
             customer = customers.create_customer(owner, CustomerData(name=f"久未跟进{n}"))
+            db.session.commit()
             customer.owned_since = utcnow() - timedelta(days=45)
         db.session.commit()
 
@@ -118,6 +126,7 @@ def test_thirty_browsers_claim_over_http_without_a_server_error(app):
         desk = accounts.create_user("desk", TEST_PASSWORD, "frontdesk")
         ids = [customers.create_customer(desk, CustomerData(name=f"客户{n}")).id for n in range(20)]
         names = [accounts.create_user(f"web{n}", TEST_PASSWORD, "sales").username for n in range(30)]
+        db.session.commit()
     browsers = []
     for name in names:
         client = app.test_client()

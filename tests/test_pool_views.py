@@ -17,6 +17,7 @@ def world(app):
                   [("wang", "sales"), ("li", "sales"), ("boss", "manager"), ("desk", "frontdesk")]}
         in_pool = customers.create_customer(people["desk"], CustomerData(name="公海客户"))
         owned_by_li = customers.create_customer(people["li"], CustomerData(name="李的客户"))
+        db.session.commit()
         return {"pool": in_pool.id, "li": owned_by_li.id}
 
 
@@ -118,6 +119,7 @@ def test_bulk_assign_respects_limit(app, client, world):
         settings.update(admin, {"pool.max_owned": 1})
         desk = accounts.get_by_username("desk")
         extra = customers.create_customer(desk, CustomerData(name="另一个公海客户")).id
+        db.session.commit()
         wang_id = accounts.get_by_username("wang").id
     _login(client, "boss")
     refused = client.post("/pool/assign", headers=HX, data={"customer_id": [world["pool"], extra], "to_user_id": wang_id})
@@ -133,6 +135,7 @@ def test_bulk_assign_respects_limit(app, client, world):
 def test_deactivation_hands_customers_over(app, client, world, handover_to):
     with app.app_context():
         accounts.create_user("root", TEST_PASSWORD, "admin")
+        db.session.commit()
         li, wang = accounts.get_by_username("li"), accounts.get_by_username("wang")
         li_id, wang_id = li.id, wang.id
     _login(client, "root")
@@ -154,6 +157,7 @@ def test_deactivation_hands_customers_over(app, client, world, handover_to):
 def test_handover_to_an_unsuitable_colleague_is_refused(app, client, world):
     with app.app_context():
         accounts.create_user("root", TEST_PASSWORD, "admin")
+        db.session.commit()
         li_id, desk_id = accounts.get_by_username("li").id, accounts.get_by_username("desk").id
     _login(client, "root")
     refused = client.post(f"/admin/users/{li_id}/active", headers=HX, data={"active": "0", "handover_to": desk_id})
@@ -176,3 +180,53 @@ def test_manager_sees_bulk_assign_controls_sales_does_not(client, app, world):
     seller = app.test_client()
     _login(seller, "wang")
     assert 'id="bulk-assign"' not in seller.get("/pool").data.decode()
+
+
+@pytest.mark.parametrize("handover_to", ["pool", "colleague"])
+def test_deactivation_hands_open_follow_ups_over_with_the_customers(app, client, world, handover_to):
+    """Open follow-ups go to the colleague who takes the customers, or to the
+    manager handing over when the customers go to the pool; done ones stay; the
+    hand-over's audit line names them."""
+    from datetime import date, timedelta
+
+    from models import AuditEvent, FollowUpTask
+    from services import tasks
+
+    with app.app_context():
+        boss, li = accounts.create_user("root", TEST_PASSWORD, "admin"), accounts.get_by_username("li")
+        customer = db.session.get(Customer, world["li"])
+        due = date.today() + timedelta(days=3)
+        open_ids = [tasks.create_task(li, customer, due_date=due, title=title).id for title in ("回电", "报价")]
+        done = tasks.create_task(li, customer, due_date=due, title="已完成")
+        tasks.complete(li, done)
+        db.session.commit()
+        boss_id, li_id, wang_id, done_id = boss.id, li.id, accounts.get_by_username("wang").id, done.id
+    _login(client, "root")
+    target = "" if handover_to == "pool" else str(wang_id)
+    response = client.post(f"/admin/users/{li_id}/active", headers=HX, data={"active": "0", "handover_to": target})
+    assert response.status_code == 200
+    with app.app_context():
+        new_assignee = boss_id if handover_to == "pool" else wang_id
+        assert [db.session.get(FollowUpTask, i).assignee_id for i in open_ids] == [new_assignee] * 2
+        assert db.session.get(FollowUpTask, done_id).assignee_id == li_id
+        line = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "user.handover")).one()
+        assert line.details["tasks"] == open_ids and line.details["customers"] == 1
+
+
+def test_deactivating_a_user_without_customers_hands_their_follow_ups_to_the_admin(app, client, world):
+    from datetime import date
+
+    from models import FollowUpTask
+    from services import tasks
+
+    with app.app_context():
+        wang = accounts.get_by_username("wang")
+        task_id = tasks.create_task(wang, db.session.get(Customer, world["pool"]), due_date=date.today(),
+                                    title="公海回访").id
+        wang_id, boss_id = wang.id, accounts.create_user("root", TEST_PASSWORD, "admin").id
+        db.session.commit()
+    _login(client, "root")
+    assert client.post(f"/admin/users/{wang_id}/active", headers=HX, data={"active": "0"}).status_code == 200
+    with app.app_context():
+        assert db.session.get(FollowUpTask, task_id).assignee_id == boss_id
+        assert not db.session.get(type(accounts.get_by_username("wang")), wang_id).active

@@ -54,6 +54,7 @@ def save_notes_until_rebuilt(url, instance, customer_id, author_id, tag, started
         while after and len(saved) < 300:
             author, customer = db.session.get(User, author_id), db.session.get(Customer, customer_id)
             note = notes.create_note(author, customer, NoteData(kind="call", body=f"并发记录 w{tag}n{len(saved)}"))
+            db.session.commit()
             saved.append(note.note.id)
             started.set()
             if rebuilt.is_set():
@@ -80,6 +81,7 @@ def test_notes_saved_by_two_processes_during_a_rebuild_are_all_searchable(app):
         demo.generate_workspace(60, 1500, seed=2, password=TEST_PASSWORD)  # something to rebuild
         search.rebuild(procs=1)
         targets = [customers.create_customer(admin, CustomerData(name=f"并发客户{n}")).id for n in range(WRITERS)]
+        db.session.commit()
         url, instance, admin_id = app.config["DATABASE_URL"], app.instance_path, admin.id
     context = multiprocessing.get_context("spawn")
     started = [context.Event() for _ in range(WRITERS)]
@@ -116,9 +118,11 @@ def save_and_edit_notes(url, instance, customer_id, author_id, tag, go, results)
         for n in range(NOTES):
             author, customer = db.session.get(User, author_id), db.session.get(Customer, customer_id)
             saved.append(notes.create_note(author, customer, NoteData(kind="call", body=f"合并 w{tag}n{n} 报价")).note.id)
+            db.session.commit()
             if n % 3 == 2:
                 note = db.session.get(CustomerNote, saved[n - 2])
                 notes.edit_note(author, note, NoteData(kind="call", body=f"合并 w{tag}n{n - 2} 合同"))
+                db.session.commit()
                 edited.append(note.id)
             db.session.remove()
         merged = sync.wait_for_background(TIMEOUT)
@@ -133,6 +137,7 @@ def test_background_merges_in_two_saving_processes_lose_no_note_and_no_edit(app)
     with app.app_context():
         admin = accounts.create_user("root", TEST_PASSWORD, "admin")
         targets = [customers.create_customer(admin, CustomerData(name=f"合并客户{n}")).id for n in range(WRITERS)]
+        db.session.commit()
         url, instance, admin_id = app.config["DATABASE_URL"], app.instance_path, admin.id
     context = multiprocessing.get_context("spawn")
     go, results = context.Event(), context.Queue()

@@ -41,6 +41,7 @@ def office(app):
         notes.create_note(s1, own, NoteData(kind="call", body="张伟 要报价，下周签合同"))
         notes.create_note(s2, theirs, NoteData(kind="call", body="机密报价：只给张伟明"))
         notes.create_note(desk, theirs, NoteData(kind="call", body="前台来电：报价问题"))
+        db.session.commit()
         return {"own": own.id, "theirs": theirs.id, "pool": pool.id, "hidden": hidden.id}
 
 
@@ -90,6 +91,7 @@ def test_traditional_text_is_marked_for_a_simplified_query_and_back(app, client,
     with app.app_context():
         s1 = accounts.get_by_username("s1")
         customers.create_customer(s1, CustomerData(name="陳國華"), acknowledge_duplicates=True)
+        db.session.commit()
     sign_in(client, "s1")
     assert "<mark>陳國</mark>華" in suggest(client, "陈国").data.decode()
     assert "<mark>张伟</mark>" in suggest(client, "張偉").data.decode()
@@ -101,6 +103,7 @@ def test_highlight_escapes_html_in_customer_data(app, client, office):
         customer = customers.create_customer(
             s1, CustomerData(name="<b>张伟</b>", company="<script>x</script>"), acknowledge_duplicates=True)
         notes.create_note(s1, customer, NoteData(kind="call", body="<i>张伟</i> & 报价"))
+        db.session.commit()
     sign_in(client, "s1")
     for html in (suggest(client, "张伟").data.decode(),
                  client.get("/search?q=张伟").data.decode(),
@@ -226,6 +229,7 @@ def test_a_page_of_results_is_read_in_the_same_few_queries_however_long(app, cli
                                    phones=[("mobile", f"1391234{number:04d}"), ("landline", f"0105555{number:04d}")]),
                 acknowledge_duplicates=True)
             customers.set_tags(boss, customer, [tag.id for tag in tags])
+            db.session.commit()
             notes.create_note(boss, customer, NoteData(kind="call", body=f"询价客户{mark}来电"))
         db.session.commit()
     sign_in(client, "boss")
@@ -250,6 +254,7 @@ def test_tags_are_read_only_when_asked_for(app, office):
     with app.app_context():
         boss = accounts.get_by_username("boss")
         customer = customers.create_customer(boss, CustomerData(name="标签客户"), acknowledge_duplicates=True)
+        db.session.commit()
         customers.set_tags(boss, customer, [make_tag("重点", "级别").id])
         db.session.commit()
         db.session.expunge_all()
@@ -266,6 +271,7 @@ def test_paging(app, client, office):
         boss = accounts.get_by_username("boss")
         for number in range(25):
             customers.create_customer(boss, CustomerData(name=f"测试客户{number:02d}"), acknowledge_duplicates=True)
+            db.session.commit()
     sign_in(client, "boss")
     first = client.get("/search?q=测试", headers=HX).data.decode()
     assert total(first, "customers") == 25 and first.count('class="search-result"') == 20

@@ -21,8 +21,10 @@ def seeded(app, make_user):
         actor = db.session.get(User, owner.id)
         group = tags.create_group(actor, "需求", "green")
         tags.create_group(actor, "空组", "grey")  # no tags: not shown
-        return {"quote": tags.create_tag(actor, group.id, "报价").id,
+        made = {"quote": tags.create_tag(actor, group.id, "报价").id,
                 "enquiry": tags.create_tag(actor, group.id, "询价", "red").id}
+        db.session.commit()
+        return made
 
 
 FILTER = ('{% from "tags/_macros.html" import tag_filter %}'
@@ -76,6 +78,7 @@ def test_tag_filter_escapes_names(app, make_user):
         actor = db.session.get(User, owner.id)
         group = tags.create_group(actor, "<i>g</i>", "grey")
         tag_id = tags.create_tag(actor, group.id, "<script>x</script>").id
+        db.session.commit()
     html = _render_filter(app, [], {tag_id: 1})
     assert "<script>x" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
     assert "<i>g</i>" not in html

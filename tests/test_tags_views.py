@@ -38,7 +38,9 @@ def build(app, make_user):
 
     def run(fn):
         with app.app_context():
-            return fn(db.session.get(User, owner.id))
+            result = fn(db.session.get(User, owner.id))
+            db.session.commit()
+            return result
 
     return run
 
@@ -55,6 +57,7 @@ def seeded(build):
         enquiry = tags.create_tag(actor, group.id, "询价", "red")
         customer = customers.create_customer(actor, customers.CustomerData(name="王五"))
         customers.set_tags(actor, customer, [quote.id, enquiry.id])
+        db.session.commit()
         note = CustomerNote(customer_id=customer.id, author_id=actor.id, kind="call", body="问价")
         note.tags.append(quote)
         db.session.add(note)

@@ -31,6 +31,7 @@ def data(app):
             with app.app_context():
                 made = customers.create_customer(db.session.get(User, actor.id), CustomerData(name=name),
                                                  acknowledge_duplicates=True)
+                db.session.commit()
                 return made.id
 
         def task(self, customer_id, assignee, *, due, title="回电话", done=False):
@@ -40,8 +41,10 @@ def data(app):
 
                 made = tasks.create_task(person, db.session.get(Customer, customer_id), due_date=due,
                                          title=title, assignee_id=person.id)
+                db.session.commit()
                 if done:
                     tasks.complete(person, made)
+                    db.session.commit()
                 return made.id
 
         def get_task(self, task_id):
@@ -217,6 +220,7 @@ def test_reassign_from_the_row(app, client, login_as, make_user, data, today):
     wang = make_user("sales", display_name="王五")
     with app.app_context():
         pool = customers.create_customer(db.session.get(User, manager.id), CustomerData(name="公海"))
+        db.session.commit()
         pool_id = pool.id
     task_id = data.task(pool_id, li, due=today)
     fragment = client.post(f"/tasks/{task_id}/reassign", headers=HX, data={"assignee_id": str(wang.id)})

@@ -60,6 +60,7 @@ def create_user():
         except DomainError as refused:
             getattr(form, refused.field).errors.append(refused.message)
         else:
+            db.session.commit()
             return htmx.render(
                 "admin/password_issued.html", "admin/_password_issued.html",
                 user=user, password=password,
@@ -89,6 +90,7 @@ def edit_user(user_id: int):
             claim_limit=form.claim_limit.data,
             ip=client_ip(),
         )
+        db.session.commit()
         response = htmx.redirect(url_for("admin.users"))
         return htmx.add_toast(response, _l("Saved."))
     return htmx.render(
@@ -111,14 +113,15 @@ def set_active(user_id: int):
         # "" is the pool; junk names no colleague (0) and is refused, not read as the pool.
         to_user = (parse_id(request.form["handover_to"]) or 0) if request.form["handover_to"] else None
         try:
-            moved = pool.handover_customers(_actor(), user, to_user, commit=False)
+            accounts.hand_over(_actor(), user, to_user, ip=client_ip())
         except DomainError as refused:
             return htmx.render("admin/handover.html", "admin/_handover_row.html", user=user, status=422,
                                owned=pool.owned_count_all(user.id), colleagues=_colleagues(user),
                                error=refused.message)
-        audit.record("user.handover", _actor(), ip=client_ip(), target=user, customers=moved,
-                     to_user_id=to_user)
+    elif not active and user.active:
+        accounts.hand_over(_actor(), user, None, ip=client_ip())  # no customers; open follow-ups, if any
     accounts.set_active(_actor(), user, active, ip=client_ip())
+    db.session.commit()
     message = _l("%(name)s reactivated.", name=user.username) if active else _l(
         "%(name)s deactivated. Their sessions have ended.", name=user.username
     )
@@ -136,6 +139,7 @@ def reset_password(user_id: int):
     """Issue a one-time password; the user must change it at next sign-in."""
     user = get_managed_user(user_id)
     password = accounts.reset_password(_actor(), user, ip=client_ip())
+    db.session.commit()
     return htmx.render("admin/password_issued.html", user=user, password=password,
                        toast=_l("Password of %(name)s reset.", name=user.username))
 

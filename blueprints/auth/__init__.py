@@ -13,6 +13,7 @@ from blueprints import htmx
 from blueprints.access import permission_required
 from blueprints.auth.forms import ChangePasswordForm, LanguageForm, LoginForm
 from blueprints.security import client_ip, end_session, start_session
+from extensions import db
 from services import accounts
 from services.errors import DomainError
 
@@ -53,8 +54,10 @@ def login():
                 form.username.data, form.password.data, ip=client_ip(), policy=_login_policy()
             )
         except accounts.LoginRefused as refused:
+            db.session.commit()  # the failure counts towards the lockout
             error = refused.message
         else:
+            db.session.commit()
             start_session(user)
             return htmx.redirect(_safe_next(request.args.get("next")))
     status = 422 if error or form.errors else 200
@@ -67,6 +70,7 @@ def logout():
     """Sign out everywhere: the session token is replaced, so a copied cookie is
     refused afterwards."""
     accounts.logout(current_user._get_current_object(), ip=client_ip())
+    db.session.commit()
     end_session()
     htmx.notify(_l("You have signed out."), "success")
     return htmx.redirect(url_for("auth.login"))
@@ -86,8 +90,10 @@ def change_password():
                 policy=_login_policy(),
             )
         except DomainError as refused:
+            db.session.commit()  # a wrong current password counts towards the lock
             getattr(form, refused.field).errors.append(refused.message)
         else:
+            db.session.commit()
             start_session(user)
             htmx.notify(_l("Your password has been changed."), "success")
             return htmx.redirect(url_for("main.home"))
@@ -104,6 +110,7 @@ def account():
     form = LanguageForm(language=current_user.language or "")
     if form.validate_on_submit():
         accounts.set_language(current_user._get_current_object(), form.language.data)
+        db.session.commit()
         htmx.notify(_l("Saved."), "success")
         return htmx.redirect(url_for("auth.account"))
     return htmx.render("auth/account.html", form=form, status=422 if form.errors else 200)

@@ -117,6 +117,7 @@ def new():
         else:
             if form.tag_ids.data:
                 customers.set_tags(actor(), customer, form.tag_ids.data)
+            db.session.commit()
             htmx.notify(_l("Customer %(name)s saved.", name=customer.name), "success")
             return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
     return _render_form(form, status=422 if form.errors else 200)
@@ -193,6 +194,7 @@ def edit(customer_id: int):
             getattr(form, refused.field).errors.append(refused.message)
         else:
             customers.set_tags(actor(), customer, form.tag_ids.data or [])
+            db.session.commit()
             htmx.notify(_l("Customer %(name)s saved.", name=customer.name), "success")
             return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
     return _render_form(form, customer, status=422 if form.errors else 200)
@@ -220,6 +222,7 @@ def archive(customer_id: int):
     redirected to the customer page (which shows Restore)."""
     customer = customer_or_404(customer_id, "customer.archive")
     customers.archive(actor(), customer, ip=client_ip())
+    db.session.commit()
     message = _l("%(name)s archived.", name=customer.name)
     if not htmx.wants_fragment():
         htmx.notify(message, "success")
@@ -239,6 +242,7 @@ def restore(customer_id: int):
         customers.restore(actor(), customer, ip=client_ip())
     except DomainError as refused:
         return htmx.no_swap((refused.message, "error"))
+    db.session.commit()
     htmx.notify(_l("%(name)s restored.", name=customer.name), "success")
     if htmx.is_htmx():
         return htmx.refresh()
@@ -257,6 +261,7 @@ def purge(customer_id: int):
         except DomainError as refused:
             form.confirm_name.errors.append(refused.message)
         else:
+            db.session.commit()
             htmx.notify(_l("The customer was deleted for good."), "success")
             return htmx.redirect(url_for("customers.index", archived=1))
     if not htmx.wants_fragment():  # a plain form post: the refusal is shown on the customer page
@@ -326,6 +331,7 @@ def merge(customer_id: int):
         merging.merge_customers(actor(), keep, drop, ip=client_ip())
     except DomainError as refused:
         return htmx.no_swap((refused.message, "error"))
+    db.session.commit()
     htmx.notify(_l("%(drop)s was merged into %(keep)s.", drop=drop.name, keep=keep.name))
     return htmx.redirect(url_for("customers.detail", customer_id=keep.id))
 
@@ -339,5 +345,6 @@ def unmerge(customer_id: int):
         merging.undo_merge(actor(), drop, ip=client_ip())
     except DomainError as refused:
         return htmx.no_swap((refused.message, "error"))
+    db.session.commit()
     htmx.notify(_l("The merge was undone."))
     return htmx.redirect(url_for("customers.detail", customer_id=drop.id))

@@ -11,6 +11,7 @@ from blueprints.notes import bp
 from blueprints.notes.entry import attach_error
 from blueprints.notes.forms import NoteTemplateForm
 from blueprints.security import client_ip
+from extensions import db
 from services import note_templates
 from services.errors import DomainError
 from services.note_templates import TemplateData
@@ -35,12 +36,14 @@ def _save(form: NoteTemplateForm, template=None):
         return None
     try:
         if template is None:
-            return note_templates.create_template(actor(), _template_data(form), ip=client_ip())
-        note_templates.update_template(actor(), template, _template_data(form), ip=client_ip())
-        return template
+            template = note_templates.create_template(actor(), _template_data(form), ip=client_ip())
+        else:
+            note_templates.update_template(actor(), template, _template_data(form), ip=client_ip())
     except DomainError as refused:
         attach_error(form, refused)
         return None
+    db.session.commit()
+    return template
 
 
 def _render(form, template, status=200):

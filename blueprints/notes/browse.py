@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from blueprints import htmx
 from blueprints.access import actor, permission_required
 from blueprints.notes import bp
+from extensions import db
 from models import NoteKind
 from services import mentions, notes_list, policy, tags
 from services.ids import parse_bounded, parse_id, parse_ids, parse_page
@@ -99,6 +100,7 @@ def mention_read(mention_id: int):
     mention = mentions.mark_mention_read(actor(), mention_id)
     if mention is None:
         abort(404)
+    db.session.commit()
     if not policy.may_read_note(actor(), mention.note):
         if not htmx.is_htmx():
             htmx.notify(_l("That note is no longer there."), "info")

@@ -83,6 +83,7 @@ def create(customer_id: int):
         except DomainError as refused:
             attach_error(form, refused)
         else:
+            db.session.commit()
             message = _saved_message(saved, _l("Note saved."))
             if not htmx.wants_fragment():
                 htmx.notify(*message)
@@ -181,6 +182,7 @@ def edit(note_id: int):
             except DomainError as refused:
                 attach_error(form, refused)
             else:
+                db.session.commit()
                 message = _saved_message(saved, _l("Note updated."))
                 if not htmx.wants_fragment():
                     htmx.notify(*message)
@@ -201,6 +203,7 @@ def delete(note_id: int):
         notes.delete_note(actor(), note, ip=client_ip())
     except DomainError:
         abort(403)
+    db.session.commit()
     if not htmx.wants_fragment():
         htmx.notify(_l("Note deleted."))
         return htmx.redirect(_customer_url(note.customer_id))
@@ -231,6 +234,7 @@ def comment(note_id: int):
         except DomainError as refused:
             attach_error(form, refused)
         else:
+            db.session.commit()
             message = (str(_l("Comment added.")), "success")
             if unreachable:
                 names = "、".join(user.display_name for user in unreachable)

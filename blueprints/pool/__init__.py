@@ -100,6 +100,7 @@ def claim(customer_id: int):
             return htmx.render("pool/_row_taken.html", "pool/_row_taken.html", customer_id=customer_id,
                                refusal=refused.message, toast=(refused.message, "error"))
         return htmx.no_swap((refused.message, "error"))
+    db.session.commit()
     message = _l("%(name)s is now yours.", name=customer.name)
     if from_list:
         return htmx.render("pool/_row.html", "pool/_row.html", customer=customer, toast=message)
@@ -116,6 +117,7 @@ def release(customer_id: int):
                              request.form.get("reason_text", "")[:250])
     except DomainError as refused:
         return _panel(customer, toast=(refused.message, "error"), status=422)
+    db.session.commit()
     return _panel(customer, toast=_l("%(name)s is back in the public pool.", name=customer.name))
 
 
@@ -129,6 +131,7 @@ def lock(customer_id: int):
         pool.set_recycle_lock(actor(), customer, locked)
     except PoolRefusal as refused:
         return _panel(customer, toast=(refused.message, "error"), status=422)
+    db.session.commit()
     return _panel(customer, toast=_l("Locked against recycling.") if locked else _l("Unlocked."))
 
 
@@ -142,7 +145,7 @@ def assign(customer_id: int):
                               override_limit=request.form.get("override") == "1")
     except DomainError as refused:
         return _panel(customer, toast=(refused.message, "error"), status=422)
-    db.session.refresh(customer)
+    db.session.commit()
     return _panel(customer, toast=_l("Assigned to %(name)s.", name=customer.owner.display_name))
 
 
@@ -157,6 +160,7 @@ def bulk_assign():
                                      override_limit=request.form.get("override") == "1")
     except DomainError as refused:
         return htmx.no_swap((refused.message, "error"))
+    db.session.commit()
     htmx.notify(_l("%(n)d customers assigned.", n=len(done)))
     return htmx.redirect(url_for("pool.index"))
 

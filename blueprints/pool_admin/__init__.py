@@ -14,6 +14,7 @@ from blueprints.access import actor, permission_required
 from blueprints.pool_admin.forms import SettingsForm, field_name
 from blueprints.security import client_ip
 from blueprints.tasks import office_today
+from extensions import db
 from models import PoolEventKind
 from services import accounts, policy, pool, pool_stats, settings
 from services.errors import DomainError
@@ -77,6 +78,7 @@ def settings_page():
         except DomainError as refused:
             form[field_name(refused.field)].errors.append(refused.message)
         else:
+            db.session.commit()
             message = _l("Settings saved.") if changes else _l("Nothing changed.")
             if not htmx.is_htmx():
                 htmx.notify(message)

@@ -17,6 +17,7 @@ from blueprints import htmx
 from blueprints.access import actor, permission_required
 from blueprints.security import client_ip
 from blueprints.tags.forms import GroupForm, MergeForm, TagForm
+from extensions import db
 from models import Tag, TagGroup
 from services import tags
 from services.errors import DomainError
@@ -98,6 +99,7 @@ def create_group():
         except DomainError as refused:
             _refuse(form, refused)
         else:
+            db.session.commit()
             return _done("tags/_group_created.html", _l("Group %(name)s created.", name=group.name),
                          group=group, usage={})
     return _show("tags/_new_group.html", status=422, states={"new_group": {"form": form}})
@@ -134,6 +136,7 @@ def update_group(group_id: int):
         except DomainError as refused:
             _refuse(form, refused)
         else:
+            db.session.commit()
             # Tags without their own colour follow the group: the whole group is redrawn.
             return _done("tags/_group.html", _l("Group %(name)s saved.", name=group.name),
                          group=group, usage=tags.usage_counts([t.id for t in group.tags]))
@@ -156,6 +159,7 @@ def delete_group(group_id: int):
         return _show("tags/_group.html", status=422, group=group,
                      usage=tags.usage_counts([t.id for t in group.tags]),
                      states={("group", group.id): {"error": refused.message}})
+    db.session.commit()
     return _done("tags/_empty.html", _l("Group %(name)s deleted.", name=name))
 
 
@@ -174,6 +178,7 @@ def create_tag(group_id: int):
         except DomainError as refused:
             _refuse(form, refused)
         else:
+            db.session.commit()
             return _done("tags/_tag_created.html", _l("Tag %(name)s created.", name=tag.name),
                          group=group, tag=tag, usage={})
     return _show("tags/_new_tag.html", status=422, group=group,
@@ -208,6 +213,7 @@ def update_tag(tag_id: int):
         except DomainError as refused:
             _refuse(form, refused)
         else:
+            db.session.commit()
             return _done("tags/_tag_row.html", _l("Tag %(name)s saved.", name=tag.name), **_row_context(tag))
     return _show("tags/_tag_row.html", status=422, **_row_context(tag, mode="edit", form=form))
 
@@ -237,6 +243,7 @@ def merge_tag(tag_id: int):
         except DomainError as refused:
             _refuse(form, refused)
         else:
+            db.session.commit()
             message = _l("%(source)s merged into %(target)s.", source=source_name, target=target_name)
             return _done("tags/_tag_gone.html", message, group=group, **_row_context(target))
     return _show("tags/_tag_row.html", status=422, **_row_context(source, mode="merge", form=form))
@@ -250,5 +257,6 @@ def delete_tag(tag_id: int):
     tag = _tag_or_404(tag_id)
     name, group = tag.name, tag.group
     tags.delete_tag(actor(), tag, ip=client_ip())
+    db.session.commit()
     return _done("tags/_tag_gone.html", _l("Tag %(name)s deleted.", name=name), group=group, tag=None)
 

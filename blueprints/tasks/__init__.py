@@ -14,6 +14,7 @@ from blueprints import htmx
 from blueprints.access import actor, customer_or_404, permission_required, task_or_404
 from blueprints.security import client_ip
 from blueprints.tasks.forms import ReassignForm, SnoozeForm, TaskForm
+from extensions import db
 from models import Customer, FollowUpTask, User
 from services import policy, tasks
 from services.errors import DomainError
@@ -121,6 +122,7 @@ def show(task_id: int):
 def complete(task_id: int):
     """Mark done; the row offers to reopen. 404 / 403 as for every task."""
     task = tasks.complete(actor(), task_or_404(task_id))
+    db.session.commit()
     return _render_task(task, toast=_l("Done: %(title)s", title=task.title))
 
 
@@ -129,6 +131,7 @@ def complete(task_id: int):
 def reopen(task_id: int):
     """Undo done."""
     task = tasks.reopen(actor(), task_or_404(task_id))
+    db.session.commit()
     return _render_task(task, toast=_l("Reopened: %(title)s", title=task.title))
 
 
@@ -152,6 +155,7 @@ def snooze(task_id: int):
         tasks.snooze(actor(), task, until, today=office_today())
     except DomainError as refused:
         return _render_task(task, status=422, errors={refused.field or "until": refused.message}, typed=typed)
+    db.session.commit()
     return _render_task(task, toast=_l("Snoozed to %(day)s.", day=format_date(until)))
 
 
@@ -168,6 +172,7 @@ def reassign(task_id: int):
         tasks.reassign(actor(), task, form.assignee_id.data, ip=client_ip())
     except DomainError as refused:
         return _render_task(task, status=422, errors={refused.field or "assignee_id": refused.message})
+    db.session.commit()
     return _render_task(task, toast=_l("Now with %(name)s.", name=task.assignee.display_name))
 
 
@@ -220,6 +225,7 @@ def create(customer_id: int):
         except DomainError as refused:
             getattr(form, refused.field or "title").errors.append(refused.message)
         else:
+            db.session.commit()
             message = _l("Follow-up planned for %(day)s.", day=format_date(task.due_date))
             if not htmx.wants_fragment():
                 htmx.notify(message)

@@ -102,6 +102,8 @@ def _after_flush(session, _flush_context) -> None:
 
 
 def _after_commit(session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint was released; the transaction goes on
     session.info.pop("search_written", None)
     if session.info.pop("search_pending", False):
         try:
@@ -110,9 +112,10 @@ def _after_commit(session) -> None:
             log.exception("search index update failed; the change stays in the backlog")
 
 
-def _after_rollback(session) -> None:
-    session.info.pop("search_written", None)
-    session.info.pop("search_pending", None)
+def _after_rollback(session, previous) -> None:
+    session.info.pop("search_written", None)  # rows a savepoint wrote are gone: record them again
+    if not previous.nested:  # after a savepoint's rollback, what the transaction wrote before stays
+        session.info.pop("search_pending", None)
 
 
 _installed = False
@@ -125,7 +128,7 @@ def install() -> None:
         return
     event.listen(Session, "after_flush", _after_flush)
     event.listen(Session, "after_commit", _after_commit)
-    event.listen(Session, "after_soft_rollback", lambda session, _previous: _after_rollback(session))
+    event.listen(Session, "after_soft_rollback", _after_rollback)
     _installed = True
 
 

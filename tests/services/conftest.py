@@ -1,5 +1,6 @@
 import pytest
 
+from extensions import db
 from services import accounts
 from tests.conftest import TEST_PASSWORD
 
@@ -11,4 +12,5 @@ def staff(app):
         made = {role: accounts.create_user(f"{role}.one", TEST_PASSWORD, role) for role in
                 ("admin", "manager", "sales", "frontdesk")}
         made["sales2"] = accounts.create_user("sales.two", TEST_PASSWORD, "sales")
+        db.session.commit()
         yield made

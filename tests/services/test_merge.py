@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import select
 
 from extensions import db
-from models import AuditEvent, CustomerNote, FollowUpTask, Tag, TagGroup, utcnow
+from models import AuditEvent, CustomerNote, FollowUpTask, PoolEvent, Tag, TagGroup, utcnow
 from services import accounts, customers, merge, notes, tasks
 from services.customers import CustomerData
 from services.errors import DomainError
@@ -35,6 +35,7 @@ def pair(app):
         tasks.create_task(sales, drop, due_date=date.today() + timedelta(days=2), title="回访")
         customers.update_customer(sales, drop, CustomerData(name="张伟", stage="intent", phones=[
             ("mobile", "13800138000"), ("landline", "01065529988")]), acknowledge_duplicates=True)
+        db.session.commit()
         yield {"manager": manager, "keep": keep, "drop": drop, "shared": shared, "extra": extra}
 
 
@@ -78,3 +79,33 @@ def test_merge_refusals(pair, case):
 def test_undo_of_a_customer_that_was_not_merged(pair):
     with pytest.raises(DomainError):
         merge.undo_merge(pair["manager"], pair["drop"])
+
+
+def _pool_event_ids(customer) -> set[int]:
+    return set(db.session.scalars(select(PoolEvent.id).where(PoolEvent.customer_id == customer.id)))
+
+
+def _profile(customer) -> tuple:
+    return (customer.email, customer.address, customer.company, customer.region, customer.birthday)
+
+
+def test_merge_moves_pool_history_and_fills_empty_fields_and_undo_takes_both_back(pair):
+    keep, drop, manager = pair["keep"], pair["drop"], pair["manager"]
+    keep.address = "北京市海淀区"
+    drop.email, drop.address, drop.company, drop.region = "zw@example.cn", "上海市", "伟业公司", "上海"
+    drop.birthday = date(1980, 5, 1)
+    db.session.commit()
+    kept_events, dropped_events = _pool_event_ids(keep), _pool_event_ids(drop)
+    assert dropped_events
+    merge.merge_customers(manager, keep, drop)
+    db.session.commit()
+    assert _pool_event_ids(keep) == kept_events | dropped_events and _pool_event_ids(drop) == set()
+    assert _profile(keep) == ("zw@example.cn", "北京市海淀区", "伟业公司", "上海", date(1980, 5, 1))
+    assert {"email", "company", "region", "birthday"} <= {c.field for c in customers.history(keep)}
+    keep.region = "华东"  # edited after the merge: the undo leaves it
+    db.session.commit()
+    merge.undo_merge(manager, drop)
+    db.session.commit()
+    assert _pool_event_ids(keep) == kept_events and _pool_event_ids(drop) == dropped_events
+    assert _profile(keep) == ("", "北京市海淀区", "", "华东", None)
+    assert _profile(drop) == ("zw@example.cn", "上海市", "伟业公司", "上海", date(1980, 5, 1))

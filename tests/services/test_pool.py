@@ -168,6 +168,7 @@ def test_sweep_recycles_due_customers_once_and_spares_protected_and_locked(offic
     assert [c.name for c, _ in preview] == ["该回收"]
     assert db.session.get(Customer, due.id).owner_id == office["wang"].id  # dry run changed nothing
     recycled = pool.recycle_due_customers()
+    db.session.commit()  # as the command does
     assert [c.name for c, _ in recycled] == ["该回收"]
     assert pool.recycle_due_customers() == []
     back = db.session.get(Customer, due.id)

@@ -12,7 +12,7 @@ import pytest
 from faker import Faker
 from sqlalchemy import func, select, update
 
-from extensions import db, reading_only
+from extensions import db, reading_only, refresh_statistics
 from models import Customer, SearchBacklog
 from services import customers, merge, notes, pool, search, settings, tags
 from services.customers import CustomerData
@@ -29,15 +29,21 @@ NASTY = ['"', "'", ":", "name:张", "*", "?", "张*", "[1 TO 9]", "(", ")", "{}"
 def staff(staff):
     """tests/services/conftest.py's staff, with claims unlimited for the day."""
     settings.update(staff["admin"], {"pool.max_daily_claims": 1000})
+    db.session.commit()
     return staff
 
 
 def _customer(actor, name, **kwargs):
-    return customers.create_customer(actor, CustomerData(name=name, **kwargs), acknowledge_duplicates=True)
+    """A customer saved as the entry form saves it: created, then committed."""
+    customer = customers.create_customer(actor, CustomerData(name=name, **kwargs), acknowledge_duplicates=True)
+    db.session.commit()
+    return customer
 
 
 def _note(actor, customer, body, **kwargs):
-    return notes.create_note(actor, customer, NoteData(kind="call", body=body, **kwargs)).note
+    note = notes.create_note(actor, customer, NoteData(kind="call", body=body, **kwargs)).note
+    db.session.commit()
+    return note
 
 
 def _names(found):
@@ -202,7 +208,9 @@ def test_short_names_rank_before_longer_ones_with_the_same_part(app, staff):
 def test_tags_are_found_on_customers_and_notes(app, staff):
     admin = staff["admin"]
     group = tags.create_group(admin, "行业")
+    db.session.commit()
     tag = tags.create_tag(admin, group.id, "医疗器械")
+    db.session.commit()
     customer = _customer(admin, "赵敏")
     customers.set_tags(admin, customer, [tag.id])
     db.session.commit()
@@ -234,6 +242,7 @@ def owned(app, staff):
     _note(staff["sales"], made["theirs"], "我写在别人客户上的报价")  # while it was in the pool
     _note(staff["frontdesk"], made["theirs"], "前台登记报价")
     pool.claim_customer(staff["sales2"], made["theirs"].id)
+    db.session.commit()
     for key, customer in made.items():
         _note(staff["sales2"] if key == "theirs" else staff["admin"], customer, f"{key}记录报价")
     return {key: c.id for key, c in made.items()}
@@ -274,6 +283,7 @@ def test_nobody_finds_anything_when_signed_out_or_deactivated(app, staff, owned)
 def test_archived_only_when_asked_and_allowed(app, staff, owned):
     customer = db.session.get(Customer, owned["pool"])
     customers.archive(staff["admin"], customer)
+    db.session.commit()
     assert owned["pool"] not in [c.id for c in search.search_customers(staff["manager"], "客户甲").items]
     assert [c.id for c in search.search_customers(staff["manager"], "客户甲", archived=True).items] == [owned["pool"]]
     assert search.search_notes(staff["manager"], "pool记录").total == 0
@@ -301,6 +311,7 @@ def test_edits_show_at_once(app, staff):
     customer = _customer(admin, "周杰", phones=[("mobile", "13900001111")])
     customers.update_customer(admin, customer, CustomerData(name="周杰伦", phones=[("mobile", "13700002222")]),
                               acknowledge_duplicates=True)
+    db.session.commit()
     assert _ids(admin, "杰伦") == [customer.id]
     assert _ids(admin, "1111") == [] and _ids(admin, "2222") == [customer.id]
     assert _ids(admin, "zjl") == [customer.id]
@@ -311,12 +322,16 @@ def test_archive_restore_and_purge(app, staff):
     customer = _customer(admin, "孙悟空")
     note_id = _note(admin, customer, "花果山报价").id
     customers.archive(admin, customer)
+    db.session.commit()
     assert _ids(admin, "悟空") == [] and search.search_notes(admin, "花果山").total == 0
     customers.restore(admin, customer)
+    db.session.commit()
     assert _ids(admin, "悟空") == [customer.id]
     assert [n.id for n in search.search_notes(admin, "花果山").items] == [note_id]
     customers.archive(admin, customer)
+    db.session.commit()
     customers.purge(admin, customer, "孙悟空")
+    db.session.commit()
     assert _ids(admin, "悟空", archived=True) == []
     assert search.search_notes(admin, "花果山", archived=True).total == 0
     assert search.check().ok
@@ -327,9 +342,11 @@ def test_note_edit_and_delete(app, staff):
     customer = _customer(admin, "唐僧")
     note = _note(admin, customer, "取经合同")
     notes.edit_note(admin, note, NoteData(kind="call", body="取经发票"))
+    db.session.commit()
     assert search.search_notes(admin, "合同").total == 0
     assert search.search_notes(admin, "发票").total == 1
     notes.delete_note(admin, note)
+    db.session.commit()
     assert search.search_notes(admin, "发票").total == 0
 
 
@@ -338,8 +355,10 @@ def test_claim_and_release_move_customers_and_their_notes_in_and_out_of_view(app
     customer = _customer(staff["admin"], "猪八戒")
     _note(staff["admin"], customer, "高老庄回款")
     pool.claim_customer(sales2, customer.id)
+    db.session.commit()
     assert _ids(sales, "八戒") == [] and search.search_notes(sales, "回款").total == 0
     pool.release_to_pool(sales2, db.session.get(Customer, customer.id), "no_need")
+    db.session.commit()
     assert _ids(sales, "八戒") == [customer.id] and search.search_notes(sales, "回款").total == 1
 
 
@@ -348,10 +367,12 @@ def test_merge_moves_notes_to_the_kept_customer_and_undo_moves_them_back(app, st
     keep, drop = _customer(admin, "沙和尚", owner_id=staff["sales"].id), _customer(admin, "沙悟净")
     note_id = _note(admin, drop, "流沙河验收").id
     merge.merge_customers(admin, keep, drop)
+    db.session.commit()
     assert _ids(admin, "悟净") == []
     assert search.search_notes(staff["sales2"], "验收").total == 0  # now on sales' own customer
     assert search.search_notes(staff["sales"], "验收").items[0].id == note_id
     merge.undo_merge(admin, db.session.get(Customer, drop.id))
+    db.session.commit()
     assert _ids(admin, "悟净") == [drop.id]
     assert search.search_notes(staff["sales2"], "验收").total == 1
     assert search.check().ok
@@ -360,17 +381,22 @@ def test_merge_moves_notes_to_the_kept_customer_and_undo_moves_them_back(app, st
 def test_tag_rename_merge_and_delete_show_at_once(app, staff):
     admin = staff["admin"]
     group = tags.create_group(admin, "来源")
+    db.session.commit()
     old, other = tags.create_tag(admin, group.id, "展会"), tags.create_tag(admin, group.id, "朋友")
+    db.session.commit()
     customer = _customer(admin, "白龙马")
     customers.set_tags(admin, customer, [old.id])
     db.session.commit()
     _note(admin, customer, "电话", tag_ids=[old.id])
     tags.rename_tag(admin, old, "博览会")
+    db.session.commit()
     assert _ids(admin, "博览") == [customer.id] and _ids(admin, "展会") == []
     assert search.search_notes(admin, "博览").total == 1
     tags.merge_tags(admin, db.session.get(type(old), old.id), other)
+    db.session.commit()
     assert _ids(admin, "博览") == [] and _ids(admin, "朋友") == [customer.id]
     tags.delete_tag(admin, db.session.get(type(other), other.id))
+    db.session.commit()
     assert _ids(admin, "朋友") == [] and search.search_notes(admin, "朋友").total == 0
     assert search.check().ok
 
@@ -459,7 +485,9 @@ def test_saves_go_on_during_a_merge_and_what_they_delete_stays_deleted(app, staf
     def copy_then_save(*args):
         result = copy(*args)
         notes.edit_note(admin, edited, NoteData(kind="call", body="流沙河改成合同"))
+        db.session.commit()
         notes.delete_note(admin, deleted)
+        db.session.commit()
         during.append(_note(admin, customer, "流沙河新的报价"))
         during.append(db.session.scalar(select(func.count()).select_from(SearchBacklog)))
         return result
@@ -634,6 +662,8 @@ def test_totals_are_exact_and_paging_reaches_every_match(app, staff, kept_as):
     from services.search import fallback
 
     demo.generate_workspace(1500, 0, seed=3, password=TEST_PASSWORD)
+    db.session.commit()
+    refresh_statistics()
     search.rebuild(procs=1)
     for user in (staff["admin"], staff["sales"]):
         for text in ("张", "有限"):
@@ -658,6 +688,7 @@ def test_name_and_phone_matches_come_before_other_fields_shorter_names_first(app
     assert [c.id for c in search.search_customers(admin, "5678").items] == [by_phone.id, by_address.id]
     # among matches through other fields only, the one changed last comes first
     customers.update_customer(admin, by_name, CustomerData(name="张伟", company="伟业"))
+    db.session.commit()
     assert [c.id for c in search.search_customers(admin, "伟业").items] == [by_name.id, by_company.id]
     assert longer.id in _ids(admin, "欧阳")
 
@@ -675,6 +706,7 @@ def test_notes_come_newest_first_whatever_order_they_were_indexed_in(app, staff)
     search.rebuild(procs=1)
     assert [n.id for n in search.search_notes(admin, "报价").items] == [made[1].id, made[2].id, made[0].id]
     notes.edit_note(admin, made[0], NoteData(kind="call", body="第0次报价，已改"))  # indexed again, last
+    db.session.commit()
     assert [n.id for n in search.search_notes(admin, "报价").items] == [made[1].id, made[2].id, made[0].id]
 
 
@@ -702,6 +734,8 @@ def test_order_and_totals_agree_across_segments_pages_and_roles(app, staff, kept
     from services import demo
 
     demo.generate_workspace(400, 1200, seed=5, password=TEST_PASSWORD)
+    db.session.commit()
+    refresh_statistics()
     search.rebuild(procs=1)
     admin, sales = staff["admin"], staff["sales"]
     extra = _customer(admin, "张三丰", company="有限公司")
@@ -721,11 +755,14 @@ def test_postings_read_a_block_at_a_time_are_whoosh_own(app, staff, kept_as):
     from services import demo
 
     demo.generate_workspace(300, 2500, seed=7, password=TEST_PASSWORD)
+    db.session.commit()
+    refresh_statistics()
     search.rebuild(procs=1)
     admin = staff["admin"]
     victim = db.session.scalars(select(Customer).order_by(Customer.id).limit(5)).all()
     for customer in victim:  # deletions in the big segment
         customers.update_customer(admin, customer, CustomerData(name=customer.name + "改"))
+        db.session.commit()
     with store.searching(store.NOTES) as searcher:
         checked = _check_postings(searcher)
     assert checked > 20

@@ -178,6 +178,7 @@ def test_rename_refusals(manager):
     group = tags.create_group(manager, "行业", "blue")
     tag = tags.create_tag(manager, group.id, "教育")
     tags.create_tag(manager, group.id, "医疗")
+    db.session.commit()
     for bad in ("", "医疗", "y" * 33):
         with pytest.raises(DomainError) as refused:
             tags.rename_tag(manager, tag, bad)

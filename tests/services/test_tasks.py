@@ -264,10 +264,11 @@ def test_add_task_refusals(ctx, change, field):
 
 def test_create_task_from_a_note_keeps_its_rules(ctx):
     """The notes service relies on these: the owner by default, the writer for a
-    pool customer, and no commit when asked not to."""
+    pool customer, and no commit: the caller's transaction decides."""
     li, desk = user(name="li"), user("frontdesk")
     pool = customer(desk, "前台建的")
-    item = tasks.create_task(desk, pool, due_date=TODAY, title="x", commit=False)
+    db.session.commit()
+    item = tasks.create_task(desk, pool, due_date=TODAY, title="x")
     assert item.assignee_id == desk.id
     db.session.rollback()
     assert db.session.scalars(select(FollowUpTask)).all() == []
