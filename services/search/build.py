@@ -104,7 +104,8 @@ def _fill_customers(generation: str, progress=None) -> int:
             count += len(found)
             if progress:
                 progress("customers", count)
-    writer.commit()
+    store.commit(writer)
+    store.tidy(ix, unread=True)
     return count
 
 
@@ -146,7 +147,8 @@ def _fill_notes(generation: str, progress) -> int:
                 count += 1
             if progress:
                 progress("notes", count)
-    writer.commit()
+    store.commit(writer)
+    store.tidy(ix, unread=True)
     return count
 
 
