@@ -16,6 +16,7 @@ index entry cannot show anything it should not).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -66,6 +67,7 @@ class Found:
 def init_app(app) -> None:
     sync.install()
     store.allow_open_files()
+    store.remove_abandoned_builds(app.config.get("SEARCH_INDEX_DIR") or os.path.join(app.instance_path, "search"))
     from services.tags import tags_changed
 
     tags_changed.connect(_on_tags_changed, weak=False)

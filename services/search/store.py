@@ -203,6 +203,18 @@ def remove_unfinished_builds(base: str | None = None) -> None:
     _remove_generations(base, keep=current_generation(base), being_built=True)
 
 
+def remove_abandoned_builds(base: str) -> None:
+    """At start: remove what a build cut off with its process (a stopped worker)
+    left, unless a build runs now."""
+    if not os.path.isdir(base):
+        return
+    try:
+        with locked("rebuild.lock", 0, base):
+            remove_unfinished_builds(base)
+    except LockTimeout:
+        pass
+
+
 def _remove_generations(base: str, *, keep: str | None, being_built: bool) -> None:
     """Remove every generation but ``keep`` that is (or is not) marked as being built."""
     for entry in os.listdir(base):

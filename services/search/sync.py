@@ -231,6 +231,7 @@ def _drain_locked() -> int:
             break
     if not rebuilding:
         _forget_leftovers()
+        store.remove_replaced_generations()
     return applied
 
 

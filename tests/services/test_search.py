@@ -649,6 +649,18 @@ def test_a_build_whose_process_died_is_cleared_by_the_next_build(app, staff):
         [before, store.current_generation()])
 
 
+def test_a_build_cut_off_with_its_process_is_cleared_when_the_app_starts(app, staff, make_app):
+    _customer(staff["admin"], "哪吒")
+    abandoned, base = store.new_generation(), store.root()
+    store.mark_building(abandoned, True)  # and then the worker was stopped
+    with store.locked("rebuild.lock", 1):  # while a build runs, its folder stays
+        make_app(SEARCH_INDEX_DIR=base)
+    assert os.path.exists(os.path.join(base, abandoned))
+    make_app(SEARCH_INDEX_DIR=base)
+    assert not os.path.exists(os.path.join(base, abandoned))
+    assert os.path.exists(os.path.join(base, store.current_generation()))
+
+
 def test_rebuild_in_two_processes(app, staff):
     admin = staff["admin"]
     customer = _customer(admin, "杨戬")
