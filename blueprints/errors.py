@@ -7,7 +7,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from blueprints import htmx
+from blueprints import forms, htmx
 from extensions import login_manager
 
 MESSAGES = {
@@ -41,6 +41,7 @@ def _handle_csrf_error(_error: CSRFError):
 
 
 def init_app(app) -> None:
+    app.before_request(forms.clean_query_string)  # bad input is refused before any view reads it
     app.register_error_handler(CSRFError, _handle_csrf_error)
     app.register_error_handler(HTTPException, _handle_http_error)
     # An unexpected exception reaches the HTTPException handler as InternalServerError,
