@@ -266,7 +266,11 @@ def writer(ix, **kwargs):
       every open — tens of milliseconds for a large segment, on every write (the
       writer opens a reader to delete the old entry) and every searcher refresh.
     """
-    return _Writer(ix, codec=W3Codec(blocklimit=1024), compound=False, **kwargs)
+    try:
+        return _Writer(ix, codec=W3Codec(blocklimit=1024), compound=False, **kwargs)
+    except BaseException:  # a full disk: its temporary folder was made already
+        _remove_leftovers(ix.storage)
+        raise
 
 
 def commit(writer, **kwargs) -> None:
@@ -288,9 +292,13 @@ def discard(writer) -> None:
         pass
     if not writer.is_closed and writer.writelock:
         writer.writelock.release()
-    for name in writer.storage:
+    _remove_leftovers(writer.storage)
+
+
+def _remove_leftovers(storage) -> None:
+    for name in storage:
         if _LEFTOVER.match(name):
-            _delete(os.path.join(writer.storage.folder, name))
+            _delete(os.path.join(storage.folder, name))
 
 
 _TOC = re.compile(r"^_MAIN_([0-9]+)\.toc$")
