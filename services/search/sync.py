@@ -410,7 +410,8 @@ def _swap(which: str, generation: str, chosen: list, merged, docmaps, folder: st
     except BaseException:
         store.discard(writer)
         raise
-    store.commit(writer, mergetype=lambda _w, segments: [s for s in segments if s.segment_id() not in docmaps] + [merged])
+    store.commit(writer, mergetype=lambda _writer, segments: [
+        s for s in segments if s.segment_id() not in docmaps] + [merged])
     store.tidy(ix)
     return True
 
