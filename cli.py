@@ -200,12 +200,16 @@ def search_check_command(repair):
             click.echo(f"  {len(keys)} {label}: {' '.join(keys[:20])}{' …' if len(keys) > 20 else ''}")
     if report.backlog:
         click.echo(f"  {report.backlog} changes waiting in the backlog")
-    if report.ok:
-        click.echo("The index matches the database.")
-        return
-    if repair:
+    if repair and (report.backlog or not report.ok):
         queued = search.fix(report)
         click.echo(f"Repaired {queued} entries.")
+        waiting = search.check().backlog
+        if waiting:  # another writer held the index past the lock timeout
+            click.echo(f"  {waiting} changes still waiting in the backlog; run this again")
+            sys.exit(1)
+        return
+    if report.ok:
+        click.echo("The index matches the database.")
         return
     sys.exit(1)
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from blueprints import htmx
-from extensions import login_manager
+from blueprints import forms, htmx
+from extensions import db, login_manager
 
 MESSAGES = {
     400: (_l("Bad request"), _l("The request could not be understood. Reload the page and try again.")),
@@ -18,6 +21,8 @@ MESSAGES = {
     413: (_l("Too large"), _l("What you sent is too large.")),
     429: (_l("Too many requests"), _l("Please wait a moment and try again.")),
     500: (_l("Something went wrong"), _l("The error has been logged. Please try again; nothing you saved before is lost.")),
+    507: (_l("Disk full"), _l("The server's disk is full: your change was not saved. "
+                             "Tell your administrator, and try again once space is freed.")),
 }
 
 
@@ -40,8 +45,27 @@ def _handle_csrf_error(_error: CSRFError):
     return render_error(400)
 
 
+def is_disk_full(error: Exception) -> bool:
+    """Whether ``error`` says the disk is full: an OSError (the search index, a
+    file), SQLite's "database or disk is full", PostgreSQL's disk_full (53100)."""
+    if isinstance(error, OSError):
+        return error.errno == errno.ENOSPC
+    cause = getattr(error, "orig", None)
+    return "database or disk is full" in str(cause) or getattr(cause, "sqlstate", None) == "53100"
+
+
+def _handle_storage_error(error: Exception):
+    if not is_disk_full(error):
+        raise error  # logged with its traceback, then the generic 500 page
+    db.session.rollback()
+    return htmx.add_toast(render_error(507), (str(MESSAGES[507][1]), "error"))
+
+
 def init_app(app) -> None:
+    app.before_request(forms.clean_query_string)  # bad input is refused before any view reads it
     app.register_error_handler(CSRFError, _handle_csrf_error)
     app.register_error_handler(HTTPException, _handle_http_error)
+    app.register_error_handler(OSError, _handle_storage_error)
+    app.register_error_handler(OperationalError, _handle_storage_error)
     # An unexpected exception reaches the HTTPException handler as InternalServerError,
     # after Flask has logged its traceback.

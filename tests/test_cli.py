@@ -239,3 +239,29 @@ def test_pool_recycle_prunes_old_sign_in_throttle_rows(app, runner):
     with app.app_context():
         assert db.session.scalars(select(LoginThrottle.username)).all() == ["still.counting"]
         assert db.session.scalar(select(func.count()).select_from(LoginAddressThrottle)) == 0
+
+
+def test_search_check_fix_empties_a_backlog_of_changes_already_in_the_index(app, runner):
+    from sqlalchemy import insert
+
+    from models import SearchBacklog
+    from services import customers, search
+    from services.customers import CustomerData
+
+    with app.app_context():
+        admin = accounts.create_user("boss", "correct horse battery staple", "admin")
+        customer_id = customers.create_customer(admin, CustomerData(name="张三丰")).id
+        # applied already, but left behind: by a read-only request's rebuild, and by a rebuild stopped midway
+        db.session.execute(insert(SearchBacklog), [{"kind": "customer", "ref_id": customer_id, "applied_live": False},
+                                                   {"kind": "customer", "ref_id": customer_id, "applied_live": True}])
+        db.session.commit()
+    checked = runner.invoke(args=["search", "check"])
+    assert checked.exit_code == 0 and "2 changes waiting in the backlog" in checked.output
+    fixed = runner.invoke(args=["search", "check", "--fix"])
+    assert fixed.exit_code == 0, fixed.output
+    again = runner.invoke(args=["search", "check"])
+    assert again.exit_code == 0 and "backlog" not in again.output and "matches the database" in again.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
+        admin = accounts.get_by_username("boss")
+        assert [c.id for c in search.search_customers(admin, "张三丰").items] == [customer_id]

@@ -161,3 +161,101 @@ def test_background_merges_in_two_saving_processes_lose_no_note_and_no_edit(app)
         assert len(store.open_index(store.NOTES)._segments()) < 2 * sync.MERGE_AFTER  # merges happened
         db.session.commit()
         assert search.check().ok
+
+
+
+SAVERS, SEARCHERS, ROUNDS, MAX_SEARCHES = 2, 2, 25, 3000
+
+
+def _count_rebuilds(tag, started) -> None:
+    """Count the rebuilds this process starts; and merge after fewer segments than
+    usual, so that merges replace segments while others search."""
+    sync.MERGE_AFTER = 4
+    original = sync.start_rebuild
+
+    def counted(*args, **kwargs):
+        started.append(tag)
+        return original(*args, **kwargs)
+
+    sync.start_rebuild = counted
+
+
+def _search(user, text, failed) -> list:
+    """The ids found for ``text``; a search that failed or fell back to the
+    database is added to ``failed``."""
+    try:
+        found = search.search_notes(user, text, per_page=50)
+    except Exception as error:
+        failed.append((text, repr(error)))
+        return []
+    if found.from_database:
+        failed.append((text, "answered from the database"))
+    return [note.id for note in found.items]
+
+
+def save_and_find(url, instance, customer_id, author_id, tag, go, results):
+    """Save ROUNDS notes, finding each right after it is saved."""
+    app = _child_app(url, instance)
+    saved, failed, started = [], [], []
+    _count_rebuilds(tag, started)
+    with app.app_context():
+        go.wait(TIMEOUT)
+        for n in range(ROUNDS):
+            author, customer = db.session.get(User, author_id), db.session.get(Customer, customer_id)
+            saved.append(notes.create_note(author, customer, NoteData(kind="call", body=f"巡检 p{tag}r{n}")).note.id)
+            # (found at once unless the write lock was busy past its timeout: then the
+            # next save applies it, which the test checks at the end)
+            _search(author, f"p{tag}r{n}", failed)
+            db.session.remove()
+        sync.wait_for_background(TIMEOUT)
+        db.engine.dispose()
+    results.put((tag, saved, failed, started))
+
+
+def search_while_saving(url, instance, author_id, tag, go, done, results):
+    """Search all the notes again and again (reading stored fields in every
+    segment) until the savers are done."""
+    app = _child_app(url, instance)
+    failed, started, searches = [], [], 0
+    _count_rebuilds(tag, started)
+    with app.app_context():
+        go.wait(TIMEOUT)
+        while not done.is_set() and searches < MAX_SEARCHES:
+            _search(db.session.get(User, author_id), "巡检", failed)
+            db.session.remove()
+            searches += 1
+        db.engine.dispose()
+    results.put((tag, [], failed, started))
+
+
+def test_processes_saving_and_searching_at_once_see_no_failed_search(app):
+    """Processes (as gunicorn workers) saving notes while others search: no search
+    fails or falls back to the database, no rebuild starts, every saved note is
+    found — while saves commit and background merges replace segments."""
+    with app.app_context():
+        admin = accounts.create_user("root", TEST_PASSWORD, "admin")
+        targets = [customers.create_customer(admin, CustomerData(name=f"巡检客户{n}")).id for n in range(SAVERS)]
+        url, instance, admin_id = app.config["DATABASE_URL"], app.instance_path, admin.id
+    context = multiprocessing.get_context("spawn")
+    go, done, results = context.Event(), context.Event(), context.Queue()
+    savers = [context.Process(target=save_and_find, args=(url, instance, targets[n], admin_id, n, go, results))
+              for n in range(SAVERS)]
+    searchers = [context.Process(target=search_while_saving, args=(url, instance, admin_id, f"s{n}", go, done, results))
+                 for n in range(SEARCHERS)]
+    for process in savers + searchers:
+        process.start()
+    go.set()
+    outcome = _collect(savers, results)
+    done.set()
+    outcome += _collect(searchers, results)
+    assert [failed for _, _, failed, _ in outcome] == [[]] * (SAVERS + SEARCHERS)
+    assert [started for *_, started in outcome] == [[]] * (SAVERS + SEARCHERS)
+    with app.app_context():
+        search.drain()
+        admin = db.session.get(User, admin_id)
+        for tag, saved, _, _ in outcome:
+            for n, note_id in enumerate(saved):
+                assert [note.id for note in search.search_notes(admin, f"p{tag}r{n}").items] == [note_id]
+        assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
+        db.session.commit()
+        assert search.check().ok

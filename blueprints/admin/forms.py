@@ -1,11 +1,11 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from blueprints.access import ROLE_LABELS
 from blueprints.auth.forms import LANGUAGE_CHOICES
+from blueprints.forms import Form
 from models import Role
 
 
@@ -13,7 +13,7 @@ def role_choices():
     return [SelectChoice(role.value, ROLE_LABELS[role]) for role in Role]
 
 
-class UserEditForm(FlaskForm):
+class UserEditForm(Form):
     display_name = StringField(_l("Display name"), validators=[Length(max=64)])
     role = SelectField(_l("Role"), choices=role_choices, validators=[InputRequired()])
     language = SelectField(_l("Language"), choices=LANGUAGE_CHOICES)

@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
+from sqlalchemy.exc import OperationalError
 
-from blueprints import htmx
+from blueprints import errors, htmx
 from blueprints.access import permission_required
 from blueprints.auth.forms import ChangePasswordForm, LanguageForm, LoginForm
 from blueprints.security import client_ip, end_session, start_session
@@ -69,8 +70,14 @@ def login():
 def logout():
     """Sign out everywhere: the session token is replaced, so a copied cookie is
     refused afterwards."""
-    accounts.logout(current_user._get_current_object(), ip=client_ip())
-    db.session.commit()
+    try:
+        accounts.logout(current_user._get_current_object(), ip=client_ip())
+        db.session.commit()
+    except (OSError, OperationalError) as error:
+        if not errors.is_disk_full(error):
+            raise
+        # The token could not be replaced (other sessions stay valid); this browser's session ends all the same.
+        db.session.rollback()
     end_session()
     htmx.notify(_l("You have signed out."), "success")
     return htmx.redirect(url_for("auth.login"))

@@ -1,9 +1,9 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, SelectField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Email, InputRequired, Length, Optional, ValidationError
 
+from blueprints.forms import Form
 from models import CustomerType, Importance, Source, Stage
 from services import phones
 from services.ids import coerce_id
@@ -41,7 +41,7 @@ def valid_phone(_form, field):
             raise ValidationError(_l("Not a phone number: use digits, e.g. 138 0013 8000.")) from None
 
 
-class CustomerForm(FlaskForm):
+class CustomerForm(Form):
     name = StringField(_l("Name"), validators=[InputRequired(), Length(max=100)])
     company = StringField(_l("Company"), validators=[Length(max=200)])
     mobile = StringField(_l("Mobile"), validators=[Length(max=40), valid_phone])
@@ -75,5 +75,5 @@ class CustomerForm(FlaskForm):
         return found
 
 
-class PurgeForm(FlaskForm):
+class PurgeForm(Form):
     confirm_name = StringField(_l("Type the customer's name to confirm"), validators=[InputRequired()])

@@ -4,7 +4,6 @@ note template that administrators edit."""
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -16,6 +15,7 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, Length, Optional
 
+from blueprints.forms import Form
 from models import SECTIONS, NoteKind
 from services import note_templates
 from services.ids import coerce_id, coerce_optional_id
@@ -46,7 +46,7 @@ def _too_long(limit: int):
     return Length(max=limit, message=_l("At most %(max)d characters, please shorten it.", max=limit))
 
 
-class NoteForm(FlaskForm):
+class NoteForm(Form):
     """Quick entry and edit of a note. ``kind`` choices are set per user (the front
     desk writes calls and visits only); unknown kinds fail validation."""
 
@@ -75,12 +75,12 @@ class NoteForm(FlaskForm):
         return {name: getattr(self, name).data or "" for name in SECTIONS}
 
 
-class CommentForm(FlaskForm):
+class CommentForm(Form):
     body = StringField(_l("Comment"), validators=[
         InputRequired(message=_l("Write a comment first.")), _too_long(COMMENT_MAX)])
 
 
-class NoteTemplateForm(FlaskForm):
+class NoteTemplateForm(Form):
     name = StringField(_l("Name"), validators=[
         InputRequired(message=_l("Give the template a name.")), _too_long(note_templates.NAME_MAX)])
     kind = SelectField(_l("Kind of note"), choices=lambda: kind_choices([k.value for k in NoteKind]))

@@ -5,13 +5,13 @@ checkbox for yes/no, a group of checkboxes for list settings."""
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, SelectMultipleField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from blueprints.customers.forms import STAGE_LABELS
+from blueprints.forms import Form
 from blueprints.notes.forms import KIND_LABELS
 from services.settings import SPECS, SettingSpec
 
@@ -43,7 +43,7 @@ def _field(key: str, spec: SettingSpec):
     return CheckboxGroupField(spec.label, choices=choices)
 
 
-class SettingsForm(FlaskForm):
+class SettingsForm(Form):
     """Every office setting; ``values()`` gives them back keyed like SPECS."""
 
     def setting_fields(self):

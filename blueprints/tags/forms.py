@@ -4,10 +4,10 @@ colours) live in services.tags and come back as field errors."""
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 from wtforms.validators import InputRequired, Length
 
+from blueprints.forms import Form
 from models import COLOURS
 from services.ids import coerce_id
 from services.tags import NAME_MAX
@@ -48,17 +48,17 @@ def _tag_colour_choices():
     return [("", _l("Group colour")), *_colour_choices()]
 
 
-class GroupForm(FlaskForm):
+class GroupForm(Form):
     name = _name_field()
     colour = SelectField(_l("Colour"), choices=_colour_choices, default="grey")
 
 
-class TagForm(FlaskForm):
+class TagForm(Form):
     name = _name_field()
     colour = SelectField(_l("Colour"), choices=_tag_colour_choices, default="")
 
 
-class MergeForm(FlaskForm):
+class MergeForm(Form):
     target_id = SelectField(_l("Merge into"), coerce=coerce_id, validate_choice=True)
 
     def offer(self, groups, source) -> MergeForm:

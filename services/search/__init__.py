@@ -16,6 +16,7 @@ index entry cannot show anything it should not).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -66,6 +67,7 @@ class Found:
 def init_app(app) -> None:
     sync.install()
     store.allow_open_files()
+    store.remove_abandoned_builds(app.config.get("SEARCH_INDEX_DIR") or os.path.join(app.instance_path, "search"))
     from services.tags import tags_changed
 
     tags_changed.connect(_on_tags_changed, weak=False)
@@ -217,23 +219,17 @@ def _search(kind: _Kind, user, text, archived: bool, tag_ids, page: int, per_pag
 
 def _indexed(kind: _Kind, query: Query, page: int, per_page: int, count_tags) -> tuple[list[int], int, dict]:
     """(ids on ``page``, total, count per tag) from the index. Raises
-    IndexUnavailable for any failure of the index, so that the database answers
-    instead of an error page."""
-    try:
-        with store.searching(kind.index) as searcher:
-            terms = {_scope("tag", tag_id): tag_id for tag_id in count_tags}
-            matched = matching.search(searcher, query, kind.ranking, limit=page * per_page, count_terms=terms)
-            docnums = matched.docnums[(page - 1) * per_page :]
-            ids = [int(searcher.stored_fields(docnum)["key"][1:]) for docnum in docnums]
+    IndexUnavailable for any failure of the index (twice: see store.search), so
+    that the database answers instead of an error page."""
+    terms = {_scope("tag", tag_id): tag_id for tag_id in count_tags}
+
+    def read(searcher):
+        matched = matching.search(searcher, query, kind.ranking, limit=page * per_page, count_terms=terms)
+        docnums = matched.docnums[(page - 1) * per_page :]
+        ids = [int(searcher.stored_fields(docnum)["key"][1:]) for docnum in docnums]
         return ids, matched.total, {terms[term]: n for term, n in matched.counts.items()}
-    except store.IndexUnavailable:
-        raise
-    except Exception as error:  # a damaged file can fail in many ways
-        # Logged without the traceback: it holds the damaged file open.
-        log.warning("search index %s failed: %r", kind.index, error)
-        failure = repr(error)
-    store.release_leaked_files()
-    raise store.IndexUnavailable(failure)
+
+    return store.search(kind.index, read)
 
 
 def _load_in_order(query, id_column, ids: list[int]) -> list:
@@ -252,7 +248,7 @@ def _from_database(kind: _Kind, user, found: Found, archived: bool, tag_ids, err
 
     log.warning("search index unavailable (%s); answering from the database", error)
     try:
-        sync.start_rebuild()
+        sync.rebuild_if_damaged()
     except Exception:
         log.exception("could not start rebuilding the search index")
     scan = fallback.notes if kind.notes else fallback.customers

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from flask import has_request_context
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from extensions import db, read_only_request, reading_only
 from models import CustomerNote, SearchBacklog
@@ -104,7 +104,8 @@ def _fill_customers(generation: str, progress=None) -> int:
             count += len(found)
             if progress:
                 progress("customers", count)
-    writer.commit()
+    store.commit(writer)
+    store.tidy(ix, unread=True)
     return count
 
 
@@ -146,7 +147,8 @@ def _fill_notes(generation: str, progress) -> int:
                 count += 1
             if progress:
                 progress("notes", count)
-    writer.commit()
+    store.commit(writer)
+    store.tidy(ix, unread=True)
     return count
 
 
@@ -230,15 +232,19 @@ def _indexed_stamps(which: str) -> dict[str, str]:
 
 
 def fix(report: CheckReport) -> int:
-    """Queue every difference in ``report`` for the index and apply them. Returns
-    how many entries were queued."""
+    """Queue every difference in ``report`` for the index and apply them, with
+    the rest of the backlog (rows left by a rebuild that could not delete them are
+    applied once more and deleted). Returns how many entries were queued."""
     from services.search import sync
 
     keys = {_backlog_key(key) for key in report.missing + report.stale + report.extra}
-    if keys:
-        with reading_session() as session:
+    with reading_session() as session:
+        if keys:
             sync._record(session, session.connection(), keys)
-            session.commit()
+        # rows marked applied by a rebuild that did not end: apply them again
+        session.execute(update(SearchBacklog).values(applied_live=False))
+        session.commit()
+    sync.drain()
     return len(keys)
 
 

@@ -7,12 +7,22 @@ the live one and swaps ``CURRENT`` atomically; searchers notice on their next qu
 Whoosh allows one writer per index. Every writer first takes ``write.lock`` (an OS
 file lock, so it holds across processes), waiting at most a given time; a rebuild
 holds ``rebuild.lock`` for as long as it runs, so that others can tell.
+
+Files another process may still read are never deleted at once. Whoosh deletes, at
+every commit, the table of contents (TOC) it replaces and the segments no longer
+named; a searcher of another process that had read the old TOC then fails on a
+segment file it had not opened yet. Here a commit deletes nothing: ``tidy`` removes
+a TOC once it has been replaced for KEEP_REPLACED seconds, and the segments that no
+remaining TOC names; the same for a generation a rebuild replaced.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
+import math
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -24,10 +34,15 @@ from datetime import datetime
 from flask import current_app
 from whoosh import columns, fields, index
 from whoosh.codec.whoosh3 import W3Codec
+from whoosh.index import TOC
 from whoosh.system import pack_uint
 from whoosh.util.filelock import FileLock
+from whoosh.writing import SegmentWriter
+
+log = logging.getLogger(__name__)
 
 CUSTOMERS, NOTES = "customers", "notes"
+KEEP_REPLACED = 120.0  # seconds the files of a replaced TOC or generation stay for searchers that read it
 NAME_LENGTH, WHEN = "name_length", "when"  # the columns results are ordered by
 
 
@@ -143,8 +158,9 @@ def _layout(base: str, generation: str) -> str | None:
 
 
 def publish(name: str, base: str | None = None) -> None:
-    """Make ``name`` the live generation (atomic rename) and remove older ones.
-    Searchers that still read an old one keep their open files until they refresh."""
+    """Make ``name`` the live generation (atomic rename). Older ones are marked
+    replaced, and removed KEEP_REPLACED seconds later (remove_replaced_generations):
+    a searcher of another process may have read CURRENT just before."""
     base = base or root()
     temporary = _current_file(base) + "." + secrets.token_hex(4)
     with open(temporary, "w", encoding="ascii") as handle:
@@ -152,7 +168,29 @@ def publish(name: str, base: str | None = None) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, _current_file(base))
-    _remove_generations(base, keep=name, being_built=False)
+    for entry in os.listdir(base):
+        if entry.startswith("gen-") and entry != name and not _is_being_built(base, entry):
+            _mark_replaced(base, entry)
+    remove_replaced_generations(base)
+
+
+def _mark_replaced(base: str, generation: str) -> None:
+    flag = os.path.join(base, generation, "REPLACED")
+    if not os.path.exists(flag):
+        open(flag, "w").close()
+
+
+def remove_replaced_generations(base: str | None = None, now: float | None = None) -> None:
+    """Remove the generations replaced more than KEEP_REPLACED seconds ago."""
+    base = base or root()
+    now = time.time() if now is None else now
+    for entry in os.listdir(base):
+        try:
+            replaced = os.path.getmtime(os.path.join(base, entry, "REPLACED"))
+        except OSError:
+            continue
+        if entry.startswith("gen-") and now - replaced > KEEP_REPLACED and entry != current_generation(base):
+            shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
 
 
 def _is_being_built(base: str, entry: str) -> bool:
@@ -164,6 +202,18 @@ def remove_unfinished_builds(base: str | None = None) -> None:
     Only for the holder of the rebuild lock: no other build can be running then."""
     base = base or root()
     _remove_generations(base, keep=current_generation(base), being_built=True)
+
+
+def remove_abandoned_builds(base: str) -> None:
+    """At start: remove what a build cut off with its process (a stopped worker)
+    left, unless a build runs now."""
+    if not os.path.isdir(base):
+        return
+    try:
+        with locked("rebuild.lock", 0, base):
+            remove_unfinished_builds(base)
+    except LockTimeout:
+        pass
 
 
 def _remove_generations(base: str, *, keep: str | None, being_built: bool) -> None:
@@ -200,8 +250,15 @@ def open_index(which: str, generation: str | None = None, base: str | None = Non
     raise IndexUnavailable(failure)
 
 
+class _Writer(SegmentWriter):
+    """Whoosh's writer, except that a commit deletes no file: see ``tidy``."""
+
+    def _commit_toc(self, segments):
+        TOC(self.schema, segments, self.generation).write(self.storage, self.indexname)
+
+
 def writer(ix, **kwargs):
-    """A writer of ``ix``:
+    """A writer of ``ix`` (call ``tidy(ix)`` after its commit, under the write lock):
 
     - postings in blocks of 1,024 rather than Whoosh's 128: services.search.matching
       reads whole posting lists, 1.7 times faster so;
@@ -210,7 +267,93 @@ def writer(ix, **kwargs):
       every open — tens of milliseconds for a large segment, on every write (the
       writer opens a reader to delete the old entry) and every searcher refresh.
     """
-    return ix.writer(codec=W3Codec(blocklimit=1024), compound=False, **kwargs)
+    try:
+        return _Writer(ix, codec=W3Codec(blocklimit=1024), compound=False, **kwargs)
+    except BaseException:  # a full disk: its temporary folder was made already
+        _remove_leftovers(ix.storage)
+        raise
+
+
+def commit(writer, **kwargs) -> None:
+    """Commit ``writer``; if that fails (a full disk), cancel it and remove its
+    temporary files before raising."""
+    try:
+        writer.commit(**kwargs)
+    except BaseException:
+        discard(writer)
+        raise
+
+
+def discard(writer) -> None:
+    """Cancel ``writer`` as far as it can be, and remove its temporary files (a
+    TOC not put in place; the segment's files go at the next ``tidy``)."""
+    try:
+        writer.cancel()
+    except Exception:  # cancelled already, or failing as the commit did
+        pass
+    if not writer.is_closed and writer.writelock:
+        writer.writelock.release()
+    _remove_leftovers(writer.storage)
+
+
+def _remove_leftovers(storage) -> None:
+    for name in storage:
+        if _LEFTOVER.match(name):
+            _delete(os.path.join(storage.folder, name))
+
+
+_TOC = re.compile(r"^_MAIN_([0-9]+)\.toc$")
+_SEGMENT = re.compile(r"^(MAIN_[0-9a-z]+)\.")
+_LEFTOVER = re.compile(r"^(_MAIN_[0-9]+\.toc\..+|MAIN.*\.tmp)$")  # a TOC or writer's temporary file
+_segments_named: dict[tuple[str, int], frozenset] = {}  # (folder, TOC generation) → its segments
+
+
+def tidy(ix, now: float | None = None, *, unread: bool = False) -> None:
+    """Delete the TOCs of ``ix`` replaced more than KEEP_REPLACED seconds ago (every
+    replaced one when ``unread``: an index being built, which no searcher reads),
+    the segment files no remaining TOC names, and temporary files a failed writer
+    left. Only under the write lock, or by the builder: no other writer of ``ix`` is
+    at work then."""
+    storage = ix.storage
+    now = math.inf if unread else time.time() if now is None else now
+    names = list(storage)
+    generations = sorted(int(m.group(1)) for m in map(_TOC.match, names) if m)
+    expired = []
+    for older, newer in zip(generations, generations[1:]):
+        if now - storage.file_modified(TOC._filename("MAIN", newer)) <= KEEP_REPLACED:
+            break
+        expired.append(older)
+    leftovers = [name for name in names if _LEFTOVER.match(name)]
+    if not expired and not leftovers:
+        return
+    named = set()
+    for generation in generations[len(expired):]:
+        named |= _named(storage, generation)
+    for generation in expired:
+        storage.delete_file(TOC._filename("MAIN", generation))
+        _segments_named.pop((storage.folder, generation), None)
+    for name in names:
+        segment = _SEGMENT.match(name)
+        if (segment and segment.group(1) not in named and not name.endswith(".tmp")) or name in leftovers:
+            _delete(os.path.join(storage.folder, name))
+
+
+def _delete(path: str) -> None:
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        os.remove(path)
+
+
+def _named(storage, generation: int) -> frozenset:
+    """The segments the TOC ``generation`` names (read once: a TOC never changes)."""
+    key = (storage.folder, generation)
+    if key not in _segments_named:
+        if len(_segments_named) > 10000:
+            _segments_named.clear()
+        toc = TOC.read(storage, "MAIN", generation)
+        _segments_named[key] = frozenset(segment.segment_id() for segment in toc.segments)
+    return _segments_named[key]
 
 
 def allow_open_files(wanted: int = 8192) -> None:
@@ -249,18 +392,34 @@ _idle: dict[tuple[str, str], list] = {}  # (root, which) → [(generation, ix, s
 MAX_IDLE = 8  # per index; more idle searchers are closed
 
 
+def search(which: str, read):
+    """``read(searcher)`` with a searcher of the live index ``which``; if that fails,
+    once more with a searcher opened afresh (the first may have met a passing
+    state). Raises IndexUnavailable when the second fails too."""
+    for fresh in (False, True):
+        try:
+            with searching(which, fresh=fresh) as searcher:
+                return read(searcher)
+        except Exception as error:  # a damaged file can fail in many ways
+            # Logged without the traceback: it holds the damaged file open.
+            log.warning("search index %s failed%s: %r", which, " again" if fresh else "", error)
+            failure = repr(error)
+    release_leaked_files()
+    raise IndexUnavailable(failure)
+
+
 @contextmanager
-def searching(which: str):
+def searching(which: str, *, fresh: bool = False):
     """An up-to-date searcher of the live index ``which`` for this block, taken
-    from the process's idle ones (opening an index reads its files) and given back
-    after. One thread at a time uses a
+    from the process's idle ones (opening an index reads its files; ``fresh``: not
+    taken, opened) and given back after. One thread at a time uses a
     searcher: its open files have one read position each. Raises IndexUnavailable."""
     base = root()
     generation = current_generation(base)
     if generation is None:
         raise IndexUnavailable("no index yet")
     key = (base, which)
-    entry = _take(key, generation)
+    entry = _open(key, generation) if fresh else _take(key, generation)
     try:
         yield entry[2]
     except BaseException:
@@ -288,6 +447,10 @@ def _take(key, generation: str):
         return entry
     if entry is not None:
         entry[2].close()
+    return _open(key, generation)
+
+
+def _open(key, generation: str):
     try:
         ix = open_index(key[1], generation, key[0])
         return generation, ix, ix.searcher()

@@ -170,18 +170,20 @@ class Changes:
         for which in (store.CUSTOMERS, store.NOTES):
             if not self.delete[which] and not self.add[which]:
                 continue
-            writer = store.writer(store.open_index(which, generation, base))
+            ix = store.open_index(which, generation, base)
+            writer = store.writer(ix)
             try:
                 for field, term in self.delete[which]:
                     writer.delete_by_term(field, term)
                 for document in self.add[which].values():
                     writer.add_document(**document)
             except BaseException:
-                writer.cancel()
+                store.discard(writer)
                 raise
             sizes = [segment.doc_count_all() for segment in writer.segments] + [writer.doc_count()]
             wanted = wanted or merge_point(sizes) > 0
-            writer.commit(merge=False)
+            store.commit(writer, merge=False)
+            store.tidy(ix)
         return wanted
 
 
@@ -232,6 +234,7 @@ def _drain_locked() -> int:
             break
     if not rebuilding:
         _forget_leftovers()
+        store.remove_replaced_generations()
     return applied
 
 
@@ -345,23 +348,24 @@ def _merge(which: str, generation: str, timeout: float) -> bool:
     """Merge the small segments of one index, if it has a merge point. Returns
     whether it did."""
     source = store.open_index(which, generation)
-    ordered = sorted(source._segments(), key=lambda segment: segment.doc_count_all())
+    toc = source._read_toc()  # once: another process's commit may replace it, and a later tidy delete it
+    ordered = sorted(toc.segments, key=lambda segment: segment.doc_count_all())
     chosen = ordered[: merge_point([segment.doc_count_all() for segment in ordered])]
     if not chosen:
         return False
     folder = os.path.join(store.root(), generation, f"merging-{which}")
     shutil.rmtree(folder, ignore_errors=True)  # left by a merge whose process died
     try:
-        merged, docmaps = _copy(source, which, chosen, folder)
+        merged, docmaps = _copy(source.storage, toc.schema, which, chosen, folder)
         with store.locked("write.lock", timeout):
             return _swap(which, generation, chosen, merged, docmaps, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _copy(source, which: str, chosen: list, folder: str):
-    """Copy the live documents of the ``chosen`` segments of the index ``source``
-    into one new segment, written in an index of its own in ``folder`` (files in the
+def _copy(storage, schema, which: str, chosen: list, folder: str):
+    """Copy the live documents of the ``chosen`` segments (of the index in
+    ``storage``, of ``schema``) into one new segment, written in an index of its own in ``folder`` (files in the
     live index's folder that no TOC names would be deleted by the next save). Returns
     the new segment and, for each segment copied, where each of its documents went."""
     os.makedirs(folder)
@@ -372,15 +376,15 @@ def _copy(source, which: str, chosen: list, folder: str):
             live = [docnum for docnum in range(segment.doc_count_all()) if not segment.is_deleted(docnum)]
             start = writer.doc_count()
             docmaps[segment.segment_id()] = {old: start + new for new, old in enumerate(live)}
-            reader = SegmentReader(source.storage, source.schema, segment)
+            reader = SegmentReader(storage, schema, segment)
             try:
                 writer.add_reader(reader)  # copies the live documents, in order
             finally:
                 reader.close()
     except BaseException:
-        writer.cancel()
+        store.discard(writer)
         raise
-    writer.commit(merge=False)
+    store.commit(writer, merge=False)
     (merged,) = index.open_dir(folder)._segments()
     return merged, docmaps
 
@@ -396,7 +400,7 @@ def _swap(which: str, generation: str, chosen: list, merged, docmaps, folder: st
         now = {segment.segment_id(): segment for segment in writer.segments}
         if not docmaps.keys() <= now.keys():
             log.info("search %s segments changed during a merge; it is dropped", which)
-            writer.cancel()
+            store.discard(writer)
             return False
         for segment in chosen:
             since = set(now[segment.segment_id()].deleted_docs()) - set(segment.deleted_docs())
@@ -407,9 +411,11 @@ def _swap(which: str, generation: str, chosen: list, merged, docmaps, folder: st
             if name.startswith(prefix):
                 os.replace(os.path.join(folder, name), os.path.join(ix.storage.folder, name))
     except BaseException:
-        writer.cancel()
+        store.discard(writer)
         raise
-    writer.commit(mergetype=lambda _writer, segments: [s for s in segments if s.segment_id() not in docmaps] + [merged])
+    store.commit(writer, mergetype=lambda _writer, segments: [
+        s for s in segments if s.segment_id() not in docmaps] + [merged])
+    store.tidy(ix)
     return True
 
 
@@ -455,6 +461,27 @@ def _readable(generation: str) -> bool:
     return True
 
 
+def _intact(generation: str) -> bool:
+    """Whether both indexes of ``generation`` open and every segment reads (its
+    terms, its first document's stored fields)."""
+    def read(searcher):
+        for reader, _offset in searcher.reader().leaf_readers():
+            next(iter(reader.all_terms()), None)
+            if reader.doc_count_all():
+                reader.stored_fields(0)
+
+    try:
+        for which in (store.CUSTOMERS, store.NOTES):
+            with store.open_index(which, generation).searcher() as searcher:
+                read(searcher)
+    except store.IndexUnavailable:
+        return False
+    except Exception:  # a damaged file can fail in many ways
+        store.release_leaked_files()
+        return False
+    return True
+
+
 # ---- rebuilding a missing index ------------------------------------------------------
 
 def record_count() -> int:
@@ -462,6 +489,17 @@ def record_count() -> int:
         customers = session.scalar(select(db.func.count()).select_from(Customer))
         notes = session.scalar(select(db.func.count()).select_from(CustomerNote))
     return customers + notes
+
+
+def rebuild_if_damaged() -> bool:
+    """Start rebuilding the live index (start_rebuild) if it is missing or damaged,
+    not merely because a search failed: that can be a passing state, and a rebuild
+    at full size costs minutes of a worker's time. Returns whether it started one."""
+    generation = store.current_generation()
+    if generation is not None and _intact(generation):
+        return False
+    start_rebuild()
+    return True
 
 
 def start_rebuild(*, inside_write_lock: bool = False) -> None:

@@ -552,6 +552,84 @@ def test_one_process_merges_at_a_time_and_another_waits_for_it_for_a_while(app, 
     assert _segments(store.NOTES) < count
 
 
+def test_a_searcher_opened_before_a_merge_still_reads_what_it_opened(app, staff, monkeypatch):
+    """Another process may merge (and commit) between a searcher's opening and its
+    reading of a segment's stored fields: the files it names stay until
+    KEEP_REPLACED has passed, and tidy removes them only then."""
+    from services.search import sync
+
+    admin = staff["admin"]
+    _notes_in_small_segments(monkeypatch, admin, "白龙马")
+    ix = store.open_index(store.NOTES)
+    searcher = ix.searcher()  # stored fields not read yet
+    try:
+        sync.merge_small()
+        assert ix.latest_generation() > searcher.reader().generation()  # merged and committed meanwhile
+        keys = [searcher.stored_fields(docnum)["key"] for docnum in range(searcher.doc_count_all())]
+        assert len(keys) == 5
+    finally:
+        searcher.close()
+    folder = ix.storage.folder
+    before = set(os.listdir(folder))
+    with store.locked("write.lock", 1):
+        store.tidy(ix)
+        assert set(os.listdir(folder)) == before  # not yet: replaced just now
+        store.tidy(ix, now=time.time() + store.KEEP_REPLACED + 1)
+    left = set(os.listdir(folder))
+    assert [name for name in left if name.endswith(".toc")] == [f"_MAIN_{ix.latest_generation()}.toc"]
+    named = {segment.segment_id() for segment in ix._segments()}
+    assert {name.split(".")[0] for name in left if name.startswith("MAIN_") and "." in name} == named
+    assert len(search.search_notes(admin, "来电").items) == 5
+
+
+def test_a_failed_commit_leaves_no_temporary_file(app, staff, monkeypatch):
+    import errno
+
+    from whoosh.filedb.filestore import FileStorage
+
+    admin = staff["admin"]
+    customer = _customer(admin, "红孩儿")
+    folder = os.path.join(store.root(), store.current_generation(), store.NOTES)
+    before = set(os.listdir(folder))
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(FileStorage, "rename_file", disk_full)  # the new TOC, written, cannot be put in place
+        _note(admin, customer, "火云洞报价")  # saved; its index entry stays in the backlog
+    assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 1
+    db.session.commit()
+    assert not [name for name in os.listdir(folder) if name.endswith(".tmp") or ".toc." in name]
+    search.drain()
+    assert search.search_notes(admin, "火云洞").total == 1 and search.check().ok
+    assert set(os.listdir(folder)) - before  # the note's segment
+
+
+def test_a_search_that_fails_once_is_tried_again_on_a_fresh_searcher(app, staff, monkeypatch):
+    from services.search import matching, sync
+
+    admin = staff["admin"]
+    customer = _customer(admin, "铁扇公主")
+    search_once, calls = matching.search, []
+
+    def failing_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise TypeError("'NoneType' object is not subscriptable")  # as a segment gone under it did
+        return search_once(*args, **kwargs)
+
+    monkeypatch.setattr(matching, "search", failing_once)
+    found = search.search_customers(admin, "铁扇")
+    assert not found.from_database and [c.id for c in found.items] == [customer.id] and len(calls) == 2
+    # failing twice: the database answers, and an intact index is not rebuilt
+    rebuilds = []
+    monkeypatch.setattr(matching, "search", lambda *args, **kwargs: 1 / 0)
+    monkeypatch.setattr(sync, "start_rebuild", lambda **kwargs: rebuilds.append(kwargs))
+    found = search.search_customers(admin, "铁扇")
+    assert found.from_database and [c.id for c in found.items] == [customer.id] and rebuilds == []
+
+
 # ---- rebuild, check, a missing or broken index ---------------------------------------------------
 
 def test_check_finds_and_fix_repairs_every_kind_of_difference(app, staff):
@@ -580,17 +658,35 @@ def test_rebuild_swaps_in_a_fresh_index(app, staff):
     before = store.current_generation()
     report = search.rebuild(procs=1)
     assert report.customers == 1 and store.current_generation() != before
-    assert not os.path.exists(os.path.join(store.root(), before))
     assert _ids(admin, "哪吒") == [customer.id]
+    # the old one stays a while for searchers of other processes that had read CURRENT
+    store.remove_replaced_generations()
+    assert os.path.exists(os.path.join(store.root(), before))
+    store.remove_replaced_generations(now=time.time() + store.KEEP_REPLACED + 1)
+    assert not os.path.exists(os.path.join(store.root(), before))
 
 
 def test_a_build_whose_process_died_is_cleared_by_the_next_build(app, staff):
     _customer(staff["admin"], "哪吒")
     abandoned = store.new_generation()
     store.mark_building(abandoned, True)  # and then the process was killed
+    before = store.current_generation()
     search.rebuild(procs=1)
     assert not os.path.exists(os.path.join(store.root(), abandoned))
-    assert [entry for entry in os.listdir(store.root()) if entry.startswith("gen-")] == [store.current_generation()]
+    assert sorted(entry for entry in os.listdir(store.root()) if entry.startswith("gen-")) == sorted(
+        [before, store.current_generation()])
+
+
+def test_a_build_cut_off_with_its_process_is_cleared_when_the_app_starts(app, staff, make_app):
+    _customer(staff["admin"], "哪吒")
+    abandoned, base = store.new_generation(), store.root()
+    store.mark_building(abandoned, True)  # and then the worker was stopped
+    with store.locked("rebuild.lock", 1):  # while a build runs, its folder stays
+        make_app(SEARCH_INDEX_DIR=base)
+    assert os.path.exists(os.path.join(base, abandoned))
+    make_app(SEARCH_INDEX_DIR=base)
+    assert not os.path.exists(os.path.join(base, abandoned))
+    assert os.path.exists(os.path.join(base, store.current_generation()))
 
 
 def test_rebuild_in_two_processes(app, staff):

@@ -1,0 +1,51 @@
+"""What every form and every query string share: text the database cannot store
+and dates it cannot hold never reach a service (PostgreSQL refuses a NUL character
+in text; a date in year 1 overflows when converted to UTC)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+
+from flask import request
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from werkzeug.datastructures import ImmutableMultiDict
+
+UNSTORABLE = "\x00"
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # all but tab, newline, carriage return
+MIN_YEAR, MAX_YEAR = 1900, 2999
+
+
+class Form(FlaskForm):
+    """The base of every form. Besides each field's own validators: a field whose
+    text holds a NUL character, or whose date is outside MIN_YEAR–MAX_YEAR, gets a
+    message next to it and the form does not validate."""
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        for field in self:
+            message = _unsaveable(field.data)
+            if message:
+                field.errors = [*field.errors, message]
+                valid = False
+        return valid
+
+
+def _unsaveable(data):
+    """Why ``data`` (a field's value) cannot be saved, or None."""
+    values = data if isinstance(data, (list, tuple)) else [data]
+    for value in values:
+        if isinstance(value, str) and UNSTORABLE in value:
+            return _l("Contains a character that cannot be saved (a null character). Remove it and try again.")
+        if isinstance(value, (date, datetime)) and not MIN_YEAR <= value.year <= MAX_YEAR:
+            return _l("Enter a date between the years %(first)d and %(last)d.", first=MIN_YEAR, last=MAX_YEAR)
+    return None
+
+
+def clean_query_string() -> None:
+    """Before every request: query-string values lose their control characters (a
+    NUL in ``q`` failed on PostgreSQL), so that no view reads one."""
+    pairs = list(request.args.items(multi=True))
+    if any(CONTROL.search(key) or CONTROL.search(value) for key, value in pairs):
+        request.args = ImmutableMultiDict([(CONTROL.sub("", key), CONTROL.sub("", value)) for key, value in pairs])
