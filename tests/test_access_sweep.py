@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from extensions import db
 from services import accounts, customers, notes, tasks
 from services.customers import CustomerData
 from services.notes import NoteData
@@ -38,8 +39,10 @@ def office(app):
     with app.app_context():
         people = {name: accounts.create_user(name, TEST_PASSWORD, role) for name, role in
                   [("s1", "sales"), ("s2", "sales"), ("desk", "frontdesk"), ("boss", "manager")]}
-        return {"foreign": _sheet(people["s2"], people["boss"]),
-                "archived": _sheet(people["s1"], people["boss"], archived=True)}
+        sheets = {"foreign": _sheet(people["s2"], people["boss"]),
+                  "archived": _sheet(people["s1"], people["boss"], archived=True)}
+        db.session.commit()
+        return sheets
 
 
 def _routes(app):

@@ -251,6 +251,7 @@ def test_search_check_fix_empties_a_backlog_of_changes_already_in_the_index(app,
     with app.app_context():
         admin = accounts.create_user("boss", "correct horse battery staple", "admin")
         customer_id = customers.create_customer(admin, CustomerData(name="张三丰")).id
+        db.session.commit()
         # applied already, but left behind: by a read-only request's rebuild, and by a rebuild stopped midway
         db.session.execute(insert(SearchBacklog), [{"kind": "customer", "ref_id": customer_id, "applied_live": False},
                                                    {"kind": "customer", "ref_id": customer_id, "applied_live": True}])

@@ -354,6 +354,7 @@ def archived_sheet(app, world):
         note = notes.create_note(s1, customer, NoteData(kind="call", body="归档前的备注")).note
         task = tasks.create_task(s1, customer, due_date=date.today() + timedelta(days=2), title="归档前的跟进")
         customers.archive(boss, customer)
+        db.session.commit()
         return {"customer": customer.id, "note": note.id, "task": task.id}
 
 

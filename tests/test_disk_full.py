@@ -26,7 +26,9 @@ FULL = "disk is full: your change was not saved"
 def customer_id(app, login_as):
     user = login_as("sales")
     with app.app_context():
-        return customers.create_customer(user, CustomerData(name="王小明")).id
+        customer = customers.create_customer(user, CustomerData(name="王小明"))
+        db.session.commit()
+        return customer.id
 
 
 def _raise(error):

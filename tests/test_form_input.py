@@ -31,6 +31,7 @@ def mine(app, login_as):
     with app.app_context():
         customer = customers.create_customer(user, CustomerData(name="王小明"))
         note = notes.create_note(user, customer, NoteData(kind="call", body="第一次来电")).note
+        db.session.commit()
         return {"customer": customer.id, "note": note.id}
 
 

@@ -51,14 +51,18 @@ def make(app):
             with app.app_context():
                 actor = db.session.get(User, (creator or owner).id)
                 data = CustomerData(name=name, owner_id=owner.id if owner else None)
-                return customers.create_customer(actor, data, acknowledge_duplicates=True).id
+                customer = customers.create_customer(actor, data, acknowledge_duplicates=True)
+                db.session.commit()
+                return customer.id
 
         def task(self, customer_id: int, assignee: User, title: str = EVIL) -> int:
             with app.app_context():
                 person = db.session.get(User, assignee.id)
                 due = tasks.office_today(app.config["OFFICE_TIMEZONE"]) + timedelta(days=1)
-                return tasks.create_task(person, db.session.get(Customer, customer_id), due_date=due,
-                                         title=title, assignee_id=person.id).id
+                task = tasks.create_task(person, db.session.get(Customer, customer_id), due_date=due,
+                                         title=title, assignee_id=person.id)
+                db.session.commit()
+                return task.id
 
     return Make()
 
@@ -151,6 +155,7 @@ def test_tag_messages(app, client, login_as, headers):
     with app.app_context():
         tag_id = tags.all_groups()[0].tags[0].id
         other = tags.create_tag(db.session.get(User, manager.id), group_id, "其他")
+        db.session.commit()
         other_id = other.id
     merged = client.post(f"/tags/{other_id}/merge", headers=headers, data={"target_id": str(tag_id)})
     assert_shown_as_text(client, merged, f"其他 merged into {EVIL}.")

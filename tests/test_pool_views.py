@@ -77,6 +77,7 @@ def test_claiming_a_customer_outside_the_pool_is_404_like_an_unknown_id(app, cli
         boss = accounts.get_by_username("boss")
         archived = customers.create_customer(boss, CustomerData(name="归档公海"))
         customers.archive(boss, archived)
+        db.session.commit()
         archived_id = archived.id
     _login(client, "wang")
     for customer_id in (world["li"], archived_id, 999999):

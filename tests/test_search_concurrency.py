@@ -203,6 +203,7 @@ def save_and_find(url, instance, customer_id, author_id, tag, go, results):
         for n in range(ROUNDS):
             author, customer = db.session.get(User, author_id), db.session.get(Customer, customer_id)
             saved.append(notes.create_note(author, customer, NoteData(kind="call", body=f"巡检 p{tag}r{n}")).note.id)
+            db.session.commit()
             # (found at once unless the write lock was busy past its timeout: then the
             # next save applies it, which the test checks at the end)
             _search(author, f"p{tag}r{n}", failed)
@@ -235,6 +236,7 @@ def test_processes_saving_and_searching_at_once_see_no_failed_search(app):
     with app.app_context():
         admin = accounts.create_user("root", TEST_PASSWORD, "admin")
         targets = [customers.create_customer(admin, CustomerData(name=f"巡检客户{n}")).id for n in range(SAVERS)]
+        db.session.commit()
         url, instance, admin_id = app.config["DATABASE_URL"], app.instance_path, admin.id
     context = multiprocessing.get_context("spawn")
     go, done, results = context.Event(), context.Event(), context.Queue()

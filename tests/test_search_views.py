@@ -361,6 +361,7 @@ def test_front_desk_search_page_shows_no_customer_tags(app, client):
         tag = tags.create_tag(boss, tags.create_group(boss, "等级").id, "战略客户")
         customer = customers.create_customer(boss, CustomerData(name="周四"))
         customers.set_tags(boss, customer, [tag.id])
+        db.session.commit()
     assert login(client, "desk.t").status_code == 303
     page = client.get("/search?q=周四").get_data(as_text=True)
     assert "周四" in page and "战略客户" not in page

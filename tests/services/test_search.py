@@ -994,6 +994,7 @@ def test_front_desk_finds_customers_by_basic_card_fields_only(staff, via_databas
     card = _customer(staff["sales"], "赵一", company="星辰科技", phones=[("mobile", "13800138000")],
                      email="lucky@example.com", address="北京市海淀区中关村")
     customers.set_tags(staff["sales"], card, [tag.id])
+    db.session.commit()
     for text in ("赵一", "星辰", "13800138000", "8000"):
         assert names(staff["frontdesk"], text) == ["赵一"], text
     hidden = ("lucky@example.com", "中关村", "海淀") + (() if via_database else ("lucky", "制造业"))
@@ -1006,6 +1007,7 @@ def test_archived_customers_and_notes_are_searched_only_by_those_who_archive(sta
     customer = _customer(staff["sales"], "归档的钱二")
     _note(staff["sales"], customer, "钱二的来电记录")
     customers.archive(staff["manager"], customer)
+    db.session.commit()
     for user in (staff["sales"], staff["frontdesk"]):
         assert search.search_customers(user, "钱二", archived=True).items == []
         assert search.search_notes(user, "来电记录", archived=True).items == []
@@ -1017,6 +1019,7 @@ def test_front_desk_cannot_filter_customers_by_the_tags_its_card_hides(staff):
     tagged = _customer(staff["sales"], "孙三甲")
     _customer(staff["sales"], "孙三乙")
     customers.set_tags(staff["sales"], tagged, [tag.id])
+    db.session.commit()
     assert _names(search.search_customers(staff["manager"], "孙三", tag_ids=[tag.id])) == ["孙三甲"]
     found = search.search_customers(staff["frontdesk"], "孙三", tag_ids=[tag.id], count_tags=[tag.id])
     assert sorted(_names(found)) == ["孙三乙", "孙三甲"] and not found.tag_counts
