@@ -81,6 +81,7 @@ def new_user(live_app):
         kwargs.setdefault("display_name", f"{role.title()} {username}")
         with live_app.app_context():
             user = accounts.create_user(username, TEST_PASSWORD, role, **kwargs)
+            db.session.commit()
             return SimpleNamespace(
                 id=user.id, username=user.username, display_name=user.display_name
             )

@@ -196,6 +196,7 @@ def test_htmx_action_after_session_ended_elsewhere_redirects_to_login(
 
     with live_app.app_context():
         accounts.logout(db.session.get(User, admin.id))
+        db.session.commit()
     page.locator(f"#user-{target.id}").get_by_role("button", name="Deactivate").click()
 
     expect_login_page(page)

@@ -39,6 +39,7 @@ def office(live_app, new_user):
         customers.set_tags(me, one, [a.id])
         theirs = customers.create_customer(other, CustomerData(name=f"同事客户{suffix}", phones=[("mobile", phone)]),
                                            acknowledge_duplicates=True)
+        db.session.commit()
         return {"sales": sales, "colleague": colleague, "manager": manager, "phone": phone,
                 "tags": (a.id, b.id), "both": both.name, "one": one.name, "theirs": (theirs.id, theirs.name)}
 

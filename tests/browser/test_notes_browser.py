@@ -28,6 +28,7 @@ def customer_page(live_app, new_user):
         customer = customers.create_customer(owner, CustomerData(name="浏览器客户"), acknowledge_duplicates=True)
         for index in range(25):
             notes.create_note(owner, customer, NoteData(kind="call", body=f"旧备注 {index:02d}"))
+        db.session.commit()
         if db.session.query(NoteTemplate).filter_by(name="浏览器模板").first() is None:
             db.session.add(NoteTemplate(name="浏览器模板", kind="visit", required_sections=["summary"],
                                         prompts={"summary": "到访目的：", "needs": "", "plan": ""}))

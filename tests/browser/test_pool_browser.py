@@ -21,6 +21,7 @@ def test_claim_from_the_pool_page_then_see_the_countdown(page, live_app, live_se
     with live_app.app_context():
         customer = customers.create_customer(db.session.get(User, desk.id), CustomerData(name=name),
                                              acknowledge_duplicates=True)
+        db.session.commit()
         customer_id = customer.id
     sign_in(page, live_server, sales.username)
     page.goto(f"/pool?q={name}")

@@ -32,6 +32,7 @@ def desk(live_app, new_user):
                                           acknowledge_duplicates=True)
         customers.create_customer(me, CustomerData(name=f"{word}峰"), acknowledge_duplicates=True)
         notes.create_note(me, first, NoteData(kind="call", body=f"给{word}娜报价"))
+        db.session.commit()
     return {"sales": sales, "word": word}
 
 
