@@ -112,7 +112,7 @@ def new():
         except DuplicateCustomer as duplicate:
             return _render_form(form, duplicates=_describe(duplicate.duplicates, data), status=422)
         except DomainError as refused:
-            getattr(form, refused.field).errors.append(refused.message)
+            form.refuse(refused)
         else:
             if form.tag_ids.data:
                 customers.set_tags(actor(), customer, form.tag_ids.data)
@@ -185,7 +185,7 @@ def edit(customer_id: int):
         except DuplicateCustomer as duplicate:
             return _render_form(form, customer, _describe(duplicate.duplicates, data), status=422)
         except DomainError as refused:
-            getattr(form, refused.field).errors.append(refused.message)
+            form.refuse(refused)
         else:
             customers.set_tags(actor(), customer, form.tag_ids.data or [])
             db.session.commit()
@@ -253,7 +253,7 @@ def purge(customer_id: int):
         try:
             customers.purge(actor(), customer, form.confirm_name.data, ip=client_ip())
         except DomainError as refused:
-            form.confirm_name.errors.append(refused.message)
+            form.refuse(refused, "confirm_name")
         else:
             db.session.commit()
             htmx.notify(_l("The customer was deleted for good."), "success")

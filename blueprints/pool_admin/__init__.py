@@ -59,7 +59,7 @@ def _check_each(form: SettingsForm) -> dict | None:
         try:
             values[key] = settings.validate(key, value)
         except DomainError as refused:
-            form[field_name(key)].errors.append(refused.message)
+            form.refuse(refused, field_name(key))
             ok = False
     return values if ok else None
 
@@ -76,7 +76,7 @@ def settings_page():
         try:
             changes = settings.update(actor(), values, ip=client_ip())
         except DomainError as refused:
-            form[field_name(refused.field)].errors.append(refused.message)
+            form.refuse(refused, field_name(refused.field or ""))
         else:
             db.session.commit()
             message = _l("Settings saved.") if changes else _l("Nothing changed.")

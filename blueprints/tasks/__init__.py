@@ -223,7 +223,7 @@ def create(customer_id: int):
             task = tasks.add_task(actor(), customer, title=form.title.data, due_date=form.due_date.data,
                                   today=office_today(), assignee_id=form.assignee_id.data)
         except DomainError as refused:
-            getattr(form, refused.field or "title").errors.append(refused.message)
+            form.refuse(refused, refused.field or "title")
         else:
             db.session.commit()
             message = _l("Follow-up planned for %(day)s.", day=format_date(task.due_date))
