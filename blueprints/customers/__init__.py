@@ -28,7 +28,7 @@ from services import merge as merging
 from services.customers import CustomerData, CustomerFilter, DuplicateCustomer
 from services.errors import DomainError
 from services.ids import parse_id
-from services.notes import office_today
+from services.office_time import office_today
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
 

@@ -17,7 +17,8 @@ from extensions import db
 from models import NoteTemplate
 from services import notes
 from services.errors import DomainError
-from services.notes import NoteData, local_to_utc, utc_to_local
+from services.notes import NoteData
+from services.office_time import local_to_utc, utc_to_local
 
 
 def _names(text: str | None) -> list[str]:

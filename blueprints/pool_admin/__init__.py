@@ -13,12 +13,12 @@ from blueprints import htmx
 from blueprints.access import actor, permission_required
 from blueprints.pool_admin.forms import SettingsForm, field_name
 from blueprints.security import client_ip
-from blueprints.tasks import office_today
 from extensions import db
 from models import PoolEventKind
 from services import accounts, policy, pool, pool_stats, settings
 from services.errors import DomainError
 from services.ids import parse_id, parse_page
+from services.office_time import office_today
 
 bp = Blueprint("pool_admin", __name__)
 

@@ -4,9 +4,9 @@ create form."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
-from flask import Blueprint, current_app, g, request, url_for
+from flask import Blueprint, g, request, url_for
 from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
 
@@ -19,6 +19,7 @@ from models import Customer, FollowUpTask, User
 from services import policy, tasks
 from services.errors import DomainError
 from services.ids import parse_id, parse_page
+from services.office_time import office_today
 
 bp = Blueprint("tasks", __name__)
 
@@ -29,13 +30,6 @@ TASK_ID = "<id:task_id>"
 CUSTOMER_ID = "<id:customer_id>"
 
 SNOOZE_DAYS = (1, 3, 7)
-
-
-def office_today() -> date:
-    """Today in the office time zone, once per request."""
-    if "office_today" not in g:
-        g.office_today = tasks.office_today(current_app.config["OFFICE_TIMEZONE"])
-    return g.office_today
 
 
 def _colleagues() -> list[User]:
