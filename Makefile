@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test translations setup setup-dev extract-messages clean
+.PHONY: run test test-fast translations setup setup-dev extract-messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ run: setup
 ## Set up and run the whole test suite (PostgreSQL too when TEST_DATABASE_URL is set).
 test: setup-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The edit loop: no browser, no concurrency tests, SQLite only.
+test-fast: setup-dev
+	env -u TEST_DATABASE_URL $(BIN)/python -m pytest -m "not browser and not concurrency" $(PYTEST_ARGS)
 
 ## Refresh translations/messages.pot and merge new strings into the .po files.
 extract-messages: $(VENV)/.runtime

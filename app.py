@@ -59,8 +59,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     for module in (customers, notes, pool, tags, tasks, search_views):
         app.register_blueprint(module.bp)
 
-    from services import search
+    from services import passwords, search
 
+    passwords.init_app(app)
     search.init_app(app)
 
     import cli

@@ -12,6 +12,8 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import ImmutableMultiDict
 
+from services.errors import DomainError
+
 UNSTORABLE = "\x00"
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # all but tab, newline, carriage return
 MIN_YEAR, MAX_YEAR = 1900, 2999
@@ -30,6 +32,16 @@ class Form(FlaskForm):
                 field.errors = [*field.errors, message]
                 valid = False
         return valid
+
+    def refuse(self, refused: DomainError, field: str | None = None) -> None:
+        """Show a service's refusal next to ``field`` (by default the one the refusal
+        names), or above the form when the form has no such field (none named, or
+        one this user's form left out)."""
+        name = field or refused.field
+        if name and name in self:
+            self[name].errors = [*self[name].errors, refused.message]
+        else:
+            self.form_errors.append(refused.message)
 
 
 def _unsaveable(data):

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, func, or_, select, update
 
@@ -31,6 +29,7 @@ from models import (
 from services import audit, mentions, policy, tasks
 from services.errors import DomainError
 from services.ids import format_cursor, parse_cursor
+from services.office_time import office_today
 
 BODY_MAX = 5000
 SECTION_MAX = 2000
@@ -40,27 +39,6 @@ PAGE_SIZE = 20
 CLOCK_TOLERANCE = timedelta(minutes=2)
 EARLIEST_CONTACT = datetime(2000, 1, 1)
 FOLLOW_UP_HORIZON_DAYS = 3 * 366
-
-
-# ---- office time ---------------------------------------------------------------------
-
-def office_zone() -> ZoneInfo:
-    return ZoneInfo(current_app.config["OFFICE_TIMEZONE"])
-
-
-def office_today() -> date:
-    """Today's date in the office (not in UTC)."""
-    return datetime.now(office_zone()).date()
-
-
-def local_to_utc(value: datetime) -> datetime:
-    """A naive office-time datetime (as typed in a form) as naive UTC."""
-    return value.replace(tzinfo=office_zone()).astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
-
-
-def utc_to_local(value: datetime) -> datetime:
-    """A stored naive UTC datetime as naive office time (to prefill a form)."""
-    return value.replace(tzinfo=ZoneInfo("UTC")).astimezone(office_zone()).replace(tzinfo=None)
 
 
 # ---- what a note form submits --------------------------------------------------------

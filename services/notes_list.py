@@ -12,7 +12,8 @@ from sqlalchemy.orm import selectinload
 from extensions import db
 from models import Customer, CustomerNote, User, note_tags, utcnow
 from services import policy, tags
-from services.notes import local_to_utc, missing_sections
+from services.notes import missing_sections
+from services.office_time import local_to_utc
 
 # Counting stops here: "1000+" is as useful as an exact figure and costs far less.
 COUNT_CAP = 1000

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload
@@ -28,6 +26,7 @@ from extensions import db
 from models import Customer, CustomerNote, PoolEvent, PoolEventKind, Setting, User, utcnow
 from services import policy, search, settings
 from services.errors import DomainError
+from services.office_time import office_zone
 
 RELEASE_REASONS = {
     "no_need": _l("No need at the moment"),
@@ -50,10 +49,9 @@ class PoolRefusal(DomainError):
 
 def _office_day_start(now: datetime) -> datetime:
     """Start of the office's day containing ``now`` (both naive UTC)."""
-    zone = ZoneInfo(current_app.config["OFFICE_TIMEZONE"])
-    local = now.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone)
+    local = now.replace(tzinfo=UTC).astimezone(office_zone())
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    return midnight.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+    return midnight.astimezone(UTC).replace(tzinfo=None)
 
 
 def _lock_user_row(user_id: int) -> None:

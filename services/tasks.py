@@ -2,15 +2,14 @@
 done, reopened, snoozed and reassigned; listed per person and per customer.
 
 "Today" is a day in the office time zone. Services never look at the clock of the
-request: callers pass ``today`` (see :func:`office_today`), so the rules can be tested
+request: callers pass ``today`` (see :func:`services.office_time.office_today`), so the rules can be tested
 at any day boundary.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
@@ -26,15 +25,6 @@ DUE_FILTERS = ("overdue", "today", "week", "")
 PER_PAGE = 50
 # Who may be given a follow-up through the reassign and create forms.
 ASSIGNABLE_ROLES = policy.OWNER_ROLES
-
-
-def office_today(timezone: str, now: datetime | None = None) -> date:
-    """The date in the office time zone at ``now`` (an aware datetime, or a naive one
-    in UTC as stored in the database; default: the current time)."""
-    now = now or datetime.now(UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
-    return now.astimezone(ZoneInfo(timezone)).date()
 
 
 def default_assignee(customer: Customer, actor: User) -> int:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Customer, CustomerNote, Mention, User
-from services import customers, dashboard, tasks
+from services import customers, dashboard, office_time, tasks
 from services.customers import CustomerData
 from services.notes import NoteData, create_note, delete_note
 from tests.conftest import TEST_PASSWORD
@@ -26,7 +26,7 @@ def ctx(app):
 
 @pytest.fixture
 def today(app):
-    return tasks.office_today(app.config["OFFICE_TIMEZONE"])
+    return office_time.office_today(app.config["OFFICE_TIMEZONE"])
 
 
 def person(role="sales", username=None, **kwargs) -> User:

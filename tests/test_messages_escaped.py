@@ -13,7 +13,7 @@ from markupsafe import escape
 
 from extensions import db
 from models import Customer, User
-from services import customers, tags, tasks
+from services import customers, office_time, tags, tasks
 from services.customers import CustomerData
 from tests.conftest import TEST_PASSWORD, login
 
@@ -58,7 +58,7 @@ def make(app):
         def task(self, customer_id: int, assignee: User, title: str = EVIL) -> int:
             with app.app_context():
                 person = db.session.get(User, assignee.id)
-                due = tasks.office_today(app.config["OFFICE_TIMEZONE"]) + timedelta(days=1)
+                due = office_time.office_today(app.config["OFFICE_TIMEZONE"]) + timedelta(days=1)
                 task = tasks.create_task(person, db.session.get(Customer, customer_id), due_date=due,
                                          title=title, assignee_id=person.id)
                 db.session.commit()
@@ -106,7 +106,7 @@ def test_a_refused_task_assignee_is_named_as_text(client, login_as, make_user, m
     sales = login_as("manager")
     customer_id = make.customer(make_user("sales"), "客户", creator=sales)
     stranger = make_user("sales", display_name=EVIL)
-    due = (tasks.office_today("Asia/Shanghai") + timedelta(days=2)).isoformat()
+    due = (office_time.office_today("Asia/Shanghai") + timedelta(days=2)).isoformat()
     response = client.post(f"/customers/{customer_id}/tasks", headers=headers,
                            data={"title": "回电话", "due_date": due, "assignee_id": str(stranger.id)})
     assert response.status_code == 422

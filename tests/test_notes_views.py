@@ -24,7 +24,7 @@ from models import (
     User,
     utcnow,
 )
-from services import customers, notes
+from services import customers, notes, office_time
 from services.customers import CustomerData
 from services.notes import NoteData
 
@@ -222,7 +222,7 @@ def test_contact_time_is_office_time_and_stored_in_utc(client, world, app):
 def test_follow_up_date_creates_a_task(client, world, app):
     _login(client, world["sales"])
     with app.app_context():
-        due = notes.office_today() + timedelta(days=2)
+        due = office_time.office_today() + timedelta(days=2)
     response = client.post(f"/customers/{world['mine']}/notes", headers=HX,
                            data={"kind": "call", "body": "报价已发", "follow_up_on": due.isoformat()})
     assert due.isoformat() in _trigger(response)["toast"]["message"]

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import AuditEvent, FollowUpTask, User
-from services import customers, tasks
+from services import customers, office_time, tasks
 from services.customers import CustomerData
 
 HX = {"HX-Request": "true"}
@@ -18,7 +18,7 @@ HX = {"HX-Request": "true"}
 
 @pytest.fixture
 def today(app):
-    return tasks.office_today(app.config["OFFICE_TIMEZONE"])
+    return office_time.office_today(app.config["OFFICE_TIMEZONE"])
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ def create_user():
                 ip=client_ip(),
             )
         except DomainError as refused:
-            getattr(form, refused.field).errors.append(refused.message)
+            form.refuse(refused)
         else:
             db.session.commit()
             return htmx.render(

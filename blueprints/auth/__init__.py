@@ -98,7 +98,7 @@ def change_password():
             )
         except DomainError as refused:
             db.session.commit()  # a wrong current password counts towards the lock
-            getattr(form, refused.field).errors.append(refused.message)
+            form.refuse(refused)
         else:
             db.session.commit()
             start_session(user)

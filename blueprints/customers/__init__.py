@@ -8,30 +8,29 @@ from flask_babel import lazy_gettext as _l
 
 from blueprints import htmx
 from blueprints.access import actor, customer_or_404, permission_required
-from blueprints.customers.forms import CustomerForm, PurgeForm
+from blueprints.customer_filter import parse_customer_filter
+from blueprints.customers.forms import (
+    IMPORTANCE_LABELS,
+    SOURCE_LABELS,
+    STAGE_LABELS,
+    TYPE_LABELS,
+    CustomerForm,
+    PurgeForm,
+)
+from blueprints.notes import customer_notes_context
+from blueprints.pool import panel_context
 from blueprints.security import client_ip
+from blueprints.tasks import customer_tasks_context
 from extensions import db
 from models import Role
-from services import audit, customers, policy, pool, tags
+from services import audit, customers, phones, policy, pool, tags
 from services import merge as merging
 from services.customers import CustomerData, CustomerFilter, DuplicateCustomer
 from services.errors import DomainError
-from services.ids import parse_id, parse_ids, parse_page
-from services.notes import office_today
+from services.ids import parse_id
+from services.office_time import office_today
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
-
-FILTER_FIELDS = ("stage", "type", "importance", "region", "source", "owner", "q", "sort")
-
-
-def parse_filter(args) -> CustomerFilter:
-    """The list filter from URL arguments; unknown values are ignored, not errors."""
-    flt = CustomerFilter(**{name: args.get(name, "", type=str)[:100].strip() for name in FILTER_FIELDS})
-    flt.sort = flt.sort if flt.sort in customers.SORTS else "updated"
-    flt.archived = args.get("archived") == "1"
-    flt.tag_ids = sorted(parse_ids(args.getlist("tag"), limit=10))
-    flt.page = parse_page(args.get("page"))
-    return flt
 
 
 def toggle_tag_url(flt: CustomerFilter):
@@ -48,7 +47,7 @@ def toggle_tag_url(flt: CustomerFilter):
 @permission_required("customer.view")
 def index():
     """The customer list: filters in the URL, htmx swaps only the results."""
-    flt = customers.allowed_filter(actor(), parse_filter(request.args))
+    flt = customers.allowed_filter(actor(), parse_customer_filter(request.args))
     page = customers.list_customers(actor(), flt)
     owner_options = [("mine", _l("Mine")), ("pool", _l("Public pool"))]
     # The filter form is on the full page only; a results swap needs no colleague list.
@@ -113,7 +112,7 @@ def new():
         except DuplicateCustomer as duplicate:
             return _render_form(form, duplicates=_describe(duplicate.duplicates, data), status=422)
         except DomainError as refused:
-            getattr(form, refused.field).errors.append(refused.message)
+            form.refuse(refused)
         else:
             if form.tag_ids.data:
                 customers.set_tags(actor(), customer, form.tag_ids.data)
@@ -160,11 +159,6 @@ def detail(customer_id: int):
     if audit.record_customer_view(actor(), customer, day=office_today(), ip=client_ip()):
         db.session.commit()
     context = {"customer": customer, "purge_form": PurgeForm()}
-    from blueprints.notes import customer_notes_context
-    from blueprints.tasks import customer_tasks_context
-
-    from blueprints.pool import panel_context
-
     context.update(customer_notes_context(actor(), customer))
     context.update(panel_context(customer))
     if policy.may(actor(), "customer.view_details", customer):
@@ -191,7 +185,7 @@ def edit(customer_id: int):
         except DuplicateCustomer as duplicate:
             return _render_form(form, customer, _describe(duplicate.duplicates, data), status=422)
         except DomainError as refused:
-            getattr(form, refused.field).errors.append(refused.message)
+            form.refuse(refused)
         else:
             customers.set_tags(actor(), customer, form.tag_ids.data or [])
             db.session.commit()
@@ -259,7 +253,7 @@ def purge(customer_id: int):
         try:
             customers.purge(actor(), customer, form.confirm_name.data, ip=client_ip())
         except DomainError as refused:
-            form.confirm_name.errors.append(refused.message)
+            form.refuse(refused, "confirm_name")
         else:
             db.session.commit()
             htmx.notify(_l("The customer was deleted for good."), "success")
@@ -282,20 +276,11 @@ def history(customer_id: int):
 @bp.app_template_filter("phone")
 def phone_filter(digits: str) -> str:
     """138 0013 8000"""
-    from services.phones import display
-
-    return display(digits)
+    return phones.display(digits)
 
 
 @bp.app_context_processor
 def customer_labels():
-    from blueprints.customers.forms import (
-        IMPORTANCE_LABELS,
-        SOURCE_LABELS,
-        STAGE_LABELS,
-        TYPE_LABELS,
-    )
-
     return {
         "stage_labels": STAGE_LABELS, "type_labels": TYPE_LABELS,
         "source_labels": SOURCE_LABELS, "importance_labels": IMPORTANCE_LABELS,

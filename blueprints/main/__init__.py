@@ -7,8 +7,8 @@ from flask import Blueprint, current_app
 
 from blueprints import htmx
 from blueprints.access import actor, permission_required
-from blueprints.tasks import office_today
 from services import dashboard
+from services.office_time import office_today
 
 bp = Blueprint("main", __name__)
 

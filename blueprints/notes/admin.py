@@ -8,7 +8,6 @@ from flask_babel import lazy_gettext as _l
 from blueprints import htmx
 from blueprints.access import actor, permission_required
 from blueprints.notes import bp
-from blueprints.notes.entry import attach_error
 from blueprints.notes.forms import NoteTemplateForm
 from blueprints.security import client_ip
 from extensions import db
@@ -40,7 +39,7 @@ def _save(form: NoteTemplateForm, template=None):
         else:
             note_templates.update_template(actor(), template, _template_data(form), ip=client_ip())
     except DomainError as refused:
-        attach_error(form, refused)
+        form.refuse(refused)
         return None
     db.session.commit()
     return template

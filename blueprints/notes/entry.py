@@ -17,16 +17,8 @@ from extensions import db
 from models import NoteTemplate
 from services import notes
 from services.errors import DomainError
-from services.notes import NoteData, local_to_utc, utc_to_local
-
-
-def attach_error(form, refused: DomainError) -> None:
-    """Show a service's refusal next to its field, or above the form."""
-    field = getattr(form, refused.field, None) if refused.field else None
-    if field is not None:
-        field.errors = [*field.errors, refused.message]
-    else:
-        form.form_errors.append(refused.message)
+from services.notes import NoteData
+from services.office_time import local_to_utc, utc_to_local
 
 
 def _names(text: str | None) -> list[str]:
@@ -81,7 +73,7 @@ def create(customer_id: int):
         try:
             saved = notes.create_note(actor(), customer, note_data(form), ip=client_ip())
         except DomainError as refused:
-            attach_error(form, refused)
+            form.refuse(refused)
         else:
             db.session.commit()
             message = _saved_message(saved, _l("Note saved."))
@@ -180,7 +172,7 @@ def edit(note_id: int):
             try:
                 saved = notes.edit_note(actor(), note, note_data(form, with_follow_up=False), ip=client_ip())
             except DomainError as refused:
-                attach_error(form, refused)
+                form.refuse(refused)
             else:
                 db.session.commit()
                 message = _saved_message(saved, _l("Note updated."))
@@ -232,7 +224,7 @@ def comment(note_id: int):
         try:
             added, unreachable = notes.add_comment(actor(), note, form.body.data)
         except DomainError as refused:
-            attach_error(form, refused)
+            form.refuse(refused)
         else:
             db.session.commit()
             message = (str(_l("Comment added.")), "success")

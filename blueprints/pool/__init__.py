@@ -8,7 +8,7 @@ from flask_babel import lazy_gettext as _l
 
 from blueprints import htmx
 from blueprints.access import actor, customer_or_404, permission_required
-from blueprints.customers import parse_filter
+from blueprints.customer_filter import parse_customer_filter
 from extensions import db
 from services import customers, pool, policy, tags
 from services.errors import DomainError
@@ -22,7 +22,7 @@ REASON_LABELS = {"new": _l("New"), "released": _l("Released"), "recycled": _l("R
 
 
 def parse_pool_filter(args) -> PoolFilter:
-    base = parse_filter(args)
+    base = parse_customer_filter(args)
     reason = args.get("reason", "")
     return PoolFilter(
         base=base, reason=reason if reason in REASON_LABELS else "",

@@ -13,12 +13,12 @@ from blueprints import htmx
 from blueprints.access import actor, permission_required
 from blueprints.pool_admin.forms import SettingsForm, field_name
 from blueprints.security import client_ip
-from blueprints.tasks import office_today
 from extensions import db
 from models import PoolEventKind
 from services import accounts, policy, pool, pool_stats, settings
 from services.errors import DomainError
 from services.ids import parse_id, parse_page
+from services.office_time import office_today
 
 bp = Blueprint("pool_admin", __name__)
 
@@ -59,7 +59,7 @@ def _check_each(form: SettingsForm) -> dict | None:
         try:
             values[key] = settings.validate(key, value)
         except DomainError as refused:
-            form[field_name(key)].errors.append(refused.message)
+            form.refuse(refused, field_name(key))
             ok = False
     return values if ok else None
 
@@ -76,7 +76,7 @@ def settings_page():
         try:
             changes = settings.update(actor(), values, ip=client_ip())
         except DomainError as refused:
-            form[field_name(refused.field)].errors.append(refused.message)
+            form.refuse(refused, field_name(refused.field or ""))
         else:
             db.session.commit()
             message = _l("Settings saved.") if changes else _l("Nothing changed.")

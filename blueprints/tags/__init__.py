@@ -62,15 +62,6 @@ def _done(fragment: str, message, **context):
     return htmx.redirect(url_for("tags.index"))
 
 
-def _refuse(form, refused: DomainError) -> None:
-    """Show a service refusal next to its field (or on the form when it has none)."""
-    field = getattr(form, refused.field or "", None)
-    if field is not None and hasattr(field, "errors"):
-        field.errors = [*field.errors, refused.message]
-    else:
-        form.form_errors.append(refused.message)
-
-
 def _row_context(tag: Tag, **state) -> dict:
     return {"tag": tag, "usage": tags.usage_counts([tag.id]),
             "states": {("tag", tag.id): state} if state else {}}
@@ -97,7 +88,7 @@ def create_group():
         try:
             group = tags.create_group(actor(), form.name.data, form.colour.data, ip=client_ip())
         except DomainError as refused:
-            _refuse(form, refused)
+            form.refuse(refused)
         else:
             db.session.commit()
             return _done("tags/_group_created.html", _l("Group %(name)s created.", name=group.name),
@@ -134,7 +125,7 @@ def update_group(group_id: int):
         try:
             tags.update_group(actor(), group, name=form.name.data, colour=form.colour.data, ip=client_ip())
         except DomainError as refused:
-            _refuse(form, refused)
+            form.refuse(refused)
         else:
             db.session.commit()
             # Tags without their own colour follow the group: the whole group is redrawn.
@@ -176,7 +167,7 @@ def create_tag(group_id: int):
         try:
             tag = tags.create_tag(actor(), group.id, form.name.data, form.colour.data, ip=client_ip())
         except DomainError as refused:
-            _refuse(form, refused)
+            form.refuse(refused)
         else:
             db.session.commit()
             return _done("tags/_tag_created.html", _l("Tag %(name)s created.", name=tag.name),
@@ -211,7 +202,7 @@ def update_tag(tag_id: int):
         try:
             tags.update_tag(actor(), tag, name=form.name.data, colour=form.colour.data, ip=client_ip())
         except DomainError as refused:
-            _refuse(form, refused)
+            form.refuse(refused)
         else:
             db.session.commit()
             return _done("tags/_tag_row.html", _l("Tag %(name)s saved.", name=tag.name), **_row_context(tag))
@@ -241,7 +232,7 @@ def merge_tag(tag_id: int):
         try:
             tags.merge_tags(actor(), source, target, ip=client_ip())
         except DomainError as refused:
-            _refuse(form, refused)
+            form.refuse(refused)
         else:
             db.session.commit()
             message = _l("%(source)s merged into %(target)s.", source=source_name, target=target_name)

@@ -4,9 +4,9 @@ create form."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
-from flask import Blueprint, current_app, g, request, url_for
+from flask import Blueprint, g, request, url_for
 from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
 
@@ -19,6 +19,7 @@ from models import Customer, FollowUpTask, User
 from services import policy, tasks
 from services.errors import DomainError
 from services.ids import parse_id, parse_page
+from services.office_time import office_today
 
 bp = Blueprint("tasks", __name__)
 
@@ -29,13 +30,6 @@ TASK_ID = "<id:task_id>"
 CUSTOMER_ID = "<id:customer_id>"
 
 SNOOZE_DAYS = (1, 3, 7)
-
-
-def office_today() -> date:
-    """Today in the office time zone, once per request."""
-    if "office_today" not in g:
-        g.office_today = tasks.office_today(current_app.config["OFFICE_TIMEZONE"])
-    return g.office_today
 
 
 def _colleagues() -> list[User]:
@@ -223,7 +217,7 @@ def create(customer_id: int):
             task = tasks.add_task(actor(), customer, title=form.title.data, due_date=form.due_date.data,
                                   today=office_today(), assignee_id=form.assignee_id.data)
         except DomainError as refused:
-            getattr(form, refused.field or "title").errors.append(refused.message)
+            form.refuse(refused, refused.field or "title")
         else:
             db.session.commit()
             message = _l("Follow-up planned for %(day)s.", day=format_date(task.due_date))

@@ -25,12 +25,12 @@ from sqlalchemy.orm import joinedload, lazyload, selectinload
 from extensions import db
 from models import Customer, CustomerNote
 from services import policy
-from services.search import analysis, matching, store, sync
+from services.search import analysis, backlog, matching, store, sync
 from services.search.analysis import QueryWords
 from services.search.matching import Query, Terms
 from services.search.documents import owner_term
-from services.search.build import BuildReport, CheckReport, RebuildRunning, check, fix, rebuild
-from services.search.sync import drain, mark, mark_customers
+from services.search.build import BuildReport, CheckReport, RebuildRunning, check, rebuild
+from services.search.sync import drain, fix, mark, mark_customers
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +76,9 @@ def init_app(app) -> None:
 def _on_tags_changed(_sender, customer_ids=(), note_ids=(), **_extra) -> None:
     """A tag was renamed, merged or deleted: redo the entries that carry it."""
     if customer_ids:
-        mark(sync.CUSTOMER, customer_ids)
+        mark(backlog.CUSTOMER, customer_ids)
     if note_ids:
-        mark(sync.NOTE, note_ids)
+        mark(backlog.NOTE, note_ids)
 
 
 # ---- queries ---------------------------------------------------------------------------

@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
 
 from flask import has_request_context
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 
 from extensions import db, read_only_request, reading_only
 from models import CustomerNote, SearchBacklog
 from services.search import documents, store
-from services.search.sync import Changes, reading_session
+from services.search.backlog import Changes, reading_session
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +170,6 @@ def _catch_up(generation: str) -> None:
 
 
 def _remove(generation: str) -> None:
-    import shutil
-
     shutil.rmtree(os.path.join(store.root(), generation), ignore_errors=True)
 
 
@@ -229,26 +228,3 @@ def _indexed_stamps(which: str) -> dict[str, str]:
             return {fields["key"]: fields.get("stamp", "") for fields in searcher.all_stored_fields()}
     except Exception as error:
         raise store.IndexUnavailable(repr(error)) from error
-
-
-def fix(report: CheckReport) -> int:
-    """Queue every difference in ``report`` for the index and apply them, with
-    the rest of the backlog (rows left by a rebuild that could not delete them are
-    applied once more and deleted). Returns how many entries were queued."""
-    from services.search import sync
-
-    keys = {_backlog_key(key) for key in report.missing + report.stale + report.extra}
-    with reading_session() as session:
-        if keys:
-            sync._record(session, session.connection(), keys)
-        # rows marked applied by a rebuild that did not end: apply them again
-        session.execute(update(SearchBacklog).values(applied_live=False))
-        session.commit()
-    sync.drain()
-    return len(keys)
-
-
-def _backlog_key(key: str) -> tuple[str, int]:
-    from services.search.sync import CUSTOMER, NOTE
-
-    return (CUSTOMER if key[0] == "c" else NOTE, int(key[1:]))

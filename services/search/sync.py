@@ -26,7 +26,7 @@ import threading
 import time
 
 from flask import current_app
-from sqlalchemy import delete, event, inspect, insert, select, update
+from sqlalchemy import delete, event, inspect, select, update
 from sqlalchemy.orm import Session
 from whoosh import index
 from whoosh.reading import SegmentReader
@@ -34,11 +34,12 @@ from whoosh.util import fib
 
 from extensions import db, reading_only
 from models import Customer, CustomerNote, CustomerPhone, SearchBacklog
-from services.search import documents, store
+from services.search import build, store
+from services.search.backlog import (
+    CUSTOMER, CUSTOMER_NOTES, NOTE, Changes, chunks, reading_session, record)
 
 log = logging.getLogger(__name__)
 
-CUSTOMER, NOTE, CUSTOMER_NOTES = "customer", "note", "customer_notes"
 BATCH = 2000
 MERGE_AFTER = 8  # segments in an index (the built one included) before a background merge
 MERGE_LOCK_TIMEOUT = 60.0  # how long a background merge waits for the write lock
@@ -51,7 +52,7 @@ def mark(kind: str, ids, session=None) -> None:
     ``kind``) must be redone. Services call this after bulk UPDATE/DELETE statements,
     which the flush hook does not see."""
     session = session or db.session
-    _record(session, session.connection(), {(kind, int(i)) for i in ids})
+    record(session, session.connection(), {(kind, int(i)) for i in ids})
 
 
 def mark_customers(ids, *, with_notes: bool = False) -> None:
@@ -61,17 +62,6 @@ def mark_customers(ids, *, with_notes: bool = False) -> None:
     mark(CUSTOMER, ids)
     if with_notes:
         mark(CUSTOMER_NOTES, ids)
-
-
-def _record(session, connection, keys: set[tuple[str, int]]) -> None:
-    written = session.info.setdefault("search_written", set())
-    new = keys - written
-    if not new:
-        return
-    connection.execute(insert(SearchBacklog.__table__),
-                       [{"kind": kind, "ref_id": ref_id, "applied_live": False} for kind, ref_id in sorted(new)])
-    written.update(new)
-    session.info["search_pending"] = True
 
 
 def _changed(obj, attribute: str) -> bool:
@@ -98,7 +88,7 @@ def _keys_of(session) -> set[tuple[str, int]]:
 def _after_flush(session, _flush_context) -> None:
     keys = _keys_of(session)
     if keys:
-        _record(session, session.connection(), keys)
+        record(session, session.connection(), keys)
 
 
 def _after_commit(session) -> None:
@@ -134,68 +124,6 @@ def install() -> None:
 
 # ---- applying the backlog -------------------------------------------------------------
 
-class Changes:
-    """What to delete from and add to each index for a set of backlog keys."""
-
-    def __init__(self):
-        self.delete = {store.CUSTOMERS: set(), store.NOTES: set()}  # (field, term)
-        self.add = {store.CUSTOMERS: {}, store.NOTES: {}}  # key → document
-
-    @classmethod
-    def load(cls, session, keys) -> Changes:
-        changes = cls()
-        by_kind: dict[str, set[int]] = {CUSTOMER: set(), NOTE: set(), CUSTOMER_NOTES: set()}
-        for kind, ref_id in keys:
-            by_kind.setdefault(kind, set()).add(ref_id)
-        for chunk in _chunks(sorted(by_kind[CUSTOMER]), 500):
-            found, _missing = documents.customer_documents(session, chunk)
-            changes.delete[store.CUSTOMERS].update(("key", documents.customer_key(i)) for i in chunk)
-            changes.add[store.CUSTOMERS].update((d["key"], d) for d in found)
-        for chunk in _chunks(sorted(by_kind[NOTE]), 500):
-            changes.delete[store.NOTES].update(("key", documents.note_key(i)) for i in chunk)
-            found = documents.note_documents(session, CustomerNote.id.in_(chunk))
-            changes.add[store.NOTES].update((d["key"], d) for d in found)
-        for chunk in _chunks(sorted(by_kind[CUSTOMER_NOTES]), 100):
-            changes.delete[store.NOTES].update(("scope", store.scope_term("customer", i)) for i in chunk)
-            found = documents.note_documents(session, CustomerNote.customer_id.in_(chunk))
-            changes.add[store.NOTES].update((d["key"], d) for d in found)
-        return changes
-
-    def apply(self, generation: str, base: str | None = None) -> bool:
-        """Write to the indexes of ``generation``, each change as a new segment (never
-        merging: see merge_small). Deletes first, then adds, so that a document listed
-        twice ends up there once. Returns whether an index written has small
-        segments to merge."""
-        wanted = False
-        for which in (store.CUSTOMERS, store.NOTES):
-            if not self.delete[which] and not self.add[which]:
-                continue
-            ix = store.open_index(which, generation, base)
-            writer = store.writer(ix)
-            try:
-                for field, term in self.delete[which]:
-                    writer.delete_by_term(field, term)
-                for document in self.add[which].values():
-                    writer.add_document(**document)
-            except BaseException:
-                store.discard(writer)
-                raise
-            sizes = [segment.doc_count_all() for segment in writer.segments] + [writer.doc_count()]
-            wanted = wanted or merge_point(sizes) > 0
-            store.commit(writer, merge=False)
-            store.tidy(ix)
-        return wanted
-
-
-def _chunks(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def reading_session() -> Session:
-    return Session(db.engine)
-
-
 def drain(timeout: float | None = None) -> int | None:
     """Apply the backlog to the live index. Returns how many rows were applied, or
     None when another writer held the lock past ``timeout`` seconds (default
@@ -225,7 +153,7 @@ def _drain_locked() -> int:
             if not rows:
                 break
             changes = Changes.load(session, {(row.kind, row.ref_id) for row in rows})
-        merge_wanted = changes.apply(generation)
+        merge_wanted = any(merge_point(sizes) for sizes in changes.apply(generation))
         _settle([row.id for row in rows], keep=rebuilding)
         applied += len(rows)
         if merge_wanted:
@@ -423,7 +351,7 @@ def _settle(ids: list[int], *, keep: bool) -> None:
     """Rows applied: delete them, or — while a rebuild runs — mark them, for the
     rebuild to apply to the index it is building."""
     with reading_session() as session:
-        for chunk in _chunks(ids, 500):
+        for chunk in chunks(ids, 500):
             if keep:
                 session.execute(update(SearchBacklog).where(SearchBacklog.id.in_(chunk)).values(applied_live=True))
             else:
@@ -482,6 +410,27 @@ def _intact(generation: str) -> bool:
     return True
 
 
+# ---- fixing what a check found ----------------------------------------------------
+
+def fix(report: build.CheckReport) -> int:
+    """Queue every difference in ``report`` for the index and apply them, with
+    the rest of the backlog (rows left by a rebuild that could not delete them are
+    applied once more and deleted). Returns how many entries were queued."""
+    keys = {_backlog_key(key) for key in report.missing + report.stale + report.extra}
+    with reading_session() as session:
+        if keys:
+            record(session, session.connection(), keys)
+        # rows marked applied by a rebuild that did not end: apply them again
+        session.execute(update(SearchBacklog).values(applied_live=False))
+        session.commit()
+    drain()
+    return len(keys)
+
+
+def _backlog_key(key: str) -> tuple[str, int]:
+    return (CUSTOMER if key[0] == "c" else NOTE, int(key[1:]))
+
+
 # ---- rebuilding a missing index ------------------------------------------------------
 
 def record_count() -> int:
@@ -505,8 +454,6 @@ def rebuild_if_damaged() -> bool:
 def start_rebuild(*, inside_write_lock: bool = False) -> None:
     """Rebuild a missing or unreadable index: at once when the database is small,
     else in a background thread (search answers from the database meanwhile)."""
-    from services.search import build
-
     if store.rebuild_running():
         return
     def rebuild(**options):

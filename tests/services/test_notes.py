@@ -16,7 +16,7 @@ from models import (
     NoteTemplate,
     utcnow,
 )
-from services import accounts, customers, mentions, note_templates, notes, notes_list
+from services import accounts, customers, mentions, note_templates, notes, notes_list, office_time
 from services.customers import CustomerData
 from services.errors import DomainError
 from services.note_templates import TemplateData
@@ -152,7 +152,7 @@ def test_no_notes_on_archived_or_foreign_customers(staff):
 
 def test_follow_up_date_creates_a_task_in_the_same_transaction(staff):
     customer = _customer(staff["sales"])
-    due = notes.office_today() + timedelta(days=3)
+    due = office_time.office_today() + timedelta(days=3)
     saved = notes.create_note(staff["manager"], customer, NoteData(kind="call", body="报价已发\n等回复", follow_up_on=due))
     task = db.session.scalar(select(FollowUpTask))
     assert task.id == saved.task.id and task.note_id == saved.note.id
@@ -164,7 +164,7 @@ def test_a_refused_follow_up_leaves_no_note(staff):
     customer = _customer(owner)
     accounts.set_active(staff["admin"], owner, False)
     with pytest.raises(DomainError) as refused:
-        _note(staff["manager"], customer, follow_up_on=notes.office_today())
+        _note(staff["manager"], customer, follow_up_on=office_time.office_today())
     assert refused.value.field == "assignee_id"
     assert db.session.scalar(select(func.count()).select_from(CustomerNote)) == 0
     assert db.session.get(Customer, customer.id).last_contact_at is None

@@ -1,18 +1,38 @@
 import pytest
+from flask import Flask
 
 from services import passwords
 
 
-def test_hash_is_argon2id_at_owasp_parameters():
-    stored = passwords.hash_password("a long enough passphrase")
-    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
-    assert passwords.verify_password(stored, "a long enough passphrase")
-    assert not passwords.verify_password(stored, "a long enough passphrasE")
+def _hashing_app(testing: bool) -> Flask:
+    """A bare app whose passwords module was set up as create_app sets it up."""
+    app = Flask(__name__)
+    app.config["TESTING"] = testing
+    passwords.init_app(app)
+    return app
+
+
+def test_hash_is_argon2id_at_owasp_parameters_outside_tests():
+    with _hashing_app(testing=False).app_context():
+        stored = passwords.hash_password("a long enough passphrase")
+        assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+        assert passwords.verify_password(stored, "a long enough passphrase")
+        assert not passwords.verify_password(stored, "a long enough passphrasE")
+        assert not passwords.needs_rehash(stored)
+
+
+def test_tests_hash_cheaply_with_the_same_algorithm():
+    with _hashing_app(testing=True).app_context():
+        stored = passwords.hash_password("a long enough passphrase")
+        assert stored.startswith("$argon2id$v=19$m=1024,t=1,p=1$")
+        assert passwords.verify_password(stored, "a long enough passphrase")
+        assert not passwords.verify_password(stored, "a long enough passphrasE")
 
 
 def test_verify_without_hash_is_false_and_garbage_hash_is_false():
-    assert passwords.verify_password(None, "anything at all") is False
-    assert passwords.verify_password("not-a-hash", "anything at all") is False
+    with _hashing_app(testing=True).app_context():
+        assert passwords.verify_password(None, "anything at all") is False
+        assert passwords.verify_password("not-a-hash", "anything at all") is False
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import AuditEvent, Customer, FollowUpTask, User, utcnow
-from services import accounts, customers, tasks
+from services import accounts, customers, office_time, tasks
 from services.customers import CustomerData
 from services.errors import DomainError
 from tests.conftest import TEST_PASSWORD
@@ -41,19 +41,6 @@ def titles(page) -> list[str]:
 
 # ---- the office day --------------------------------------------------------------------
 
-@pytest.mark.parametrize("now, day", [
-    (datetime(2026, 3, 1, 16, 30, tzinfo=UTC), date(2026, 3, 2)),  # 00:30 in Shanghai
-    (datetime(2026, 3, 1, 15, 59), date(2026, 3, 1)),  # naive means UTC: 23:59 in Shanghai
-    (datetime(2026, 3, 1, 16, 0), date(2026, 3, 2)),
-])
-def test_office_today_in_the_office_time_zone(now, day):
-    assert tasks.office_today("Asia/Shanghai", now) == day
-
-
-def test_office_today_in_another_zone():
-    assert tasks.office_today("Europe/London", datetime(2026, 3, 1, 16, 30, tzinfo=UTC)) == date(2026, 3, 1)
-
-
 def test_today_and_overdue_at_the_day_boundary(ctx):
     sales = user()
     on = customer(sales)
@@ -61,14 +48,14 @@ def test_today_and_overdue_at_the_day_boundary(ctx):
     task(sales, on, date(2026, 3, 2), "今天")
     task(sales, on, date(2026, 3, 3), "明天")
     # 16:30 UTC on 1 March is already 2 March in the office.
-    today = tasks.office_today("Asia/Shanghai", datetime(2026, 3, 1, 16, 30, tzinfo=UTC))
+    today = office_time.office_today("Asia/Shanghai", datetime(2026, 3, 1, 16, 30, tzinfo=UTC))
     assert titles(tasks.list_tasks(sales, today=today, due="today")) == ["今天"]
     assert titles(tasks.list_tasks(sales, today=today, due="overdue")) == ["昨天"]
     groups = tasks.group_by_due(tasks.list_tasks(sales, today=today).items, today)
     assert {key: [t.title for t in group] for key, group in groups.items()} == {
         "overdue": ["昨天"], "today": ["今天"], "upcoming": ["明天"]}
     # A minute earlier it is still 1 March there.
-    earlier = tasks.office_today("Asia/Shanghai", datetime(2026, 3, 1, 15, 59, tzinfo=UTC))
+    earlier = office_time.office_today("Asia/Shanghai", datetime(2026, 3, 1, 15, 59, tzinfo=UTC))
     assert titles(tasks.list_tasks(sales, today=earlier, due="today")) == ["昨天"]
     assert titles(tasks.list_tasks(sales, today=earlier, due="overdue")) == []
 
