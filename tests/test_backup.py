@@ -62,7 +62,8 @@ def test_round_trip_create_list_verify_restore(app, runner, folder):
     lost_customer, lost_note = _customer_with_note(app, "李后来", "后来的记录")
 
     listed = runner.invoke(args=["backup", "list"])
-    assert listed.exit_code == 0 and path.name in listed.output and "verified" in listed.output
+    assert listed.exit_code == 0 and path.name in listed.output
+    assert "verified" in listed.output and "not verified" not in listed.output  # create verified it
     verified = runner.invoke(args=["backup", "verify", str(path)])
     assert verified.exit_code == 0 and "OK" in verified.output, verified.output
 
@@ -119,17 +120,45 @@ def test_a_corrupted_backup_fails_verify_and_is_not_restored(app, runner):
     assert refused.exit_code == 1 and "Nothing restored" in refused.output
 
 
+def _repack(path: Path, work: Path, change) -> None:
+    """Unpack the backup at ``path``, let ``change(folder)`` alter it, pack it again."""
+    with tarfile.open(path) as archive:
+        archive.extractall(work, filter="data")
+    change(work)
+    with tarfile.open(path, "w:gz") as archive:
+        for member in work.iterdir():
+            archive.add(member, arcname=member.name)
+
+
 def test_a_tampered_copy_fails_its_checksum(app, runner, tmp_path):
     path = _create(runner)
-    with tarfile.open(path) as archive:
-        archive.extractall(tmp_path / "x", filter="data")
-    copy = next(p for p in (tmp_path / "x").iterdir() if p.name in backup.backup_db.COPY_NAMES)
-    copy.write_bytes(copy.read_bytes() + b"\0")
-    with tarfile.open(path, "w:gz") as archive:
-        for member in (tmp_path / "x").iterdir():
-            archive.add(member, arcname=member.name)
+
+    def append_a_byte(folder: Path):
+        copy = next(p for p in folder.iterdir() if p.name in backup.backup_db.COPY_NAMES)
+        copy.write_bytes(copy.read_bytes() + b"\0")
+
+    _repack(path, tmp_path / "x", append_a_byte)
     result = runner.invoke(args=["backup", "verify", str(path)])
     assert result.exit_code == 1 and "checksum" in result.output
+
+
+def test_restore_refuses_a_backup_from_a_newer_schema(app, runner, tmp_path):
+    customer_id, _note = _customer_with_note(app, "张三", "第一条")
+    path = _create(runner)
+
+    def newer(folder: Path):
+        manifest = json.loads((folder / "manifest.json").read_text())
+        (folder / "manifest.json").write_text(json.dumps({**manifest, "schema_revision": "9999"}))
+
+    _repack(path, tmp_path / "x", newer)
+    with app.app_context():
+        db.session.execute(db.delete(CustomerNote))
+        db.session.commit()
+    result = runner.invoke(args=["backup", "restore", str(path), "--force"])
+    assert result.exit_code == 1 and "unknown to this version" in result.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(CustomerNote)) == 0
+        assert db.session.get(Customer, customer_id) is not None
 
 
 def test_a_half_written_backup_is_never_listed(app, runner, folder, monkeypatch):
@@ -249,6 +278,7 @@ def test_backup_while_notes_are_saved_holds_every_note_saved_before_it(app, runn
         stop.set()
         writer.join(15)
     assert not writer.is_alive()
+    assert len(saved) > len(before)  # the writer went on while the backup ran
     restored = runner.invoke(args=_restore_args(app, path))
     assert restored.exit_code == 0, restored.output
     with app.app_context():
