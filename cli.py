@@ -257,7 +257,138 @@ def _prune_login_throttle() -> None:
         click.echo(f"Pruned {pruned} sign-in throttle rows.")
 
 
+@click.group("backup")
+def backup_group():
+    """Backups of the database and the instance settings (D2)."""
+
+
+def _backup_folder() -> Path:
+    return Path(current_app.config["BACKUP_DIR"] or Path(current_app.instance_path) / "backups")
+
+
+def _backup_database():
+    from extensions import database_url
+    from services import backup_db
+
+    try:
+        return backup_db.database_for(database_url(current_app),
+                                      busy_timeout_ms=current_app.config["SQLITE_BUSY_TIMEOUT_MS"])
+    except backup_db.BackupError as refused:
+        raise click.ClickException(str(refused)) from None
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+@backup_group.command("create")
+@click.option("--to", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Write here instead of BACKUP_DIR (instance/backups).")
+@with_appcontext
+def backup_create_command(folder):
+    """Copy the database while the app keeps running, with its manifest and
+    instance/config.py, into one .tar.gz; verify it; then rotate the backups in that
+    folder. Exit status 1 when no backup could be made or it does not verify."""
+    import time
+
+    from services import audit, backup
+
+    folder = folder or _backup_folder()
+    started = time.monotonic()
+    try:
+        path, manifest = backup.create(_backup_database(), folder, Path(current_app.instance_path) / "config.py")
+    except (backup.BackupError, OSError) as failed:
+        raise click.ClickException(f"No backup made: {failed}") from None
+    audit.record("backup.create", actor_name="cli", file=path.name, size=path.stat().st_size,
+                 database=manifest["database"], schema_revision=manifest["schema_revision"])
+    db.session.commit()
+    rows = sum(manifest["row_counts"].values())
+    click.echo(f"Wrote {path} ({_megabytes(path.stat().st_size)}, {rows} rows in "
+               f"{len(manifest['row_counts'])} tables) in {time.monotonic() - started:.1f} s.")
+    checked = backup.verify(path)  # a few seconds even for 100,000 notes; a bad copy is news tonight
+    if not checked.ok:
+        raise click.ClickException(f"{path.name} does not verify: {'; '.join(checked.problems)}")
+    click.echo(f"Verified {path.name}.")
+    config = current_app.config
+    for deleted in backup.rotate(folder, daily=config["BACKUP_KEEP_DAILY"], weekly=config["BACKUP_KEEP_WEEKLY"],
+                                 monthly=config["BACKUP_KEEP_MONTHLY"]):
+        click.echo(f"  rotated away {deleted.name}")
+
+
+@backup_group.command("list")
+@with_appcontext
+def backup_list_command():
+    """The backups in BACKUP_DIR, newest first."""
+    from services import backup
+
+    folder = _backup_folder()
+    found = backup.list_backups(folder)
+    if not found:
+        click.echo(f"No backups in {folder}.")
+    states = {True: "verified", False: "FAILED verify", None: "not verified"}
+    for item in found:
+        click.echo(f"{item.name}  {item.created:%Y-%m-%d %H:%M:%S} UTC  {_megabytes(item.size):>10}  "
+                   f"{states[item.verified]}")
+
+
+@backup_group.command("verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def backup_verify_command(file):
+    """Open a backup, check its checksum and its database (SQLite: integrity check
+    and row counts; PostgreSQL: pg_restore --list). Exit status 1 when it is bad."""
+    from services import backup
+
+    result = backup.verify(file)
+    for problem in result.problems:
+        click.echo(f"  {problem}")
+    if not result.ok:
+        click.echo(f"{file.name}: BAD")
+        sys.exit(1)
+    manifest = result.manifest
+    click.echo(f"{file.name}: OK ({manifest['database']}, schema revision {manifest['schema_revision']}, "
+               f"{sum(manifest['row_counts'].values())} rows, made {manifest['created_at']})")
+
+
+@backup_group.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Restore even though other processes use the database.")
+@with_appcontext
+def backup_restore_command(file, force):
+    """Replace the database's contents with a backup's (after verifying it), upgrade
+    its schema if it is older, and rebuild the search index. Refuses while another
+    process (the app) has the database open, unless --force."""
+    from flask_migrate import upgrade
+
+    from services import audit, backup
+
+    db.session.remove()
+    db.engine.dispose()  # this process's own connections would count as "in use"
+    try:
+        restored = backup.restore(file, _backup_database(), force=force, known_revisions=_known_revisions())
+    except (backup.BackupError, OSError) as refused:
+        raise click.ClickException(f"Nothing restored: {refused}") from None
+    db.engine.dispose()
+    manifest = restored.manifest
+    click.echo(f"Restored {restored.database} from {file.name} (made {manifest['created_at']}, "
+               f"{sum(manifest['row_counts'].values())} rows).")
+    upgrade()  # a backup from an older version gets this version's schema
+    audit.record("backup.restore", actor_name="cli", file=file.name, backup_created_at=manifest["created_at"],
+                 schema_revision=manifest["schema_revision"], forced=force)
+    db.session.commit()
+    click.echo("Rebuilding the search index …")
+    _rebuild_index()
+    click.echo("Settings (SECRET_KEY) are not restored: instance/config.py stays as it is; the backup's "
+               "copy is config.py inside the archive.")
+
+
+def _known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(os.path.join(current_app.root_path, "migrations"))
+    return {script.revision for script in scripts.walk_revisions()}
+
+
 def init_app(app) -> None:
     for command in (init_command, create_user_command, ensure_admin_command, demo_data_command,
-                    pool_group, search_group):
+                    pool_group, search_group, backup_group):
         app.cli.add_command(command)

@@ -21,6 +21,7 @@ _ENV_SETTINGS: dict[str, type] = {
     "LOGIN_FAILURE_WINDOW_MINUTES": int,
     "LOGIN_LOCKOUT_MINUTES": int,
     "SEARCH_INDEX_DIR": str,
+    "BACKUP_DIR": str,
 }
 
 
@@ -49,6 +50,12 @@ class Config:
     # that finds it missing; a larger one in the background, while search answers
     # from the database.
     SEARCH_INLINE_REBUILD_MAX = 20000
+    # Where ``backup create`` writes; empty means instance/backups. Rotation keeps the
+    # newest backup of each of this many recent days, ISO weeks and months.
+    BACKUP_DIR = ""
+    BACKUP_KEEP_DAILY = 7
+    BACKUP_KEEP_WEEKLY = 4
+    BACKUP_KEEP_MONTHLY = 12
 
     LANGUAGES = ("zh", "en")
     BABEL_DEFAULT_LOCALE = "zh"
