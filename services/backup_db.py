@@ -16,6 +16,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -29,26 +30,28 @@ class BackupError(Exception):
     """A backup, verify or restore that cannot be done; the message says why."""
 
 
-class Database:
+class Database(ABC):
     """The configured database, seen by the backup commands."""
 
     kind = ""
     copy_name = ""
     compresslevel = 6
 
+    @abstractmethod
     def copy_to(self, path: Path) -> dict:
         """Write a consistent copy to ``path``; return its schema revision and row counts."""
-        raise NotImplementedError
 
+    @abstractmethod
     def restore_from(self, path: Path) -> None:
-        raise NotImplementedError
+        """Replace the database's contents with the copy at ``path``."""
 
+    @abstractmethod
     def other_users(self) -> str:
         """Who else has the database open, in words ("" when nobody)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def describe(self) -> str:
-        raise NotImplementedError
+        """The database in words, for the commands' output."""
 
 
 def database_for(url: str, *, busy_timeout_ms: int = 15000) -> Database:
