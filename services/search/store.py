@@ -463,8 +463,16 @@ def _open(key, generation: str):
 
 
 def _current(entry) -> bool:
+    """Is the searcher's table of contents still the newest? Its own TOC is there
+    and the next one is not: two file checks. (Whoosh's latest_generation() lists
+    the folder, where replaced TOCs and segments now stay KEEP_REPLACED seconds: a
+    burst of saves made that listing cost 2 ms a query.) Commits number their TOCs
+    one after another, and a TOC is removed only after a newer one exists."""
+    ix, searcher = entry[1], entry[2]
     try:
-        return entry[1].latest_generation() == entry[2].reader().generation()
+        generation = searcher.reader().generation()
+        return (ix.storage.file_exists(TOC._filename(ix.indexname, generation))
+                and not ix.storage.file_exists(TOC._filename(ix.indexname, generation + 1)))
     except Exception:
         return False
 
