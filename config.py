@@ -67,6 +67,11 @@ class Config:
     SESSION_PERMANENT = False
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+    # The customer import: largest file accepted (the app raises MAX_CONTENT_LENGTH to
+    # let it through, so a larger file gets a message next to the file field), and the
+    # row count above which an import runs in a background thread with a progress bar.
+    IMPORT_MAX_BYTES = 20 * 1024 * 1024
+    IMPORT_BACKGROUND_ROWS = 500
 
 
 def _parse(kind: type, raw: str):

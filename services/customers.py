@@ -65,40 +65,74 @@ def get(customer_id: int) -> Customer | None:
     return db.session.get(Customer, customer_id)
 
 
-def find_duplicates(data: CustomerData, *, exclude_id: int | None = None, limit: int = 5) -> list[Customer]:
-    """Customers with the same phone number, the same email, or the same name and
-    company (C3). Merged-away records are not counted."""
+def match_keys(data: CustomerData) -> set[tuple[str, str]]:
+    """What makes two customers likely duplicates (C3), as keys: each phone number,
+    the email (case ignored), and the name with the company (when both are given).
+    Two customers sharing a key are duplicates."""
+    keys = {("phone", number) for _, number in data.phones if number}
+    if data.email:
+        keys.add(("email", data.email.lower()))
+    if data.name and data.company:
+        keys.add(("name", f"{data.name}\x1f{data.company}"))
+    return keys
+
+
+def _key_condition(keys):
+    """SQL matching the customers that share one of ``keys`` (see match_keys)."""
+    from sqlalchemy import or_, tuple_
+
     conditions = []
-    digits = [number for _, number in data.phones if number]
+    digits = [value for kind, value in keys if kind == "phone"]
     if digits:
         conditions.append(
             Customer.id.in_(select(CustomerPhone.customer_id).where(CustomerPhone.digits.in_(digits)))
         )
-    if data.email:
-        conditions.append(func.lower(Customer.email) == data.email.lower())
-    if data.name and data.company:
-        conditions.append((Customer.name == data.name) & (Customer.company == data.company))
-    if not conditions:
-        return []
-    from sqlalchemy import or_
+    emails = [value for kind, value in keys if kind == "email"]
+    if emails:
+        conditions.append(func.lower(Customer.email).in_(emails))
+    names = [tuple(value.split("\x1f", 1)) for kind, value in keys if kind == "name"]
+    if names:
+        conditions.append(tuple_(Customer.name, Customer.company).in_(names))
+    return or_(*conditions) if conditions else None
 
-    query = select(Customer).where(or_(*conditions), Customer.merged_into_id.is_(None))
+
+def find_duplicates(data: CustomerData, *, exclude_id: int | None = None, limit: int = 5) -> list[Customer]:
+    """Customers with the same phone number, the same email, or the same name and
+    company (C3). Merged-away records are not counted."""
+    condition = _key_condition(match_keys(data))
+    if condition is None:
+        return []
+    query = select(Customer).where(condition, Customer.merged_into_id.is_(None))
     if exclude_id is not None:
         query = query.where(Customer.id != exclude_id)
     return list(db.session.scalars(query.order_by(Customer.id).limit(limit)))
 
 
-def match_reasons(customer: Customer, data: CustomerData) -> list[str]:
-    """Why ``customer`` looks like a duplicate of ``data``: "phone", "email", "name"."""
-    reasons = []
-    digits = {number for _, number in data.phones}
-    if digits & {p.digits for p in customer.phones}:
-        reasons.append("phone")
-    if data.email and customer.email.lower() == data.email.lower():
-        reasons.append("email")
-    if data.name and data.company and (customer.name, customer.company) == (data.name, data.company):
-        reasons.append("name")
-    return reasons
+def customers_by_key(keys: set[tuple[str, str]]) -> dict[tuple[str, str], list[int]]:
+    """For many records at once (an import's batch of rows): the ids of existing
+    customers sharing each of ``keys`` (see match_keys), by the rules of
+    find_duplicates, in a few queries instead of one per record."""
+    found: dict[tuple[str, str], list[int]] = {}
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), 300):
+        condition = _key_condition(ordered[start : start + 300])
+        rows = db.session.execute(
+            select(Customer.id, Customer.name, Customer.company, Customer.email)
+            .where(condition, Customer.merged_into_id.is_(None)).order_by(Customer.id)
+        ).all()
+        phone_rows = db.session.execute(
+            select(CustomerPhone.customer_id, CustomerPhone.digits)
+            .where(CustomerPhone.customer_id.in_([row.id for row in rows]))
+        ).all() if rows else []
+        by_id: dict[int, set] = {}
+        for row in rows:
+            by_id[row.id] = match_keys(CustomerData(name=row.name, company=row.company, email=row.email))
+        for customer_id, digits in phone_rows:
+            by_id[customer_id].add(("phone", digits))
+        for customer_id, customer_keys in by_id.items():
+            for key in customer_keys & keys:
+                found.setdefault(key, []).append(customer_id)
+    return found
 
 
 def _owner_for_new(actor: User, data: CustomerData) -> int | None:
@@ -129,6 +163,14 @@ def _apply(customer: Customer, data: CustomerData) -> None:
     ]
 
 
+def build_customer(actor: User | None, data: CustomerData, owner_id: int | None) -> Customer:
+    """A new Customer for ``data``, not yet added to the session (create_customer,
+    the import): the caller has checked the owner and the duplicates."""
+    customer = Customer(created_by_id=actor.id if actor else None, owner_id=owner_id, created_at=utcnow())
+    _apply(customer, data)
+    return customer
+
+
 def create_customer(
     actor: User, data: CustomerData, *, acknowledge_duplicates: bool = False, ip: str | None = None
 ) -> Customer:
@@ -139,8 +181,7 @@ def create_customer(
         raise DuplicateCustomer(duplicates)
     owner_id = _owner_for_new(actor, data)
     _check_owner(owner_id)
-    customer = Customer(created_by_id=actor.id, owner_id=owner_id, created_at=utcnow())
-    _apply(customer, data)
+    customer = build_customer(actor, data, owner_id)
     db.session.add(customer)
     db.session.flush()
     pool.record_created(customer, actor)

@@ -47,6 +47,10 @@ PERMISSIONS: dict[str, tuple[str, frozenset[Role]]] = {
     "customer.archive": ("Archive and restore customers", frozenset({A, M})),
     "customer.merge": ("Merge duplicate customers, and undo a merge", frozenset({A, M})),
     "customer.purge": ("Delete an archived customer for good", frozenset({A})),
+    "customer.import": (
+        "Import customers from CSV or Excel files, and undo an import within 7 days",
+        frozenset({A, M}),
+    ),
     "note.create": (
         "Write notes (front desk: call and visit notes) on customers one may see",
         frozenset({A, M, S, F}),

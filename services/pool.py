@@ -105,12 +105,24 @@ def _event(kind, customer_id, actor, *, from_user=None, to_user=None, reason="",
 def record_created(customer: Customer, actor: User) -> None:
     """Called when a customer is created (in the caller's transaction): a pool event
     for a customer born in the pool, the ownership clock for an owned one."""
-    if customer.owner_id is None:
-        customer.pool_reason = "new"
-        _event(PoolEventKind.CREATE_IN_POOL, customer.id, actor)
-    else:
-        customer.owned_since = customer.created_at or utcnow()
-        _event(PoolEventKind.ASSIGN, customer.id, actor, to_user=customer.owner_id, reason="created")
+    record_created_many([customer], actor)
+
+
+def record_created_many(customers: list[Customer], actor: User | None, **details) -> None:
+    """:func:`record_created` for many new (flushed) customers at once, with one
+    search backlog write: an import's batch of rows. ``details`` go on each event."""
+    search.mark_customers([customer.id for customer in customers], with_notes=True)
+    events = []
+    for customer in customers:
+        if customer.owner_id is None:
+            customer.pool_reason = "new"
+            kind, to_user, reason = PoolEventKind.CREATE_IN_POOL, None, ""
+        else:
+            customer.owned_since = customer.created_at or utcnow()
+            kind, to_user, reason = PoolEventKind.ASSIGN, customer.owner_id, "created"
+        events.append(PoolEvent(customer_id=customer.id, kind=kind, actor_id=actor.id if actor else None,
+                                to_user_id=to_user, reason=reason, at=utcnow(), details=details))
+    db.session.add_all(events)
 
 
 def record_owner_change(actor: User, customer: Customer, new_owner_id: int | None) -> None:

@@ -1,0 +1,167 @@
+"""The customer import's two jobs, checking a file and importing it (D3), run in the
+request for small files and in a background thread of the process for large ones
+(more than IMPORT_BACKGROUND_ROWS rows), so that they go on when the browser is
+closed; the batch row carries the status and progress the page polls.
+
+Like a CLI command, a job commits: once per chunk of imports.CHUNK rows, so that
+each chunk is one transaction and one search-index update (the backlog is applied
+after each commit), and memory holds one chunk's objects at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from itertools import islice
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+
+from extensions import db
+from models import ImportBatch, ImportStatus, User, utcnow
+from services import imports, policy, pool
+from services.errors import DomainError
+from services.import_apply import TagResolver, action_for, classify, owner_for, write_chunk
+from services.import_files import open_sheet
+from services.import_rows import Lookups, check_row
+
+log = logging.getLogger(__name__)
+
+CHECK, IMPORT = "check", "import"
+_threads: dict[int, threading.Thread] = {}
+
+
+def _chunks(rows, size: int):
+    rows = iter(rows)
+    while chunk := list(islice(rows, size)):
+        yield chunk
+
+
+def _checked_chunks(batch: ImportBatch, lookups: Lookups):
+    """The file's rows, checked and classified, a chunk at a time."""
+    mapping, seen = batch.options["mapping"], set()
+    with open_sheet(imports.source_path(batch), batch.file_kind) as sheet:
+        for chunk in _chunks(sheet.rows, imports.CHUNK):
+            yield classify([check_row(number, cells, mapping, lookups) for number, cells in chunk], seen)
+
+
+def check_file(batch: ImportBatch) -> None:
+    """Check every row (the preview and the dry run): counts by status, the first
+    rows and every rejected row in the report, owners over their limit."""
+    counts, owners, preview, problems = Counter(), Counter(), [], []
+    options = batch.options
+    batch.status, batch.progress = ImportStatus.CHECKING, 0
+    db.session.commit()
+    for classified in _checked_chunks(batch, Lookups()):
+        for row, status, matches in classified:
+            counts[status] += 1
+            if len(preview) < imports.PREVIEW_ROWS:
+                preview.append(imports.row_record(row, status, matches))
+            if status == "invalid":
+                problems.append(imports.row_record(row, status, matches))
+            elif action_for(status, options["duplicates"]) == "create" and owner_for(row, options["owner"]):
+                owners[owner_for(row, options["owner"])] += 1
+        batch.progress += len(classified)
+        db.session.commit()
+    imports.write_report(batch, preview, problems)
+    batch.counts = {"rows": sum(counts.values()), **{k: counts[k] for k in
+                    ("new", "duplicate", "file_duplicate", "invalid")}, "over_limit": _over_limit(owners)}
+    batch.status = ImportStatus.READY
+    db.session.commit()
+
+
+def _over_limit(owners: Counter) -> list[dict]:
+    """Owners who would own more customers than their limit (pool.max_owned or
+    their own) after the import."""
+    over = []
+    for owner_id, adding in sorted(owners.items()):
+        user = db.session.get(User, owner_id)
+        owned, limit = pool.owned_count(owner_id), pool.owner_limit(user)
+        if owned + adding > limit:
+            over.append({"owner_id": owner_id, "name": user.display_name, "owned": owned,
+                         "adding": adding, "limit": limit})
+    return over
+
+
+def confirm(actor: User | None, batch: ImportBatch) -> None:
+    """Mark a checked batch for importing. Raises DomainError when it is not
+    checked, or when owners would go over their limit without a manager's
+    override."""
+    if batch.status != ImportStatus.READY:
+        raise DomainError(_l("Check the file first."))
+    if batch.counts.get("over_limit") and not batch.options.get("override_limit"):
+        raise DomainError(_l("Some owners would own more customers than allowed. Choose the pool, "
+                             "another owner, or override the limit."), "owner")
+    batch.status, batch.progress = ImportStatus.IMPORTING, 0
+    db.session.flush()
+
+
+def import_file(actor: User | None, batch: ImportBatch) -> None:
+    """Import the rows of a confirmed batch, a chunk per transaction."""
+    totals = Counter()
+    resolver = TagResolver(actor, lookups := Lookups(), create=batch.options["tags"] == "create")
+    for classified in _checked_chunks(batch, lookups):
+        totals.update(write_chunk(actor, batch, classified, resolver))
+        batch.progress += len(classified)
+        batch.counts = {**batch.counts, **totals, "imported": totals["created"] + totals["filled"]}
+        db.session.commit()
+    batch.status, batch.finished_at = ImportStatus.DONE, utcnow()
+    imports.audit_import(actor, batch)
+    db.session.commit()
+
+
+def run(step: str, batch_id: int, actor_id: int | None) -> None:
+    """Run ``step`` on the batch; a failure marks it failed with a message (what
+    earlier chunks imported stays, and can be undone)."""
+    try:
+        batch = db.session.get(ImportBatch, batch_id)
+        actor = db.session.get(User, actor_id) if actor_id else None
+        (check_file if step == CHECK else lambda b: import_file(actor, b))(batch)
+    except Exception as error:
+        db.session.rollback()
+        if not isinstance(error, DomainError):
+            log.exception("import %s of batch %s failed", step, batch_id)
+        batch = db.session.get(ImportBatch, batch_id)
+        batch.status, batch.finished_at = ImportStatus.FAILED, utcnow()
+        batch.error = error.message if isinstance(error, DomainError) else str(
+            _l("The import stopped on an unexpected error (it is in the server log)."))
+        db.session.commit()
+
+
+def start(step: str, batch: ImportBatch, actor: User | None) -> bool:
+    """Run ``step`` now, or in a background thread for a large file. The caller has
+    committed. Returns True when it runs in the background."""
+    actor_id, batch_id = actor.id if actor else None, batch.id
+    if batch.total_rows <= current_app.config["IMPORT_BACKGROUND_ROWS"]:
+        run(step, batch_id, actor_id)
+        return False
+    app = current_app._get_current_object()
+    db.session.commit()  # end the read transaction: on SQLite it would hold the lock the job needs
+
+    def work():
+        with app.app_context():
+            try:
+                run(step, batch_id, actor_id)
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=work, name=f"import-{batch_id}", daemon=True)
+    _threads[batch_id] = thread
+    thread.start()
+    return True
+
+
+def wait(batch_id: int, timeout: float) -> bool:
+    """Wait for a background job of the batch in this process; True when none runs."""
+    thread = _threads.get(batch_id)
+    if thread is not None:
+        thread.join(timeout)
+        if thread.is_alive():
+            return False
+        _threads.pop(batch_id, None)
+    return True
+
+
+def may_override(actor: User | None) -> bool:
+    return policy.may(actor, "pool.assign")

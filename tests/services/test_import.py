@@ -1,0 +1,393 @@
+"""The customer import's services: reading files with Excel's quirks, the check
+(preview and dry run), importing in chunks, duplicates, owners and their limit,
+undo, and the search index."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from extensions import db
+from models import AuditEvent, Customer, CustomerNote, ImportRow, ImportStatus, Tag, User
+from services import customers, import_files, import_jobs, imports, search, settings
+from services.import_apply import undo_import
+from services.import_rows import Lookups, check_row, guess_mapping
+from tests.import_helpers import HEADERS, csv_bytes, rows, write, xlsx_bytes
+
+
+def receive(actor, path):
+    batch = imports.receive_file(actor, path.name, lambda dest: shutil.copy(path, dest))
+    db.session.commit()
+    return batch
+
+
+def check(actor, path, **options):
+    batch = receive(actor, path)
+    if options:
+        imports.set_options(actor, batch, {**batch.options, **options})
+        db.session.commit()
+    import_jobs.start(import_jobs.CHECK, batch, actor)
+    return db.session.get(type(batch), batch.id)
+
+
+def run_import(actor, path, **options):
+    batch = check(actor, path, **options)
+    assert batch.status == ImportStatus.READY, batch.error
+    import_jobs.confirm(actor, batch)
+    db.session.commit()
+    import_jobs.start(import_jobs.IMPORT, batch, actor)
+    return db.session.get(type(batch), batch.id)
+
+
+def user(name):
+    return db.session.scalar(select(User).where(User.username == name))
+
+
+def count(model):
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+# ---- cells and headers ---------------------------------------------------------------
+
+@pytest.mark.parametrize("value, expected", [
+    (13800138000, "13800138000"), (13800138000.0, "13800138000"), ("1.3800138E10", "13800138000"), ("1.38001380008E11", "138001380008"),
+    ("13800138000.0", "13800138000"), (" 138 0013 8000 ", "138 0013 8000"), ("１３８００１３８０００", "13800138000"),
+])
+def test_phones_as_excel_stores_them(value, expected):
+    assert import_files.phone_text(value) == expected
+
+
+@pytest.mark.parametrize("value", [
+    datetime(2026, 1, 2), date(2026, 1, 2), 46024, 46024.0, "2026-01-02", "2026/1/2", "2026年1月2日", "2026.01.02",
+    " ２０２６-０１-０２ ", "46024",
+])
+def test_dates_as_excel_stores_them(value):
+    assert import_files.to_date(value) == date(2026, 1, 2)
+
+
+def test_a_date_that_is_not_one_is_refused():
+    with pytest.raises(ValueError):
+        import_files.to_date("next Tuesday")
+
+
+def test_headers_in_chinese_and_english():
+    assert guess_mapping(["客户名称", "单位", "联系电话", "座机", "E-mail", "地区", "负责人", "标签", "备注", "??"]) == [
+        "name", "company", "phone", "landline", "email", "region", "owner", "tags", "note", ""]
+    assert guess_mapping(["Name", "Company", "Mobile", "姓名（必填）"]) == ["name", "company", "phone", ""]
+
+
+def test_a_row_with_problems_names_each(app, staff):
+    mapping = guess_mapping(["姓名", "手机", "邮箱", "负责人", "阶段", "类型"])
+    row = check_row(2, ["", "12", "not-mail", "nobody", "maybe", "alien"], mapping, Lookups())
+    assert row.data is None
+    assert row.problems == {"name": "name_missing", "email": "email_invalid", "phone": "phone_invalid",
+                            "stage": "stage_unknown", "type": "type_unknown", "owner": "owner_unknown"}
+    good = check_row(3, ["张伟", 13800138000.0, "ZW@X.CN", "sales.one", "成交", "大客户"], mapping, Lookups())
+    assert good.problems == {}
+    assert good.data.phones == [("mobile", "13800138000")] and good.data.email == "zw@x.cn"
+    assert (good.data.stage, good.data.type, good.owner_id) == ("deal", "key_account", staff["sales"].id)
+
+
+# ---- files ----------------------------------------------------------------------------
+
+QUIRKS = [
+    ["  张伟 ", "北京科技", 13800138000, "zw@example.com", "意向", "VIP，老客户", "第一次来电"],
+    ["李娜", "", 1.3800138009e10, "", "潜在", "", ""],
+    [None, None, None, None, None, None, None],  # blank row
+    ["王芳", "", "１３８００１３８０１０", "", "", "", ""],
+]
+
+
+@pytest.mark.parametrize("name, content", [
+    ("quirks.xlsx", xlsx_bytes(QUIRKS)),
+    ("quirks.csv", csv_bytes([[("" if c is None else c) for c in r] for r in QUIRKS], encoding="utf-8")),
+    ("quirks-bom.csv", csv_bytes([[("" if c is None else c) for c in r] for r in QUIRKS], encoding="utf-8-sig")),
+    ("quirks-gbk.csv", csv_bytes([[("" if c is None else c) for c in r] for r in QUIRKS], encoding="gbk")),
+    ("quirks-tab.csv", csv_bytes([[("" if c is None else c) for c in r] for r in QUIRKS], encoding="gb18030",
+                                 delimiter="\t")),
+    ("quirks-semi.csv", csv_bytes([[("" if c is None else c) for c in r] for r in QUIRKS], delimiter=";")),
+])
+def test_each_kind_of_file_imports_the_same_customers(app, staff, tmp_path, name, content):
+    batch = run_import(staff["manager"], write(tmp_path, name, content))
+    assert batch.status == ImportStatus.DONE, batch.error
+    assert batch.counts["created"] == 3 and batch.counts["rows"] == 3
+    found = {c.name: c for c in db.session.scalars(select(Customer))}
+    assert set(found) == {"张伟", "李娜", "王芳"}
+    assert [p.digits for p in found["张伟"].phones] == ["13800138000"]
+    assert [p.digits for p in found["李娜"].phones] == ["13800138009"]
+    assert [p.digits for p in found["王芳"].phones] == ["13800138010"]
+    assert found["张伟"].stage == "intent" and found["张伟"].owner_id is None
+    assert sorted(t.name for t in found["张伟"].tags) == ["VIP", "老客户"]
+    note = db.session.scalar(select(CustomerNote).where(CustomerNote.customer_id == found["张伟"].id))
+    assert note.body == "第一次来电"
+
+
+def test_excel_merged_cells_formulas_and_date_cells(app, staff, tmp_path):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["姓名", "公司", "手机", "生日", "地区"])
+    sheet.append(["赵强", "合并公司", "13900000001", datetime(1990, 5, 6), "上海"])
+    sheet.append(["钱多", None, "13900000002", 32999, None])
+    sheet.append(["孙丽", None, "=\"1390000000\"&\"3\"", "1988年3月4日", None])
+    sheet.merge_cells("E2:E3")
+    path = tmp_path / "merged.xlsx"
+    workbook.save(path)
+    # openpyxl writes no cached values; write what Excel would have cached for the formula.
+    _cache_formula(path, "C4", "13900000003")
+    batch = run_import(staff["admin"], path)
+    assert batch.counts["created"] == 3, (batch.counts, imports.read_report(batch)["problems"])
+    found = {c.name: c for c in db.session.scalars(select(Customer))}
+    assert found["赵强"].birthday == date(1990, 5, 6) and found["赵强"].region == "上海"
+    assert found["钱多"].region == "" and found["钱多"].birthday == date(1990, 5, 6)
+    assert [p.digits for p in found["孙丽"].phones] == ["13900000003"]
+    assert found["孙丽"].birthday == date(1988, 3, 4)
+
+
+def _cache_formula(path, cell: str, value: str) -> None:
+    """Give a formula cell a cached string value, as Excel saves it."""
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(path) as source:
+        items = {name: source.read(name) for name in source.namelist()}
+    xml = items["xl/worksheets/sheet1.xml"].decode()
+    xml = re.sub(rf'<c r="{cell}"([^>]*)><f>(.*?)</f><v\s*/?>(</v>)?</c>',
+                 rf'<c r="{cell}" t="str"><f>\2</f><v>{value}</v></c>', xml)
+    assert f"<v>{value}</v>" in xml
+    items["xl/worksheets/sheet1.xml"] = xml.encode()
+    with zipfile.ZipFile(path, "w") as target:
+        for name, data in items.items():
+            target.writestr(name, data)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("empty.csv", b"", "empty"),
+    ("blank.xlsx", b"", "empty"),
+    ("picture.png", b"\x89PNG....", "Not a spreadsheet"),
+    ("fake.xlsx", b"this is not a zip", "cannot be read"),
+    ("old.xls", b"\xd0\xcf\x11\xe0", ".xls"),
+    ("binary.csv", b"\x00\x01\x02" * 100, "Not a spreadsheet"),
+    ("noname.csv", csv_bytes([["x", "13800138000"]], headers=["Foo", "手机"]), "No name column"),
+    ("header-only.csv", csv_bytes([]), "no customers"),
+])
+def test_bad_files_are_refused_and_nothing_is_kept(app, staff, tmp_path, name, content, message):
+    with pytest.raises(import_files.BadFile, match=message):
+        receive(staff["manager"], write(tmp_path, name, content))
+    db.session.rollback()
+    assert count(imports.ImportBatch) == 0
+    assert list((tmp_path / "instance" / "imports").glob("*")) == [] if (tmp_path / "instance" / "imports").exists() else True
+
+
+def test_too_many_rows_and_too_large_are_refused(app, staff, tmp_path, monkeypatch):
+    monkeypatch.setattr(import_files, "MAX_ROWS", 5)
+    with pytest.raises(import_files.BadFile, match="more than 5 rows"):
+        receive(staff["manager"], write(tmp_path, "many.csv", csv_bytes(rows(6))))
+    app.config["IMPORT_MAX_BYTES"] = 100
+    with pytest.raises(import_files.BadFile, match="larger than"):
+        receive(staff["manager"], write(tmp_path, "big.csv", csv_bytes(rows(6))))
+    assert count(imports.ImportBatch) == 0
+
+
+# ---- check, import, duplicates ---------------------------------------------------------
+
+def test_the_check_counts_and_writes_nothing(app, staff, tmp_path):
+    existing = customers.create_customer(staff["admin"], customers.CustomerData(
+        name="老客户", phones=[("mobile", "13700000001")]))
+    db.session.commit()
+    data = rows(3) + [["重复", "", "13700000001", "", "", "", ""],   # duplicate of the existing
+                      ["客户0 again", "", "13900000000", "", "", "", ""],  # duplicate within the file
+                      ["", "x", "12", "bad", "", "", ""]]  # invalid
+    batch = check(staff["manager"], write(tmp_path, "c.xlsx", xlsx_bytes(data)))
+    assert batch.status == ImportStatus.READY
+    assert {k: batch.counts[k] for k in ("rows", "new", "duplicate", "file_duplicate", "invalid")} == {
+        "rows": 6, "new": 3, "duplicate": 1, "file_duplicate": 1, "invalid": 1}
+    report = imports.read_report(batch)
+    assert len(report["preview"]) == 6
+    assert [r["status"] for r in report["preview"]] == ["new"] * 3 + ["duplicate", "file_duplicate", "invalid"]
+    assert report["preview"][3]["existing"] == [existing.id]
+    assert report["problems"][0]["number"] == 7
+    assert set(report["problems"][0]["problems"]) == {"name", "phone", "email"}
+    assert count(Customer) == 1
+
+
+def test_rejected_rows_file_has_the_reason(app, staff, tmp_path):
+    batch = check(staff["manager"], write(tmp_path, "c.csv", csv_bytes(rows(2) + [["", "", "", "", "", "", ""],
+                                                                                 ["坏", "", "abc", "", "", "", ""]])))
+    table = imports.rejected_rows(batch, "Reason", lambda field, code: f"{field}:{code}")
+    assert table[0] == HEADERS + ["Reason"]
+    assert table[1][0] == "坏" and table[1][-1] == "phone:phone_invalid"
+    assert len(table) == 2  # the blank row is not a row
+
+
+def test_reimporting_the_same_file_creates_no_doubles(app, staff, tmp_path):
+    path = write(tmp_path, "same.xlsx", xlsx_bytes(rows(20)))
+    first = run_import(staff["manager"], path)
+    assert first.counts["created"] == 20
+    second = run_import(staff["manager"], path)
+    assert second.counts["duplicate"] == 20 and second.counts["created"] == 0 and second.counts["skipped"] == 20
+    assert count(Customer) == 20
+
+
+def test_duplicates_filled_or_created_anyway_and_undo_restores(app, staff, tmp_path):
+    existing = customers.create_customer(staff["admin"], customers.CustomerData(
+        name="客户0", company="", phones=[("mobile", "13900000000")]))
+    db.session.commit()
+    batch = run_import(staff["manager"], write(tmp_path, "f.csv", csv_bytes(
+        [["客户0", "新公司", "13900000000", "k0@example.com", "", "新标签", "补充备注"]])), duplicates="fill")
+    assert batch.counts["filled"] == 1
+    db.session.refresh(existing)
+    assert (existing.company, existing.email) == ("新公司", "k0@example.com")
+    assert [t.name for t in existing.tags] == ["新标签"]
+    row = db.session.scalar(select(ImportRow))
+    assert row.action == "filled" and row.old_values["company"] == ""
+    undo_import(staff["manager"], batch)
+    db.session.commit()
+    db.session.refresh(existing)
+    assert (existing.company, existing.email, existing.tags) == ("", "", [])
+    assert existing.archived_at is None
+    assert count(CustomerNote) == 0
+
+    again = run_import(staff["manager"], write(tmp_path, "g.csv", csv_bytes(
+        [["客户0", "", "13900000000", "", "", "", ""]])), duplicates="create")
+    assert again.counts["created"] == 1 and count(Customer) == 2
+    assert db.session.scalar(select(ImportRow.action).where(ImportRow.batch_id == again.id)) == "created_duplicate"
+
+
+def test_unknown_tags_dropped_when_asked(app, staff, tmp_path):
+    batch = run_import(staff["manager"], write(tmp_path, "t.csv", csv_bytes(rows(2))), tags="drop")
+    assert batch.counts["created"] == 2 and count(Tag) == 0
+
+
+def test_undo_archives_what_was_created_and_is_audited(app, staff, tmp_path):
+    batch = run_import(staff["manager"], write(tmp_path, "u.xlsx", xlsx_bytes(rows(5))))
+    audit_line = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "customer.import"))
+    assert audit_line.details["file"] == "u.xlsx" and audit_line.details["counts"]["created"] == 5
+    assert audit_line.details["duplicates"] == "skip"
+    assert imports.may_undo(batch)
+    undo_import(staff["manager"], batch)
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).where(Customer.archived_at.is_(None))) == 0
+    assert batch.status == ImportStatus.UNDONE and not imports.may_undo(batch)
+    with pytest.raises(imports.DomainError):
+        undo_import(staff["manager"], batch)
+
+
+def test_undo_after_seven_days_is_refused(app, staff, tmp_path):
+    from datetime import timedelta
+
+    batch = run_import(staff["manager"], write(tmp_path, "u.csv", csv_bytes(rows(1))))
+    batch.finished_at -= timedelta(days=8)
+    db.session.commit()
+    with pytest.raises(imports.DomainError, match="7 days"):
+        undo_import(staff["manager"], batch)
+
+
+# ---- owners ---------------------------------------------------------------------------
+
+def test_owner_column_and_one_salesperson(app, staff, tmp_path):
+    headers = ["姓名", "手机", "负责人"]
+    data = [["甲", "13900000001", "sales.one"], ["乙", "13900000002", staff["sales2"].display_name], ["丙", "13900000003", ""]]
+    run_import(staff["manager"], write(tmp_path, "o.csv", csv_bytes(data, headers=headers)), owner="column")
+    owners = {c.name: c.owner_id for c in db.session.scalars(select(Customer))}
+    assert owners == {"甲": staff["sales"].id, "乙": staff["sales2"].id, "丙": None}
+    run_import(staff["manager"], write(tmp_path, "p.csv", csv_bytes(
+        [["丁", "13900000004", ""]], headers=headers)), owner=str(staff["sales"].id))
+    assert db.session.scalar(select(Customer.owner_id).where(Customer.name == "丁")) == staff["sales"].id
+
+
+def test_ownership_limit_holds_unless_overridden(app, staff, tmp_path):
+    settings.update(staff["admin"], {"pool.max_owned": 2})
+    db.session.commit()
+    path = write(tmp_path, "l.csv", csv_bytes(rows(3)))
+    batch = check(staff["manager"], path, owner=str(staff["sales"].id))
+    assert batch.counts["over_limit"][0]["limit"] == 2
+    with pytest.raises(imports.DomainError, match="more customers than allowed"):
+        import_jobs.confirm(staff["manager"], batch)
+    db.session.rollback()
+    with pytest.raises(imports.DomainError, match="managers"):
+        imports.set_options(staff["sales"], batch, {**batch.options, "override_limit": True})
+    batch = run_import(staff["manager"], path, owner=str(staff["sales"].id), override_limit=True)
+    assert batch.counts["created"] == 3
+    line = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "customer.import"))
+    assert line.details["override_limit"] is True
+
+
+# ---- large files, background, search -----------------------------------------------------
+
+def test_a_large_file_runs_in_the_background_in_chunks(app, staff, tmp_path, monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK", 7)
+    app.config["IMPORT_BACKGROUND_ROWS"] = 10
+    path = write(tmp_path, "big.csv", csv_bytes(rows(30)))
+    manager = staff["manager"]
+    batch = receive(manager, path)
+    batch_id = batch.id
+    # Nothing may be read meanwhile in this thread's transaction: on SQLite it would hold the lock.
+    assert import_jobs.start(import_jobs.CHECK, batch, manager) is True
+    assert import_jobs.wait(batch_id, 60)
+    batch = db.session.get(imports.ImportBatch, batch_id)
+    assert batch.status == ImportStatus.READY and batch.progress == 30
+    import_jobs.confirm(manager, batch)
+    db.session.commit()
+    assert import_jobs.start(import_jobs.IMPORT, batch, manager) is True
+    assert import_jobs.wait(batch_id, 60)
+    batch = db.session.get(imports.ImportBatch, batch_id)
+    assert batch.status == ImportStatus.DONE and batch.counts["created"] == 30
+    assert count(ImportRow) == 30
+    found = search.search_customers(staff["admin"], "客户17")
+    assert [c.name for c in found.items] == ["客户17"]
+    assert search.search_customers(staff["admin"], "13900000029").items[0].name == "客户29"
+
+
+def test_one_index_update_per_chunk(app, staff, tmp_path, monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK", 10)
+    drains = []
+    original = search.sync.drain
+    monkeypatch.setattr(search.sync, "drain", lambda *a, **k: drains.append(1) or original(*a, **k))
+    batch = check(staff["manager"], write(tmp_path, "c.csv", csv_bytes(rows(25))))
+    import_jobs.confirm(staff["manager"], batch)
+    db.session.commit()
+    drains.clear()
+    import_jobs.start(import_jobs.IMPORT, batch, staff["manager"])
+    assert len(drains) == 3  # 25 rows in chunks of 10; the last commit (the audit line) changes no customer
+
+
+def test_a_failure_half_way_marks_the_batch_failed(app, staff, tmp_path, monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK", 5)
+    from services import import_apply
+
+    calls = []
+    original = import_apply.write_chunk
+
+    def flaky(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk on fire")
+        return original(*args)
+
+    monkeypatch.setattr(import_jobs, "write_chunk", flaky)
+    batch = check(staff["manager"], write(tmp_path, "f.csv", csv_bytes(rows(12))))
+    import_jobs.confirm(staff["manager"], batch)
+    db.session.commit()
+    import_jobs.start(import_jobs.IMPORT, batch, staff["manager"])
+    batch = db.session.get(imports.ImportBatch, batch.id)
+    assert batch.status == ImportStatus.FAILED and "unexpected error" in batch.error
+    assert count(Customer) == 5 and imports.may_undo(batch)
+    undo_import(staff["manager"], batch)
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).where(Customer.archived_at.is_(None))) == 0
+
+
+def test_the_mapping_is_remembered(app, staff, tmp_path):
+    headers = ["客户", "Foo", "电话"]
+    batch = receive(staff["manager"], write(tmp_path, "m.csv", csv_bytes([["甲", "公司甲", "13900000001"]],
+                                                                        headers=headers)))
+    assert batch.options["mapping"] == ["name", "", "phone"]
+    imports.set_options(staff["manager"], batch, {**batch.options, "mapping": ["name", "company", "phone"]})
+    db.session.commit()
+    again = receive(staff["manager"], write(tmp_path, "m2.csv", csv_bytes([], headers=headers) + "乙,x,1\n".encode()))
+    assert again.options["mapping"] == ["name", "company", "phone"]
