@@ -33,6 +33,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update(test_config)
     _keep_files_private()
     os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
+    # An upload up to IMPORT_MAX_BYTES gets through, so a larger one is told so next to its field.
+    app.config["MAX_CONTENT_LENGTH"] = max(app.config["MAX_CONTENT_LENGTH"], app.config["IMPORT_MAX_BYTES"] + 2**20)
     app.config["SESSION_COOKIE_SECURE"] = bool(app.config["HTTPS"])
     app.config["PREFERRED_URL_SCHEME"] = "https" if app.config["HTTPS"] else "http"
 
@@ -45,7 +47,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from blueprints import converters
 
     converters.init_app(app)  # before the blueprints: their rules use <id:…>
-    from blueprints import admin, auth, customers, errors, i18n, main, notes, pool, pool_admin, security, tags, tasks
+    from blueprints import admin, auth, customers, errors, i18n, imports, main, notes, pool, pool_admin, security, tags, tasks
     from blueprints import search as search_views
 
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
@@ -56,7 +58,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(main.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(pool_admin.bp)
-    for module in (customers, notes, pool, tags, tasks, search_views):
+    for module in (customers, imports, notes, pool, tags, tasks, search_views):
         app.register_blueprint(module.bp)
 
     from services import passwords, search

@@ -246,6 +246,88 @@ def pool_recycle_command(dry_run):
         refresh_statistics()
 
 
+@click.group("import")
+def import_group():
+    """Import data from spreadsheets."""
+
+
+def _import_owner(owner: str) -> str:
+    """--owner as an import option: "pool", "column", or a user id."""
+    from sqlalchemy import select
+
+    from models import User
+    from services import policy
+
+    if owner in ("pool", "column"):
+        return owner
+    user = db.session.scalar(select(User).where(User.username == owner))
+    if not policy.may_own_customers(user):
+        raise click.BadParameter(f"{owner!r} is not an active colleague who may own customers.", param_hint="--owner")
+    return str(user.id)
+
+
+@import_group.command("customers")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check every row and write the rejected rows; import nothing.")
+@click.option("--owner", default="pool", show_default=True,
+              help="pool, column (the file's owner column), or the username of one salesperson.")
+@click.option("--duplicates", type=click.Choice(["skip", "fill", "create"]), default="skip", show_default=True,
+              help="What to do with rows that duplicate an existing customer.")
+@click.option("--tags", type=click.Choice(["create", "drop"]), default="create", show_default=True,
+              help="Create tags the office does not have yet, or leave them out.")
+@click.option("--override-limit", is_flag=True, help="Let owners go over their ownership limit (recorded).")
+@with_appcontext
+def import_customers_command(file, dry_run, owner, duplicates, tags, override_limit):
+    """Import customers from an .xlsx or .csv FILE (audited; undo it on the
+    imports page within 7 days). Exit status 1 when nothing could be imported."""
+    import shutil
+
+    from services import import_jobs, imports
+
+    options = {"owner": _import_owner(owner), "duplicates": duplicates, "tags": tags,
+               "override_limit": override_limit}
+    try:
+        batch = imports.receive_file(None, file.name, lambda dest: shutil.copy(file, dest))
+        imports.set_options(None, batch, {**batch.options, **options})
+    except DomainError as refused:
+        raise click.ClickException(refused.message) from None
+    db.session.commit()
+    batch_id = batch.id
+    import_jobs.run(import_jobs.CHECK, batch_id, None)
+    batch = _finished_step(batch_id)
+    counts = batch.counts
+    click.echo(f"{counts['rows']} rows: {counts['new']} new, {counts['duplicate']} duplicates of existing "
+               f"customers, {counts['file_duplicate']} twice in the file, {counts['invalid']} rejected.")
+    for over in counts.get("over_limit", []):
+        click.echo(f"  {over['name']} owns {over['owned']}; +{over['adding']} would pass the limit of {over['limit']}.")
+    if dry_run or counts["invalid"]:
+        rejected = imports.folder(batch) / "rejected.csv"
+        rejected.write_text(imports.rejected_csv(batch), encoding="utf-8")
+        click.echo(f"Rejected rows: {rejected}")
+    if dry_run:
+        imports.audit_import(None, batch, dry_run=True)
+        db.session.commit()
+        return
+    try:
+        import_jobs.confirm(None, batch)
+    except DomainError as refused:
+        raise click.ClickException(refused.message) from None
+    db.session.commit()
+    import_jobs.run(import_jobs.IMPORT, batch_id, None)
+    counts = _finished_step(batch_id).counts
+    click.echo(f"Imported: {counts['created']} created, {counts['filled']} filled, {counts['skipped']} skipped, "
+               f"{counts['rejected']} rejected (batch {batch_id}).")
+
+
+def _finished_step(batch_id: int):
+    from models import ImportBatch, ImportStatus
+
+    batch = db.session.get(ImportBatch, batch_id)
+    if batch.status == ImportStatus.FAILED:
+        raise click.ClickException(batch.error)
+    return batch
+
+
 def _prune_login_throttle() -> None:
     from extensions import db
     from models import utcnow
@@ -390,5 +472,5 @@ def _known_revisions() -> set[str]:
 
 def init_app(app) -> None:
     for command in (init_command, create_user_command, ensure_admin_command, demo_data_command,
-                    pool_group, search_group, backup_group):
+                    pool_group, search_group, backup_group, import_group):
         app.cli.add_command(command)

@@ -15,6 +15,8 @@ transaction nor 50,000 small ones.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import secrets
@@ -126,7 +128,8 @@ def set_options(actor: User | None, batch: ImportBatch, options: dict) -> None:
     """Change the mapping and choices of a batch not yet imported; the file must be
     checked again. Raises DomainError for a batch already imported, a mapping
     without a name column, an owner who may not own customers, or a limit
-    override by someone who may not assign customers."""
+    override by someone who may not assign customers (``actor`` None is the
+    command line, run by whoever runs the server)."""
     if batch.status not in (ImportStatus.UPLOADED, ImportStatus.READY, ImportStatus.FAILED) \
             or batch.counts.get("imported"):
         raise DomainError(_l("This import cannot be changed any more."))
@@ -139,7 +142,7 @@ def set_options(actor: User | None, batch: ImportBatch, options: dict) -> None:
         if not policy.may_own_customers(user):
             raise DomainError(_l("Choose an active colleague as owner."), "owner")
     override = bool(options.get("override_limit"))
-    if override and not policy.may(actor, "pool.assign"):
+    if override and actor is not None and not policy.may(actor, "pool.assign"):  # None: the command line
         raise DomainError(_l("Only managers may override the ownership limit."), "override_limit")
     batch.options = {
         "mapping": mapping, "owner": owner, "override_limit": override,
@@ -178,16 +181,25 @@ def row_record(row, status: str, existing: list[int]) -> dict:
     return record
 
 
-def rejected_rows(batch: ImportBatch, reason_header: str, describe) -> list[list[str]]:
-    """The rejected-rows file as rows: the file's header and each row with a
-    problem, with a last column saying why (``describe(field, code)``)."""
-    headers = list(batch.headers)
-    rows = [headers + [reason_header]]
+def rejected_csv(batch: ImportBatch) -> str:
+    """The rows the latest check rejected, as CSV text with a BOM (Excel then reads
+    the Chinese right): the file's header and each rejected row as it was, with a
+    last column saying what is wrong, in the current language."""
+    from services.import_rows import FIELDS, problem_text
+
+    headers, mapping = list(batch.headers), batch.options.get("mapping", [])
+
+    def describe(field: str, code: str) -> str:
+        columns = [header for header, name in zip(headers, mapping) if name == field]
+        return f"{columns[0] if columns else FIELDS.get(field, field)}: {problem_text(code)}"
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(headers + [str(_l("Reason"))])
     for record in read_report(batch)["problems"]:
         cells = (record["cells"] + [""] * len(headers))[: max(len(headers), len(record["cells"]))]
-        reasons = "; ".join(describe(field, code) for field, code in record["problems"].items())
-        rows.append(cells + [reasons])
-    return rows
+        writer.writerow(cells + ["; ".join(describe(f, c) for f, c in record["problems"].items())])
+    return "\ufeff" + out.getvalue()
 
 
 # ---- history and undo -----------------------------------------------------------------

@@ -4,6 +4,8 @@ undo, and the search index."""
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 from datetime import date, datetime
 
@@ -218,9 +220,11 @@ def test_the_check_counts_and_writes_nothing(app, staff, tmp_path):
 def test_rejected_rows_file_has_the_reason(app, staff, tmp_path):
     batch = check(staff["manager"], write(tmp_path, "c.csv", csv_bytes(rows(2) + [["", "", "", "", "", "", ""],
                                                                                  ["坏", "", "abc", "", "", "", ""]])))
-    table = imports.rejected_rows(batch, "Reason", lambda field, code: f"{field}:{code}")
-    assert table[0] == HEADERS + ["Reason"]
-    assert table[1][0] == "坏" and table[1][-1] == "phone:phone_invalid"
+    text = imports.rejected_csv(batch)
+    assert text.startswith("\ufeff")
+    table = list(csv.reader(io.StringIO(text[1:])))
+    assert table[0] == HEADERS + ["原因"]  # the office's language when no request says otherwise
+    assert table[1][0] == "坏" and table[1][-1].startswith("手机: ")
     assert len(table) == 2  # the blank row is not a row
 
 
