@@ -251,7 +251,7 @@ def test_cli_refusals(app, tmp_path):
     bad = tmp_path / "x.csv"
     bad.write_bytes(b"")
     result = runner.invoke(args=["import", "customers", str(bad)])
-    assert result.exit_code == 1 and "empty" in result.output
+    assert result.exit_code == 1 and "文件是空的" in result.output  # the command speaks the office's language
     good = tmp_path / "g.csv"
     good.write_bytes(csv_bytes(rows(1)))
     result = runner.invoke(args=["import", "customers", str(good), "--owner", "nobody"])

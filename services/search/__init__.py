@@ -3,7 +3,8 @@ notes. The engine is Whoosh, on disk in the instance folder; nothing outside thi
 package knows that.
 
 - :func:`search_customers`, :func:`search_notes`: what a user may find for a typed text.
-- :func:`drain`: apply committed changes to the index (done after every commit).
+- :func:`drain`: apply committed changes to the index (done after every commit);
+  :func:`deferred`: a bulk write applies them in large batches instead.
 - :func:`rebuild`, :func:`check`, :func:`fix`: the ``flask search`` commands.
 
 What someone typed is never parsed as query syntax: it is cut into terms by
@@ -30,12 +31,12 @@ from services.search.analysis import QueryWords
 from services.search.matching import Query, Terms
 from services.search.documents import owner_term
 from services.search.build import BuildReport, CheckReport, RebuildRunning, check, rebuild
-from services.search.sync import drain, fix, mark, mark_customers
+from services.search.sync import deferred, drain, fix, mark, mark_customers
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "BuildReport", "CheckReport", "Found", "QueryWords", "RebuildRunning", "check", "drain", "fix",
+    "BuildReport", "CheckReport", "Found", "QueryWords", "RebuildRunning", "check", "deferred", "drain", "fix",
     "init_app", "mark", "mark_customers", "rebuild", "search_customers", "search_notes",
 ]
 

@@ -24,6 +24,7 @@ import os
 import shutil
 import threading
 import time
+from contextlib import contextmanager
 
 from flask import current_app
 from sqlalchemy import delete, event, inspect, select, update
@@ -95,6 +96,8 @@ def _after_commit(session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint was released; the transaction goes on
     session.info.pop("search_written", None)
+    if session.info.get("search_deferred"):
+        return  # a bulk write: applied once at its end (see deferred)
     if session.info.pop("search_pending", False):
         try:
             drain()
@@ -106,6 +109,39 @@ def _after_rollback(session, previous) -> None:
     session.info.pop("search_written", None)  # rows a savepoint wrote are gone: record them again
     if not previous.nested:  # after a savepoint's rollback, what the transaction wrote before stays
         session.info.pop("search_pending", None)
+
+
+@contextmanager
+def deferred(every: int | None = None):
+    """A bulk write (an import committing chunk after chunk): what its commits
+    change is applied to the index once at the end of the block, in large segments,
+    instead of after each commit. The changes wait in the backlog meanwhile, so
+    nothing is lost if the process stops. Yields a function to call after a commit
+    to apply the backlog now when ``every`` or more commits have waited."""
+    session = db.session()
+    session.info["search_deferred"] = True
+    waiting = 0
+
+    def committed() -> None:
+        nonlocal waiting
+        waiting += 1
+        if every and waiting >= every and session.info.pop("search_pending", False):
+            waiting = 0
+            _drain_logged()
+
+    try:
+        yield committed
+    finally:
+        session.info.pop("search_deferred", None)
+        if session.info.pop("search_pending", False) or waiting:
+            _drain_logged()
+
+
+def _drain_logged() -> None:
+    try:
+        drain()
+    except Exception:  # the backlog keeps the change; never fail a saved request
+        log.exception("search index update failed; the change stays in the backlog")
 
 
 _installed = False
