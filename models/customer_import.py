@@ -62,7 +62,7 @@ class ImportRow(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id", ondelete="CASCADE"))
     row_number: Mapped[int]
-    action: Mapped[str] = mapped_column(String(16))  # "created", "created_duplicate", "filled"
+    action: Mapped[str] = mapped_column(String(16))  # "created", "created_anyway", "filled"
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), index=True)
     old_values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     added: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

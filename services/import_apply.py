@@ -146,7 +146,7 @@ def _create(actor, batch, rows, resolver) -> int:
     db.session.flush()
     db.session.add_all([
         ImportRow(batch_id=batch.id, row_number=row.number, customer_id=customer.id,
-                  action="created" if status == "new" else "created_duplicate", old_values={}, added={})
+                  action="created" if status == "new" else "created_anyway", old_values={}, added={})
         for row, status, customer in made
     ])
     return len(made)
