@@ -135,6 +135,19 @@ def customers_by_key(keys: set[tuple[str, str]]) -> dict[tuple[str, str], list[i
     return found
 
 
+def match_reasons(customer: Customer, data: CustomerData) -> list[str]:
+    """Why ``customer`` looks like a duplicate of ``data``: "phone", "email", "name"."""
+    reasons = []
+    digits = {number for _, number in data.phones}
+    if digits & {p.digits for p in customer.phones}:
+        reasons.append("phone")
+    if data.email and customer.email.lower() == data.email.lower():
+        reasons.append("email")
+    if data.name and data.company and (customer.name, customer.company) == (data.name, data.company):
+        reasons.append("name")
+    return reasons
+
+
 def _owner_for_new(actor: User, data: CustomerData) -> int | None:
     if policy.may(actor, "customer.choose_owner"):
         return data.owner_id

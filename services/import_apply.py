@@ -173,6 +173,7 @@ def _fill(actor, batch, rows, resolver) -> int:
         db.session.add(ImportRow(batch_id=batch.id, row_number=row.number, customer_id=customer.id,
                                  action="filled", old_values=old, added=added))
         filled += 1
+    search.mark_customers(targets)  # tags linked by a bulk insert: the flush hook does not see them
     return filled
 
 
@@ -204,7 +205,6 @@ def _fill_one(actor, customer: Customer, row: CheckedRow, resolver, now) -> tupl
     db.session.flush()
     added = {"phone_ids": [p.id for p in new_phones], "tag_ids": tag_ids,
              "note_ids": [note.id] if note is not None else []}
-    search.mark_customers([customer.id])
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in old.items()}, added
 
 
@@ -222,10 +222,9 @@ def undo_import(actor: User | None, batch: ImportBatch) -> dict[str, int]:
                                      ImportRow.added).where(ImportRow.batch_id == batch.id)).all()
     created = [r.customer_id for r in rows if r.action != "filled" and r.customer_id]
     archived = _archive_created(actor, created, now)
-    restored = 0
-    for row in rows:
-        if row.action == "filled" and row.customer_id:
-            restored += _restore_filled(actor, row, now)
+    filled = [row for row in rows if row.action == "filled" and row.customer_id]
+    restored = sum(_restore_filled(actor, row, now) for row in filled)
+    search.mark_customers([row.customer_id for row in filled], with_notes=True)
     batch.status, batch.undone_at, batch.undone_by_id = ImportStatus.UNDONE, now, actor.id if actor else None
     counts = {"archived": archived, "restored": restored}
     audit.record("customer.import_undo", actor, actor_name=None if actor else "cli", target=batch,
@@ -274,6 +273,5 @@ def _restore_filled(actor, row, now) -> int:
     if "last_contact_at" in row.old_values:
         customer.last_contact_at = None
     customer.updated_at = now
-    search.mark_customers([customer.id], with_notes=True)
     return 1
 

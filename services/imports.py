@@ -33,7 +33,7 @@ from extensions import db
 from models import ImportBatch, ImportMapping, ImportStatus, User, utcnow
 from services import audit, import_files, policy
 from services.errors import DomainError
-from services.import_rows import clean_mapping, guess_mapping, headers_key
+from services.import_rows import FIELDS, clean_mapping, guess_mapping, headers_key, problem_text
 
 CHUNK = 500
 PREVIEW_ROWS = 50
@@ -185,8 +185,6 @@ def rejected_csv(batch: ImportBatch) -> str:
     """The rows the latest check rejected, as CSV text with a BOM (Excel then reads
     the Chinese right): the file's header and each rejected row as it was, with a
     last column saying what is wrong, in the current language."""
-    from services.import_rows import FIELDS, problem_text
-
     headers, mapping = list(batch.headers), batch.options.get("mapping", [])
 
     def describe(field: str, code: str) -> str:

@@ -231,7 +231,9 @@ def test_cli_dry_run_and_import(app, make_user, tmp_path):
     assert result.exit_code == 0, result.output
     assert "3 new" in result.output and "1 rejected" in result.output and "Rejected rows: " in result.output
     rejected = result.output.split("Rejected rows: ")[1].strip()
-    assert open(rejected, encoding="utf-8-sig").read().splitlines()[0].endswith("原因")
+    from pathlib import Path
+
+    assert Path(rejected).read_text(encoding="utf-8-sig").splitlines()[0].endswith("原因")
     assert customer_count(app) == 0
 
     result = runner.invoke(args=["import", "customers", str(path), "--owner", "wang.wu"])

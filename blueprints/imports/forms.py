@@ -1,6 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField
 from wtforms import BooleanField, RadioField, SelectField
+from wtforms.fields.choices import SelectChoice
 
 from blueprints.forms import Form
 from services.import_rows import FIELDS
@@ -22,8 +23,8 @@ class OptionsForm(Form):
     :func:`options_form`) and the import's choices."""
 
     duplicates = RadioField(_l("Rows that duplicate an existing customer"), default="skip",
-                            choices=list(DUPLICATE_LABELS.items()))
-    tags = RadioField(_l("Tags"), default="create", choices=list(TAG_LABELS.items()))
+                            choices=[SelectChoice(k, v) for k, v in DUPLICATE_LABELS.items()])
+    tags = RadioField(_l("Tags"), default="create", choices=[SelectChoice(k, v) for k, v in TAG_LABELS.items()])
     owner = SelectField(_l("Owner of the new customers"), default="pool")
     override_limit = BooleanField(_l("Override the ownership limit (recorded)"))
 
@@ -36,7 +37,7 @@ class OptionsForm(Form):
 
 def options_form(headers: list[str], owners: list[tuple[str, str]], **kwargs) -> OptionsForm:
     """An OptionsForm with a select per column of ``headers``."""
-    choices = [("", _l("(not imported)"))] + list(FIELDS.items())
+    choices = [SelectChoice("", _l("(not imported)"))] + [SelectChoice(k, v) for k, v in FIELDS.items()]
 
     class Bound(OptionsForm):
         pass
@@ -45,5 +46,6 @@ def options_form(headers: list[str], owners: list[tuple[str, str]], **kwargs) ->
         setattr(Bound, f"column_{index}", SelectField(header or _l("Column %(n)d", n=index + 1), choices=choices,
                                                       default=""))
     form = Bound(**kwargs)
-    form.owner.choices = [("pool", _l("Public pool")), ("column", _l("From the owner column"))] + owners
+    form.owner.choices = [SelectChoice("pool", _l("Public pool")), SelectChoice("column", _l("From the owner column"))] + [
+        SelectChoice(value, label) for value, label in owners]
     return form
