@@ -47,7 +47,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from blueprints import converters
 
     converters.init_app(app)  # before the blueprints: their rules use <id:…>
-    from blueprints import admin, auth, customers, errors, i18n, imports, main, notes, pool, pool_admin, security, tags, tasks
+    from blueprints import (admin, auth, customers, errors, i18n, imports, main, notes, pool, pool_admin, security,
+                            tags, tasks)
     from blueprints import search as search_views
 
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)

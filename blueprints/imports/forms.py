@@ -46,6 +46,7 @@ def options_form(headers: list[str], owners: list[tuple[str, str]], **kwargs) ->
         setattr(Bound, f"column_{index}", SelectField(header or _l("Column %(n)d", n=index + 1), choices=choices,
                                                       default=""))
     form = Bound(**kwargs)
-    form.owner.choices = [SelectChoice("pool", _l("Public pool")), SelectChoice("column", _l("From the owner column"))] + [
-        SelectChoice(value, label) for value, label in owners]
+    form.owner.choices = [SelectChoice("pool", _l("Public pool")),
+                          SelectChoice("column", _l("From the owner column"))]
+    form.owner.choices += [SelectChoice(value, label) for value, label in owners]
     return form
