@@ -178,6 +178,11 @@ def test_progress_fragment_while_running_and_when_done(app, client, login_as):
     running = client.get(f"/customers/imports/{batch}/progress", headers={"HX-Request": "true"})
     assert running.status_code == 200 and b"<progress" in running.data and b'hx-trigger="every 1s"' in running.data
     with app.app_context():
+        db.session.get(ImportBatch, batch).progress = 2
+        db.session.commit()
+    indexing = client.get(f"/customers/imports/{batch}/progress", headers={"HX-Request": "true"})
+    assert b"updating the search index" in indexing.data
+    with app.app_context():
         db.session.get(ImportBatch, batch).status = ImportStatus.DONE
         db.session.commit()
     done = client.get(f"/customers/imports/{batch}/progress", headers={"HX-Request": "true"})
