@@ -126,8 +126,9 @@ def main() -> None:
                 writer(path, count)
                 results[(kind, count)] = timed_import(path, args.split)
                 r = results[(kind, count)]
+                parts = f" (database {r['database']:.1f} s, index after {r['index']:.1f} s)" if args.split else ""
                 print(f"{kind:4} {count:6} rows ({path.stat().st_size / 2**20:5.1f} MB): check {r['check']:6.1f} s, "
-                      f"import {r['import']:6.1f} s (database {r['database']:.1f} s, index after {r['index']:.1f} s), "
+                      f"import {r['import']:6.1f} s{parts}, "
                       f"total {r['total']:6.1f} s; created {r['created']}, "
                       f"found by the index: {r['found']}", flush=True)
         for kind in kinds:
