@@ -98,15 +98,16 @@ def join_sentences(sentences: Iterable[str]) -> str:
 
 def week_label(start: date, today: date | None = None) -> str:
     """The week starting on Monday ``start`` as its days: 11月23日–11月29日 /
-    23 Nov – 29 Nov, with the year when it is not this year's; the current week is
+    23 Nov – 29 Nov, with the years when it is not all this year; the current week is
     本周（11月30日–12月6日） / This week (30 Nov – 6 Dec)."""
     today = today or office_today()
     end = start + timedelta(days=6)
     patterns = _patterns()
 
+    this_year = start.year == end.year == today.year
+
     def day(value: date) -> str:
-        pattern = patterns["day_month"] if value.year == today.year else patterns["date"]
-        return babel_format_date(value, pattern, locale=get_locale())
+        return babel_format_date(value, patterns["day_month" if this_year else "date"], locale=get_locale())
 
     days = f"{day(start)}–{day(end)}" if _is_zh() else f"{day(start)} – {day(end)}"
     if start <= today <= end:
