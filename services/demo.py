@@ -272,7 +272,7 @@ def _keep_pool_rules(rng, customer_rows, note_rows, now) -> None:
                 and row["created_at"] < reset_at - timedelta(days=1)):
             warned[row["owner_id"]] = warned.get(row["owner_id"], 0) + 1
         else:
-            reset_at = now - timedelta(days=rng.uniform(0.2, max(0.3, days - warn - 1)))
+            reset_at = now - timedelta(days=rng.uniform(1, max(1.1, days - warn - 1)))  # before today's claims
         _reset_clock(rng, row, notes_of.get(cid, []), reset_at, kinds)
 
 

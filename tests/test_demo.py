@@ -54,12 +54,13 @@ def test_a_salesperson_claims_at_once(app):
     with app.app_context():
         _generate()
         salesperson = _sales()[0]
-        before = pool.owned_count(salesperson.id)
+        before = pool.owned_count_all(salesperson.id)
         pool_ids = db.session.scalars(select(Customer.id).where(Customer.owner_id.is_(None)).limit(3)).all()
         for customer_id in pool_ids:
             pool.claim_customer(salesperson, customer_id)
         db.session.commit()
-        assert pool.owned_count(salesperson.id) == before + 3
+        assert pool.owned_count_all(salesperson.id) == before + 3
+        assert pool.claims_today(salesperson.id, utcnow()) == 3  # no demo claim used up the day
 
 
 def test_pool_history_and_reasons_are_generated(app):
