@@ -434,10 +434,10 @@ def event_reason(event: PoolEvent) -> str:
     """A pool event's reason in the reader's language: the release reason's label
     and the free text typed with it."""
     label = RELEASE_REASONS.get((event.details or {}).get("reason_code", ""))
-    parts = [str(label)] if label else []
-    if event.reason and event.kind == PoolEventKind.RELEASE:
-        parts.append(event.reason)
-    return ": ".join(parts)
+    typed = event.reason if event.kind == PoolEventKind.RELEASE else ""
+    if label and typed:
+        return str(_l("%(reason)s: %(details)s", reason=str(label), details=typed))
+    return str(label or typed or "")
 
 
 def events_for(customer: Customer, limit: int = 50) -> list[PoolEvent]:

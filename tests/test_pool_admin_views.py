@@ -269,7 +269,7 @@ def test_recycling_preview_lists_the_due_and_why(client, login_as, due):
     assert "锁定客户" not in html and "成交客户" not in html and "新客户" not in html
     assert "No effective follow-up since the owner got the customer" in html
     assert "0 2 * * * cd /srv/deskbook &amp;&amp; .venv/bin/flask --app app pool recycle" in html
-    assert "never" in html.split('data-testid="last-sweep"')[1].split("</p>")[0]
+    assert "not run yet" in html.split('data-testid="last-sweep"')[1].split("</p>")[0]
 
 
 def test_recycling_preview_after_the_sweep_and_when_off(app, client, login_as, due):

@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 
 from blueprints import htmx
 from blueprints.access import actor, customer_or_404, note_or_404, permission_required
+from blueprints.i18n import join_sentences, local_date, local_list
 from blueprints.notes import bp, new_note_form, note_form_context
 from blueprints.notes.forms import SECTION_LABELS, CommentForm
 from blueprints.security import client_ip
@@ -40,15 +41,15 @@ def _saved_message(saved: notes.SavedNote, done):
     """The toast after a save: what happened, and what the author should know."""
     parts = [str(done)]
     if saved.task is not None:
-        parts.append(str(_l("Follow-up on %(date)s.", date=saved.task.due_date.isoformat())))
+        parts.append(str(_l("Follow-up on %(date)s.", date=local_date(saved.task.due_date))))
     if saved.missing_sections:
-        missing = "、".join(str(SECTION_LABELS[name]) for name in saved.missing_sections)
+        missing = local_list(str(SECTION_LABELS[name]) for name in saved.missing_sections)
         parts.append(str(_l("Still empty: %(sections)s.", sections=missing)))
     if saved.unreachable:
-        names = "、".join(user.display_name for user in saved.unreachable)
+        names = local_list(user.display_name for user in saved.unreachable)
         parts.append(str(_l("Not notified, they may not read this customer: %(names)s.", names=names)))
     level = "info" if saved.unreachable or saved.missing_sections else "success"
-    return " ".join(parts), level
+    return join_sentences(parts), level
 
 
 def _render_form(customer, form, *, status=200, autofocus=False):
@@ -229,7 +230,7 @@ def comment(note_id: int):
             db.session.commit()
             message = (str(_l("Comment added.")), "success")
             if unreachable:
-                names = "、".join(user.display_name for user in unreachable)
+                names = local_list(user.display_name for user in unreachable)
                 message = (str(_l("Comment added. Not notified, they may not read this customer: %(names)s.",
                                   names=names)), "info")
             if not htmx.wants_fragment():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, request, url_for
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 
 from blueprints import htmx
 from blueprints.access import actor, customer_or_404, permission_required
@@ -161,7 +162,7 @@ def bulk_assign():
     except DomainError as refused:
         return htmx.no_swap((refused.message, "error"))
     db.session.commit()
-    htmx.notify(_l("%(n)d customers assigned.", n=len(done)))
+    htmx.notify(ngettext("%(num)d customer assigned.", "%(num)d customers assigned.", len(done)))
     return htmx.redirect(url_for("pool.index"))
 
 
