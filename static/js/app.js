@@ -179,6 +179,8 @@
       var typing = box && (box.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(box.tagName));
       var wanted = document.querySelector("[data-search-box][data-search-primary]") ||
         document.querySelector("[data-search-box]");
+      // In an empty search box (the lookup starts in one) "/" is the same key: no slash.
+      if (isBox(box) && box.value === "") { event.preventDefault(); return; }
       if (typing || !wanted) return;
       event.preventDefault();
       wanted.focus();
