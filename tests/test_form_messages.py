@@ -87,6 +87,7 @@ def test_no_form_field_cuts_typing_short(client, seller, customer_id):
     for form_id in ("note-form", "task-form"):
         form = re.search(rf'<form id="{form_id}".*?</form>', detail, re.S).group(0)
         assert "maxlength" not in form, form_id
+    assert 'placeholder="None"' not in detail  # no template chosen: no prompt at all
 
 
 def test_required_name_says_what_to_do_in_chinese(client, seller):
