@@ -101,7 +101,8 @@ def _customer_url(customer_id: int, note_id: int | None = None) -> str:
 @permission_required("note.create")
 def new(customer_id: int):
     """The quick-entry form. Choosing a template re-renders it (htmx) with the
-    template's kind and its prompts in the sections; typed text is kept."""
+    template's kind and its prompts as the sections' placeholders; typed text is
+    kept."""
     customer = customer_or_404(customer_id, "note.create")
     form = new_note_form(actor(), formdata=request.args if request.args else None)
     if "template_id" in request.args:
