@@ -101,12 +101,13 @@ NOTE_DELETE_WINDOW_SECONDS = 15 * 60
 
 # What the card, the list's columns, its filters and the search may show or match, by
 # field. The basic card (A1, A4) is what someone who may not read a customer's details
-# sees, filters on and searches by: enough to route a caller.
+# sees, filters on and searches by: enough to route a caller, and to tell them when
+# the customer was last contacted (never what was said).
 CUSTOMER_FIELDS = frozenset({
     "name", "company", "phones", "owner", "email", "address", "region", "type", "stage",
     "importance", "source", "birthday", "tags", "last_contact", "created", "recycling",
 })
-BASIC_CARD_FIELDS = frozenset({"name", "company", "phones", "owner"})
+BASIC_CARD_FIELDS = frozenset({"name", "company", "phones", "owner", "last_contact"})
 
 
 class UnknownAction(KeyError):

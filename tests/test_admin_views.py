@@ -76,12 +76,12 @@ def test_create_user_shows_the_one_time_password_once(app, client, login_as):
 
 
 @pytest.mark.parametrize("data, field_error", [
-    ({"username": "", "role": "sales"}, b"This field is required"),
+    ({"username": "", "role": "sales"}, b"Enter a username."),
     ({"username": "a b!", "role": "sales"}, b"lowercase letters"),
     ({"username": "ok.name", "role": "owner"}, b"Not a valid choice"),
-    ({"username": "ok.name", "role": "sales", "claim_limit": "-3"}, b"Number must be"),
-    ({"username": "ok.name", "role": "sales", "claim_limit": "lots"}, b"Not a valid integer"),
-    ({"username": "x" * 200, "role": "sales"}, b"between 2 and 32"),
+    ({"username": "ok.name", "role": "sales", "claim_limit": "-3"}, b"Enter a whole number from 0 to 100000"),
+    ({"username": "ok.name", "role": "sales", "claim_limit": "lots"}, b"Enter a whole number from 0 to 100000"),
+    ({"username": "x" * 200, "role": "sales"}, b"Use 2 to 32 characters (this has 200)."),
 ])
 def test_create_user_bad_input_keeps_typing(client, login_as, data, field_error):
     login_as("admin")

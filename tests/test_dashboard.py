@@ -207,8 +207,11 @@ def test_front_desk_home_is_lookup_first(app, client, login_as, make_user, today
         customer_id, visit_id = customer.id, visit.id
     html = client.get("/").data.decode()
     assert '<h1 data-testid="welcome">Welcome, 前台小王</h1>' in html
-    form = re.search(r'<form[^>]*class="lookup-form".*?</form>', html, re.S).group(0)
-    assert 'action="/customers"' in form and 'name="q"' in form and "autofocus" in form
+    # The header's search box, once more: the same search (the index's), the same keys.
+    form = re.search(r'<form[^>]*class="search-box-form lookup-search-form".*?</form>', html, re.S).group(0)
+    assert 'action="/search"' in form and 'name="q"' in form and "autofocus" in form
+    assert 'hx-get="/search/suggest"' in form and "data-search-primary" in form
+    assert 'hx-vals=\'{"box": "lookup"}\'' in form
     assert 'href="/customers/new"' in html
     assert f'href="/customers/{customer_id}#note-{visit_id}"' in html and "来访客户" in html
     assert html.count('data-testid="contact"') == 1

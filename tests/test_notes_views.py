@@ -180,8 +180,8 @@ def test_quick_entry_without_htmx_redirects_to_the_customer(client, world):
     ({"kind": "call", "body": "  ", "plan": " "}, "Write something"),
     ({"kind": "call", "body": "x" * 10_000}, "At most 5000 characters"),
     ({"kind": "call", "body": "typed", "contacted_at": "2099-01-01T10:00"}, "cannot be in the future"),
-    ({"kind": "call", "body": "typed", "contacted_at": "yesterday"}, "Not a valid date and time"),
-    ({"kind": "call", "body": "typed", "follow_up_on": "2026-13-45"}, "Not a valid date"),
+    ({"kind": "call", "body": "typed", "contacted_at": "yesterday"}, "Enter the date and time of the contact"),
+    ({"kind": "call", "body": "typed", "follow_up_on": "2026-13-45"}, "Enter the follow-up date"),
     ({"kind": "call", "body": "typed", "follow_up_on": "2001-01-01"}, "cannot be in the past"),
     ({"kind": "call", "body": "typed", "mention": "@ghost"}, "No active colleague"),
     ({"kind": "fax", "body": "typed"}, "Not a valid choice"),
@@ -245,7 +245,7 @@ def test_markup_in_notes_and_comments_is_stored_and_shown_inert(client, world, a
         assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 3 - (url == "/notes")
 
 
-def test_template_choice_prefills_the_sections_and_keeps_typed_text(client, world, app):
+def test_template_choice_shows_prompts_as_placeholders_and_keeps_typed_text(client, world, app):
     with app.app_context():
         template = NoteTemplate(name="到访登记", kind="visit", prompts={"summary": "到访目的：", "needs": "", "plan": "下一步："},
                                 required_sections=["summary"])
@@ -258,8 +258,13 @@ def test_template_choice_prefills_the_sections_and_keeps_typed_text(client, worl
                                                           "body": "已打字", "needs": "我写的"})
     html = response.data.decode()
     assert response.status_code == 200 and "<html" not in html
-    assert ">\r\n到访目的：</textarea>" in html and ">\r\n我写的</textarea>" in html and ">\r\n已打字</textarea>" in html
+    # The prompts are placeholders, never text in the fields; typed text stays.
+    assert 'placeholder="到访目的："' in html and 'placeholder="下一步："' in html
+    assert "到访目的：</textarea>" not in html
+    assert ">\r\n我写的</textarea>" in html and ">\r\n已打字</textarea>" in html
     assert '<option selected value="visit">' in html
+    # The section it requires says so, named as the "Still empty" toast names it.
+    assert "Communication summary" in html and "Required by the template 到访登记." in html
     assert b"<html" in client.get(url).data
 
 

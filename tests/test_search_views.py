@@ -67,7 +67,7 @@ def test_suggest_groups_customers_and_notes_with_highlights(client, office):
     assert "<html" not in html
     customers_part, notes_part = html.split('id="suggest-notes-head"')
     assert customers_part.count('data-testid="suggest-customer"') == 2  # not the archived one
-    assert "<mark>张伟</mark>明" in customers_part and f'href="/customers/{office["theirs"]}"' in customers_part
+    assert "<mark>张伟</mark>明" in customers_part and f'href="/customers/{office["theirs"]}?focus=note"' in customers_part
     assert "138 1234 5678" in customers_part and "东方贸易" in customers_part
     assert notes_part.count('data-testid="suggest-note"') == 2
     assert f'href="/customers/{office["own"]}#note-' in notes_part

@@ -154,11 +154,12 @@ def duplicates():
 @bp.get("/<id:customer_id>")
 @permission_required("customer.view")
 def detail(customer_id: int):
-    """The customer page: card, notes, follow-ups, history."""
+    """The customer page: card, quick note, notes, follow-ups, history. Opened from
+    a lookup (``?focus=note``), the cursor starts in the note box."""
     customer = customer_or_404(customer_id)
     if audit.record_customer_view(actor(), customer, day=office_today(), ip=client_ip()):
         db.session.commit()
-    context = {"customer": customer, "purge_form": PurgeForm()}
+    context = {"customer": customer, "purge_form": PurgeForm(), "note_autofocus": request.args.get("focus") == "note"}
     context.update(customer_notes_context(actor(), customer))
     context.update(panel_context(customer))
     if policy.may(actor(), "customer.view_details", customer):

@@ -89,6 +89,7 @@ def create(customer_id: int):
             if form.follow_up_on.data:
                 htmx.add_event(response, "tasks-changed")  # the follow-up section reloads
             return response
+    _choose_template(form)
     return _render_form(customer, form, status=422, autofocus=True)
 
 
@@ -101,7 +102,8 @@ def _customer_url(customer_id: int, note_id: int | None = None) -> str:
 @permission_required("note.create")
 def new(customer_id: int):
     """The quick-entry form. Choosing a template re-renders it (htmx) with the
-    template's kind and its prompts in the sections; typed text is kept."""
+    template's kind and its prompts as the sections' placeholders; typed text is
+    kept."""
     customer = customer_or_404(customer_id, "note.create")
     form = new_note_form(actor(), formdata=request.args if request.args else None)
     if "template_id" in request.args:
@@ -110,20 +112,31 @@ def new(customer_id: int):
 
 
 def _prefill(form) -> None:
-    """Put the chosen template's prompts into the sections that are empty or still
-    hold another template's prompt, and preset its kind if the user may write it."""
+    """Show the chosen template's prompts as the sections' placeholders (text typed
+    is the user's own; a prompt an older form put into a section is taken out), and
+    preset its kind if the user may write it."""
+    template = _choose_template(form)
+    prompts = {p.strip() for t in notes.active_templates() for p in (t.prompts or {}).values() if p.strip()}
+    for name in notes.SECTIONS:
+        if (getattr(form, name).data or "").strip() in prompts:
+            getattr(form, name).data = ""
+    if template and template.kind in dict(form.kind.choices):
+        form.kind.data = template.kind
+
+
+def _choose_template(form) -> NoteTemplate | None:
+    """The form's active template (None for none or an inactive one): its prompts
+    become the sections' placeholders, and a section it requires says so under the
+    field, named as the toast names it ("Still empty: …")."""
     template = db.session.get(NoteTemplate, form.template_id.data) if form.template_id.data else None
     if template is not None and not template.active:
         template = None
     form.template_id.data = template.id if template else None
-    prompts = {p.strip() for t in notes.active_templates() for p in (t.prompts or {}).values() if p.strip()}
-    wanted = notes.prefilled_sections(template)
-    for name, prompt in wanted.items():
-        current = (getattr(form, name).data or "").strip()
-        if not current or current in prompts:
-            getattr(form, name).data = prompt
-    if template and template.kind in dict(form.kind.choices):
-        form.kind.data = template.kind
+    form.section_prompts = notes.prefilled_sections(template)
+    for name in (template.required_sections or []) if template else []:
+        if name in notes.SECTIONS:
+            getattr(form, name).description = _l("Required by the template %(name)s.", name=template.name)
+    return template
 
 
 @bp.get("/customers/<id:customer_id>/notes")

@@ -30,6 +30,8 @@ MAX_TAGS = 10
 # Longer text is cut: the service reads only the first part of a query anyway, and
 # the text is echoed back into the page.
 MAX_QUERY = 200
+# The search boxes (templates/search/_box.html) and the prefix of their options' ids.
+BOXES = {"global": "", "lookup": "lookup-"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -107,10 +109,17 @@ def shown_phone(customer, words) -> str:
     return numbers[0] if numbers else ""
 
 
+def customer_url(customer) -> str:
+    """A customer found by a lookup opens with the cursor in the note box."""
+    return url_for("customers.detail", customer_id=customer.id, focus="note")
+
+
 def _shown(words) -> dict:
-    """Template helpers that mark this search's words in shown text."""
+    """Template helpers that mark this search's words in shown text, and the link of
+    a customer found."""
     needles = words.highlights() if words else []
     return {
+        "customer_url": customer_url,
         "marked": lambda text: mark(text, needles),
         "marked_phone": lambda customer: mark(phones.display(shown_phone(customer, words)), needles),
         "note_snippet": lambda note: snippet(note_text(note), needles),
@@ -120,20 +129,22 @@ def _shown(words) -> dict:
 @bp.get("/suggest")
 @permission_required("search.use")
 def suggest():
-    """The dropdown under the header's search box: a few customers and notes, with
+    """The dropdown under a search box (the header's, or the front desk's lookup:
+    ``box`` names which, for the options' ids): a few customers and notes, with
     "see all" and, when no customer matches, "new customer". Empty for an empty or
     unsearchable query. A full-page request goes to the results page."""
     q = query_text(request.args)
     if not htmx.wants_fragment():
         return htmx.redirect(url_for("search.index", q=q or None))
     words = search.QueryWords(q)
+    id_prefix = BOXES.get(request.args.get("box", ""), "")
     if not words:
-        return htmx.render("search/_suggest.html", "search/_suggest.html", q=q, words=None)
+        return htmx.render("search/_suggest.html", "search/_suggest.html", q=q, words=None, id_prefix=id_prefix)
     user = actor()
     customers_found = search.search_customers(user, q, per_page=SUGGEST_CUSTOMERS)
     notes_found = search.search_notes(user, q, per_page=SUGGEST_NOTES)
     return htmx.render(
-        "search/_suggest.html", "search/_suggest.html", q=q, words=words,
+        "search/_suggest.html", "search/_suggest.html", q=q, words=words, id_prefix=id_prefix,
         customers=customers_found, notes=notes_found, new_customer_url=new_customer_url(q, words),
         **_shown(words),
     )

@@ -36,19 +36,6 @@
     showToast(detail.message || "", detail.level, detail.undo);
   });
 
-  // "/" focuses the global search box, unless the user is typing somewhere.
-  document.addEventListener("keydown", function (event) {
-    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
-    var target = event.target;
-    var typing = target && (target.isContentEditable ||
-      /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
-    var box = document.getElementById("global-search");
-    if (typing || !box) return;
-    event.preventDefault();
-    box.focus();
-    box.select();
-  });
-
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("#toasts .toast").forEach(dismissLater);
   });
@@ -86,116 +73,160 @@
   });
 })();
 
-// The global search box (#global-search, a combobox) and its dropdown
-// (#global-search-results, a listbox of links that htmx fills while typing).
-// ArrowDown / ArrowUp choose a link, Enter opens it (the first one when none is
-// chosen), Esc empties the box and shuts the dropdown, a click elsewhere shuts it.
+// The search boxes (templates/search/_box.html: the header's, and the front desk's
+// lookup): each a combobox ([data-search-box]) whose dropdown is the listbox named
+// by its aria-controls, a list of links that htmx fills while typing. "/" focuses
+// the page's primary box (else the header's). ArrowDown / ArrowUp choose a link,
+// Enter opens it (the first one when none is chosen; if the answer for what is
+// typed is still on its way, the first one once it comes), Esc empties the box and
+// shuts the dropdown, a click elsewhere shuts it.
 (function () {
   "use strict";
 
-  function box() { return document.getElementById("global-search"); }
-  function list() { return document.getElementById("global-search-results"); }
+  var pendingOpen = null;  // the box whose Enter waits for its answer
 
-  function options() {
-    var dropdown = list();
+  function isBox(element) { return !!(element && element.hasAttribute && element.hasAttribute("data-search-box")); }
+  function list(box) { return document.getElementById(box.getAttribute("aria-controls")); }
+  function boxOf(dropdown) { return document.querySelector("[data-search-box][aria-controls='" + dropdown.id + "']"); }
+
+  function options(box) {
+    var dropdown = list(box);
     return dropdown ? Array.prototype.slice.call(dropdown.querySelectorAll("[role=option]")) : [];
   }
 
-  function activeOption() {
-    var dropdown = list();
+  function activeOption(box) {
+    var dropdown = list(box);
     return dropdown && dropdown.querySelector("[role=option][aria-selected=true]");
   }
 
-  function choose(option) {
-    options().forEach(function (item) {
+  function choose(box, option) {
+    options(box).forEach(function (item) {
       item.setAttribute("aria-selected", item === option ? "true" : "false");
       item.classList.toggle("is-active", item === option);
     });
     if (option) {
-      box().setAttribute("aria-activedescendant", option.id);
+      box.setAttribute("aria-activedescendant", option.id);
       option.scrollIntoView({ block: "nearest" });
     } else {
-      box().removeAttribute("aria-activedescendant");
+      box.removeAttribute("aria-activedescendant");
     }
   }
 
-  function setOpen(open) {
-    var dropdown = list();
+  function setOpen(box, open) {
+    var dropdown = list(box);
     if (!dropdown) return;
     dropdown.hidden = !open;
-    box().setAttribute("aria-expanded", open ? "true" : "false");
-    if (!open) box().removeAttribute("aria-activedescendant");
+    box.setAttribute("aria-expanded", open ? "true" : "false");
+    if (!open) box.removeAttribute("aria-activedescendant");
   }
 
-  function hasResults() {
-    var dropdown = list();
+  function hasResults(box) {
+    var dropdown = list(box);
     return !!(dropdown && dropdown.firstElementChild);
   }
 
   // The results on show are for what is in the box (not for an earlier prefix
   // whose answer is still being replaced).
-  function resultsAreCurrent() {
-    var shown = list().querySelector("[data-query]");
-    return !!shown && shown.getAttribute("data-query") === box().value.trim();
+  function resultsAreCurrent(box) {
+    var shown = list(box).querySelector("[data-query]");
+    return !!shown && shown.getAttribute("data-query") === box.value.trim();
   }
 
-  function move(step) {
-    var items = options();
+  function move(box, step) {
+    var items = options(box);
     if (!items.length) return;
-    if (list().hidden) setOpen(true);
-    var index = items.indexOf(activeOption()) + step;
+    if (list(box).hidden) setOpen(box, true);
+    var index = items.indexOf(activeOption(box)) + step;
     if (index < 0) index = items.length - 1;
     if (index >= items.length) index = 0;
-    choose(items[index]);
+    choose(box, items[index]);
   }
 
-  function clear() {
-    var input = box();
-    list().replaceChildren();
-    setOpen(false);
-    if (input.value === "") return;
-    input.value = "";
+  function clear(box) {
+    list(box).replaceChildren();
+    setOpen(box, false);
+    if (box.value === "") return;
+    box.value = "";
     // htmx remembers the last value for its "changed" check: tell it the box is empty,
     // so typing the same text again searches again.
-    input.dispatchEvent(new Event("input", { bubbles: true }));
+    box.dispatchEvent(new Event("input", { bubbles: true }));
   }
 
-  function open(event) {
-    var option = activeOption();
-    if (!option && !(hasResults() && resultsAreCurrent())) return;  // the form opens the results page
-    option = option || options()[0];
-    if (!option) return;
+  function openFirst(box) {
+    var option = options(box)[0];
+    if (option) window.location.assign(option.href);
+  }
+
+  function open(box, event) {
+    var option = activeOption(box);
+    if (!option && !(hasResults(box) && resultsAreCurrent(box))) {
+      // Typed, then Enter at once: the answer is on its way; open its first result
+      // when it comes. An empty box: the form opens the results page.
+      if (box.value.trim()) {
+        event.preventDefault();
+        pendingOpen = box;
+      }
+      return;
+    }
     event.preventDefault();
-    window.location.assign(option.href);
+    if (option) window.location.assign(option.href);
+    else openFirst(box);
   }
 
   document.addEventListener("keydown", function (event) {
-    if (!event.target || event.target.id !== "global-search" || event.isComposing) return;
+    var box = event.target;
+    if (event.key === "/" && !event.ctrlKey && !event.metaKey && !event.altKey) {
+      var typing = box && (box.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(box.tagName));
+      var wanted = document.querySelector("[data-search-box][data-search-primary]") ||
+        document.querySelector("[data-search-box]");
+      // In an empty search box (the lookup starts in one) "/" is the same key: no slash.
+      if (isBox(box) && box.value === "") { event.preventDefault(); return; }
+      if (typing || !wanted) return;
+      event.preventDefault();
+      wanted.focus();
+      wanted.select();
+      return;
+    }
+    if (!isBox(box) || event.isComposing) return;
     if (event.key === "ArrowDown" || event.key === "ArrowUp") {
       event.preventDefault();
-      move(event.key === "ArrowDown" ? 1 : -1);
+      move(box, event.key === "ArrowDown" ? 1 : -1);
     } else if (event.key === "Enter") {
-      open(event);
+      open(box, event);
     } else if (event.key === "Escape") {
       event.preventDefault();
-      clear();
+      pendingOpen = null;
+      clear(box);
+    } else {
+      pendingOpen = null;
     }
   });
 
   document.addEventListener("htmx:afterSwap", function (event) {
-    if (event.detail.target !== list()) return;
-    choose(null);
-    setOpen(hasResults() && document.activeElement === box());
+    var box = boxOf(event.detail.target);
+    if (!box) return;
+    choose(box, null);
+    setOpen(box, hasResults(box) && document.activeElement === box);
+    if (pendingOpen !== box) return;
+    if (resultsAreCurrent(box)) {
+      pendingOpen = null;
+      openFirst(box);
+    } else if (!hasResults(box)) {  // nothing to search for in it: the results page says so
+      pendingOpen = null;
+      box.form.requestSubmit();
+    }
   });
 
   document.addEventListener("focusin", function (event) {
-    if (event.target === box() && hasResults()) setOpen(true);
+    if (isBox(event.target) && hasResults(event.target)) setOpen(event.target, true);
   });
 
   document.addEventListener("click", function (event) {
-    var dropdown = list();
-    if (!dropdown || dropdown.hidden) return;
-    if (event.target === box() || dropdown.contains(event.target)) return;
-    setOpen(false);
+    document.querySelectorAll("[data-search-box]").forEach(function (box) {
+      var dropdown = list(box);
+      if (!dropdown || dropdown.hidden) return;
+      if (event.target === box || dropdown.contains(event.target)) return;
+      setOpen(box, false);
+    });
   });
 })();
