@@ -63,6 +63,23 @@
     }
   });
 
+  // htmx swaps that bring a fold (the tag filters above a list) keep it as the user
+  // left it; a new one folds on a phone like those of the first page.
+  var foldsOpen = {};
+  document.addEventListener("htmx:beforeSwap", function () {
+    foldsOpen = {};
+    document.querySelectorAll("details[data-fold-small][id]").forEach(function (fold) {
+      foldsOpen[fold.id] = fold.open;
+    });
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var small = window.matchMedia("(max-width: 767px)").matches;
+    event.detail.target.querySelectorAll("details[data-fold-small][id]").forEach(function (fold) {
+      if (fold.id in foldsOpen) fold.open = foldsOpen[fold.id];
+      else if (small) fold.open = false;
+    });
+  });
+
   // The phone menu's button, and any "Print" button.
   document.addEventListener("click", function (event) {
     var toggle = event.target.closest && event.target.closest(".nav-toggle");
