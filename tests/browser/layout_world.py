@@ -40,8 +40,9 @@ def build_office(app) -> SimpleNamespace:
         owned = made[:12]
         pool.assign_customers(people["manager"], [c.id for c in owned], sales.id)
         db.session.flush()
-        for customer in owned:
-            customer.owned_since = utcnow() - timedelta(days=28)
+        for n, customer in enumerate(owned):
+            # Three are due at the next sweep (tonight's batch has rows), the rest soon.
+            customer.owned_since = utcnow() - timedelta(days=31 if n >= 9 else 28)
             tasks.create_task(sales, customer, due_date=(utcnow() - timedelta(days=2)).date(),
                               title="回访客户，确认报价与交付时间")
         card = owned[0]
