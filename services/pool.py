@@ -103,9 +103,12 @@ def claim_standing(user: User, *, now: datetime | None = None) -> ClaimStanding:
 
 def _reclaim_locked_until(user_id: int, customer_id: int, now: datetime) -> datetime | None:
     days = settings.get("pool.reclaim_lock_days")
-    last = db.session.scalar(select(func.max(PoolEvent.at)).where(
+    # A release taken back with Undo (undo_release) locks nothing.
+    lost = db.session.execute(select(PoolEvent.at, PoolEvent.details).where(
         PoolEvent.customer_id == customer_id, PoolEvent.from_user_id == user_id,
-        PoolEvent.kind.in_([PoolEventKind.RELEASE, PoolEventKind.RECYCLE])))
+        PoolEvent.kind.in_([PoolEventKind.RELEASE, PoolEventKind.RECYCLE]))
+        .order_by(PoolEvent.at.desc()).limit(20)).all()
+    last = next((at for at, details in lost if not (details or {}).get("undone")), None)
     if last is None or days == 0 or last <= now - timedelta(days=days):
         return None
     return last + timedelta(days=days)
@@ -291,6 +294,7 @@ def undo_release(actor: User, customer: Customer, *, now: datetime | None = None
     ).rowcount
     if restored != 1:
         raise PoolRefusal("changed", _l("This customer is no longer where you left it; nothing was undone."))
+    last.details = {**(last.details or {}), "undone": True}
     _event(PoolEventKind.RELEASE_UNDONE, customer.id, actor, to_user=owner.id, at=now, release_event_id=last.id)
     audit.record("pool.release_undone", actor, target=customer, owner_id=owner.id, release_event_id=last.id)
     db.session.flush()

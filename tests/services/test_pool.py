@@ -250,6 +250,11 @@ def test_undo_release_restores_owner_clock_and_lock_within_the_window(office):
     with pytest.raises(PoolRefusal) as refused:  # once only
         pool.undo_release(office["wang"], customer, now=now + timedelta(seconds=6))
     assert refused.value.code == "changed"
+    # The undone release locks nothing: lost to a colleague and back in the pool, wang may claim it.
+    pool.assign_customers(office["boss"], [customer.id], office["li"].id, now=now + timedelta(minutes=1))
+    db.session.refresh(customer)
+    pool.release_to_pool(office["li"], customer, "no_need", now=now + timedelta(minutes=2))
+    assert pool.claim_customer(office["wang"], customer.id, now=now + timedelta(minutes=3)).owner_id == office["wang"].id
 
 
 def test_undo_release_refused_after_a_claim_or_over_the_owners_limit(office):
