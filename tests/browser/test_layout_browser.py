@@ -22,10 +22,18 @@ WIDTHS = {"desktop": (1366, 768), "phone": (390, 844)}
 # columns that way without any sign of it.
 OVERFLOWS = """() => {
   const doc = document.documentElement;
+  const shown = el => el.getClientRects().length > 0;
   const hidden = [...document.querySelectorAll('.overflow-auto')]
     .filter(box => box.scrollWidth > box.clientWidth + 1)
     .map(box => (box.querySelector('table') || box).className || box.tagName);
-  return {scroll: doc.scrollWidth, client: doc.clientWidth, hidden};
+  // A button's label never wraps (取/消 one character per line).
+  const wrapping = [...document.querySelectorAll('button, [role=button]')]
+    .filter(b => shown(b) && getComputedStyle(b).whiteSpace !== 'nowrap').map(b => b.textContent.trim());
+  // Chinese has no italics: the browser would slant the glyphs.
+  const slanted = doc.lang.startsWith('zh') ? [...document.querySelectorAll('main *')]
+    .filter(e => shown(e) && e.childElementCount === 0 && getComputedStyle(e).fontStyle === 'italic')
+    .map(e => e.textContent.trim().slice(0, 20)) : [];
+  return {scroll: doc.scrollWidth, client: doc.clientWidth, hidden, wrapping, slanted};
 }"""
 
 
@@ -59,6 +67,8 @@ def test_no_page_scrolls_sideways(signed_in, office):
                 failures.append(f"{url} at {width}px scrolls sideways: {found['scroll']} > {found['client']}")
             if width_name == "desktop" and found["hidden"]:
                 failures.append(f"{url} at {width}px hides columns behind a scroll bar: {found['hidden']}")
+            if found["wrapping"] or found["slanted"]:
+                failures.append(f"{url}: buttons that may wrap {found['wrapping']}, italic Chinese {found['slanted']}")
     page.close()
     assert not failures, "\n".join(failures)
 
