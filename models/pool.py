@@ -20,6 +20,7 @@ class PoolEventKind(StrEnum):
     ASSIGN = "assign"  # 分配
     RECYCLE = "recycle"  # 自动回收
     HANDOVER = "handover"  # 离职交接
+    RELEASE_UNDONE = "release_undone"  # the releaser's Undo, within a minute
 
 
 class PoolEvent(db.Model):

@@ -300,9 +300,29 @@ def test_manager_home_links_the_batch_and_warns_of_a_missing_sweep(app, client, 
     login_as("manager")
     html = client.get("/").data.decode()
     link = html.split('data-testid="recycling-link"')[1].split("</p>")[0]
-    assert 'href="/pool/recycling"' in link and "check the cron job" in link
+    assert 'href="/pool/recycling"' in link
+    # The warning shows once: the banner of base.html, not again in the Team card.
+    assert html.count("check the cron job") == 1 and html.count('data-testid="sweep-banner"') == 1
     with app.app_context():
         pool.recycle_due_customers()
         db.session.commit()
     link = client.get("/").data.decode().split('data-testid="recycling-link"')[1].split("</p>")[0]
     assert 'href="/pool/recycling"' in link and "check the cron job" not in link
+
+
+def test_home_lists_are_capped_with_a_link_to_the_whole_list(app, client, login_as):
+    """108 customers about to be recycled made a 5,500 px wall: the home page shows
+    the first ten and links to the full list."""
+    me = login_as("sales")
+    with app.app_context():
+        owner = db.session.get(User, me.id)
+        made = [customers.create_customer(owner, CustomerData(name=f"回收{n:02d}", owner_id=me.id),
+                                          acknowledge_duplicates=True) for n in range(12)]
+        db.session.commit()
+        for customer in made:
+            _owned_for(customer, 28)
+    html = client.get("/").data.decode()
+    section = html.split('id="dash-recycling"')[1].split("</section>")[0]
+    assert section.count('data-testid="recycling-soon"') == 10
+    assert 'data-testid="recycling-show-all"' in section and "Show all 12" in section
+    assert 'href="/customers?owner=mine&amp;sort=stale"' in section

@@ -192,7 +192,7 @@ def test_pool_event_owners_are_not_called_dates(app, client, login_as):
         customers.create_customer(db.session.merge(manager), CustomerData(name="公海客户"))
         db.session.commit()
     page = client.get("/pool/events").data.decode()
-    header = page.split('<table class="striped pool-events">')[1].split("</thead>")[0]
+    header = page.split('<table class="striped pool-events card-table">')[1].split("</thead>")[0]
     assert "原负责人" in header and "新负责人" in header
     assert "起始日期" not in header and "截止日期" not in header
     assert "起始日期" in page  # the date filter keeps its words

@@ -30,6 +30,7 @@ EVENT_LABELS = {
     PoolEventKind.ASSIGN: _l("Assigned"),
     PoolEventKind.RECYCLE: _l("Recycled"),
     PoolEventKind.HANDOVER: _l("Handed over"),
+    PoolEventKind.RELEASE_UNDONE: _l("Release undone"),
 }
 STATS_WEEKS = 12
 

@@ -2,17 +2,23 @@
 (function () {
   "use strict";
 
+  // CSS folds the phone menu only where this script runs to unfold it.
+  document.documentElement.classList.add("js");
+
   function showToast(message, level, undoUrl) {
     var area = document.getElementById("toasts");
     var template = document.getElementById("toast-template");
     if (!area || !template) return;
+    // A new message supersedes an earlier error: a red toast must not linger beside
+    // the green one that says the retry worked.
+    area.querySelectorAll(".toast-error").forEach(function (old) { old.remove(); });
     var toast = template.content.firstElementChild.cloneNode(true);
     toast.textContent = message;
     toast.classList.add("toast-" + (level || "success"));
     if (undoUrl) toast.appendChild(undoButton(undoUrl));
     area.appendChild(toast);
     if (undoUrl && window.htmx) window.htmx.process(toast);
-    dismissLater(toast);
+    dismissLater(toast, undoUrl ? 20000 : 6000);
   }
 
   // An Undo button that htmx posts (with the CSRF header inherited from <body>).
@@ -26,8 +32,8 @@
     return button;
   }
 
-  function dismissLater(toast) {
-    window.setTimeout(function () { toast.remove(); }, 6000);
+  function dismissLater(toast, delay) {
+    window.setTimeout(function () { toast.remove(); }, delay || 6000);
   }
 
   // Toasts requested by the server through the HX-Trigger response header.
@@ -37,7 +43,44 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll("#toasts .toast").forEach(dismissLater);
+    document.querySelectorAll("#toasts .toast").forEach(function (toast) { dismissLater(toast); });
+    // Filters fold away on a phone so that the first screen shows results.
+    if (window.matchMedia("(max-width: 767px)").matches) {
+      document.querySelectorAll("details[data-fold-small]").forEach(function (fold) { fold.open = false; });
+    }
+  });
+
+  // htmx swaps that bring a fold (the tag filters above a list) keep it as the user
+  // left it; a new one folds on a phone like those of the first page.
+  var foldsOpen = {};
+  document.addEventListener("htmx:beforeSwap", function () {
+    foldsOpen = {};
+    document.querySelectorAll("details[data-fold-small][id]").forEach(function (fold) {
+      foldsOpen[fold.id] = fold.open;
+    });
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var small = window.matchMedia("(max-width: 767px)").matches;
+    event.detail.target.querySelectorAll("details[data-fold-small][id]").forEach(function (fold) {
+      if (fold.id in foldsOpen) fold.open = foldsOpen[fold.id];
+      else if (small) fold.open = false;
+    });
+  });
+
+  // The phone menu's button, and any "Print" button.
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest && event.target.closest(".nav-toggle");
+    if (toggle) {
+      var links = document.getElementById(toggle.getAttribute("aria-controls"));
+      var open = toggle.getAttribute("aria-expanded") !== "true";
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      if (links) links.classList.toggle("is-open", open);
+      return;
+    }
+    if (event.target.closest && event.target.closest("[data-print]")) {
+      event.preventDefault();
+      window.print();
+    }
   });
 
   // No request for each pinyin keystroke of an input method: input events during a
