@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from blueprints import htmx
 from blueprints.access import actor, permission_required
 from blueprints.security import client_ip
-from extensions import db
+from extensions import db, reading_only
 from models import utcnow
 from services import audit, backup, leases, nightly, scheduler
 
@@ -75,7 +75,8 @@ def back_up_now():
         scheduler.in_background(current_app._get_current_object(), nightly.run, "backup", force=True,
                                 started_by=user.username, actor_id=user.id)
         toast = (_l("Backup started. This page shows the result when it is done."), "info")
-    context = _context()
+    with reading_only():  # no write lock held while the backup starts (SQLite)
+        context = _context()
     context["starting"] = not context["backup_state"].running
     return htmx.render("data_safety/page.html", "data_safety/_status.html", toast=toast, **context)
 
@@ -83,10 +84,11 @@ def back_up_now():
 @bp.get("/backups/<name>")
 @permission_required("backup.manage")
 def download(name: str):
-    """Stream one backup listed in BACKUP_DIR (any other name: 404); audited."""
+    """Stream one backup listed in BACKUP_DIR (any other name, or a symbolic link
+    placed there: 404); audited."""
     folder = nightly.backup_folder()
     found = next((item for item in backup.list_backups(folder) if item.name == name), None)
-    if found is None:
+    if found is None or found.path.is_symlink():
         abort(404)
     audit.record("backup.download", actor(), ip=client_ip(), file=found.name, size=found.size)
     db.session.commit()
