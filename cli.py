@@ -295,7 +295,7 @@ def backup_create_command(folder):
     instance/config.py, into one .tar.gz; verify it; then rotate the backups in that
     folder. Takes the same lease as the app's nightly backup. Exit status 1 when no
     backup could be made or it does not verify, 75 while another process backs up."""
-    _run_job("backup", folder=folder, actor_name="cli")
+    _run_job("backup", folder=folder, actor_name="cli", in_child=False)
 
 
 @backup_group.command("list")

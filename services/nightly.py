@@ -23,7 +23,7 @@ from flask_babel import lazy_gettext as _l
 
 from extensions import database_url, db, reading_only, refresh_statistics
 from models import User, utcnow
-from services import audit, backup, backup_db, leases
+from services import audit, backup, backup_db, backup_worker, leases
 
 log = logging.getLogger(__name__)
 
@@ -67,34 +67,49 @@ def _megabytes(size: int) -> str:
 
 
 def make_backup(echo: Echo, *, folder: Path | None = None, actor_id: int | None = None,
-                actor_name: str = "scheduler") -> str:
-    """Back up, audit (``backup.create``), verify the new file, rotate the folder.
-    Raises BackupError when no backup was made or it does not verify."""
+                actor_name: str = "scheduler", in_child: bool = True) -> str:
+    """Back up, verify the new file, rotate the folder, audit (``backup.create``).
+    ``in_child``: the work runs in a process of its own at a lower priority
+    (services.backup_worker), so a serving process keeps answering; the CLI runs it
+    in-process. Raises BackupError when no backup was made or it does not verify."""
     folder = folder or backup_folder()
-    started = time.monotonic()
-    try:
-        path, manifest = backup.create(configured_database(), folder,
-                                       Path(current_app.instance_path) / "config.py")
-    except (backup.BackupError, OSError) as failed:
-        raise backup.BackupError(f"No backup made: {failed}") from None
+    config, started = current_app.config, time.monotonic()
+    settings_file = Path(current_app.instance_path) / "config.py"
+    keep = {"daily": config["BACKUP_KEEP_DAILY"], "weekly": config["BACKUP_KEEP_WEEKLY"],
+            "monthly": config["BACKUP_KEEP_MONTHLY"]}
+    if in_child:
+        answer = backup_worker.run_in_child(database_url(current_app), folder, settings_file,
+                                            config["SQLITE_BUSY_TIMEOUT_MS"], **keep)
+        if "error" in answer:
+            raise backup.BackupError(f"No backup made: {answer['error']}")
+        path, manifest, problems = Path(answer["path"]), answer["manifest"], answer["problems"]
+        rotated = answer["rotated"]
+    else:
+        try:
+            path, manifest = backup.create(configured_database(), folder, settings_file)
+        except (backup.BackupError, OSError) as failed:
+            raise backup.BackupError(f"No backup made: {failed}") from None
+        problems = None
+    _audit_backup(path, manifest, actor_id, actor_name)
+    echo(f"Wrote {path} ({_megabytes(path.stat().st_size)}, {sum(manifest['row_counts'].values())} rows in "
+         f"{len(manifest['row_counts'])} tables) in {time.monotonic() - started:.1f} s.")
+    if problems is None:
+        problems = backup.verify(path).problems  # a few seconds even for 100,000 notes
+        rotated = [] if problems else [item.name for item in backup.rotate(folder, **keep)]
+    if problems:
+        raise backup.BackupError(f"{path.name} does not verify: {'; '.join(problems)}")
+    echo(f"Verified {path.name}.")
+    for name in rotated:
+        echo(f"  rotated away {name}")
+    return f"{path.name}, {_megabytes(path.stat().st_size)}, verified; {len(rotated)} rotated away"
+
+
+def _audit_backup(path: Path, manifest: dict, actor_id: int | None, actor_name: str) -> None:
     actor = db.session.get(User, actor_id) if actor_id else None
     audit.record("backup.create", actor, actor_name=None if actor else actor_name, file=path.name,
                  size=path.stat().st_size, database=manifest["database"],
                  schema_revision=manifest["schema_revision"])
     db.session.commit()
-    rows = sum(manifest["row_counts"].values())
-    echo(f"Wrote {path} ({_megabytes(path.stat().st_size)}, {rows} rows in "
-         f"{len(manifest['row_counts'])} tables) in {time.monotonic() - started:.1f} s.")
-    checked = backup.verify(path)  # a few seconds even for 100,000 notes; a bad copy is news tonight
-    if not checked.ok:
-        raise backup.BackupError(f"{path.name} does not verify: {'; '.join(checked.problems)}")
-    echo(f"Verified {path.name}.")
-    config = current_app.config
-    rotated = backup.rotate(folder, daily=config["BACKUP_KEEP_DAILY"], weekly=config["BACKUP_KEEP_WEEKLY"],
-                            monthly=config["BACKUP_KEEP_MONTHLY"])
-    for deleted in rotated:
-        echo(f"  rotated away {deleted.name}")
-    return f"{path.name}, {_megabytes(path.stat().st_size)}, verified; {len(rotated)} rotated away"
 
 
 def sweep_pool(echo: Echo) -> str:

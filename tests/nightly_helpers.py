@@ -32,3 +32,10 @@ def make_overdue(name: str, hours_ago: int = 4) -> None:
     db.session.commit()
     local_hour = now.replace(tzinfo=UTC).astimezone(office_zone()).hour
     set_nightly_hour((local_hour - hours_ago) % 24)
+
+
+def block_backups(app, tmp_path) -> None:
+    """BACKUP_DIR names a file: every backup fails (in the backup process too)."""
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("x")
+    app.config["BACKUP_DIR"] = str(blocked)
