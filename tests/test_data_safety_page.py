@@ -33,7 +33,7 @@ def test_only_admins_open_the_page(app, client, login_as, role):
     assert client.get(PAGE).status_code == 403
     assert client.get(f"{PAGE}/status", headers=HX).status_code == 403
     assert client.post(f"{PAGE}/backup").status_code == 403
-    assert client.get(f"{PAGE}/backups/{path.name}").status_code == 403
+    assert client.get(f"{PAGE}/download?file={path.name}").status_code == 403
     assert 'href="/admin/data-safety"' not in client.get("/").data.decode()
     with app.app_context():
         assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "backup.download")) is None
@@ -116,7 +116,7 @@ def test_back_up_now_needs_the_csrf_token(make_app, make_user):
 def test_download_streams_the_file_and_is_audited(app, client, login_as):
     path = _make_backup(app)
     admin = login_as("admin")
-    response = client.get(f"{PAGE}/backups/{path.name}")
+    response = client.get(f"{PAGE}/download?file={path.name}")
     assert response.status_code == 200
     assert response.data == path.read_bytes()
     assert f"attachment; filename={path.name}" in response.headers["Content-Disposition"]
@@ -128,13 +128,14 @@ def test_download_streams_the_file_and_is_audited(app, client, login_as):
 
 @pytest.mark.parametrize("name", [
     "..%2F..%2Fconfig.py", "../config.py", "%2E%2E%2Fdeskbook.db", "deskbook.db", "config.py",
-    "deskbook-20261202T030000Z.tar.gz", "{backup}.verified.json", ".deskbook-tmp-x",
+    "deskbook-20261202T030000Z.tar.gz", "{backup}.verified.json", ".deskbook-tmp-x", "",
+    "%2Fetc%2Fpasswd", "{backup}%2F..%2F..%2Fconfig.py",
 ])
 def test_download_refuses_anything_not_listed(app, client, login_as, name):
     path = _make_backup(app)
     login_as("admin")
     (Path(app.instance_path) / "config.py").write_text("SECRET_KEY = 'no'\n")
-    response = client.get(f"{PAGE}/backups/{name.format(backup=path.name)}")
+    response = client.get(f"{PAGE}/download?file={name.format(backup=path.name)}")
     assert response.status_code == 404
     with app.app_context():
         assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "backup.download")) is None
@@ -147,7 +148,7 @@ def test_download_refuses_a_symbolic_link_named_like_a_backup(app, client, login
     link = path.with_name("deskbook-20200101T000000Z.tar.gz")
     os.symlink(secret, link)
     login_as("admin")
-    assert client.get(f"{PAGE}/backups/{link.name}").status_code == 404
+    assert client.get(f"{PAGE}/download?file={link.name}").status_code == 404
 
 
 # ---- banners ---------------------------------------------------------------------------------

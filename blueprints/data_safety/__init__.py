@@ -3,7 +3,7 @@ the nightly jobs' last runs and results."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, g, send_file
+from flask import Blueprint, abort, current_app, g, request, send_file
 from flask_babel import lazy_gettext as _l
 
 from blueprints import htmx
@@ -81,11 +81,12 @@ def back_up_now():
     return htmx.render("data_safety/page.html", "data_safety/_status.html", toast=toast, **context)
 
 
-@bp.get("/backups/<name>")
+@bp.get("/download")
 @permission_required("backup.manage")
-def download(name: str):
-    """Stream one backup listed in BACKUP_DIR (any other name, or a symbolic link
-    placed there: 404); audited."""
+def download():
+    """Stream the backup named by ``?file=``, if it is one that BACKUP_DIR lists (any
+    other name, or a symbolic link placed there: 404); audited."""
+    name = request.args.get("file", "")
     folder = nightly.backup_folder()
     found = next((item for item in backup.list_backups(folder) if item.name == name), None)
     if found is None or found.path.is_symlink():
