@@ -22,6 +22,7 @@ _ENV_SETTINGS: dict[str, type] = {
     "LOGIN_LOCKOUT_MINUTES": int,
     "SEARCH_INDEX_DIR": str,
     "BACKUP_DIR": str,
+    "JOBS_ENABLED": bool,
 }
 
 
@@ -56,6 +57,9 @@ class Config:
     BACKUP_KEEP_DAILY = 7
     BACKUP_KEEP_WEEKLY = 4
     BACKUP_KEEP_MONTHLY = 12
+    # The app runs the nightly jobs itself (a thread per serving process, started at
+    # its first request; never under TESTING). False: leave them to cron.
+    JOBS_ENABLED = True
 
     LANGUAGES = ("zh", "en")
     BABEL_DEFAULT_LOCALE = "zh"

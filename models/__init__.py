@@ -13,6 +13,7 @@ from models.customer import (
     Stage,
     customer_tags,
 )
+from models.job import JobRun
 from models.note import (
     SECTIONS,
     CustomerNote,
@@ -31,7 +32,7 @@ from models.user import LoginAddressThrottle, LoginThrottle, Role, User
 
 __all__ = [
     "COLOURS", "SECTIONS", "AuditEvent", "Customer", "CustomerChange", "CustomerNote",
-    "CustomerPhone", "CustomerType", "FollowUpTask", "Importance", "LoginAddressThrottle", "LoginThrottle", "Mention",
+    "CustomerPhone", "CustomerType", "FollowUpTask", "Importance", "JobRun", "LoginAddressThrottle", "LoginThrottle", "Mention",
     "NoteComment", "NoteKind", "NoteRevision", "NoteTemplate", "PhoneKind", "PoolEvent",
     "PoolEventKind", "Role", "SearchBacklog", "Setting", "Source",
     "Stage", "Tag", "TagGroup", "User", "customer_tags", "note_tags", "utcnow",

@@ -78,6 +78,10 @@ PERMISSIONS: dict[str, tuple[str, frozenset[Role]]] = {
     "pool.lock": ("Lock a customer against recycling (own customers; managers any)", frozenset({A, M, S})),
     "pool.history": ("Pool events of all customers, tonight's recycling batch", frozenset({A, M})),
     "settings.edit": ("Edit the office settings (pool rules)", frozenset({A})),
+    "backup.manage": (
+        "Data safety: backups (list, download, back up now) and the nightly jobs",
+        frozenset({A}),
+    ),
     "search.use": (
         "Search customers and notes (finds only what one may see; archived ones: those who archive)",
         frozenset({A, M, S, F}),

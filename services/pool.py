@@ -24,7 +24,7 @@ from sqlalchemy.orm import joinedload
 
 from extensions import db
 from models import Customer, CustomerNote, PoolEvent, PoolEventKind, Setting, User, utcnow
-from services import audit, policy, search, settings
+from services import audit, leases, policy, search, settings
 from services.errors import DomainError
 from services.office_time import office_zone
 
@@ -495,12 +495,12 @@ def last_sweep_at() -> datetime | None:
 
 
 def sweep_overdue(*, now: datetime | None = None) -> bool:
-    """True when auto-recycling is on but no sweep has run for 26 hours: the banner
-    for managers (a silent missing cron job)."""
+    """True when auto-recycling is on and the nightly sweep is overdue or its last
+    run failed (services.leases): the banner for managers. Never on a fresh install,
+    which has had no night yet."""
     if not settings.get("pool.recycle_enabled"):
         return False
-    last = last_sweep_at()
-    return last is None or (now or utcnow()) - last > timedelta(hours=26)
+    return leases.attention("pool_sweep", now) is not None
 
 
 def event_reason(event: PoolEvent) -> str:

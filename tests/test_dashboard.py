@@ -294,20 +294,21 @@ def test_front_desk_home_has_no_recycling_section(client, login_as):
     assert 'id="dash-recycling"' not in client.get("/").data.decode()
 
 
-def test_manager_home_links_the_batch_and_warns_of_a_missing_sweep(app, client, login_as):
-    from services import pool
+def test_manager_home_links_the_batch_and_warns_of_a_missing_sweep_once(app, client, login_as):
+    from services import nightly
+    from tests.nightly_helpers import make_overdue
 
     login_as("manager")
     html = client.get("/").data.decode()
-    link = html.split('data-testid="recycling-link"')[1].split("</p>")[0]
-    assert 'href="/pool/recycling"' in link
-    # The warning shows once: the banner of base.html, not again in the Team card.
-    assert html.count("check the cron job") == 1 and html.count('data-testid="sweep-banner"') == 1
+    assert 'href="/pool/recycling"' in html.split('data-testid="recycling-link"')[1].split("</p>")[0]
+    assert 'data-testid="sweep-banner"' not in html  # a fresh install has missed no night
     with app.app_context():
-        pool.recycle_due_customers()
-        db.session.commit()
-    link = client.get("/").data.decode().split('data-testid="recycling-link"')[1].split("</p>")[0]
-    assert 'href="/pool/recycling"' in link and "check the cron job" not in link
+        make_overdue("pool_sweep")
+    html = client.get("/").data.decode()
+    assert html.count('data-testid="sweep-banner"') == 1 and html.count("sweep of the public pool is overdue") == 1
+    with app.app_context():
+        assert nightly.run("pool_sweep").ok
+    assert 'data-testid="sweep-banner"' not in client.get("/").data.decode()
 
 
 def test_home_lists_are_capped_with_a_link_to_the_whole_list(app, client, login_as):

@@ -292,23 +292,27 @@ def _banner(app, user) -> str:
 
 
 def test_sweep_banner_until_the_sweep_runs(app, make_user):
+    from services import nightly
+    from tests.nightly_helpers import make_overdue
+
     manager, seller = make_user("manager"), make_user("sales")
-    assert "check the cron job" in _banner(app, manager)
+    assert _banner(app, manager).strip() == ""  # fresh install: no night has passed
+    with app.app_context():
+        make_overdue("pool_sweep")
+    assert "sweep of the public pool is overdue" in _banner(app, manager)
     assert 'href="/pool/recycling"' in _banner(app, manager)
     assert _banner(app, seller).strip() == ""
     with app.app_context():
-        pool.recycle_due_customers()
-        db.session.commit()
+        assert nightly.run("pool_sweep").ok
     assert _banner(app, manager).strip() == ""
-    with app.app_context():
-        pool.recycle_due_customers(now=utcnow() - timedelta(hours=27))  # the last run was long ago
-        db.session.commit()
-    assert "check the cron job" in _banner(app, manager)
 
 
 def test_sweep_banner_silent_when_recycling_is_off(app, make_user):
     admin = make_user("admin")
     with app.app_context():
+        from tests.nightly_helpers import make_overdue
+
+        make_overdue("pool_sweep")
         settings.update(_user(admin), {"pool.recycle_enabled": False})
         db.session.commit()
     assert _banner(app, admin).strip() == ""

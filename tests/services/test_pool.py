@@ -201,10 +201,15 @@ def test_due_soon_for_the_dashboard(office):
 
 
 def test_sweep_overdue_banner(office):
+    from services import nightly
+    from tests.nightly_helpers import make_overdue
+
+    assert not pool.sweep_overdue()  # a fresh install has had no night yet
+    make_overdue("pool_sweep")
     assert pool.sweep_overdue()
-    pool.recycle_due_customers()
+    assert nightly.run("pool_sweep").ok
     assert not pool.sweep_overdue()
-    assert pool.sweep_overdue(now=utcnow() + timedelta(hours=27))
+    assert pool.sweep_overdue(now=utcnow() + timedelta(hours=27))  # the next night passed too
     settings.update(office["admin1"], {"pool.recycle_enabled": False})
     assert not pool.sweep_overdue(now=utcnow() + timedelta(hours=27))
 
