@@ -81,7 +81,7 @@ def _set(app, key, value):
 
 def test_csv_has_a_bom_translated_headers_and_chinese(client, office):
     _as(client, "boss")
-    response = client.get("/customers/export.csv")
+    response = client.get("/customers/export?format=csv")
     assert response.status_code == 200 and response.is_streamed
     assert response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
@@ -97,14 +97,14 @@ def test_csv_has_a_bom_translated_headers_and_chinese(client, office):
 def test_csv_headers_and_values_in_chinese(client, office):
     client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN"
     _as(client, "boss")
-    rows = _csv(client.get("/customers/export.csv"))
+    rows = _csv(client.get("/customers/export?format=csv"))
     assert "姓名" in rows[0] or "名称" in rows[0]
     assert any("意向" in row for row in rows[1:])
 
 
 def test_xlsx_opens_with_openpyxl(client, office):
     _as(client, "boss")
-    response = client.get("/customers/export.xlsx")
+    response = client.get("/customers/export?format=xlsx")
     assert response.status_code == 200 and response.is_streamed
     assert response.mimetype == spreadsheets.XLSX_MIMETYPE
     sheet = _xlsx(response).active
@@ -118,7 +118,7 @@ def test_export_holds_exactly_the_filtered_list(client, office):
     _as(client, "boss")
     for query, expected in [(f"tag={office['tag']}", {"张伟"}), ("stage=deal", {"'=HYPERLINK(\"http://x\",\"点我\")"}),
                             ("q=李", {"李娜"}), ("owner=pool", {"王芳"}), ("archived=1", {"赵磊"})]:
-        rows = _csv(client.get(f"/customers/export.csv?{query}"))
+        rows = _csv(client.get(f"/customers/export?format=csv&{query}"))
         assert {row[1] for row in rows[1:]} == expected, query
 
 
@@ -134,14 +134,14 @@ def test_the_list_and_the_export_agree(app, office):
 
 def test_notes_export_follows_the_notes_filter(client, office):
     _as(client, "boss")
-    rows = _csv(client.get("/notes/export.csv?kind=call"))
+    rows = _csv(client.get("/notes/export?format=csv&kind=call"))
     bodies = {row[rows[0].index("Note")] for row in rows[1:]}
     assert bodies == {"客户询问报价", "'-1+1 公海客户来电"}
     header = rows[0]
     assert {"Customer", "Kind", "Author", "Communication summary", "Tags"} <= set(header)
-    tagged = _csv(client.get(f"/notes/export.csv?tag={office['tag']}"))
+    tagged = _csv(client.get(f"/notes/export?format=csv&tag={office['tag']}"))
     assert len(tagged) == 2 and tagged[1][header.index("Communication summary")] == "报价"
-    sheet = _xlsx(client.get("/notes/export.xlsx?q=机密")).active
+    sheet = _xlsx(client.get("/notes/export?format=xlsx&q=机密")).active
     assert [row[header.index("Note")] for row in sheet.iter_rows(min_row=2, values_only=True)] == ["机密备注"]
 
 
@@ -151,14 +151,20 @@ def test_front_desk_and_sales_may_not_export_by_default(client, office):
     for user in ("desk", "s1"):
         other = client.application.test_client()
         _as(other, user)
-        for url in ("/customers/export.csv", "/customers/export.xlsx", "/notes/export.csv",
+        for url in ("/customers/export?format=csv", "/customers/export?format=xlsx", "/notes/export?format=csv",
                     f"/customers/{office['own']}/export"):
             assert other.get(url).status_code == 403, (user, url)
         assert b"customer-export" not in other.get("/customers").data
 
 
+def test_an_unknown_format_is_refused(client, office):
+    _as(client, "boss")
+    assert client.get("/customers/export?format=pdf").status_code == 400
+    assert client.get("/notes/export?format=").status_code == 400
+
+
 def test_anonymous_is_sent_to_sign_in(client, office):
-    response = client.get("/customers/export.csv")
+    response = client.get("/customers/export?format=csv")
     assert response.status_code == 303 and "/login" in response.headers["Location"]
 
 
@@ -167,13 +173,13 @@ def test_sales_under_the_setting_export_only_their_own(app, client, office):
     _as(client, "s1")
     page = client.get("/customers").data.decode()
     assert "customer-export" in page and "Only your own customers are exported." in page
-    rows = _csv(client.get("/customers/export.csv"))
+    rows = _csv(client.get("/customers/export?format=csv"))
     names = {row[1] for row in rows[1:]}
     assert names == {"张伟", "'=HYPERLINK(\"http://x\",\"点我\")"}  # not the pool customer the list shows
     assert not {"王芳", "李娜"} & names
-    note_rows = _csv(client.get("/notes/export.csv"))
+    note_rows = _csv(client.get("/notes/export?format=csv"))
     assert {row[note_rows[0].index("Note")] for row in note_rows[1:]} == {"客户询问报价"}  # not the pool note
-    assert client.get("/customers/export.csv?owner=pool").get_data().count(b"\n") == 1  # header only
+    assert client.get("/customers/export?format=csv&owner=pool").get_data().count(b"\n") == 1  # header only
     assert client.get(f"/customers/{office['own']}/export").status_code == 200
     assert client.get(f"/customers/{office['pool']}/export").status_code == 403  # visible, not theirs
     assert client.get(f"/customers/{office['foreign']}/export").status_code == 404  # not visible at all
@@ -218,16 +224,16 @@ def test_safe_cell(text, expected):
 
 def test_formulas_are_text_in_both_formats(client, office):
     _as(client, "boss")
-    rows = _csv(client.get("/customers/export.csv?stage=deal"))
+    rows = _csv(client.get("/customers/export?format=csv&stage=deal"))
     assert rows[1][1] == "'=HYPERLINK(\"http://x\",\"点我\")" and rows[1][2] == "'+86 公司"
-    sheet = _xlsx(client.get("/customers/export.xlsx?stage=deal")).active
+    sheet = _xlsx(client.get("/customers/export?format=xlsx&stage=deal")).active
     cell = sheet.cell(row=2, column=2)
     assert cell.data_type == "s" and cell.value.startswith("'=")
 
 
 def test_phone_numbers_stay_readable(client, office):
     _as(client, "boss")
-    rows = _csv(client.get("/customers/export.csv?q=张伟"))
+    rows = _csv(client.get("/customers/export?format=csv&q=张伟"))
     assert rows[1][rows[0].index("Phone")] == "138 0013 8000"  # spaced digits: text in Excel, not 1.38E+10
 
 
@@ -241,9 +247,9 @@ def _lines(app, action):
 
 def test_every_export_is_audited_with_its_count(app, client, office):
     _as(client, "boss")
-    client.get(f"/customers/export.csv?tag={office['tag']}&sort=name").get_data()
-    client.get("/customers/export.xlsx").get_data()
-    client.get("/notes/export.csv?kind=call").get_data()
+    client.get(f"/customers/export?format=csv&tag={office['tag']}&sort=name").get_data()
+    client.get("/customers/export?format=xlsx").get_data()
+    client.get("/notes/export?format=csv&kind=call").get_data()
     client.get(f"/customers/{office['own']}/export").get_data()
     first, second = _lines(app, "export.customers")
     assert first.actor_name == "boss" and first.details == {
@@ -258,7 +264,7 @@ def test_every_export_is_audited_with_its_count(app, client, office):
 
 def test_a_refused_export_leaves_no_line(app, client, office):
     _as(client, "s1")
-    client.get("/customers/export.csv")
+    client.get("/customers/export?format=csv")
     assert _lines(app, "export.customers") == []
 
 
