@@ -157,6 +157,17 @@ def test_front_desk_and_sales_may_not_export_by_default(client, office):
         assert b"customer-export" not in other.get("/customers").data
 
 
+def test_the_buttons_carry_the_current_filter(client, office):
+    """The links sit in the results htmx swaps, so a changed filter changes them."""
+    _as(client, "boss")
+    fragment = client.get(f"/customers?stage=intent&tag={office['tag']}&page=1", headers=HX).get_data(as_text=True)
+    assert f"/customers/export?format=xlsx&amp;stage=intent&amp;tag={office['tag']}" in fragment
+    assert f"/customers/export?format=csv&amp;stage=intent&amp;tag={office['tag']}" in fragment
+    notes_page = client.get("/notes?kind=call").get_data(as_text=True)
+    assert "/notes/export?format=csv&amp;kind=call" in notes_page
+    assert "Only your own customers" not in notes_page
+
+
 def test_an_unknown_format_is_refused(client, office):
     _as(client, "boss")
     assert client.get("/customers/export?format=pdf").status_code == 400

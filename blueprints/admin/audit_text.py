@@ -88,7 +88,7 @@ COUNTED_FIELDS = frozenset({"duplicates", "note_ids", "task_ids", "change_ids", 
 CUSTOMER_FIELDS = frozenset({"customer_id", "keep_id"})
 FORMAT_LABELS = {"csv": "CSV", "xlsx": "Excel"}
 FILTER_LABELS = {
-    "kind": _l("Event"), "user": _l("Who"), "customer": _l("Customer"), "date_from": _l("From"),
+    "kind": _l("Kind"), "user": _l("Who"), "customer": _l("Customer"), "date_from": _l("From"),
     "date_to": _l("To"), "from": _l("From"), "to": _l("To"), "q": _l("Words"), "tag": _l("Tags"),
     "stage": _l("Stage"), "type": _l("Type"), "importance": _l("Importance"), "source": _l("Source"),
     "region": _l("Region"), "owner": _l("Owner"), "archived": _l("Archived"), "author": _l("Author"),
@@ -144,7 +144,7 @@ def _filter_text(flt: dict, names: dict[int, str], action: str) -> str:
     for name, item in flt.items():
         label = FILTER_LABELS.get(name, name)
         if name == "kind" and action == "export.audit":
-            text = kind_label(item)
+            label, text = _l("Event"), kind_label(item)
         elif name in ("user", "author") or (name == "owner" and parse_id(str(item))):
             text = names.get(parse_id(str(item)), f"#{item}")
         elif name in ("tag", "customer"):
