@@ -44,11 +44,11 @@ def header(columns: list[str]) -> list[str]:
 
 
 def in_words(columns: list[str], rows):
-    """``rows`` (dicts keyed by column) as lists of cells, codes put into words."""
+    """``rows`` (dicts keyed by column) as lists of cells, codes put into words. The
+    labels are translated once per export, not once per cell."""
+    words = {column: {code: str(label) for code, label in VALUE_LABELS[column].items()}
+             for column in columns if column in VALUE_LABELS}
+    plain = [(column, words.get(column)) for column in columns]
     for row in rows:
-        cells = []
-        for column in columns:
-            value = row[column]
-            labels = VALUE_LABELS.get(column)
-            cells.append(str(labels.get(value, value)) if labels and value is not None else value)
-        yield cells
+        yield [row[column] if labels is None or row[column] is None else labels.get(row[column], row[column])
+               for column, labels in plain]
