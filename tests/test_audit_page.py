@@ -193,6 +193,19 @@ def test_paging_keeps_the_filter(client, log, app):
     assert client.get(older, headers=HX).get_data(as_text=True).count("<tr>") == 10
 
 
+def test_a_swap_puts_each_message_beside_its_field(client, log):
+    """An htmx filter change swaps only the results; the messages beside the fields
+    come out of band (filled for the bad field, cleared for the others)."""
+    _admin(client)
+    response, fragment = _rows(client, "date_from=2026-03-02&date_to=2026-03-01", **HX)
+    assert response.status_code == 422 and "<form" not in fragment
+    assert ('<small id="date_to-error" class="field-error" hx-swap-oob="true">'
+            "The end date is before the start date.</small>") in fragment
+    assert '<small id="date_from-error" class="field-error" hx-swap-oob="true"></small>' in fragment
+    _, page = _rows(client, "date_from=2026-03-02&date_to=2026-03-01")
+    assert "hx-swap-oob" not in page
+
+
 def test_a_junk_cursor_is_the_first_page(client, log):
     _admin(client)
     response, page = _rows(client, "after=yesterday,1")

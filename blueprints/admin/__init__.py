@@ -159,4 +159,5 @@ def audit_log():
     status = 422 if form.errors else 200
     if after is not None:  # "Older": only the rows that follow
         return htmx.render("admin/audit.html", "admin/_audit_rows.html", status=status, **context)
-    return htmx.render("admin/audit.html", "admin/_audit_results.html", status=status, **context)
+    return htmx.render("admin/audit.html", "admin/_audit_results.html", status=status,
+                       oob=htmx.wants_fragment(), **context)

@@ -112,9 +112,10 @@ def kind_label(kind: str) -> str:
 
 
 def kind_choices(in_use: list[str] = ()) -> list[tuple[str, str]]:
-    """(kind, label) of every kind, by label, and of any other kind in the log."""
-    kinds = set(KINDS) | set(in_use)
-    return sorted(((kind, kind_label(kind)) for kind in kinds), key=lambda pair: pair[1].lower())
+    """(kind, label) of every kind, related kinds together (sign-ins, accounts,
+    customers …, as KINDS lists them), then any other kind found in the log."""
+    others = sorted(set(in_use) - set(KINDS))
+    return [(kind, kind_label(kind)) for kind in [*KINDS, *others]]
 
 
 def user_names(events) -> dict[int, str]:
