@@ -42,8 +42,8 @@ def test_export_buttons_follow_the_filter_and_download(page, live_server, office
         page.get_by_test_id("customer-export").get_by_role("button", name="Export CSV").click()
     assert download.value.suggested_filename.startswith("customers-")
     assert download.value.suggested_filename.endswith(".csv")
-    text = open(download.value.path(), encoding="utf-8-sig").read()
-    assert office["name"] in text
+    with open(download.value.path(), encoding="utf-8-sig") as file:
+        assert office["name"] in file.read()
 
 
 def test_audit_filter_swaps_results_and_shows_bad_dates_next_to_the_field(page, live_server, office):
