@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import and_, or_, select, tuple_
+from sqlalchemy import and_, insert, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
@@ -45,6 +45,26 @@ def record(
                                  target_type=target_type, target_id=target_id, details=details))
     db.session.add(event)
     return event
+
+
+def record_after_reading(
+    action: str,
+    actor: User | None = None,
+    *,
+    ip: str | None = None,
+    target: object | None = None,
+    **details,
+) -> None:
+    """Like :func:`record`, for a request that has only read so far (a GET, whose
+    SQLite transaction starts DEFERRED) and then must write one line — an export
+    after reading every row. Its read transaction is ended first, so the line is the
+    first statement of a new one: it waits for the write lock instead of failing at
+    once because another writer committed meanwhile. Expires loaded objects; the
+    caller commits."""
+    values = _values(action, actor, actor_name=None, ip=ip, target=target, target_type=None,
+                     target_id=None, details=details)
+    db.session.rollback()
+    db.session.execute(insert(AuditEvent).values(**values, at=utcnow()))
 
 
 def already_recorded(key: str) -> bool:

@@ -22,7 +22,6 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import (
-    AuditEvent,
     Customer,
     CustomerChange,
     CustomerNote,
@@ -250,12 +249,13 @@ EXPORT_KINDS = ("export.customers", "export.notes", "export.customer_record", "e
 
 
 def record_export(user: User, kind: str, fmt: str, rows: int, *, filter_args: dict | None = None,
-                  target=None, ip: str | None = None) -> AuditEvent:
+                  target=None, ip: str | None = None) -> None:
     """Audit an export (A3, D1) as ``kind`` (one of EXPORT_KINDS): who, the filter,
-    the format and how many rows. Callers commit before the first byte leaves, so
-    no export goes unrecorded."""
+    the format and how many rows. Written after the rows were read (audit.
+    record_after_reading: ends the read transaction); callers commit before the
+    first byte leaves, so no export goes unrecorded."""
     assert kind in EXPORT_KINDS, kind
     details = {"format": fmt, "rows": rows}
     if filter_args is not None:
         details["filter"] = filter_args
-    return audit.record(kind, user, ip=ip, target=target, **details)
+    audit.record_after_reading(kind, user, ip=ip, target=target, **details)

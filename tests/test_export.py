@@ -273,6 +273,38 @@ def test_every_export_is_audited_with_its_count(app, client, office):
     assert record.details["rows"] >= 4  # the card, a note, a follow-up, pool history
 
 
+@pytest.mark.parametrize("url", ["/customers/export?format=csv", "/customers/export?format=xlsx", "own-record"])
+def test_the_audit_line_starts_a_transaction_of_its_own(app, client, office, url):
+    """A GET reads in a deferred SQLite transaction; writing the line there after
+    reading every row could fail at once if a colleague saved meanwhile. So the
+    read transaction ends first and the insert is the new one's first statement."""
+    from sqlalchemy import event
+
+    _as(client, "boss")
+    url = f"/customers/{office['own']}/export" if url == "own-record" else url
+    with app.app_context():
+        engine = db.engine
+    seen = []
+
+    def on_rollback(_connection):
+        seen.append("ROLLBACK")
+
+    def on_statement(_connection, _cursor, statement, *_args):
+        seen.append(statement.split()[0])
+
+    event.listen(engine, "rollback", on_rollback)
+    event.listen(engine, "before_cursor_execute", on_statement)
+    try:
+        client.get(url).get_data()
+    finally:
+        event.remove(engine, "rollback", on_rollback)
+        event.remove(engine, "before_cursor_execute", on_statement)
+    insert_at = seen.index("INSERT")
+    since_rollback = seen[:insert_at][::-1]
+    since_rollback = since_rollback[:since_rollback.index("ROLLBACK")]
+    assert set(since_rollback) <= {"BEGIN"}, seen[max(0, insert_at - 4):insert_at + 1]
+
+
 def test_a_refused_export_leaves_no_line(app, client, office):
     _as(client, "s1")
     client.get("/customers/export?format=csv")

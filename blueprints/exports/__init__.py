@@ -124,9 +124,10 @@ def customer_record(customer_id: int):
     sheets = [Sheet(str(RECORD_PARTS[name]), header(part.columns), in_words(part.columns, part.rows))
               for name, part in parts.items()]
     file, counts = write_xlsx(sheets)
+    filename = _filename(f"customer-{customer.id}", "xlsx")
     exports.record_export(actor(), "export.customer_record", "xlsx", sum(counts), target=customer, ip=client_ip())
     db.session.commit()
-    return _download(file_chunks(file), "xlsx", _filename(f"customer-{customer.id}", "xlsx"))
+    return _download(file_chunks(file), "xlsx", filename)
 
 
 @bp.get("/admin/audit/export")
