@@ -45,7 +45,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from blueprints import converters
 
     converters.init_app(app)  # before the blueprints: their rules use <id:…>
-    from blueprints import admin, auth, customers, data_safety, errors, i18n, main, notes, pool, pool_admin, security, tags, tasks
+    from blueprints import (admin, auth, customers, data_safety, errors, exports, i18n, main, notes, pool, pool_admin,
+                            security, tags, tasks)
     from blueprints import search as search_views
 
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
@@ -57,7 +58,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(pool_admin.bp)
     app.register_blueprint(data_safety.bp)
-    for module in (customers, notes, pool, tags, tasks, search_views):
+    for module in (customers, notes, pool, tags, tasks, search_views, exports):
         app.register_blueprint(module.bp)
 
     from services import passwords, scheduler, search

@@ -80,6 +80,12 @@ def local_time(value: datetime | None) -> str:
     return format_datetime(value, TIME_PATTERN)
 
 
+def file_stamp(value: datetime) -> str:
+    """A moment in office time as it goes into a download's file name: 20261202-1405
+    (sorts by time, the same in every language)."""
+    return utc_to_local(value).strftime("%Y%m%d-%H%M")
+
+
 def _is_zh() -> bool:
     locale = get_locale()
     return bool(locale and locale.language == "zh")

@@ -47,6 +47,11 @@ PERMISSIONS: dict[str, tuple[str, frozenset[Role]]] = {
     "customer.archive": ("Archive and restore customers", frozenset({A, M})),
     "customer.merge": ("Merge duplicate customers, and undo a merge", frozenset({A, M})),
     "customer.purge": ("Delete an archived customer for good", frozenset({A})),
+    "customer.export": (
+        "Export the customer and notes lists and a customer's whole record as Excel or CSV, audited "
+        "(sales: own customers, when the office setting allows)",
+        frozenset({A, M}),
+    ),
     "note.create": (
         "Write notes (front desk: call and visit notes) on customers one may see",
         frozenset({A, M, S, F}),
@@ -236,6 +241,7 @@ _OBJECT_RULES = {
     "customer.view": _may_see_customer,
     "customer.view_details": _may_see_customer,  # the role decides between card and details
     "customer.edit": _may_edit_customer,
+    "customer.export": _may_see_customer,
     "note.create": _may_write_on,
     "note.read": _may_read_note,
     "note.edit": _may_edit_note,
@@ -437,6 +443,59 @@ def visible_tasks(user: User, query=None):
     if not may(user, "task.view_all"):
         query = query.where(FollowUpTask.assignee_id == user.id)
     return query
+
+
+# ---- exports (A3): by role, or a salesperson's own customers when the office allows -----
+
+def _exports_own_only(user: User | None, sales_own: bool) -> bool:
+    return sales_own and _signed_in(user) and user.role == Role.SALES and not may(user, "customer.export")
+
+
+def may_export(user: User | None, *, sales_own: bool = False) -> bool:
+    """May ``user`` export lists? ``customer.export`` by role; with the office setting
+    ``sales_own`` (services.settings "export.sales_own") also a salesperson, limited to
+    their own customers (:func:`exportable_customers`)."""
+    return may(user, "customer.export") or _exports_own_only(user, sales_own)
+
+
+def may_export_customer(user: User | None, customer, *, sales_own: bool = False) -> bool:
+    """May ``user`` download ``customer``'s whole record? Those who export and may see
+    the customer; a salesperson (with ``sales_own``) only a customer they own."""
+    if may(user, "customer.export", customer):
+        return True
+    return _exports_own_only(user, sales_own) and not _archived(customer) and customer.owner_id == user.id
+
+
+def exportable_customers(user: User, query, *, sales_own: bool = False):
+    """Narrow ``query`` (a customer list's, already within :func:`visible_customers`)
+    to what ``user`` may export: all of it with ``customer.export``, a salesperson's
+    own customers with ``sales_own`` (even where the list shows the pool too), else
+    nothing."""
+    from sqlalchemy import false
+
+    from models import Customer
+
+    if may(user, "customer.export"):
+        return query
+    if _exports_own_only(user, sales_own):
+        return query.where(Customer.owner_id == user.id)
+    return query.where(false())
+
+
+def exportable_notes(user: User, query, *, sales_own: bool = False):
+    """As :func:`exportable_customers`, for a notes query (within :func:`readable_notes`):
+    a salesperson exports only the notes on customers they own."""
+    from sqlalchemy import false, select
+    from sqlalchemy.orm import aliased
+
+    from models import Customer, CustomerNote
+
+    if may(user, "customer.export"):
+        return query
+    if _exports_own_only(user, sales_own):
+        owned = aliased(Customer)  # the notes query may join Customer itself
+        return query.where(CustomerNote.customer_id.in_(select(owned.id).where(owned.owner_id == user.id)))
+    return query.where(false())
 
 
 def allowed_actions(user: User | None) -> set[str]:
