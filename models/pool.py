@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from extensions import db
+from extensions import Model
 from models.base import utcnow
 
 
@@ -22,7 +22,7 @@ class PoolEventKind(StrEnum):
     HANDOVER = "handover"  # 离职交接
 
 
-class PoolEvent(db.Model):
+class PoolEvent(Model):
     """Who moved a customer into, out of or within the pool: when, from whom, to whom, why."""
 
     __tablename__ = "pool_events"
@@ -51,7 +51,7 @@ class PoolEvent(db.Model):
     to_user = relationship("User", foreign_keys=[to_user_id])
 
 
-class Setting(db.Model):
+class Setting(Model):
     """One office-wide setting (services.settings holds the defaults and types)."""
 
     __tablename__ = "settings"
