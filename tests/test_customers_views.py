@@ -227,7 +227,8 @@ def test_purge_needs_the_typed_name_and_admin(app, client, world):
     assert done.headers["HX-Redirect"] == "/customers?archived=1"
     with app.app_context():
         assert db.session.get(Customer, world["archived"]) is None
-        assert not db.session.scalars(select(CustomerChange).where(CustomerChange.customer_id == world["archived"])).all()
+        changes = select(CustomerChange).where(CustomerChange.customer_id == world["archived"])
+        assert not db.session.scalars(changes).all()
 
 
 def test_a_refused_purge_without_htmx_redirects_with_the_reason(app, client, world):
@@ -382,7 +383,8 @@ def test_nothing_is_written_on_an_archived_customer_even_by_a_manager(client, ap
     c, n, t = archived_sheet["customer"], archived_sheet["note"], archived_sheet["task"]
     page = client.get(f"/customers/{c}").get_data(as_text=True)
     assert "归档前的备注" in page
-    for offered in (f"/customers/{c}/edit", f"/customers/{c}/notes\"", f"/notes/{n}/comments", f"/customers/{c}/assign"):
+    for offered in (f"/customers/{c}/edit", f"/customers/{c}/notes\"", f"/notes/{n}/comments",
+                    f"/customers/{c}/assign"):
         assert offered not in page, offered
     writes = [
         (f"/customers/{c}/edit", dict(FORM, name="改名")), (f"/customers/{c}/notes", {"kind": "call", "body": "新"}),

@@ -206,7 +206,8 @@ def test_quick_entry_on_an_archived_customer_is_refused(client, world, app):
     with app.app_context():
         customers.archive(db.session.get(User, world["manager"].id), db.session.get(Customer, world["pool"]))
         db.session.commit()
-    assert client.post(f"/customers/{world['pool']}/notes", headers=HX, data={"kind": "call", "body": "x"}).status_code == 403
+    response = client.post(f"/customers/{world['pool']}/notes", headers=HX, data={"kind": "call", "body": "x"})
+    assert response.status_code == 403
     assert 'id="note-form"' not in client.get(f"/customers/{world['pool']}").data.decode()
 
 
@@ -247,7 +248,8 @@ def test_markup_in_notes_and_comments_is_stored_and_shown_inert(client, world, a
 
 def test_template_choice_prefills_the_sections_and_keeps_typed_text(client, world, app):
     with app.app_context():
-        template = NoteTemplate(name="到访登记", kind="visit", prompts={"summary": "到访目的：", "needs": "", "plan": "下一步："},
+        template = NoteTemplate(name="到访登记", kind="visit",
+                                prompts={"summary": "到访目的：", "needs": "", "plan": "下一步："},
                                 required_sections=["summary"])
         db.session.add(template)
         db.session.commit()
@@ -258,7 +260,8 @@ def test_template_choice_prefills_the_sections_and_keeps_typed_text(client, worl
                                                           "body": "已打字", "needs": "我写的"})
     html = response.data.decode()
     assert response.status_code == 200 and "<html" not in html
-    assert ">\r\n到访目的：</textarea>" in html and ">\r\n我写的</textarea>" in html and ">\r\n已打字</textarea>" in html
+    assert ">\r\n到访目的：</textarea>" in html and ">\r\n我写的</textarea>" in html
+    assert ">\r\n已打字</textarea>" in html
     assert '<option selected value="visit">' in html
     assert b"<html" in client.get(url).data
 

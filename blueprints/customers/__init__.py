@@ -22,7 +22,6 @@ from blueprints.pool import panel_context
 from blueprints.security import client_ip
 from blueprints.tasks import customer_tasks_context
 from extensions import db
-from models import Role
 from services import audit, customers, phones, policy, pool, tags
 from services import merge as merging
 from services.customers import CustomerData, CustomerFilter, DuplicateCustomer

@@ -153,7 +153,8 @@ def test_no_notes_on_archived_or_foreign_customers(staff):
 def test_follow_up_date_creates_a_task_in_the_same_transaction(staff):
     customer = _customer(staff["sales"])
     due = office_time.office_today() + timedelta(days=3)
-    saved = notes.create_note(staff["manager"], customer, NoteData(kind="call", body="报价已发\n等回复", follow_up_on=due))
+    saved = notes.create_note(staff["manager"], customer,
+                              NoteData(kind="call", body="报价已发\n等回复", follow_up_on=due))
     task = db.session.scalar(select(FollowUpTask))
     assert task.id == saved.task.id and task.note_id == saved.note.id
     assert (task.due_date, task.assignee_id, task.title) == (due, staff["sales"].id, "报价已发")
