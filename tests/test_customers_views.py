@@ -8,6 +8,7 @@ from models import Customer, CustomerChange, Tag, TagGroup
 from services import accounts, customers
 from services.customers import CustomerData
 from tests.conftest import TEST_PASSWORD, login
+from tests.factories import make_customer
 
 HX = {"HX-Request": "true"}
 FORM = {"name": "王小明", "company": "", "mobile": "", "mobile_2": "", "landline": "", "email": "",
@@ -22,12 +23,10 @@ def world(app):
         s1 = accounts.create_user("s1", TEST_PASSWORD, "sales")
         s2 = accounts.create_user("s2", TEST_PASSWORD, "sales")
         admin = accounts.create_user("boss", TEST_PASSWORD, "admin")
-        own = customers.create_customer(s1, CustomerData(name="甲客户", phones=[("mobile", "13800138000")],
-                                                         address="北京市朝阳区"))
-        foreign = customers.create_customer(s2, CustomerData(name="乙客户", phones=[("mobile", "13900139000")],
-                                                             address="上海市浦东新区"))
-        pool = customers.create_customer(admin, CustomerData(name="丙客户"))
-        archived = customers.create_customer(s1, CustomerData(name="丁客户"))
+        own = make_customer(s1, "甲客户", phone="13800138000", address="北京市朝阳区")
+        foreign = make_customer(s2, "乙客户", phone="13900139000", address="上海市浦东新区")
+        pool = make_customer(admin, "丙客户")
+        archived = make_customer(s1, "丁客户")
         customers.archive(admin, archived)
         db.session.commit()
         return {"own": own.id, "foreign": foreign.id, "pool": pool.id, "archived": archived.id}

@@ -2,6 +2,7 @@
 A real Whoosh index on disk in each test's instance folder."""
 
 import gc
+import functools
 import os
 import random
 import shutil
@@ -19,6 +20,7 @@ from services.customers import CustomerData
 from services.notes import NoteData
 from services.search import analysis, store
 from tests.conftest import TEST_PASSWORD
+from tests.factories import make_customer, make_note
 
 NASTY = ['"', "'", ":", "name:张", "*", "?", "张*", "[1 TO 9]", "(", ")", "{}", "AND", "OR", "NOT",
          "a AND NOT b", "\\", "%", "_", "😀" * 500, "x" * 500, "伟" * 500, "\x00\x01\x1f", "\t\n",
@@ -33,17 +35,9 @@ def staff(staff):
     return staff
 
 
-def _customer(actor, name, **kwargs):
-    """A customer saved as the entry form saves it: created, then committed."""
-    customer = customers.create_customer(actor, CustomerData(name=name, **kwargs), acknowledge_duplicates=True)
-    db.session.commit()
-    return customer
-
-
-def _note(actor, customer, body, **kwargs):
-    note = notes.create_note(actor, customer, NoteData(kind="call", body=body, **kwargs)).note
-    db.session.commit()
-    return note
+# Saved as the entry forms save them: created, then committed (the index follows commits).
+_customer = functools.partial(make_customer, commit=True)
+_note = functools.partial(make_note, commit=True)
 
 
 def _names(found):
