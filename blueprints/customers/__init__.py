@@ -20,6 +20,7 @@ from blueprints.customers.forms import (
 from blueprints.notes import customer_notes_context
 from blueprints.pool import panel_context
 from blueprints.security import client_ip
+from blueprints.tags.filter import toggle_tag_url
 from blueprints.tasks import customer_tasks_context
 from extensions import db
 from services import audit, customers, phones, policy, pool, tags
@@ -30,16 +31,6 @@ from services.ids import parse_id
 from services.office_time import office_today
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
-
-
-def toggle_tag_url(flt: CustomerFilter):
-    def url_for_tag(tag_id: int) -> str:
-        selected = set(flt.tag_ids) ^ {tag_id}
-        args = {**flt.as_args(), "tag": sorted(selected)}
-        args.pop("page", None)
-        return url_for("customers.index", **args)
-
-    return url_for_tag
 
 
 @bp.get("")
@@ -55,7 +46,8 @@ def index():
     return htmx.render(
         "customers/index.html", "customers/_results.html",
         page=page, flt=flt, groups=tags.all_groups(), owner_options=owner_options,
-        toggle_tag_url=toggle_tag_url(flt), fields=policy.visible_fields(actor()),
+        toggle_tag_url=toggle_tag_url("customers.index", flt.as_args(), flt.tag_ids),
+        fields=policy.visible_fields(actor()),
         clocks=pool.recycle_clocks(page.items) if "recycling" in policy.visible_fields(actor()) else {},
     )
 

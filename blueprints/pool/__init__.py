@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from blueprints import htmx
 from blueprints.access import actor, customer_or_404, permission_required
 from blueprints.customer_filter import parse_customer_filter
+from blueprints.tags.filter import toggle_tag_url
 from extensions import db
 from services import customers, pool, policy, tags
 from services.errors import DomainError
@@ -48,14 +49,10 @@ def index():
     flt = parse_pool_filter(request.args)
     page = list_pool(actor(), flt)
 
-    def toggle_tag_url(tag_id: int) -> str:
-        args = {**_pool_args(flt), "tag": sorted(set(flt.base.tag_ids) ^ {tag_id})}
-        args.pop("page", None)
-        return url_for("pool.index", **args)
-
     assignees = customers.owner_choices() if policy.may(actor(), "pool.assign") else []
     return htmx.render("pool/index.html", "pool/_results.html", page=page, flt=flt,
-                       args=_pool_args(flt), groups=tags.all_groups(), toggle_tag_url=toggle_tag_url,
+                       args=_pool_args(flt), groups=tags.all_groups(),
+                       toggle_tag_url=toggle_tag_url("pool.index", _pool_args(flt), flt.base.tag_ids),
                        assignees=assignees)
 
 

@@ -17,6 +17,7 @@ from flask import Blueprint, request, url_for
 from blueprints import htmx
 from blueprints.access import actor, permission_required
 from blueprints.search.highlight import mark, snippet
+from blueprints.tags.filter import toggle_tag_url
 from services import phones, policy, search, tags
 from services.ids import parse_ids, parse_page
 
@@ -152,14 +153,6 @@ def _search_both(wanted: SearchArgs, tag_ids) -> tuple[search.Found, search.Foun
     return customers_found, notes_found
 
 
-def toggle_tag_url(wanted: SearchArgs):
-    def url_for_tag(tag_id: int) -> str:
-        selected = sorted(set(wanted.tag_ids) ^ {tag_id})
-        return url_for("search.index", **wanted.as_args(tag=selected, page=1))
-
-    return url_for_tag
-
-
 @bp.get("")
 @permission_required("search.use")
 def index():
@@ -170,7 +163,7 @@ def index():
     groups = tags.all_groups()
     context = {"wanted": wanted, "words": words, "groups": groups,
                "may_archived": policy.may_search_archived(actor()),
-               "toggle_tag_url": toggle_tag_url(wanted), **_shown(words)}
+               "toggle_tag_url": toggle_tag_url("search.index", wanted.as_args(), wanted.tag_ids), **_shown(words)}
     if words:
         customers_found, notes_found = _search_both(wanted, [tag.id for group in groups for tag in group.tags])
         shown = customers_found if wanted.tab == "customers" else notes_found
