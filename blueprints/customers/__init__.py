@@ -138,8 +138,7 @@ def duplicates():
     )
     exclude = parse_id(request.args.get("exclude"))
     found = customers.find_duplicates(data, exclude_id=exclude)
-    return htmx.render("customers/_duplicates.html", "customers/_duplicates.html",
-                       duplicates=_describe(found, data))
+    return htmx.fragment("customers/_duplicates.html", duplicates=_describe(found, data))
 
 
 @bp.get("/<id:customer_id>")
@@ -212,7 +211,7 @@ def archive(customer_id: int):
     if not htmx.wants_fragment():
         htmx.notify(message, "success")
         return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
-    return htmx.render(
+    return htmx.fragment(
         "customers/_card.html", customer=customer, purge_form=PurgeForm(), toast=message,
         undo_url=url_for("customers.restore", customer_id=customer.id),
     )
@@ -252,7 +251,7 @@ def purge(customer_id: int):
     if not htmx.wants_fragment():  # a plain form post: the refusal is shown on the customer page
         htmx.notify(" ".join(str(error) for errors in form.errors.values() for error in errors), "error")
         return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
-    return htmx.render("customers/_purge.html", customer=customer, purge_form=form, status=422)
+    return htmx.fragment("customers/_purge.html", customer=customer, purge_form=form, status=422)
 
 
 @bp.get("/<id:customer_id>/history")

@@ -94,13 +94,13 @@ def claim(customer_id: int):
         if refused.code == "not_in_pool":
             abort(404)
         if from_list:
-            return htmx.render("pool/_row_taken.html", "pool/_row_taken.html", customer_id=customer_id,
-                               refusal=refused.message, toast=(refused.message, "error"))
+            return htmx.fragment("pool/_row_taken.html", customer_id=customer_id,
+                                 refusal=refused.message, toast=(refused.message, "error"))
         return htmx.no_swap((refused.message, "error"))
     db.session.commit()
     message = _l("%(name)s is now yours.", name=customer.name)
     if from_list:
-        return htmx.render("pool/_row.html", "pool/_row.html", customer=customer, toast=message)
+        return htmx.fragment("pool/_row.html", customer=customer, toast=message)
     return _panel(customer, toast=message)
 
 

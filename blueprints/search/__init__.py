@@ -129,12 +129,12 @@ def suggest():
         return htmx.redirect(url_for("search.index", q=q or None))
     words = search.QueryWords(q)
     if not words:
-        return htmx.render("search/_suggest.html", "search/_suggest.html", q=q, words=None)
+        return htmx.fragment("search/_suggest.html", q=q, words=None)
     user = actor()
     customers_found = search.search_customers(user, q, per_page=SUGGEST_CUSTOMERS)
     notes_found = search.search_notes(user, q, per_page=SUGGEST_NOTES)
-    return htmx.render(
-        "search/_suggest.html", "search/_suggest.html", q=q, words=words,
+    return htmx.fragment(
+        "search/_suggest.html", q=q, words=words,
         customers=customers_found, notes=notes_found, new_customer_url=new_customer_url(q, words),
         **_shown(words),
     )
