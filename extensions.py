@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     Model = Base
 else:
     Model = db.Model
+
 migrate = Migrate(render_as_batch=True)
 login_manager = LoginManager()
 csrf = CSRFProtect()
