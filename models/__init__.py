@@ -32,7 +32,8 @@ from models.user import LoginAddressThrottle, LoginThrottle, Role, User
 
 __all__ = [
     "COLOURS", "SECTIONS", "AuditEvent", "Customer", "CustomerChange", "CustomerNote",
-    "CustomerPhone", "CustomerType", "FollowUpTask", "Importance", "JobRun", "LoginAddressThrottle", "LoginThrottle", "Mention",
+    "CustomerPhone", "CustomerType", "FollowUpTask", "Importance", "JobRun",
+    "LoginAddressThrottle", "LoginThrottle", "Mention",
     "NoteComment", "NoteKind", "NoteRevision", "NoteTemplate", "PhoneKind", "PoolEvent",
     "PoolEventKind", "Role", "SearchBacklog", "Setting", "Source",
     "Stage", "Tag", "TagGroup", "User", "customer_tags", "note_tags", "utcnow",

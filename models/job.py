@@ -7,11 +7,11 @@ from datetime import date, datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from extensions import db
+from extensions import Model
 from models.base import utcnow
 
 
-class JobRun(db.Model):
+class JobRun(Model):
     """A nightly job's lease and its last run. The process whose ``holder`` is set and
     whose ``expires_at`` lies ahead is running the job; anyone else may take the row
     once ``expires_at`` has passed (services.leases takes it with one conditional

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, insert, select, text
@@ -153,7 +153,10 @@ def generate_workspace(customers: int, notes: int, *, seed: int = 1, password: s
     now = utcnow()
     owners = _OwnerQuota(sales)
     first_customer = _next_id(Customer)
-    customer_rows, phone_rows, tag_rows, last_contact = [], [], [], {}
+    customer_rows: list[dict] = []
+    phone_rows: list[dict] = []
+    tag_rows: list[dict] = []
+    last_contact: dict[int, datetime] = {}
     for offset in range(customers):
         cid = first_customer + offset
         created = now - timedelta(days=rng.uniform(0, 730))

@@ -15,7 +15,7 @@ customer is ever built.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -77,10 +77,10 @@ def _local(value):
 
 
 def _count(query) -> int:
-    return db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    return db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
 
 
-def _batches(query) -> Iterator[list]:
+def _batches(query) -> Iterator[Sequence]:
     result = db.session.execute(query, execution_options={"yield_per": BATCH})
     yield from result.partitions()
 

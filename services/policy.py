@@ -11,6 +11,7 @@ roles.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from models import Role, User
 
@@ -133,7 +134,7 @@ def roles_for(action: str) -> frozenset[Role]:
         raise UnknownAction(action) from None
 
 
-def _signed_in(user: User | None) -> bool:
+def _signed_in(user: User | None) -> TypeGuard[User]:
     return user is not None and getattr(user, "is_authenticated", False) and user.is_active
 
 

@@ -47,7 +47,7 @@ def _start_once_per_process() -> None:
         if _started_in["pid"] == pid:
             return
         _started_in["pid"] = pid
-    start(current_app._get_current_object())
+    start(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 def start(app, *, tick_seconds: float = TICK_SECONDS, first_wait: tuple[float, float] = (5, 60)) -> threading.Event:

@@ -102,7 +102,8 @@ def write_xlsx(sheets: Iterable[Sheet]):
     from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)
-    counts, taken = [], set()
+    counts: list[int] = []
+    taken: set[str] = set()
     for sheet in sheets:
         worksheet = workbook.create_sheet(_sheet_title(sheet.title, taken))
         worksheet.freeze_panes = "A2"
@@ -114,7 +115,7 @@ def write_xlsx(sheets: Iterable[Sheet]):
         counts.append(count)
     if not counts:
         workbook.create_sheet("Sheet")
-    output = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+    output = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (the caller streams and closes it)
     workbook.save(output)
     output.seek(0)
     return output, counts

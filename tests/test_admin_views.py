@@ -50,7 +50,7 @@ def test_admin_cannot_manage_themself_here(client, login_as):
 
 def test_user_list_full_page(client, login_as, make_user):
     login_as("admin")
-    other = make_user("frontdesk", display_name="前台小李")
+    make_user("frontdesk", display_name="前台小李")
     response = client.get("/admin/users")
     assert response.status_code == 200
     assert "前台小李".encode() in response.data and b"<html" in response.data

@@ -5,7 +5,7 @@ the code labelled, and the log's own export (audited)."""
 import ast
 import csv
 import io
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -56,10 +56,9 @@ def test_every_kind_written_in_the_code_has_a_label():
 def test_every_kind_has_a_chinese_label(app):
     from flask_babel import force_locale
 
-    with app.test_request_context():
-        with force_locale("zh"):
-            untranslated = [kind for kind, (label, _fields) in audit_text.KINDS.items()
-                            if str(label) == label._args[0]]
+    with app.test_request_context(), force_locale("zh"):
+        untranslated = [kind for kind, (label, _fields) in audit_text.KINDS.items()
+                        if str(label) == label._args[0]]
     assert not untranslated
 
 
@@ -231,7 +230,8 @@ def test_audit_export_in_words_for_the_filter_and_audited(app, client, log):
     assert len(rows) == 2 and rows[1][2] == "Account changed" and "Role: Sales → Manager" in rows[1][5]
     from openpyxl import load_workbook
 
-    book = load_workbook(io.BytesIO(client.get(f"/admin/audit/export?format=xlsx&customer={log['customer']}").get_data()))
+    download = client.get(f"/admin/audit/export?format=xlsx&customer={log['customer']}")
+    book = load_workbook(io.BytesIO(download.get_data()))
     assert {row[2] for row in book.active.iter_rows(min_row=2, values_only=True)} >= {"Customer archived"}
     with app.app_context():
         lines = list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == "export.audit")

@@ -6,7 +6,7 @@ import json
 import tarfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
 import pytest
@@ -218,7 +218,7 @@ def _touch(folder: Path, moment: datetime) -> str:
 def test_rotation_keeps_seven_daily_four_weekly_twelve_monthly(tmp_path):
     folder = tmp_path / "backups"
     folder.mkdir()
-    day, last = datetime(2026, 1, 1, 3, tzinfo=timezone.utc), datetime(2026, 12, 2, 3, tzinfo=timezone.utc)
+    day, last = datetime(2026, 1, 1, 3, tzinfo=UTC), datetime(2026, 12, 2, 3, tzinfo=UTC)
     while day <= last:
         _touch(folder, day)
         day += timedelta(days=1)
@@ -240,7 +240,7 @@ def test_rotation_keeps_seven_daily_four_weekly_twelve_monthly(tmp_path):
 def test_create_rotates_its_folder(app, runner, tmp_path):
     other = tmp_path / "elsewhere"
     other.mkdir()
-    old = _touch(other, datetime(2020, 1, 1, tzinfo=timezone.utc))
+    old = _touch(other, datetime(2020, 1, 1, tzinfo=UTC))
     app.config.update(BACKUP_KEEP_DAILY=1, BACKUP_KEEP_WEEKLY=1, BACKUP_KEEP_MONTHLY=1)
     result = runner.invoke(args=["backup", "create", "--to", str(other)])
     assert result.exit_code == 0 and f"rotated away {old}" in result.output

@@ -11,8 +11,10 @@ from extensions import db
 from models import Customer, CustomerNote, Mention, User
 from services import customers, dashboard, office_time, tasks
 from services.customers import CustomerData
-from services.notes import NoteData, create_note, delete_note
-from tests.conftest import TEST_PASSWORD
+from services.notes import delete_note
+from tests.factories import make_account as person
+from tests.factories import make_customer as new_customer
+from tests.factories import make_note as note
 
 HX = {"HX-Request": "true"}
 ZONE = "Asia/Shanghai"
@@ -27,21 +29,6 @@ def ctx(app):
 @pytest.fixture
 def today(app):
     return office_time.office_today(app.config["OFFICE_TIMEZONE"])
-
-
-def person(role="sales", username=None, **kwargs) -> User:
-    from services import accounts
-
-    username = username or f"{role}{db.session.scalar(select(db.func.count(User.id))) + 1}"
-    return accounts.create_user(username, TEST_PASSWORD, role, display_name=username.title(), **kwargs)
-
-
-def new_customer(actor: User, name="王小明") -> Customer:
-    return customers.create_customer(actor, CustomerData(name=name), acknowledge_duplicates=True)
-
-
-def note(actor: User, customer: Customer, body="来电咨询", kind="call") -> CustomerNote:
-    return create_note(actor, customer, NoteData(kind=kind, body=body)).note
 
 
 # ---- the service ------------------------------------------------------------------------------

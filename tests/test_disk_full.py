@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from extensions import db
 from models import CustomerNote, SearchBacklog
-from services import customers, notes
+from services import customers
 from services.customers import CustomerData
 from services.search import store
 from tests.conftest import login

@@ -121,7 +121,8 @@ def test_tag_chooser_is_folded_and_works_as_checkboxes(client, office, app):
         tag_id = tag.id
     login(client, office["sales"].username)
     html = _page(client, f"/customers/{office['zhang']}")
-    chooser = re.search(r'<details class="tag-picker tag-chooser" id="note-new-tags-picker".*?</details>', html, re.S).group(0)
+    chooser = re.search(r'<details class="tag-picker tag-chooser" id="note-new-tags-picker".*?</details>',
+                        html, re.S).group(0)
     assert "data-tag-chooser" in chooser and " open" not in chooser.split(">")[0]
     assert f'name="tags" value="{tag_id}"' in chooser and "none chosen" in chooser
     response = client.post(f"/customers/{office['zhang']}/notes", headers=HX,

@@ -25,8 +25,8 @@ from models import (
     utcnow,
 )
 from services import customers, notes, office_time
-from services.customers import CustomerData
 from services.notes import NoteData
+from tests.factories import make_customer, make_note
 
 HX = {"HX-Request": "true"}
 XSS = '<script>alert(1)</script><img src=x hx-get="/admin/users" hx-trigger="load">'
@@ -41,11 +41,11 @@ def world(app, make_user):
     people["sales2"] = make_user("sales", username="wang.fang", display_name="王芳")
     with app.app_context():
         get = lambda key: db.session.get(User, people[key].id)  # noqa: E731
-        mine = customers.create_customer(get("sales"), CustomerData(name="王小明"))
-        theirs = customers.create_customer(get("sales2"), CustomerData(name="赵四"))
-        pool = customers.create_customer(get("manager"), CustomerData(name="公海客户"))
-        my_note = notes.create_note(get("sales"), mine, NoteData(kind="call", body="我的备注")).note
-        their_note = notes.create_note(get("sales2"), theirs, NoteData(kind="call", body="别人的备注")).note
+        mine = make_customer(get("sales"), "王小明")
+        theirs = make_customer(get("sales2"), "赵四")
+        pool = make_customer(get("manager"), "公海客户")
+        my_note = make_note(get("sales"), mine, "我的备注")
+        their_note = make_note(get("sales2"), theirs, "别人的备注")
         db.session.commit()
         ids = {"mine": mine.id, "theirs": theirs.id, "pool": pool.id, "my_note": my_note.id,
                "their_note": their_note.id}
@@ -206,7 +206,8 @@ def test_quick_entry_on_an_archived_customer_is_refused(client, world, app):
     with app.app_context():
         customers.archive(db.session.get(User, world["manager"].id), db.session.get(Customer, world["pool"]))
         db.session.commit()
-    assert client.post(f"/customers/{world['pool']}/notes", headers=HX, data={"kind": "call", "body": "x"}).status_code == 403
+    response = client.post(f"/customers/{world['pool']}/notes", headers=HX, data={"kind": "call", "body": "x"})
+    assert response.status_code == 403
     assert 'id="note-form"' not in client.get(f"/customers/{world['pool']}").data.decode()
 
 
@@ -247,7 +248,8 @@ def test_markup_in_notes_and_comments_is_stored_and_shown_inert(client, world, a
 
 def test_template_choice_shows_prompts_as_placeholders_and_keeps_typed_text(client, world, app):
     with app.app_context():
-        template = NoteTemplate(name="到访登记", kind="visit", prompts={"summary": "到访目的：", "needs": "", "plan": "下一步："},
+        template = NoteTemplate(name="到访登记", kind="visit",
+                                prompts={"summary": "到访目的：", "needs": "", "plan": "下一步："},
                                 required_sections=["summary"])
         db.session.add(template)
         db.session.commit()

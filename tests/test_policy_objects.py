@@ -130,7 +130,7 @@ def test_visible_fields_per_role(role, fields):
 
 
 def test_front_desk_basic_card_is_name_company_phone_owner_last_contact():
-    assert policy.BASIC_CARD_FIELDS == {"name", "company", "phones", "owner", "last_contact"}
+    assert {"name", "company", "phones", "owner", "last_contact"} == policy.BASIC_CARD_FIELDS
 
 
 def test_visible_fields_of_a_customer_follow_the_object_rule():

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from extensions import db
 from models import AuditEvent, Customer, PoolEvent, User, utcnow
-from services import customers, pool, pool_stats, settings
-from services.customers import CustomerData
+from services import pool, pool_stats, settings
 from services.settings import SPECS
+from tests.factories import make_customer
 
 HX = {"HX-Request": "true"}
 PAGES = ["/admin/settings", "/pool/events", "/pool/recycling"]
@@ -23,7 +23,7 @@ def _user(user) -> User:
 
 
 def _customer(actor, name, **fields) -> Customer:
-    return customers.create_customer(_user(actor), CustomerData(name=name, **fields), acknowledge_duplicates=True)
+    return make_customer(_user(actor), name, **fields)
 
 
 def _make_due(customer: Customer, days: int = 40) -> None:

@@ -119,7 +119,8 @@ def test_release_other_without_text_keeps_the_form_open(client, world):
     assert '<option value="other" selected>' in text
     assert 'id="release-text-error"' in text and "Say why." in text
     assert 'aria-describedby="release-text-error"' in text
-    missing = client.post(f"/customers/{world['li']}/release", headers=HX, data={"reason": "", "reason_text": "见面再谈"})
+    missing = client.post(f"/customers/{world['li']}/release", headers=HX,
+                          data={"reason": "", "reason_text": "见面再谈"})
     assert missing.status_code == 422
     assert 'id="release-reason-error"' in missing.data.decode() and 'value="见面再谈"' in missing.data.decode()
 
@@ -227,7 +228,8 @@ def test_claiming_a_customer_outside_the_pool_is_404_like_an_unknown_id(app, cli
 def test_foreign_customer_pool_actions_are_404(client, world):
     _login(client, "wang")
     for path in ("release", "lock"):
-        assert client.post(f"/customers/{world['li']}/{path}", headers=HX, data={"reason": "no_need"}).status_code == 404
+        response = client.post(f"/customers/{world['li']}/{path}", headers=HX, data={"reason": "no_need"})
+        assert response.status_code == 404
     assert client.post(f"/customers/{world['li']}/assign", headers=HX).status_code == 403
 
 
@@ -257,7 +259,8 @@ def test_bulk_assign_respects_limit(app, client, world):
         db.session.commit()
         wang_id = accounts.get_by_username("wang").id
     _login(client, "boss")
-    refused = client.post("/pool/assign", headers=HX, data={"customer_id": [world["pool"], extra], "to_user_id": wang_id})
+    refused = client.post("/pool/assign", headers=HX,
+                          data={"customer_id": [world["pool"], extra], "to_user_id": wang_id})
     assert refused.status_code == 204 and "error" in refused.headers["HX-Trigger"]
     done = client.post("/pool/assign", headers=HX, data={"customer_id": [world["pool"], extra],
                                                           "to_user_id": wang_id, "override": "1"})

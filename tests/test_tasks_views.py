@@ -422,7 +422,8 @@ def test_script_in_a_title_is_stored_and_shown_inert(app, client, login_as, data
     sales = login_as("sales")
     customer_id = data.customer(sales)
     title = "<script>alert(1)</script><img src=x hx-get=/tasks>"
-    client.post(f"/customers/{customer_id}/tasks", headers=HX, data=_form(today, title=title, due_date=today.isoformat()))
+    client.post(f"/customers/{customer_id}/tasks", headers=HX,
+                data=_form(today, title=title, due_date=today.isoformat()))
     with app.app_context():
         assert db.session.scalars(select(FollowUpTask.title)).one() == title
     page = client.get("/tasks").data.decode()

@@ -9,6 +9,8 @@ in the code has an entry here).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -114,7 +116,7 @@ def kind_label(kind: str) -> str:
     return str(entry[0]) if entry else kind
 
 
-def kind_choices(in_use: list[str] = ()) -> list[tuple[str, str]]:
+def kind_choices(in_use: Iterable[str] = ()) -> list[tuple[str, str]]:
     """(kind, label) of every kind, related kinds together (sign-ins, accounts,
     customers …, as KINDS lists them), then any other kind found in the log."""
     others = sorted(set(in_use) - set(KINDS))
@@ -123,12 +125,14 @@ def kind_choices(in_use: list[str] = ()) -> list[tuple[str, str]]:
 
 def user_names(events) -> dict[int, str]:
     """Display names of the users the details of ``events`` name by id (one query)."""
-    ids = set()
+    ids: set[int] = set()
     for event in events:
         details = event.details or {}
         ids |= {value for key, value in details.items() if key in USER_FIELDS and isinstance(value, int)}
-        flt = details.get("filter") if isinstance(details.get("filter"), dict) else {}
-        ids |= {parse_id(str(value)) for key, value in flt.items() if key in ("user", "author", "owner")} - {None}
+        flt = details.get("filter")
+        if isinstance(flt, dict):
+            ids |= {one for key, value in flt.items() if key in ("user", "author", "owner")
+                    if (one := parse_id(str(value))) is not None}
     if not ids:
         return {}
     return dict(db.session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all())
@@ -150,7 +154,7 @@ def _filter_text(flt: dict, names: dict[int, str], action: str) -> str:
         if name == "kind" and action == "export.audit":
             label, text = _l("Event"), kind_label(item)
         elif name in ("user", "author") or (name == "owner" and parse_id(str(item))):
-            text = names.get(parse_id(str(item)), f"#{item}")
+            text = names.get(parse_id(str(item)) or 0, f"#{item}")
         elif name in ("tag", "customer"):
             text = ", ".join(f"#{one}" for one in (item if isinstance(item, list) else [item]))
         else:

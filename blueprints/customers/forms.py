@@ -47,7 +47,7 @@ def valid_phone(_form, field):
 def past_birthday(_form, field):
     """A birthday is a day in the past, after 1900 (a typo such as 2099 or 1800 is
     caught here, next to the field)."""
-    if field.data and not (BIRTHDAY_FIRST_YEAR < field.data.year and field.data < office_today()):
+    if field.data and not (field.data.year > BIRTHDAY_FIRST_YEAR and field.data < office_today()):
         raise ValidationError(_l("Enter a birthday in the past, after %(year)d.", year=BIRTHDAY_FIRST_YEAR))
 
 

@@ -81,8 +81,8 @@ def create(customer_id: int):
             if not htmx.wants_fragment():
                 htmx.notify(*message)
                 return htmx.redirect(_customer_url(customer.id, saved.note.id))
-            response = htmx.render(
-                "notes/_created.html", "notes/_created.html", toast=message, customer=customer,
+            response = htmx.fragment(
+                "notes/_created.html", toast=message, customer=customer,
                 note=saved.note, note_form=new_note_form(actor()), note_autofocus=True,
                 **note_form_context(actor(), customer),
             )
@@ -193,7 +193,7 @@ def edit(note_id: int):
                 if not htmx.wants_fragment():
                     htmx.notify(*message)
                     return htmx.redirect(_customer_url(note.customer_id, note.id))
-                return htmx.render("notes/_note.html", "notes/_note.html", note=note, toast=message)
+                return htmx.fragment("notes/_note.html", note=note, toast=message)
     return htmx.render("notes/edit.html", "notes/_edit_form.html", note=note, note_form=form,
                        note_tag_groups=note_form_context(actor(), note.customer)["note_tag_groups"],
                        status=422 if form.errors else 200)
@@ -213,7 +213,7 @@ def delete(note_id: int):
     if not htmx.wants_fragment():
         htmx.notify(_l("Note deleted."))
         return htmx.redirect(_customer_url(note.customer_id))
-    return htmx.render("notes/_deleted.html", "notes/_deleted.html", toast=_l("Note deleted."))
+    return htmx.fragment("notes/_deleted.html", toast=_l("Note deleted."))
 
 
 @bp.get("/notes/<id:note_id>/revisions")
@@ -249,7 +249,7 @@ def comment(note_id: int):
             if not htmx.wants_fragment():
                 htmx.notify(*message)
                 return htmx.redirect(url_for("notes.show", note_id=note.id))
-            return htmx.render("notes/_comment_added.html", "notes/_comment_added.html", toast=message,
-                               note=note, comment=added, comment_form=CommentForm(formdata=None))
+            return htmx.fragment("notes/_comment_added.html", toast=message,
+                                 note=note, comment=added, comment_form=CommentForm(formdata=None))
     return htmx.render("notes/note.html", "notes/_comment_form.html", status=422, note=note,
                        customer=note.customer, comment_form=form)

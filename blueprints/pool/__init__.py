@@ -3,6 +3,8 @@ customer, each answering with the piece of page it changed."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, abort, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
@@ -10,6 +12,7 @@ from flask_babel import ngettext
 from blueprints import htmx
 from blueprints.access import actor, customer_or_404, permission_required
 from blueprints.customer_filter import parse_customer_filter
+from blueprints.tags.filter import toggle_tag_url
 from extensions import db
 from services import customers, pool, policy, tags
 from services.errors import DomainError
@@ -49,15 +52,11 @@ def index():
     flt = parse_pool_filter(request.args)
     page = list_pool(actor(), flt)
 
-    def toggle_tag_url(tag_id: int) -> str:
-        args = {**_pool_args(flt), "tag": sorted(set(flt.base.tag_ids) ^ {tag_id})}
-        args.pop("page", None)
-        return url_for("pool.index", **args)
-
     assignees = customers.owner_choices() if policy.may(actor(), "pool.assign") else []
     standing = pool.claim_standing(actor()) if policy.may(actor(), "pool.claim") else None
     return htmx.render("pool/index.html", "pool/_results.html", page=page, flt=flt,
-                       args=_pool_args(flt), groups=tags.all_groups(), toggle_tag_url=toggle_tag_url,
+                       args=_pool_args(flt), groups=tags.all_groups(),
+                       toggle_tag_url=toggle_tag_url("pool.index", _pool_args(flt), flt.base.tag_ids),
                        assignees=assignees, standing=standing)
 
 
@@ -72,7 +71,7 @@ def _panel(customer, *, toast=None, status=200, undo_url=None, release_typed=Non
 def panel_context(customer) -> dict:
     """What templates/pool/_panel.html needs; the customer page calls this too."""
     user = actor()
-    context = {"release_reasons": RELEASE_REASONS, "recycle": None, "pool_events": [],
+    context: dict[str, Any] = {"release_reasons": RELEASE_REASONS, "recycle": None, "pool_events": [],
                "assignees": []}
     if customer.owner_id is not None and policy.may(user, "customer.view_details", customer):
         context["recycle"] = pool.recycle_clock(customer)
@@ -117,9 +116,8 @@ def claim(customer_id: int):
 
 def _claim_cell(customer_id, customer, *, refusal=None, status=200, toast=None):
     """The pool row's action cell after a claim, with the claimer's counts out of band."""
-    return htmx.render("pool/_claim_cell.html", "pool/_claim_cell.html", customer_id=customer_id,
-                       customer=customer, refusal=refusal, status=status, toast=toast,
-                       standing=pool.claim_standing(actor()), oob_standing=True)
+    return htmx.fragment("pool/_claim_cell.html", customer_id=customer_id, customer=customer, refusal=refusal,
+                         status=status, toast=toast, standing=pool.claim_standing(actor()), oob_standing=True)
 
 
 @bp.post("/customers/<id:customer_id>/release")

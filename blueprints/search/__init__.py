@@ -17,6 +17,7 @@ from flask import Blueprint, request, url_for
 from blueprints import htmx
 from blueprints.access import actor, permission_required
 from blueprints.search.highlight import mark, snippet
+from blueprints.tags.filter import toggle_tag_url
 from services import phones, policy, search, tags
 from services.ids import parse_ids, parse_page
 
@@ -139,12 +140,12 @@ def suggest():
     words = search.QueryWords(q)
     id_prefix = BOXES.get(request.args.get("box", ""), "")
     if not words:
-        return htmx.render("search/_suggest.html", "search/_suggest.html", q=q, words=None, id_prefix=id_prefix)
+        return htmx.fragment("search/_suggest.html", q=q, words=None, id_prefix=id_prefix)
     user = actor()
     customers_found = search.search_customers(user, q, per_page=SUGGEST_CUSTOMERS)
     notes_found = search.search_notes(user, q, per_page=SUGGEST_NOTES)
-    return htmx.render(
-        "search/_suggest.html", "search/_suggest.html", q=q, words=words, id_prefix=id_prefix,
+    return htmx.fragment(
+        "search/_suggest.html", q=q, words=words, id_prefix=id_prefix,
         customers=customers_found, notes=notes_found, new_customer_url=new_customer_url(q, words),
         **_shown(words),
     )
@@ -163,14 +164,6 @@ def _search_both(wanted: SearchArgs, tag_ids) -> tuple[search.Found, search.Foun
     return customers_found, notes_found
 
 
-def toggle_tag_url(wanted: SearchArgs):
-    def url_for_tag(tag_id: int) -> str:
-        selected = sorted(set(wanted.tag_ids) ^ {tag_id})
-        return url_for("search.index", **wanted.as_args(tag=selected, page=1))
-
-    return url_for_tag
-
-
 @bp.get("")
 @permission_required("search.use")
 def index():
@@ -181,7 +174,7 @@ def index():
     groups = tags.all_groups()
     context = {"wanted": wanted, "words": words, "groups": groups,
                "may_archived": policy.may_search_archived(actor()),
-               "toggle_tag_url": toggle_tag_url(wanted), **_shown(words)}
+               "toggle_tag_url": toggle_tag_url("search.index", wanted.as_args(), wanted.tag_ids), **_shown(words)}
     if words:
         customers_found, notes_found = _search_both(wanted, [tag.id for group in groups for tag in group.tags])
         shown = customers_found if wanted.tab == "customers" else notes_found

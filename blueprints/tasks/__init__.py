@@ -224,7 +224,7 @@ def create(customer_id: int):
             if not htmx.wants_fragment():
                 htmx.notify(message)
                 return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
-            return htmx.render("tasks/_customer_tasks.html", customer=customer, toast=message,
-                               **customer_tasks_context(actor(), customer))
+            return htmx.fragment("tasks/_customer_tasks.html", customer=customer, toast=message,
+                                 **customer_tasks_context(actor(), customer))
     return htmx.render("tasks/new.html", "tasks/_customer_tasks.html", customer=customer, status=422,
                        **customer_tasks_context(actor(), customer, form))

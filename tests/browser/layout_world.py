@@ -46,7 +46,8 @@ def build_office(app) -> SimpleNamespace:
             tasks.create_task(sales, customer, due_date=(utcnow() - timedelta(days=2)).date(),
                               title="回访客户，确认报价与交付时间")
         card = owned[0]
-        for body in ("客户来电咨询CRM系统的价格，已发送报价单。", "Discussed the renewal; the customer wants a discount."):
+        bodies = ("客户来电咨询CRM系统的价格，已发送报价单。", "Discussed the renewal; the customer wants a discount.")
+        for body in bodies:
             notes.create_note(sales, card, NoteData(kind="call", body=body))
         db.session.commit()
         users = {role: SimpleNamespace(id=u.id, username=u.username, display_name=u.display_name)

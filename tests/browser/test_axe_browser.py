@@ -37,7 +37,8 @@ def violations(page, axe_script) -> list[str]:
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.add_script_tag(content=axe_script)
     found = page.evaluate("() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations)")
-    return [f"{v['impact']} {v['id']}: {v['help']} — " + json.dumps([n["target"] for n in v["nodes"][:5]], ensure_ascii=False)
+    return [f"{v['impact']} {v['id']}: {v['help']} — "
+            + json.dumps([n["target"] for n in v["nodes"][:5]], ensure_ascii=False)
             for v in found if v["impact"] in BLOCKING]
 
 

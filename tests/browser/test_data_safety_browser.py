@@ -19,7 +19,8 @@ pytestmark = pytest.mark.browser
 # What in the page's main part sticks out to the right of the window (the site header's
 # own layout is not this page's). Tables scroll inside their .overflow-auto box.
 WIDE = """[...document.querySelectorAll('main *')]
-  .filter(e => !e.closest('.overflow-auto') && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+  .filter(e => !e.closest('.overflow-auto')
+               && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
   .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).slice(0, 8)"""
 
 

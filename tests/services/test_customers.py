@@ -117,9 +117,9 @@ def test_archive_restore_purge(staff):
 
 
 def test_list_visibility_and_filters(staff):
-    mine = customers.create_customer(staff["sales"], CustomerData(name="我的客户", stage="intent"))
-    theirs = customers.create_customer(staff["sales2"], CustomerData(name="别人的客户", stage="intent"))
-    pool = customers.create_customer(staff["frontdesk"], CustomerData(name="公海客户", stage="deal"))
+    customers.create_customer(staff["sales"], CustomerData(name="我的客户", stage="intent"))
+    customers.create_customer(staff["sales2"], CustomerData(name="别人的客户", stage="intent"))
+    customers.create_customer(staff["frontdesk"], CustomerData(name="公海客户", stage="deal"))
     archived = customers.create_customer(staff["sales"], CustomerData(name="归档客户"))
     customers.archive(staff["manager"], archived)
 
