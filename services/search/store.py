@@ -485,6 +485,32 @@ def locked(name: str, timeout: float | None, base: str | None = None):
         lock.release()
 
 
+# ---- a rebuild wanted -------------------------------------------------------------
+
+_WANTED = "REBUILD_WANTED"
+
+
+def want_rebuild(base: str | None = None) -> None:
+    """Record, for every process, that the index must be rebuilt (a request found
+    it missing or damaged, and the database is too large to rebuild there)."""
+    base = base or root()
+    os.makedirs(base, exist_ok=True)
+    with open(os.path.join(base, _WANTED), "w", encoding="ascii") as handle:
+        handle.write(datetime.now().isoformat(timespec="seconds"))
+
+
+def rebuild_wanted(base: str | None = None) -> bool:
+    """Whether a rebuild was asked for and has not been done since."""
+    return os.path.exists(os.path.join(base or root(), _WANTED))
+
+
+def rebuild_done(base: str | None = None) -> None:
+    try:
+        os.remove(os.path.join(base or root(), _WANTED))
+    except FileNotFoundError:
+        pass
+
+
 def rebuild_running(base: str | None = None) -> bool:
     """Whether some process holds the rebuild lock now."""
     try:

@@ -25,7 +25,7 @@ import shutil
 import threading
 import time
 
-from flask import current_app
+from flask import current_app, has_request_context
 from sqlalchemy import delete, event, inspect, select, update
 from sqlalchemy.orm import Session
 from whoosh import index
@@ -128,6 +128,8 @@ def drain(timeout: float | None = None) -> int | None:
     None when another writer held the lock past ``timeout`` seconds (default
     SEARCH_LOCK_TIMEOUT): the rows stay for the next writer."""
     timeout = current_app.config["SEARCH_LOCK_TIMEOUT"] if timeout is None else timeout
+    if not has_request_context() and store.rebuild_wanted():
+        start_rebuild()  # what a request asked for: the nightly job, or any command that saves
     try:
         with store.locked("write.lock", timeout):
             return _drain_locked()
@@ -436,17 +438,22 @@ def rebuild_if_damaged() -> bool:
 
 
 def start_rebuild(*, inside_write_lock: bool = False) -> None:
-    """Rebuild a missing or unreadable index: at once when the database is small,
-    else in a background thread (search answers from the database meanwhile)."""
+    """Rebuild a missing or unreadable index, at once: when the database is small
+    (SEARCH_INLINE_REBUILD_MAX records or fewer), or outside a web request (a CLI
+    command, the nightly ``pool recycle``). A request that finds a larger one
+    missing only records that a rebuild is wanted (store.want_rebuild): at full size
+    a rebuild takes minutes of a worker's time. ``flask search rebuild`` or the next
+    command that saves (the nightly job) runs it; search answers from the database
+    meanwhile."""
     if store.rebuild_running():
         return
-    def rebuild(**options):
-        try:
-            build.rebuild(**options)
-        except build.RebuildRunning:
-            pass
-
-    if record_count() <= current_app.config["SEARCH_INLINE_REBUILD_MAX"]:
-        rebuild(inside_write_lock=inside_write_lock)
-    else:
-        _in_background("search-rebuild", rebuild)
+    if has_request_context() and record_count() > current_app.config["SEARCH_INLINE_REBUILD_MAX"]:
+        if not store.rebuild_wanted():
+            log.warning("search index missing or unreadable: rebuild wanted (flask search rebuild, "
+                        "or the nightly pool recycle); search answers from the database meanwhile")
+            store.want_rebuild()
+        return
+    try:
+        build.rebuild(inside_write_lock=inside_write_lock)
+    except build.RebuildRunning:
+        pass
