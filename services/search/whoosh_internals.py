@@ -26,7 +26,6 @@ import sys
 from array import array
 from itertools import accumulate, islice
 
-from whoosh import fields
 from whoosh.codec.whoosh3 import W3Codec, W3LeafMatcher
 from whoosh.columns import NumericColumn
 from whoosh.index import TOC
@@ -54,23 +53,10 @@ POSTINGS_PER_BLOCK = 1024  # Whoosh's default is 128; reading whole lists is 1.7
 
 # ---- fields ---------------------------------------------------------------------------
 
-class TermsField(fields.TEXT):
-    """A field given the list of its terms (made by services.search.analysis), so
-    that indexing is one count per document rather than a token stream per term.
-    No positions: nobody searches phrases, and the index is half the size without.
-
-    Relies on what ``FieldType.index`` yields — (term bytes, frequency, weight,
-    value) — and on the value of the Frequency format being ``pack_uint(freq)``."""
-
-    def __init__(self):
-        super().__init__(phrase=False)
-
-    def index(self, value, **kwargs):
-        counts: dict[str, int] = {}
-        for term in value:
-            counts[term] = counts.get(term, 0) + 1
-        for term, freq in counts.items():
-            yield term.encode("utf-8"), freq, float(freq), pack_uint(freq)
+# The value Whoosh's Frequency format stores with a posting: what a field's ``index()``
+# yields as the fourth item of each (term bytes, frequency, weight, value). Relies on
+# ``whoosh.system.pack_uint`` being that encoding (an alias: called once per term).
+encode_frequency = pack_uint
 
 
 # ---- writers --------------------------------------------------------------------------

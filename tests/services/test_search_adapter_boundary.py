@@ -111,3 +111,13 @@ def test_the_check_catches_each_way_in(source):
 ])
 def test_the_check_lets_the_public_api_through(source):
     assert violations(source) == []
+
+
+def test_index_fields_keep_the_module_an_index_on_disk_names_them_by():
+    """Whoosh pickles the schema, field classes by module path, into every index: a
+    field class moved to another module makes existing indexes unreadable."""
+    from services.search import store
+
+    for schema in (store.customer_schema(), store.note_schema()):
+        for name in schema.names():
+            assert type(schema[name]).__module__ in ("services.search.store", "whoosh.fields"), name
