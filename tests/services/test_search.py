@@ -1019,3 +1019,44 @@ def test_front_desk_cannot_filter_customers_by_the_tags_its_card_hides(staff):
     assert _names(search.search_customers(staff["manager"], "孙三", tag_ids=[tag.id])) == ["孙三甲"]
     found = search.search_customers(staff["frontdesk"], "孙三", tag_ids=[tag.id], count_tags=[tag.id])
     assert sorted(_names(found)) == ["孙三乙", "孙三甲"] and not found.tag_counts
+
+
+def test_a_request_never_rebuilds_a_large_index_itself_but_asks_for_it(app, staff):
+    """At full size a rebuild takes minutes: a request that finds the index missing
+    records that a rebuild is wanted and answers from the database; the next
+    command that saves (the nightly pool recycle) or ``search rebuild`` runs it."""
+    from services.search import sync
+
+    admin = staff["admin"]
+    customer = _customer(admin, "镇元大仙", phones=[("mobile", "13600005555")])
+    shutil.rmtree(store.root())
+    store.forget_searchers()
+    app.config["SEARCH_INLINE_REBUILD_MAX"] = 0
+    with app.test_request_context("/search?q=大仙"):
+        found = search.search_customers(admin, "大仙")
+        assert found.from_database and [c.id for c in found.items] == [customer.id]
+        assert sync.drain() == 0  # a save in a request does not rebuild either
+    assert store.rebuild_wanted() and store.current_generation() is None
+    assert not [thread for thread in threading.enumerate() if thread.name == "search-rebuild"]
+    sync.drain()  # outside a request: the nightly job's drain
+    assert store.current_generation() is not None and not store.rebuild_wanted()
+    found = search.search_customers(admin, "大仙")
+    assert not found.from_database and [c.id for c in found.items] == [customer.id]
+
+
+def test_a_request_rebuilds_a_small_missing_index_at_once(app, staff):
+    admin = staff["admin"]
+    customer = _customer(admin, "赤脚大仙")
+    shutil.rmtree(store.root())
+    store.forget_searchers()
+    with app.test_request_context("/search?q=赤脚"):
+        assert _ids(admin, "赤脚") == [customer.id]
+    assert store.current_generation() is not None and not store.rebuild_wanted()
+
+
+def test_search_rebuild_does_what_a_request_asked_for(app, staff):
+    admin = staff["admin"]
+    customer = _customer(admin, "托塔天王")
+    store.want_rebuild()
+    search.rebuild(procs=1)
+    assert not store.rebuild_wanted() and _ids(admin, "天王") == [customer.id]
