@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test test-fast translations setup setup-dev extract-messages clean
+.PHONY: run test test-fast lint translations setup setup-dev extract-messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +33,18 @@ run: setup
 	$(BIN)/waitress-serve --host $(HOST) --port $(PORT) --threads 8 --ident= --call app:create_app
 
 ## Set up and run the whole test suite (PostgreSQL too when TEST_DATABASE_URL is set).
-test: setup-dev
+test: setup-dev lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## The edit loop: no browser, no concurrency tests, SQLite only.
-test-fast: setup-dev
+test-fast: setup-dev lint
 	env -u TEST_DATABASE_URL $(BIN)/python -m pytest -m "not browser and not concurrency" $(PYTEST_ARGS)
+
+## Linters (settings in pyproject.toml): ruff must pass; mypy's error count must not
+## grow past .mypy-budget. `make test` and `make test-fast` run this first.
+lint: setup-dev
+	$(BIN)/ruff check --quiet .
+	$(BIN)/python tools/mypy_budget.py
 
 ## Refresh translations/messages.pot and merge new strings into the .po files.
 extract-messages: $(VENV)/.runtime

@@ -47,8 +47,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from blueprints import converters
 
     converters.init_app(app)  # before the blueprints: their rules use <id:…>
-    from blueprints import (admin, auth, customers, errors, i18n, imports, main, notes, pool, pool_admin, security,
-                            tags, tasks)
+    from blueprints import (admin, auth, customers, data_safety, errors, exports, i18n, imports, main, notes, pool,
+                            pool_admin, security, tags, tasks)
     from blueprints import search as search_views
 
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
@@ -59,13 +59,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(main.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(pool_admin.bp)
-    for module in (customers, imports, notes, pool, tags, tasks, search_views):
+    app.register_blueprint(data_safety.bp)
+    for module in (customers, imports, notes, pool, tags, tasks, search_views, exports):
         app.register_blueprint(module.bp)
 
-    from services import passwords, search
+    from services import passwords, scheduler, search
 
     passwords.init_app(app)
     search.init_app(app)
+    scheduler.init_app(app)
 
     import cli
 

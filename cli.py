@@ -223,27 +223,25 @@ def pool_group():
 @click.option("--dry-run", is_flag=True, help="Only print what would be recycled, and why.")
 @with_appcontext
 def pool_recycle_command(dry_run):
-    """Return neglected customers to the pool (for cron; safe to run twice at once);
-    also prunes sign-in throttle rows that hold nothing back any more."""
+    """Return neglected customers to the pool (for cron; takes the same lease as the
+    app's nightly sweep: exit status 75 while another process runs it); also applies
+    the search backlog and prunes sign-in throttle rows that hold nothing back."""
     from services import pool, settings
 
-    done = pool.recycle_due_customers(dry_run=dry_run)
-    if not dry_run:
-        db.session.commit()
-    days = settings.get("pool.recycle_days")
-    for customer, clock in done:
-        owner = customer.owner.username if customer.owner else "?"
-        click.echo(f"  #{customer.id} {customer.name} (owner {owner}): no effective follow-up since "
-                   f"{clock.started_at:%Y-%m-%d %H:%M} UTC, more than {days} days")
-    verb = "Would recycle" if dry_run else "Recycled"
-    click.echo(f"{verb} {len(done)} customers.")
-    if not dry_run:
-        from extensions import refresh_statistics
-        from services import search
+    if dry_run:
+        done = pool.recycle_due_customers(dry_run=True)
+        days = settings.get("pool.recycle_days")
+        for customer, clock in done:
+            owner = customer.owner.username if customer.owner else "?"
+            click.echo(f"  #{customer.id} {customer.name} (owner {owner}): no effective follow-up since "
+                       f"{clock.started_at:%Y-%m-%d %H:%M} UTC, more than {days} days")
+        click.echo(f"Would recycle {len(done)} customers.")
+        return
+    _run_job("pool_sweep")
+    from services import nightly, search
 
-        search.drain()  # also applies any change an earlier request left in the backlog
-        _prune_login_throttle()
-        refresh_statistics()
+    search.drain()  # also applies any change an earlier request left in the backlog
+    nightly.prune_throttle(click.echo)
 
 
 @click.group("import")
@@ -261,7 +259,7 @@ def _import_owner(owner: str) -> str:
     if owner in ("pool", "column"):
         return owner
     user = db.session.scalar(select(User).where(User.username == owner))
-    if not policy.may_own_customers(user):
+    if user is None or not policy.may_own_customers(user):
         raise click.BadParameter(f"{owner!r} is not an active colleague who may own customers.", param_hint="--owner")
     return str(user.id)
 
@@ -322,21 +320,28 @@ def import_customers_command(file, dry_run, owner, duplicates, tags, override_li
 def _finished_step(batch_id: int):
     from models import ImportBatch, ImportStatus
 
-    batch = db.session.get(ImportBatch, batch_id)
+    batch = db.session.get_one(ImportBatch, batch_id)
     if batch.status == ImportStatus.FAILED:
         raise click.ClickException(batch.error)
     return batch
 
 
-def _prune_login_throttle() -> None:
-    from extensions import db
-    from models import utcnow
-    from services import login_throttle
+# Exit status when another process holds the job's lease (EX_TEMPFAIL: try again later).
+HELD_EXIT_STATUS = 75
 
-    pruned = login_throttle.prune_login_throttle(utcnow(), login_throttle.policy_from_config(current_app.config))
-    db.session.commit()
-    if pruned:
-        click.echo(f"Pruned {pruned} sign-in throttle rows.")
+
+def _run_job(name: str, **options):
+    """Run nightly job ``name`` now under its lease, echoing what it does. Exits
+    with HELD_EXIT_STATUS when another process holds the lease, 1 when it fails."""
+    from services import nightly
+
+    outcome = nightly.run(name, force=True, started_by="cli", echo=click.echo, **options)
+    if not outcome.ran:
+        click.echo(f"{name}: another process is running it ({outcome.held_by}); nothing done.", err=True)
+        sys.exit(HELD_EXIT_STATUS)
+    if not outcome.ok:
+        raise click.ClickException(outcome.message)
+    return outcome
 
 
 @click.group("backup")
@@ -345,16 +350,16 @@ def backup_group():
 
 
 def _backup_folder() -> Path:
-    return Path(current_app.config["BACKUP_DIR"] or Path(current_app.instance_path) / "backups")
+    from services import nightly
+
+    return nightly.backup_folder()
 
 
 def _backup_database():
-    from extensions import database_url
-    from services import backup_db
+    from services import backup_db, nightly
 
     try:
-        return backup_db.database_for(database_url(current_app),
-                                      busy_timeout_ms=current_app.config["SQLITE_BUSY_TIMEOUT_MS"])
+        return nightly.configured_database()
     except backup_db.BackupError as refused:
         raise click.ClickException(str(refused)) from None
 
@@ -370,31 +375,9 @@ def _megabytes(size: int) -> str:
 def backup_create_command(folder):
     """Copy the database while the app keeps running, with its manifest and
     instance/config.py, into one .tar.gz; verify it; then rotate the backups in that
-    folder. Exit status 1 when no backup could be made or it does not verify."""
-    import time
-
-    from services import audit, backup
-
-    folder = folder or _backup_folder()
-    started = time.monotonic()
-    try:
-        path, manifest = backup.create(_backup_database(), folder, Path(current_app.instance_path) / "config.py")
-    except (backup.BackupError, OSError) as failed:
-        raise click.ClickException(f"No backup made: {failed}") from None
-    audit.record("backup.create", actor_name="cli", file=path.name, size=path.stat().st_size,
-                 database=manifest["database"], schema_revision=manifest["schema_revision"])
-    db.session.commit()
-    rows = sum(manifest["row_counts"].values())
-    click.echo(f"Wrote {path} ({_megabytes(path.stat().st_size)}, {rows} rows in "
-               f"{len(manifest['row_counts'])} tables) in {time.monotonic() - started:.1f} s.")
-    checked = backup.verify(path)  # a few seconds even for 100,000 notes; a bad copy is news tonight
-    if not checked.ok:
-        raise click.ClickException(f"{path.name} does not verify: {'; '.join(checked.problems)}")
-    click.echo(f"Verified {path.name}.")
-    config = current_app.config
-    for deleted in backup.rotate(folder, daily=config["BACKUP_KEEP_DAILY"], weekly=config["BACKUP_KEEP_WEEKLY"],
-                                 monthly=config["BACKUP_KEEP_MONTHLY"]):
-        click.echo(f"  rotated away {deleted.name}")
+    folder. Takes the same lease as the app's nightly backup. Exit status 1 when no
+    backup could be made or it does not verify, 75 while another process backs up."""
+    _run_job("backup", folder=folder, actor_name="cli", in_child=False)
 
 
 @backup_group.command("list")
@@ -470,7 +453,62 @@ def _known_revisions() -> set[str]:
     return {script.revision for script in scripts.walk_revisions()}
 
 
+@click.group("jobs")
+def jobs_group():
+    """The nightly jobs the app runs itself (D5): pool sweep, search housekeeping,
+    pruning, backup."""
+
+
+@jobs_group.command("run")
+@click.argument("name", required=False, type=click.Choice(["pool_sweep", "search", "prune", "backup"]))
+@click.option("--force", is_flag=True, help="Run even if it already ran for tonight's slot.")
+@with_appcontext
+def jobs_run_command(name, force):
+    """Run the jobs (or job NAME) that have not run for the current nightly slot, each
+    under its lease. Exit status 1 when one fails, 75 when another process runs one."""
+    from services import nightly
+
+    names = [name] if name else list(nightly.JOBS)
+    failed = held = False
+    for job in names:
+        outcome = nightly.run(job, force=force, started_by="cli", echo=click.echo)
+        if outcome.held_by:
+            click.echo(f"{job}: another process is running it ({outcome.held_by}); skipped.", err=True)
+            held = True
+        elif not outcome.ran:
+            click.echo(f"{job}: already ran for this night's slot (--force runs it again).")
+        else:
+            click.echo(f"{job}: {'ok' if outcome.ok else 'FAILED'}: {outcome.message}")
+            failed = failed or not outcome.ok
+    if failed or held:
+        sys.exit(1 if failed else HELD_EXIT_STATUS)
+
+
+@jobs_group.command("status")
+@with_appcontext
+def jobs_status_command():
+    """Each job's last run and result, whether it runs now, and the next slot."""
+    from extensions import reading_only
+    from models import utcnow
+    from services import leases, nightly
+
+    now = utcnow()
+    with reading_only():
+        states = leases.states(nightly.JOBS, now)
+        hour = leases.nightly_hour()
+    click.echo(f"Nightly at {hour:02d}:00 office time; next run {leases.next_run(now, hour):%Y-%m-%d %H:%M} UTC.")
+    for name, state in states.items():
+        result = {True: "ok", False: "FAILED", None: "never ran"}[state.ok]
+        when = f"{state.finished_at:%Y-%m-%d %H:%M} UTC" if state.finished_at else "-"
+        line = f"{name:<11} {result:<9} {when:<21} {state.message}"
+        if state.running:
+            line += f"  [running since {state.started_at:%H:%M} UTC in {state.holder}]"
+        if state.attention:
+            line += f"  [{state.attention.upper()}]"
+        click.echo(line)
+
+
 def init_app(app) -> None:
     for command in (init_command, create_user_command, ensure_admin_command, demo_data_command,
-                    pool_group, search_group, backup_group, import_group):
+                    pool_group, search_group, backup_group, jobs_group, import_group):
         app.cli.add_command(command)

@@ -22,6 +22,7 @@ _ENV_SETTINGS: dict[str, type] = {
     "LOGIN_LOCKOUT_MINUTES": int,
     "SEARCH_INDEX_DIR": str,
     "BACKUP_DIR": str,
+    "JOBS_ENABLED": bool,
 }
 
 
@@ -47,8 +48,9 @@ class Config:
     # change in the backlog for the next writer (seconds).
     SEARCH_LOCK_TIMEOUT = 3.0
     # A missing index holding up to this many records is rebuilt within the request
-    # that finds it missing; a larger one in the background, while search answers
-    # from the database.
+    # that finds it missing; for a larger one the request records that a rebuild is
+    # wanted, which `search rebuild` or the nightly job runs (search answers from the
+    # database meanwhile).
     SEARCH_INLINE_REBUILD_MAX = 20000
     # Where ``backup create`` writes; empty means instance/backups. Rotation keeps the
     # newest backup of each of this many recent days, ISO weeks and months.
@@ -56,6 +58,9 @@ class Config:
     BACKUP_KEEP_DAILY = 7
     BACKUP_KEEP_WEEKLY = 4
     BACKUP_KEEP_MONTHLY = 12
+    # The app runs the nightly jobs itself (a thread per serving process, started at
+    # its first request; never under TESTING). False: leave them to cron.
+    JOBS_ENABLED = True
 
     LANGUAGES = ("zh", "en")
     BABEL_DEFAULT_LOCALE = "zh"

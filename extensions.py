@@ -3,6 +3,7 @@
 import os
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
 from flask_babel import Babel
 from flask_login import LoginManager
@@ -28,6 +29,16 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# The base class of every model. At run time it is Flask-SQLAlchemy's ``db.Model`` (the
+# declarative base built from ``Base``, with table names and binds); a type checker
+# cannot use an instance's attribute as a base class, so to it models derive from
+# ``Base`` itself, and their ``Mapped[...]`` columns are typed.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
+
 migrate = Migrate(render_as_batch=True)
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -20,9 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from flask_migrate import upgrade  # noqa: E402
 
-from app import create_app  # noqa: E402
+from bench_app import bench_app, database_url, fresh_schema  # noqa: E402
 from timing import print_table, timed  # noqa: E402
 from extensions import db  # noqa: E402
 from models import AuditEvent  # noqa: E402
@@ -32,22 +31,10 @@ PASSWORD = "bench passphrase 1"
 
 
 def build(args, instance: str):
-    import os
-
-    url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance}/bench.db"
-    app = create_app({"TESTING": True, "SECRET_KEY": "bench", "DATABASE_URL": url,
-                      "INSTANCE_PATH": instance, "WTF_CSRF_ENABLED": False})
-
-    @app.get("/__baseline")
-    def baseline():
-        return "ok"
-
+    url = database_url(instance)
+    app = bench_app(instance, url)
     with app.app_context():
-        if url.startswith("postgresql"):
-            db.drop_all()
-            db.session.execute(db.text("DROP TABLE IF EXISTS alembic_version"))
-            db.session.commit()
-        upgrade()
+        fresh_schema(url)
         accounts.create_user("bench.admin", PASSWORD, "admin", display_name="基准管理员")
         demo.generate_users(args.users, PASSWORD, seed=1)
         db.session.commit()

@@ -483,7 +483,10 @@ def table(title: str, headers: list[str], rows: list[list]) -> None:
     cells = [[str(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     print(f"\n{title}")
-    line = lambda row: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
+    def line(row: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
     print(line(headers))
     print("  ".join("-" * w for w in widths))
     for row in cells:
@@ -507,7 +510,8 @@ def report_recall(results: dict[str, ClassResult]) -> None:
         value = (n - len(r.misses)) / n if n else 0
         rank = f"{sum(r.rank1) / len(r.rank1):.3f}" if r.rank1 else "-"
         avg = f"{statistics.mean(r.matches):.0f}" if r.matches else "-"
-        rows.append([cls, n, f"{value:.3f}", len(r.misses), avg, rank, "1.0", verdict(value == 1.0 and rank in ("-", "1.000"))])
+        ok = value == 1.0 and rank in ("-", "1.000")
+        rows.append([cls, n, f"{value:.3f}", len(r.misses), avg, rank, "1.0", verdict(ok)])
     table("Recall (expected record among ALL index matches, no permission filter)",
           ["class", "queries", "recall", "misses", "avg matches", "rank 1", "target", ""], rows)
 
@@ -650,7 +654,8 @@ def run(args, folder: str) -> None:
     table("Saving, including the index update after commit", ["", "n", "p50 ms", "p95 ms", "target p95", ""], [
         ["create_note", len(saves["note"]), ms(saves["note"]), ms(saves["note"], 0.95), f"<= {SAVE_P95:.0f}",
          verdict(percentile(saves["note"], 0.95) <= SAVE_P95)],
-        ["  of which drain()", len(saves["note drain"]), ms(saves["note drain"]), ms(saves["note drain"], 0.95), "", ""],
+        ["  of which drain()", len(saves["note drain"]), ms(saves["note drain"]), ms(saves["note drain"], 0.95),
+         "", ""],
         [f"create_note, one per {SAVE_PAUSE} s", len(saves["paced"]), ms(saves["paced"]), ms(saves["paced"], 0.95),
          f"<= {SAVE_P95:.0f}", verdict(percentile(saves["paced"], 0.95) <= SAVE_P95)],
         ["  of which drain()", len(saves["paced drain"]), ms(saves["paced drain"]), ms(saves["paced drain"], 0.95),
@@ -661,7 +666,8 @@ def run(args, folder: str) -> None:
     ])
     print(f"saved notes found by search afterwards: {saves['found']}/{saves['saved']}; "
           f"backlog rows left: {saves['backlog']}")
-    table(f"Latency after {3 * args.saves} saves (new small segments), warm", ["class", "p50 ms", "p95 ms", "before p95"],
+    table(f"Latency after {3 * args.saves} saves (new small segments), warm",
+          ["class", "p50 ms", "p95 ms", "before p95"],
           [[cls, ms(s), ms(s, 0.95), ms(results[cls].indexed, 0.95)] for cls, s in after.items()])
     report_misses(results)
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 
-from app import create_app  # noqa: E402
+from bench_app import bench_app  # noqa: E402
 from timing import print_table, timed  # noqa: E402
 from extensions import db, refresh_statistics  # noqa: E402
 from models import Customer, CustomerNote, customer_tags, utcnow  # noqa: E402
@@ -47,13 +47,7 @@ def add_notes(customer_id: int, author_id: int, count: int) -> None:
 
 
 def build(args, instance: str, url: str):
-    app = create_app({"TESTING": True, "SECRET_KEY": "bench", "DATABASE_URL": url,
-                      "INSTANCE_PATH": instance, "WTF_CSRF_ENABLED": False})
-
-    @app.get("/__baseline")
-    def baseline():
-        return "ok"
-
+    app = bench_app(instance, url)
     with app.app_context():
         fresh = not args.db
         if fresh:

@@ -20,7 +20,8 @@ MESSAGES = {
     405: (_l("Not allowed"), _l("This address does not accept that kind of request.")),
     413: (_l("Too large"), _l("What you sent is too large.")),
     429: (_l("Too many requests"), _l("Please wait a moment and try again.")),
-    500: (_l("Something went wrong"), _l("The error has been logged. Please try again; nothing you saved before is lost.")),
+    500: (_l("Something went wrong"),
+          _l("The error has been logged. Please try again; nothing you saved before is lost.")),
     507: (_l("Disk full"), _l("The server's disk is full: your change was not saved. "
                              "Tell your administrator, and try again once space is freed.")),
 }

@@ -11,6 +11,7 @@ from flask import request
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import ImmutableMultiDict
+from wtforms.validators import Length
 
 from services.errors import DomainError
 
@@ -19,16 +20,35 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # all but tab, newlin
 MIN_YEAR, MAX_YEAR = 1900, 2999
 
 
+def max_length(limit: int, minimum: int = -1) -> Length:
+    """A length limit whose message names the limit and the length typed. Fields
+    render without ``maxlength`` (see :class:`Form`): a pasted longer text is kept
+    and refused with this message, never cut short by the browser unseen."""
+    if minimum > 0:
+        return Length(min=minimum, max=limit, message=_l(
+            "Use %(min)d to %(max)d characters (this has %(length)d)."))
+    return Length(max=limit, message=_l("At most %(max)d characters (this has %(length)d): shorten it."))
+
+
 class Form(FlaskForm):
     """The base of every form. Besides each field's own validators: a field whose
     text holds a NUL character, or whose date is outside MIN_YEAR–MAX_YEAR, gets a
-    message next to it and the form does not validate."""
+    message next to it and the form does not validate. No field renders
+    ``maxlength``/``minlength`` (WTForms derives them from Length): the browser would
+    cut a pasted text silently; the server refuses it with the limit instead."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self:
+            for flag in ("maxlength", "minlength"):
+                if getattr(field.flags, flag, None) is not None:
+                    delattr(field.flags, flag)
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
         for field in self:
             message = _unsaveable(field.data)
-            if message:
+            if message and not field.errors:  # one message per field, not two that overlap
                 field.errors = [*field.errors, message]
                 valid = False
         return valid

@@ -42,6 +42,14 @@ def render(
     return response
 
 
+def fragment(template: str, /, **options) -> Response:
+    """Render the partial ``template`` for every request, htmx or not: for the
+    endpoints whose answer is only ever a piece of a page (a table row, a dropdown, a
+    panel). ``options`` as for :func:`render` (``status``, ``toast``, ``undo_url``,
+    the template's context)."""
+    return render(template, template, **options)
+
+
 def add_toast(response: Response, toast, *, undo_url: str | None = None) -> Response:
     """Ask the client to show a toast: ``toast`` is a message or (message, level),
     level being "success" (default), "info" or "error". With ``undo_url`` the toast

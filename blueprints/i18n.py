@@ -1,12 +1,29 @@
-"""Language and time zone: the user's setting, else the browser's preference."""
+"""Language and time zone: the user's setting, else the browser's preference; and the
+one way dates and times are written on every page (the ``date``, ``datetime``,
+``time`` and ``week`` template filters, and the same functions for messages built in
+Python). Templates never format a date themselves (tests/test_words.py checks)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
 
+from babel.dates import format_date as babel_format_date
 from flask import current_app, has_request_context, request
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_datetime, get_locale, gettext
 from flask_login import current_user
+
+from services.office_time import office_today, utc_to_local
+
+# One pattern per language, for a day and for a moment (CLDR patterns, see Babel).
+# zh: 2026年12月2日 / 2026年12月2日 14:05;  en: 2 Dec 2026 / 2 Dec 2026, 14:05.
+PATTERNS = {
+    "zh": {"date": "y年M月d日", "datetime": "y年M月d日 HH:mm", "seconds": "y年M月d日 HH:mm:ss",
+           "day_month": "M月d日"},
+    "en": {"date": "d MMM y", "datetime": "d MMM y, HH:mm", "seconds": "d MMM y, HH:mm:ss",
+           "day_month": "d MMM"},
+}
+TIME_PATTERN = "HH:mm"
 
 
 def select_locale() -> str:
@@ -27,17 +44,92 @@ def select_timezone() -> str:
     return current_app.config["OFFICE_TIMEZONE"]
 
 
-def local_datetime(value: datetime | None, format: str = "short") -> str:
-    """A stored UTC datetime shown in the office time zone and the user's language."""
+def _patterns() -> dict[str, str]:
+    locale = get_locale()
+    return PATTERNS.get(locale.language if locale else "en", PATTERNS["en"])
+
+
+def _office_day(value: date | datetime) -> date:
+    """A stored naive-UTC datetime as the office's day; a date as it is."""
+    return utc_to_local(value).date() if isinstance(value, datetime) else value
+
+
+def local_date(value: date | datetime | None) -> str:
+    """A day in the reader's language: 2026年12月2日 / 2 Dec 2026. A datetime (stored
+    in UTC) gives its day in the office time zone. None gives ""."""
     if value is None:
         return ""
-    return format_datetime(value, format)
+    return babel_format_date(_office_day(value), _patterns()["date"], locale=get_locale())
+
+
+def local_datetime(value: datetime | date | None, *, seconds: bool = False) -> str:
+    """A stored UTC datetime in the office time zone and the reader's language:
+    2026年12月2日 14:05 / 2 Dec 2026, 14:05 (``seconds`` adds them: the audit log).
+    A plain date is shown as a day. None gives ""."""
+    if value is None:
+        return ""
+    if not isinstance(value, datetime):
+        return local_date(value)
+    return format_datetime(value, _patterns()["seconds" if seconds else "datetime"])
+
+
+def local_time(value: datetime | None) -> str:
+    """Only the time of day, 14:05 (office time zone): for lists of today's events."""
+    if value is None:
+        return ""
+    return format_datetime(value, TIME_PATTERN)
+
+
+def file_stamp(value: datetime) -> str:
+    """A moment in office time as it goes into a download's file name: 20261202-1405
+    (sorts by time, the same in every language)."""
+    return utc_to_local(value).strftime("%Y%m%d-%H%M")
+
+
+def _is_zh() -> bool:
+    locale = get_locale()
+    return bool(locale and locale.language == "zh")
+
+
+def local_list(items: Iterable[str]) -> str:
+    """Names or labels run together: 张三、李四 / Zhang San, Li Si."""
+    return ("、" if _is_zh() else ", ").join(str(item) for item in items)
+
+
+def join_sentences(sentences: Iterable[str]) -> str:
+    """Whole sentences one after another: Chinese runs them on after its 。, English
+    puts a space between them."""
+    return ("" if _is_zh() else " ").join(str(sentence) for sentence in sentences)
+
+
+def week_label(start: date, today: date | None = None) -> str:
+    """The week starting on Monday ``start`` as its days: 11月23日–11月29日 /
+    23 Nov – 29 Nov, with the years when it is not all this year; the current week is
+    本周（11月30日–12月6日） / This week (30 Nov – 6 Dec)."""
+    today = today or office_today()
+    end = start + timedelta(days=6)
+    patterns = _patterns()
+
+    this_year = start.year == end.year == today.year
+
+    def day(value: date) -> str:
+        return babel_format_date(value, patterns["day_month" if this_year else "date"], locale=get_locale())
+
+    days = f"{day(start)}–{day(end)}" if _is_zh() else f"{day(start)} – {day(end)}"
+    if start <= today <= end:
+        return gettext("This week (%(days)s)", days=days)
+    return days
 
 
 def init_app(app) -> None:
-    app.add_template_filter(local_datetime, "local_datetime")
+    app.add_template_filter(local_date, "date")
+    app.add_template_filter(local_datetime, "datetime")
+    app.add_template_filter(local_time, "time")
+    app.add_template_filter(week_label, "week")
+    # The former name, kept so a template still using it renders (ignoring its
+    # pattern) while tests/test_words.py points at it.
+    app.add_template_filter(lambda value, _pattern=None: local_datetime(value), "local_datetime")
 
     @app.context_processor
     def language_context():
-        locale = get_locale()
-        return {"html_lang": "zh-CN" if locale and locale.language == "zh" else "en"}
+        return {"html_lang": "zh-CN" if _is_zh() else "en"}

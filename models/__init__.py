@@ -14,6 +14,7 @@ from models.customer import (
     customer_tags,
 )
 from models.customer_import import ImportBatch, ImportMapping, ImportRow, ImportStatus
+from models.job import JobRun
 from models.note import (
     SECTIONS,
     CustomerNote,
@@ -33,7 +34,7 @@ from models.user import LoginAddressThrottle, LoginThrottle, Role, User
 __all__ = [
     "COLOURS", "SECTIONS", "AuditEvent", "Customer", "CustomerChange", "CustomerNote",
     "CustomerPhone", "CustomerType", "FollowUpTask", "ImportBatch", "ImportMapping", "ImportRow",
-    "ImportStatus", "Importance", "LoginAddressThrottle", "LoginThrottle", "Mention",
+    "ImportStatus", "Importance", "JobRun", "LoginAddressThrottle", "LoginThrottle", "Mention",
     "NoteComment", "NoteKind", "NoteRevision", "NoteTemplate", "PhoneKind", "PoolEvent",
     "PoolEventKind", "Role", "SearchBacklog", "Setting", "Source",
     "Stage", "Tag", "TagGroup", "User", "customer_tags", "note_tags", "utcnow",

@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from extensions import db
+from extensions import Model, db
 from models.base import utcnow
 
 
@@ -58,7 +58,7 @@ customer_tags = db.Table(
 )
 
 
-class Customer(db.Model):
+class Customer(Model):
     """A customer. No owner means the customer is in the public pool (公海)."""
 
     __tablename__ = "customers"
@@ -120,7 +120,7 @@ class Customer(db.Model):
         return f"<Customer {self.id} {self.name}>"
 
 
-class CustomerPhone(db.Model):
+class CustomerPhone(Model):
     """One phone number, stored as digits only (see services.phones)."""
 
     __tablename__ = "customer_phones"
@@ -135,7 +135,7 @@ class CustomerPhone(db.Model):
     customer: Mapped[Customer] = relationship(back_populates="phones")
 
 
-class CustomerChange(db.Model):
+class CustomerChange(Model):
     """One field change (C5): who changed which field from what to what, when."""
 
     __tablename__ = "customer_changes"

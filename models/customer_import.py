@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from extensions import db
+from extensions import Model
 from models.base import utcnow
 
 
@@ -24,7 +24,7 @@ class ImportStatus:
     RUNNING = frozenset({UPLOADED, CHECKING, IMPORTING})
 
 
-class ImportBatch(db.Model):
+class ImportBatch(Model):
     """One uploaded file and what became of it. ``options`` holds the choices
     (column mapping, duplicates, unknown tags, owner, limit override); ``counts`` the
     latest check's or the import's figures."""
@@ -51,7 +51,7 @@ class ImportBatch(db.Model):
     user = relationship("User", foreign_keys=[user_id])
 
 
-class ImportRow(db.Model):
+class ImportRow(Model):
     """What an import did with one row of its file: created a customer, or filled
     empty fields of an existing one (``old_values`` holds what they were, and
     ``added`` the phones, tags and note it added)."""
@@ -68,7 +68,7 @@ class ImportRow(db.Model):
     added: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-class ImportMapping(db.Model):
+class ImportMapping(Model):
     """The column mapping last confirmed for a header row (office-wide), keyed by a
     digest of the normalised headers."""
 

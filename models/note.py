@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from extensions import db
+from extensions import Model, db
 from models.base import utcnow
 
 
@@ -33,7 +33,7 @@ note_tags = db.Table(
 )
 
 
-class NoteTemplate(db.Model):
+class NoteTemplate(Model):
     """A standard entry (统一备注模板) such as 来电登记: prompts that prefill the sections,
     and which sections a note made from it must fill in."""
 
@@ -50,7 +50,7 @@ class NoteTemplate(db.Model):
     position: Mapped[int] = mapped_column(default=0)
 
 
-class CustomerNote(db.Model):
+class CustomerNote(Model):
     __tablename__ = "customer_notes"
     __table_args__ = (
         CheckConstraint(
@@ -87,7 +87,7 @@ class CustomerNote(db.Model):
         return self.contacted_at or self.created_at
 
 
-class NoteRevision(db.Model):
+class NoteRevision(Model):
     """The content of a note before an edit (N5)."""
 
     __tablename__ = "note_revisions"
@@ -103,7 +103,7 @@ class NoteRevision(db.Model):
     editor = relationship("User")
 
 
-class NoteComment(db.Model):
+class NoteComment(Model):
     __tablename__ = "note_comments"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -116,7 +116,7 @@ class NoteComment(db.Model):
     author = relationship("User", lazy="joined")
 
 
-class Mention(db.Model):
+class Mention(Model):
     """A colleague @mentioned in a note or comment; unread until they open it."""
 
     __tablename__ = "mentions"

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from extensions import db
+from extensions import Model
 from models.base import utcnow
 
 
@@ -20,9 +20,10 @@ class PoolEventKind(StrEnum):
     ASSIGN = "assign"  # 分配
     RECYCLE = "recycle"  # 自动回收
     HANDOVER = "handover"  # 离职交接
+    RELEASE_UNDONE = "release_undone"  # the releaser's Undo, within a minute
 
 
-class PoolEvent(db.Model):
+class PoolEvent(Model):
     """Who moved a customer into, out of or within the pool: when, from whom, to whom, why."""
 
     __tablename__ = "pool_events"
@@ -51,7 +52,7 @@ class PoolEvent(db.Model):
     to_user = relationship("User", foreign_keys=[to_user_id])
 
 
-class Setting(db.Model):
+class Setting(Model):
     """One office-wide setting (services.settings holds the defaults and types)."""
 
     __tablename__ = "settings"

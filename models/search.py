@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from extensions import db
+from extensions import Model
 from models.base import utcnow
 
 
-class SearchBacklog(db.Model):
+class SearchBacklog(Model):
     """A customer or note whose index entry must be brought up to date. Written in
     the same transaction as the change, so a change that was committed is never lost
     to the index; deleted once the index has it. ``kind`` is "customer", "note" or

@@ -5,14 +5,14 @@ from __future__ import annotations
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from extensions import db
+from extensions import Model
 
 # Colours a tag or group may take: names of CSS classes in static/css/app.css, so no
 # inline style is ever needed (the CSP forbids it).
 COLOURS = ("grey", "red", "orange", "amber", "green", "teal", "blue", "indigo", "purple", "pink")
 
 
-class TagGroup(db.Model):
+class TagGroup(Model):
     __tablename__ = "tag_groups"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -23,7 +23,7 @@ class TagGroup(db.Model):
     tags: Mapped[list[Tag]] = relationship(back_populates="group", order_by="Tag.name")
 
 
-class Tag(db.Model):
+class Tag(Model):
     __tablename__ = "tags"
     __table_args__ = (UniqueConstraint("group_id", "name", name="uq_tags_group_name"),)
 

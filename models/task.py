@@ -7,11 +7,11 @@ from datetime import date, datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from extensions import db
+from extensions import Model
 from models.base import utcnow
 
 
-class FollowUpTask(db.Model):
+class FollowUpTask(Model):
     __tablename__ = "follow_up_tasks"
     __table_args__ = (Index("ix_follow_up_tasks_assignee_open", "assignee_id", "done_at", "due_date"),)
 

@@ -10,7 +10,7 @@ from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from extensions import db
+from extensions import Model
 from models.base import utcnow
 
 
@@ -25,7 +25,7 @@ def new_session_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     """A member of staff. ``session_token`` is what the login cookie carries: replacing
     it ends every session the user has."""
 
@@ -72,7 +72,7 @@ class User(UserMixin, db.Model):
         return f"<User {self.username} {self.role}>"
 
 
-class LoginThrottle(db.Model):
+class LoginThrottle(Model):
     """Failed logins per typed username (existing or not, so that a lockout says
     nothing about which usernames exist). Kept in the database so that every worker
     process sees the same count."""
@@ -85,7 +85,7 @@ class LoginThrottle(db.Model):
     locked_until: Mapped[datetime | None]
 
 
-class LoginAddressThrottle(db.Model):
+class LoginAddressThrottle(Model):
     """Failed sign-ins per client address, whatever username was typed: after a few,
     the address waits before its next attempt, twice as long after each further
     failure. Slows down guessing and keeps one address from locking accounts."""

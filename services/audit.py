@@ -3,9 +3,10 @@ an action and its audit line are saved together or not at all."""
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, insert, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
@@ -44,6 +45,26 @@ def record(
                                  target_type=target_type, target_id=target_id, details=details))
     db.session.add(event)
     return event
+
+
+def record_after_reading(
+    action: str,
+    actor: User | None = None,
+    *,
+    ip: str | None = None,
+    target: object | None = None,
+    **details,
+) -> None:
+    """Like :func:`record`, for a request that has only read so far (a GET, whose
+    SQLite transaction starts DEFERRED) and then must write one line — an export
+    after reading every row. Its read transaction is ended first, so the line is the
+    first statement of a new one: it waits for the write lock instead of failing at
+    once because another writer committed meanwhile. Expires loaded objects; the
+    caller commits."""
+    values = _values(action, actor, actor_name=None, ip=ip, target=target, target_type=None,
+                     target_id=None, details=details)
+    db.session.rollback()
+    db.session.execute(insert(AuditEvent).values(**values, at=utcnow()))
 
 
 def already_recorded(key: str) -> bool:
@@ -104,12 +125,64 @@ def record_customer_view(viewer: User, customer, *, day: date, ip: str | None = 
     return _insert_once(key, values)
 
 
-def recent_events(*, action_prefix: str = "", limit: int = 100, before_id: int | None = None):
-    """The newest audit lines first, optionally only those whose action starts with
-    ``action_prefix``; ``before_id`` pages back in time."""
-    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
-    if action_prefix:
-        query = query.where(AuditEvent.action.startswith(action_prefix, autoescape=True))
-    if before_id is not None:
-        query = query.where(AuditEvent.id < before_id)
-    return db.session.scalars(query).all()
+@dataclass
+class AuditFilter:
+    """The audit page's filter: one kind (exact), the acting user, a customer (the
+    line's target, or the customer a note, task or merge line names), and office
+    dates (inclusive)."""
+
+    kind: str = ""
+    user_id: int | None = None
+    customer_id: int | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+    def as_args(self) -> dict:
+        """The filter as URL arguments; empty values left out."""
+        args = {"kind": self.kind, "user": self.user_id, "customer": self.customer_id,
+                "date_from": self.date_from.isoformat() if self.date_from else None,
+                "date_to": self.date_to.isoformat() if self.date_to else None}
+        return {name: value for name, value in args.items() if value not in (None, "")}
+
+
+def _about_customer(customer_id: int):
+    details = AuditEvent.details
+    return or_(
+        and_(AuditEvent.target_type == "customers", AuditEvent.target_id == customer_id),
+        details["customer_id"].as_integer() == customer_id,
+        and_(AuditEvent.action == "customer.merge", details["keep_id"].as_integer() == customer_id),
+    )
+
+
+def filtered_events(flt: AuditFilter):
+    """``select(AuditEvent)`` of the lines ``flt`` asks for, newest first."""
+    from services.office_time import local_to_utc
+
+    query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+    if flt.kind:
+        query = query.where(AuditEvent.action == flt.kind)
+    if flt.user_id is not None:
+        query = query.where(AuditEvent.actor_id == flt.user_id)
+    if flt.customer_id is not None:
+        query = query.where(_about_customer(flt.customer_id))
+    if flt.date_from is not None:
+        query = query.where(AuditEvent.at >= local_to_utc(datetime.combine(flt.date_from, time())))
+    if flt.date_to is not None:
+        query = query.where(AuditEvent.at < local_to_utc(datetime.combine(flt.date_to + timedelta(days=1), time())))
+    return query
+
+
+def events_page(flt: AuditFilter, *, after: tuple[datetime, int] | None = None, limit: int = 50):
+    """One page of :func:`filtered_events`: up to ``limit`` lines older than the
+    cursor ``after`` (time, id) — keyset paging, as fast on page 1,000 as on page
+    one — and whether more follow."""
+    query = filtered_events(flt)
+    if after is not None:
+        query = query.where(tuple_(AuditEvent.at, AuditEvent.id) < tuple_(*after))
+    events = list(db.session.scalars(query.limit(limit + 1)))
+    return events[:limit], len(events) > limit
+
+
+def kinds_in_use() -> list[str]:
+    """Every kind the log holds (for kinds written by an older or newer version)."""
+    return list(db.session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)))

@@ -23,7 +23,7 @@ import re
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from services import backup_db
@@ -69,12 +69,13 @@ class Restored:
     database: str  # what was replaced: a file path, or the PostgreSQL database and schema
 
 
-def create(database: Database, folder: Path, settings_file: Path | None, *, now: datetime | None = None) -> tuple[Path, dict]:
+def create(database: Database, folder: Path, settings_file: Path | None, *,
+           now: datetime | None = None) -> tuple[Path, dict]:
     """Copy the database while the app keeps writing, pack it with its manifest and
     ``settings_file`` (when it exists) into ``folder``. Returns the backup's path and
     manifest. Raises :class:`BackupError` (pg_dump missing or failing, disk full…);
     nothing is left behind but a hidden temporary folder when the process is killed."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".deskbook-tmp-") as work:
         copy = Path(work) / database.copy_name
@@ -102,7 +103,7 @@ def list_backups(folder: Path) -> list[BackupFile]:
     for path in folder.iterdir():
         match = NAME.match(path.name)
         if match and path.is_file():
-            created = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+            created = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
             found.append(BackupFile(path, created, path.stat().st_size, _verified_state(path)))
     return sorted(found, key=lambda backup: (backup.created, backup.name), reverse=True)
 
@@ -232,7 +233,7 @@ def _note_verified(path: Path, ok: bool) -> None:
         stat = path.stat()
     except OSError:
         return
-    note = {"ok": ok, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    note = {"ok": ok, "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     _note_path(path).write_text(json.dumps(note), encoding="utf-8")
 

@@ -128,7 +128,8 @@ def _sqlite_facts(path: Path) -> dict:
         tables = [row[0] for row in copy.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
         counts = {table: copy.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] for table in tables}
-        revision = copy.execute("SELECT version_num FROM alembic_version").fetchone() if "alembic_version" in tables else None
+        revision = (copy.execute("SELECT version_num FROM alembic_version").fetchone()
+                    if "alembic_version" in tables else None)
     return {"schema_revision": revision[0] if revision else None, "row_counts": counts}
 
 

@@ -420,8 +420,8 @@ def _text_condition(q: str):
     real search): a name or company fragment, or the end of a phone number."""
     from sqlalchemy import or_
 
-    like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    conditions = [Customer.name.like(like, escape="\\"), Customer.company.like(like, escape="\\")]
+    # autoescape: a typed % or _ is matched as itself (SQLAlchemy escapes it).
+    conditions = [Customer.name.contains(q, autoescape=True), Customer.company.contains(q, autoescape=True)]
     digits = phones.digits_only(q)
     if len(digits) >= 4:
         conditions.append(Customer.id.in_(

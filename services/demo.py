@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, insert, select, text
@@ -18,6 +18,8 @@ from models import (
     CustomerNote,
     CustomerPhone,
     FollowUpTask,
+    PoolEvent,
+    PoolEventKind,
     Role,
     Tag,
     TagGroup,
@@ -26,7 +28,7 @@ from models import (
     note_tags,
     utcnow,
 )
-from services import passwords
+from services import passwords, pool, settings
 
 if TYPE_CHECKING:
     from faker import Faker
@@ -92,6 +94,7 @@ NOTE_PHRASES = [
     "客户未接电话，稍后再联系。", "客户决策人变更，需要重新介绍{product}。",
 ]
 PRODUCTS = ["CRM系统", "打印机", "办公家具", "云服务器", "财务软件", "安防设备", "培训课程"]
+TASK_TITLES = ["回访客户", "发送报价单", "确认合同细节", "安排上门演示", "Send the renewal offer"]
 KIND_WEIGHTS = [("call", 5), ("visit", 2), ("wechat", 3), ("email", 1), ("meeting", 1), ("other", 1)]
 
 
@@ -130,7 +133,12 @@ def _ensure_tags(rng) -> list[int]:
 def generate_workspace(customers: int, notes: int, *, seed: int = 1, password: str) -> dict:
     """Customers (Faker zh_CN, some en_US) with phones and tags, notes spread over
     them (some customers with many), and open follow-up tasks. Bulk inserts with
-    explicit ids: 100k customers and 500k notes take a few minutes. Returns counts."""
+    explicit ids: 100k customers and 500k notes take a few minutes. Returns counts.
+
+    The data keeps the office's pool rules as they are set now: each salesperson
+    owns fewer customers than their limit (room to claim at once), owned customers
+    have a recent effective follow-up except a handful the owner is being warned
+    about, and the rest wait in the public pool."""
     rng = random.Random(seed)
     fake = _faker(seed)
     sales = [u for u in db.session.scalars(select(User).where(User.role == Role.SALES, User.active.is_(True)))]
@@ -143,8 +151,12 @@ def generate_workspace(customers: int, notes: int, *, seed: int = 1, password: s
     companies = [fake["zh_CN"].company() for _ in range(2000)] + [fake["en_US"].company() for _ in range(300)]
     addresses = [fake["zh_CN"].address().replace("\n", " ") for _ in range(2000)]
     now = utcnow()
+    owners = _OwnerQuota(sales)
     first_customer = _next_id(Customer)
-    customer_rows, phone_rows, tag_rows, last_contact = [], [], [], {}
+    customer_rows: list[dict] = []
+    phone_rows: list[dict] = []
+    tag_rows: list[dict] = []
+    last_contact: dict[int, datetime] = {}
     for offset in range(customers):
         cid = first_customer + offset
         created = now - timedelta(days=rng.uniform(0, 730))
@@ -155,8 +167,9 @@ def generate_workspace(customers: int, notes: int, *, seed: int = 1, password: s
             "region": rng.choice(REGIONS), "type": rng.choice(["individual", "sme", "sme", "key_account"]),
             "stage": rng.choice(["potential", "potential", "intent", "deal", "lost"]),
             "importance": rng.choice("ABBCC"), "source": rng.choice(["call", "visit", "referral", "web", "other"]),
-            "owner_id": rng.choice(sales).id if rng.random() < 0.7 else None,
+            "owner_id": owners.pick(rng) if rng.random() < 0.7 else None,
             "created_by_id": rng.choice(authors).id, "created_at": created, "updated_at": created,
+            "owned_since": None, "pool_reason": "", "times_recycled": 0,
         })
         phone_rows.append({"customer_id": cid, "kind": "mobile", "position": 0,
                            "digits": f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"})
@@ -166,6 +179,12 @@ def generate_workspace(customers: int, notes: int, *, seed: int = 1, password: s
         for tag_id in rng.sample(tag_ids, k=min(len(tag_ids), rng.choice([0, 1, 1, 2, 2, 3]))):
             tag_rows.append({"customer_id": cid, "tag_id": tag_id})
     note_rows = _note_rows(rng, customer_rows, notes, authors, last_contact, now)
+    _keep_pool_rules(rng, customer_rows, note_rows, now)
+    event_rows = _pool_event_rows(rng, customer_rows, sales, now)
+    last_contact.clear()
+    for row in note_rows:
+        if row["created_at"] > (last_contact.get(row["customer_id"]) or row["created_at"] - timedelta(1)):
+            last_contact[row["customer_id"]] = row["created_at"]
     for row in customer_rows:
         row["last_contact_at"] = last_contact.get(row["id"])
     _insert(Customer.__table__, customer_rows)
@@ -176,11 +195,12 @@ def generate_workspace(customers: int, notes: int, *, seed: int = 1, password: s
                         for r in note_rows if rng.random() < 0.2])
     task_rows = [
         {"customer_id": r["id"], "assignee_id": r["owner_id"], "created_by_id": r["owner_id"],
-         "title": "回访客户", "due_date": (now + timedelta(days=rng.randint(-10, 20))).date(),
+         "title": rng.choice(TASK_TITLES), "due_date": (now + timedelta(days=rng.randint(-5, 20))).date(),
          "created_at": now}
-        for r in customer_rows if r["owner_id"] and rng.random() < 0.05
+        for r in customer_rows if r["owner_id"] and rng.random() < 0.3
     ]
     _insert(FollowUpTask.__table__, task_rows)
+    _insert(PoolEvent.__table__, event_rows)
     for model in (Customer, CustomerNote):
         _bump_sequence(model)
     return {"customers": len(customer_rows), "notes": len(note_rows), "tasks": len(task_rows)}
@@ -205,4 +225,98 @@ def _note_rows(rng, customer_rows, count, authors, last_contact, now) -> list[di
         })
         if created > (last_contact.get(customer["id"]) or created - timedelta(1)):
             last_contact[customer["id"]] = created
+    return rows
+
+
+# ---- the pool rules: limits, recycling clocks, pool history ----------------------------
+
+class _OwnerQuota:
+    """Hands out owners so that nobody ends up at their limit: each salesperson gets
+    at most their limit minus a margin (a fifth, at least two), counting what they
+    own already; once everybody is full, customers go to the pool."""
+
+    def __init__(self, sales: list[User]):
+        self.room = {}
+        for user in sales:
+            limit = pool.owner_limit(user)
+            self.room[user.id] = max(0, limit - max(2, limit // 5) - pool.owned_count_all(user.id))
+
+    def pick(self, rng) -> int | None:
+        open_ = [user_id for user_id, room in self.room.items() if room > 0]
+        if not open_:
+            return None
+        user_id = rng.choice(open_)
+        self.room[user_id] -= 1
+        return user_id
+
+
+def _keep_pool_rules(rng, customer_rows, note_rows, now) -> None:
+    """Owned customers get an owner since (a day or more ago, so today's claims are
+    free) and a recent effective follow-up, except about one in twelve (at most three
+    per owner), whose last follow-up leaves 1 to warn_days days before recycling."""
+    days, warn = settings.get("pool.recycle_days"), settings.get("pool.warn_days")
+    kinds = [k for k in settings.get("pool.effective_kinds") if k in dict(KIND_WEIGHTS)] or ["call"]
+    protected = set(settings.get("pool.protected_stages"))
+    owned = {r["id"]: r for r in customer_rows if r["owner_id"]}
+    notes_of: dict[int, list[dict]] = {}
+    for note in note_rows:
+        if note["customer_id"] in owned:
+            notes_of.setdefault(note["customer_id"], []).append(note)
+    warned: dict[int, int] = {}
+    for cid, row in owned.items():
+        age = (now - row["created_at"]).total_seconds() / 86400
+        row["owned_since"] = row["created_at"] + timedelta(days=age * rng.uniform(0.3, 0.9))
+        row["owned_since"] = max(row["created_at"], min(row["owned_since"], now - timedelta(days=1)))
+        if row["stage"] in protected:
+            continue
+        left = rng.randint(1, max(1, warn))
+        reset_at = now - timedelta(days=days - left, hours=1)
+        if (warn and warned.get(row["owner_id"], 0) < 3 and rng.random() < 1 / 12
+                and row["created_at"] < reset_at - timedelta(days=1)):
+            warned[row["owner_id"]] = warned.get(row["owner_id"], 0) + 1
+        else:
+            reset_at = now - timedelta(days=rng.uniform(1, max(1.1, days - warn - 1)))  # before today's claims
+        _reset_clock(rng, row, notes_of.get(cid, []), reset_at, kinds)
+
+
+def _reset_clock(rng, row, notes, reset_at, kinds) -> None:
+    """Make ``reset_at`` the customer's last effective follow-up (its newest note,
+    made an effective kind), or — without notes — the moment the owner got it."""
+    reset_at = max(reset_at, row["created_at"])
+    for note in notes:
+        if note["created_at"] > reset_at:
+            note["created_at"] = row["created_at"] + (reset_at - row["created_at"]) * rng.random()
+    if notes:
+        newest = max(notes, key=lambda note: note["created_at"])
+        newest["created_at"], newest["kind"] = reset_at, rng.choice(kinds)
+        row["owned_since"] = min(row["owned_since"], reset_at)
+    else:
+        row["owned_since"] = reset_at
+
+
+def _event_row(customer_id, kind, at, *, actor=None, from_user=None, to_user=None, reason="") -> dict:
+    return {"customer_id": customer_id, "kind": kind, "at": at, "actor_id": actor, "from_user_id": from_user,
+            "to_user_id": to_user, "reason": reason, "details": {}}
+
+
+def _pool_event_rows(rng, customer_rows, sales, now) -> list[dict]:
+    """A pool history: owned customers were claimed; pool customers entered the pool
+    new, or were recycled from a salesperson (longer ago than a reclaim lock lasts)."""
+    days = str(settings.get("pool.recycle_days"))
+    long_ago = int(days) + settings.get("pool.reclaim_lock_days") + 15  # recycled, and the lock over
+    rows = []
+    for row in customer_rows:
+        if row["owner_id"]:
+            rows.append(_event_row(row["id"], PoolEventKind.CLAIM, row["owned_since"],
+                                   actor=row["owner_id"], to_user=row["owner_id"]))
+            continue
+        rows.append(_event_row(row["id"], PoolEventKind.CREATE_IN_POOL, row["created_at"], actor=row["created_by_id"]))
+        row["pool_reason"] = "new"
+        if sales and (now - row["created_at"]).days > long_ago and rng.random() < 0.3:
+            owner = rng.choice(sales).id
+            claimed = row["created_at"] + timedelta(days=rng.uniform(1, 10))
+            rows.append(_event_row(row["id"], PoolEventKind.CLAIM, claimed, actor=owner, to_user=owner))
+            rows.append(_event_row(row["id"], PoolEventKind.RECYCLE, claimed + timedelta(days=int(days) + 1),
+                                   from_user=owner, reason=days))
+            row["pool_reason"], row["times_recycled"] = "recycled", 1
     return rows

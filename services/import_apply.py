@@ -41,7 +41,7 @@ def classify(rows: list[CheckedRow], seen: set) -> list[tuple[CheckedRow, str, l
     file: ``seen`` holds their keys and is updated), "duplicate" or "new"."""
     keys_of = {id(row): customers.match_keys(row.data) for row in rows if row.data is not None}
     existing = customers.customers_by_key(set().union(*keys_of.values())) if keys_of else {}
-    result = []
+    result: list = []
     for row in rows:
         if row.data is None:
             result.append((row, "invalid", []))

@@ -75,7 +75,7 @@ def open_sheet(path: Path, kind: str):
 
 
 def _sheet(rows: Iterator[tuple[int, list]]) -> Sheet:
-    for number, cells in rows:
+    for _number, cells in rows:
         if not is_blank(cells):
             headers = [text(cell) for cell in cells]
             while headers and headers[-1] == "":

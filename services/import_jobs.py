@@ -44,7 +44,7 @@ def _chunks(rows, size: int):
 
 def _checked_chunks(batch: ImportBatch, lookups: Lookups):
     """The file's rows, checked and classified, a chunk at a time."""
-    mapping, seen = batch.options["mapping"], set()
+    mapping, seen = batch.options["mapping"], set[tuple]()
     with open_sheet(imports.source_path(batch), batch.file_kind) as sheet:
         for chunk in _chunks(sheet.rows, imports.CHUNK):
             yield classify([check_row(number, cells, mapping, lookups) for number, cells in chunk], seen)
@@ -53,7 +53,10 @@ def _checked_chunks(batch: ImportBatch, lookups: Lookups):
 def check_file(batch: ImportBatch) -> None:
     """Check every row (the preview and the dry run): counts by status, the first
     rows and every rejected row in the report, owners over their limit."""
-    counts, owners, preview, problems = Counter(), Counter(), [], []
+    counts: Counter[str] = Counter()
+    owners: Counter[int] = Counter()
+    preview: list = []
+    problems: list = []
     options = batch.options
     batch.status, batch.progress = ImportStatus.CHECKING, 0
     db.session.commit()
@@ -64,8 +67,9 @@ def check_file(batch: ImportBatch) -> None:
                 preview.append(imports.row_record(row, status, matches))
             if status == "invalid":
                 problems.append(imports.row_record(row, status, matches))
-            elif action_for(status, options["duplicates"]) == "create" and owner_for(row, options["owner"]):
-                owners[owner_for(row, options["owner"])] += 1
+            elif action_for(status, options["duplicates"]) == "create" and (
+                    owner_id := owner_for(row, options["owner"])):
+                owners[owner_id] += 1
         batch.progress += len(classified)
         db.session.commit()
     imports.write_report(batch, preview, problems)
@@ -80,7 +84,7 @@ def _over_limit(owners: Counter) -> list[dict]:
     their own) after the import."""
     over = []
     for owner_id, adding in sorted(owners.items()):
-        user = db.session.get(User, owner_id)
+        user = db.session.get_one(User, owner_id)
         owned, limit = pool.owned_count(owner_id), pool.owner_limit(user)
         if owned + adding > limit:
             over.append({"owner_id": owner_id, "name": user.display_name, "owned": owned,
@@ -105,7 +109,7 @@ def import_file(actor: User | None, batch: ImportBatch) -> None:
     """Import the rows of a confirmed batch, a chunk per transaction; the search
     index takes them in one go at the end (see INDEX_EVERY), and is current when the
     batch says done."""
-    totals = Counter()
+    totals: Counter[str] = Counter()
     resolver = TagResolver(actor, lookups := Lookups(), create=batch.options["tags"] == "create")
     with search.deferred(every=INDEX_EVERY) as committed:
         for classified in _checked_chunks(batch, lookups):
@@ -123,14 +127,14 @@ def run(step: str, batch_id: int, actor_id: int | None) -> None:
     """Run ``step`` on the batch; a failure marks it failed with a message (what
     earlier chunks imported stays, and can be undone)."""
     try:
-        batch = db.session.get(ImportBatch, batch_id)
+        batch = db.session.get_one(ImportBatch, batch_id)
         actor = db.session.get(User, actor_id) if actor_id else None
         (check_file if step == CHECK else lambda b: import_file(actor, b))(batch)
     except Exception as error:
         db.session.rollback()
         if not isinstance(error, DomainError):
             log.exception("import %s of batch %s failed", step, batch_id)
-        batch = db.session.get(ImportBatch, batch_id)
+        batch = db.session.get_one(ImportBatch, batch_id)
         batch.status, batch.finished_at = ImportStatus.FAILED, utcnow()
         batch.error = error.message if isinstance(error, DomainError) else str(
             _l("The import stopped on an unexpected error (it is in the server log)."))
@@ -144,7 +148,7 @@ def start(step: str, batch: ImportBatch, actor: User | None) -> bool:
     if batch.total_rows <= current_app.config["IMPORT_BACKGROUND_ROWS"]:
         run(step, batch_id, actor_id)
         return False
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     db.session.commit()  # end the read transaction: on SQLite it would hold the lock the job needs
 
     def work():

@@ -56,7 +56,7 @@ HEADERS = {
 _BY_HEADER = {word: name for name, words in HEADERS.items() for word in words}
 
 # Values of the choice fields as offices write them (lower case, no spaces).
-VALUES = {
+VALUES: dict[str, dict[str, str]] = {
     "type": {"个人": CustomerType.INDIVIDUAL, "individual": CustomerType.INDIVIDUAL,
              "中小企业": CustomerType.SME, "企业": CustomerType.SME, "sme": CustomerType.SME,
              "smallbusiness": CustomerType.SME, "大客户": CustomerType.KEY_ACCOUNT,

@@ -104,12 +104,13 @@ def suggest_colleagues(prefix: str, limit: int = 8) -> list[User]:
     prefix = prefix.strip()
     if not prefix:
         return []
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    prefix = prefix.lower()
     return list(db.session.scalars(
         select(User).where(
             User.active.is_(True),
-            or_(User.username.like(escaped.lower(), escape="\\"),
-                func.lower(User.display_name).like(escaped.lower(), escape="\\")),
+            # autoescape: a typed % or _ is matched as itself (SQLAlchemy escapes it).
+            or_(User.username.startswith(prefix, autoescape=True),
+                func.lower(User.display_name).startswith(prefix, autoescape=True)),
         ).order_by(User.username).limit(limit)
     ))
 

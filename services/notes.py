@@ -352,6 +352,19 @@ def customer_notes(user: User, customer: Customer, *, before: str | None = None,
     return NotePage(notes, encode_cursor(notes[-1]) if len(rows) > limit else None)
 
 
+def has_unreadable_notes(user: User, customer: Customer) -> bool:
+    """Does ``customer`` have notes ``user`` may not read (the front desk: colleagues'
+    notes)? Only whether some exist: no count, no author, no content."""
+    if policy.may(user, "customer.view_details", customer):
+        return False
+    readable = policy.readable_notes(user, select(CustomerNote.id)).where(CustomerNote.customer_id == customer.id)
+    hidden = select(CustomerNote.id).where(
+        CustomerNote.customer_id == customer.id, CustomerNote.deleted_at.is_(None),
+        CustomerNote.id.not_in(readable),
+    )
+    return db.session.scalar(hidden.limit(1)) is not None
+
+
 def active_templates() -> list[NoteTemplate]:
     return list(db.session.scalars(
         select(NoteTemplate).where(NoteTemplate.active.is_(True))

@@ -60,10 +60,6 @@ class NoteListPage:
         return self.total > COUNT_CAP
 
 
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
 def filtered_notes(user: User, flt: NoteFilter):
     """``select(CustomerNote)`` of the notes ``user`` may read that ``flt`` asks for;
     every tag of ``flt.tag_ids`` must be on the note."""
@@ -83,7 +79,7 @@ def filtered_notes(user: User, flt: NoteFilter):
         end = datetime.combine(flt.date_to + timedelta(days=1), time())
         query = query.where(CustomerNote.created_at < local_to_utc(end))
     if flt.q:
-        query = query.where(CustomerNote.body.like(_like(flt.q), escape="\\"))
+        query = query.where(CustomerNote.body.contains(flt.q, autoescape=True))  # % and _ as typed
     return query
 
 

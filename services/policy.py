@@ -11,6 +11,7 @@ roles.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from models import Role, User
 
@@ -51,6 +52,11 @@ PERMISSIONS: dict[str, tuple[str, frozenset[Role]]] = {
         "Import customers from CSV or Excel files, and undo an import within 7 days",
         frozenset({A, M}),
     ),
+    "customer.export": (
+        "Export the customer and notes lists and a customer's whole record as Excel or CSV, audited "
+        "(sales: own customers, when the office setting allows)",
+        frozenset({A, M}),
+    ),
     "note.create": (
         "Write notes (front desk: call and visit notes) on customers one may see",
         frozenset({A, M, S, F}),
@@ -82,6 +88,10 @@ PERMISSIONS: dict[str, tuple[str, frozenset[Role]]] = {
     "pool.lock": ("Lock a customer against recycling (own customers; managers any)", frozenset({A, M, S})),
     "pool.history": ("Pool events of all customers, tonight's recycling batch", frozenset({A, M})),
     "settings.edit": ("Edit the office settings (pool rules)", frozenset({A})),
+    "backup.manage": (
+        "Data safety: backups (list, download, back up now) and the nightly jobs",
+        frozenset({A}),
+    ),
     "search.use": (
         "Search customers and notes (finds only what one may see; archived ones: those who archive)",
         frozenset({A, M, S, F}),
@@ -105,12 +115,13 @@ NOTE_DELETE_WINDOW_SECONDS = 15 * 60
 
 # What the card, the list's columns, its filters and the search may show or match, by
 # field. The basic card (A1, A4) is what someone who may not read a customer's details
-# sees, filters on and searches by: enough to route a caller.
+# sees, filters on and searches by: enough to route a caller, and to tell them when
+# the customer was last contacted (never what was said).
 CUSTOMER_FIELDS = frozenset({
     "name", "company", "phones", "owner", "email", "address", "region", "type", "stage",
     "importance", "source", "birthday", "tags", "last_contact", "created", "recycling",
 })
-BASIC_CARD_FIELDS = frozenset({"name", "company", "phones", "owner"})
+BASIC_CARD_FIELDS = frozenset({"name", "company", "phones", "owner", "last_contact"})
 
 
 class UnknownAction(KeyError):
@@ -127,7 +138,7 @@ def roles_for(action: str) -> frozenset[Role]:
         raise UnknownAction(action) from None
 
 
-def _signed_in(user: User | None) -> bool:
+def _signed_in(user: User | None) -> TypeGuard[User]:
     return user is not None and getattr(user, "is_authenticated", False) and user.is_active
 
 
@@ -235,6 +246,7 @@ _OBJECT_RULES = {
     "customer.view": _may_see_customer,
     "customer.view_details": _may_see_customer,  # the role decides between card and details
     "customer.edit": _may_edit_customer,
+    "customer.export": _may_see_customer,
     "note.create": _may_write_on,
     "note.read": _may_read_note,
     "note.edit": _may_edit_note,
@@ -436,6 +448,59 @@ def visible_tasks(user: User, query=None):
     if not may(user, "task.view_all"):
         query = query.where(FollowUpTask.assignee_id == user.id)
     return query
+
+
+# ---- exports (A3): by role, or a salesperson's own customers when the office allows -----
+
+def _exports_own_only(user: User | None, sales_own: bool) -> bool:
+    return sales_own and _signed_in(user) and user.role == Role.SALES and not may(user, "customer.export")
+
+
+def may_export(user: User | None, *, sales_own: bool = False) -> bool:
+    """May ``user`` export lists? ``customer.export`` by role; with the office setting
+    ``sales_own`` (services.settings "export.sales_own") also a salesperson, limited to
+    their own customers (:func:`exportable_customers`)."""
+    return may(user, "customer.export") or _exports_own_only(user, sales_own)
+
+
+def may_export_customer(user: User | None, customer, *, sales_own: bool = False) -> bool:
+    """May ``user`` download ``customer``'s whole record? Those who export and may see
+    the customer; a salesperson (with ``sales_own``) only a customer they own."""
+    if may(user, "customer.export", customer):
+        return True
+    return _exports_own_only(user, sales_own) and not _archived(customer) and customer.owner_id == user.id
+
+
+def exportable_customers(user: User, query, *, sales_own: bool = False):
+    """Narrow ``query`` (a customer list's, already within :func:`visible_customers`)
+    to what ``user`` may export: all of it with ``customer.export``, a salesperson's
+    own customers with ``sales_own`` (even where the list shows the pool too), else
+    nothing."""
+    from sqlalchemy import false
+
+    from models import Customer
+
+    if may(user, "customer.export"):
+        return query
+    if _exports_own_only(user, sales_own):
+        return query.where(Customer.owner_id == user.id)
+    return query.where(false())
+
+
+def exportable_notes(user: User, query, *, sales_own: bool = False):
+    """As :func:`exportable_customers`, for a notes query (within :func:`readable_notes`):
+    a salesperson exports only the notes on customers they own."""
+    from sqlalchemy import false, select
+    from sqlalchemy.orm import aliased
+
+    from models import Customer, CustomerNote
+
+    if may(user, "customer.export"):
+        return query
+    if _exports_own_only(user, sales_own):
+        owned = aliased(Customer)  # the notes query may join Customer itself
+        return query.where(CustomerNote.customer_id.in_(select(owned.id).where(owned.owner_id == user.id)))
+    return query.where(false())
 
 
 def allowed_actions(user: User | None) -> set[str]:

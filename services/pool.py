@@ -24,7 +24,7 @@ from sqlalchemy.orm import joinedload
 
 from extensions import db
 from models import Customer, CustomerNote, PoolEvent, PoolEventKind, Setting, User, utcnow
-from services import policy, search, settings
+from services import audit, leases, policy, search, settings
 from services.errors import DomainError
 from services.office_time import office_zone
 
@@ -83,11 +83,32 @@ def claims_today(user_id: int, now: datetime) -> int:
         PoolEvent.at >= _office_day_start(now)))
 
 
+@dataclass(frozen=True)
+class ClaimStanding:
+    """Where a salesperson stands against the claim limits: 已拥有 owned / limit ·
+    今日已领取 claimed_today / daily_limit."""
+
+    owned: int
+    limit: int
+    claimed_today: int
+    daily_limit: int
+
+
+def claim_standing(user: User, *, now: datetime | None = None) -> ClaimStanding:
+    """The numbers the claim rules compare, as they are now (the pool page shows them)."""
+    now = now or utcnow()
+    return ClaimStanding(owned_count(user.id), owner_limit(user), claims_today(user.id, now),
+                         settings.get("pool.max_daily_claims"))
+
+
 def _reclaim_locked_until(user_id: int, customer_id: int, now: datetime) -> datetime | None:
     days = settings.get("pool.reclaim_lock_days")
-    last = db.session.scalar(select(func.max(PoolEvent.at)).where(
+    # A release taken back with Undo (undo_release) locks nothing.
+    lost = db.session.execute(select(PoolEvent.at, PoolEvent.details).where(
         PoolEvent.customer_id == customer_id, PoolEvent.from_user_id == user_id,
-        PoolEvent.kind.in_([PoolEventKind.RELEASE, PoolEventKind.RECYCLE])))
+        PoolEvent.kind.in_([PoolEventKind.RELEASE, PoolEventKind.RECYCLE]))
+        .order_by(PoolEvent.at.desc()).limit(20)).all()
+    last = next((at for at, details in lost if not (details or {}).get("undone")), None)
     if last is None or days == 0 or last <= now - timedelta(days=days):
         return None
     return last + timedelta(days=days)
@@ -184,12 +205,16 @@ def claim_customer(actor: User, customer_id: int, *, now: datetime | None = None
     as for an unknown id), owned limit, daily limit, re-claim lock."""
     now = now or utcnow()
     _lock_user_row(actor.id)
-    if owned_count(actor.id) >= owner_limit(actor):
-        raise PoolRefusal("limit", _l("You own %(n)d customers, the most you may. Release one first.",
-                                      n=owner_limit(actor)))
-    if claims_today(actor.id, now) >= settings.get("pool.max_daily_claims"):
-        raise PoolRefusal("daily_limit", _l("You have claimed %(n)d customers today, the most per day.",
-                                            n=settings.get("pool.max_daily_claims")))
+    standing = claim_standing(actor, now=now)
+    # The messages say the real counts: an override or a lowered limit can put them past it.
+    if standing.owned >= standing.limit:
+        raise PoolRefusal("limit", _l(
+            "You own %(owned)d customers; the limit is %(limit)d. Release one first.",
+            owned=standing.owned, limit=standing.limit))
+    if standing.claimed_today >= standing.daily_limit:
+        raise PoolRefusal("daily_limit", _l(
+            "You have claimed %(today)d customers today; the most per day is %(limit)d.",
+            today=standing.claimed_today, limit=standing.daily_limit))
     if (until := _reclaim_locked_until(actor.id, customer_id, now)) is not None:
         days = max(1, math.ceil((until - now).total_seconds() / 86400))
         raise PoolRefusal("reclaim_lock", _l(
@@ -226,6 +251,9 @@ def release_to_pool(actor: User, customer: Customer, reason_code: str, reason_te
     if owner_id is None:
         raise PoolRefusal("not_owned", _l("This customer is already in the public pool."))
     now = now or utcnow()
+    # What an Undo puts back (undo_release): the ownership clock and the lock.
+    before = {"owned_since": customer.owned_since.isoformat() if customer.owned_since else None,
+              "recycle_locked": bool(customer.recycle_locked)}
     released = db.session.execute(
         update(Customer).where(Customer.id == customer.id, Customer.owner_id == owner_id)
         .values(owner_id=None, owned_since=None, recycle_locked=False, pool_reason="released")
@@ -235,7 +263,52 @@ def release_to_pool(actor: User, customer: Customer, reason_code: str, reason_te
         raise PoolRefusal("changed", _l("The owner changed meanwhile; reload the page."))
     # The code is stored, not its words: each reader sees the reason in their language.
     _event(PoolEventKind.RELEASE, customer.id, actor, from_user=owner_id, reason=reason_text.strip()[:250],
-           at=now, reason_code=reason_code)
+           at=now, reason_code=reason_code, before=before)
+    db.session.flush()
+    db.session.refresh(customer)
+
+
+# How long the one who released a customer may take it back with Undo (the toast's button).
+RELEASE_UNDO_SECONDS = 60
+
+
+def undo_release(actor: User, customer: Customer, *, now: datetime | None = None) -> None:
+    """Undo a release (the toast's Undo): the customer goes back to the owner it had,
+    with its ownership clock and lock, as if never released. Only for the one who
+    released it, within RELEASE_UNDO_SECONDS, while it is still in the pool and
+    nothing happened to it since. Recorded as a pool event and in the audit log.
+    Raises PoolRefusal (not_releaser, changed, too_late, limit)."""
+    now = now or utcnow()
+    # The newest event recorded (by id: "nothing happened since" is about order, not clocks).
+    last = db.session.scalar(select(PoolEvent).where(PoolEvent.customer_id == customer.id)
+                             .order_by(PoolEvent.id.desc()).limit(1))
+    if last is None or last.kind != PoolEventKind.RELEASE or last.actor_id != actor.id:
+        if last is not None and last.kind == PoolEventKind.RELEASE:
+            raise PoolRefusal("not_releaser", _l("Only the one who released this customer may undo it."))
+        raise PoolRefusal("changed", _l("This customer is no longer where you left it; nothing was undone."))
+    if last.at < now - timedelta(seconds=RELEASE_UNDO_SECONDS):
+        raise PoolRefusal("too_late", _l("Too late to undo: claim the customer from the pool instead."))
+    owner = db.session.get(User, last.from_user_id) if last.from_user_id else None
+    if owner is None or not policy.may_own_customers(owner):
+        raise PoolRefusal("changed", _l("This customer is no longer where you left it; nothing was undone."))
+    _lock_user_row(owner.id)
+    if owned_count(owner.id) >= owner_limit(owner):
+        raise PoolRefusal("limit", _l("%(name)s owns %(owned)d customers meanwhile; the limit is %(limit)d.",
+                                      name=owner.display_name, owned=owned_count(owner.id), limit=owner_limit(owner)))
+    before = (last.details or {}).get("before") or {}
+    owned_since = datetime.fromisoformat(before["owned_since"]) if before.get("owned_since") else now
+    restored = db.session.execute(
+        update(Customer).where(Customer.id == customer.id, Customer.owner_id.is_(None),
+                               Customer.archived_at.is_(None))
+        .values(owner_id=owner.id, owned_since=owned_since, pool_reason="",
+                recycle_locked=bool(before.get("recycle_locked")))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if restored != 1:
+        raise PoolRefusal("changed", _l("This customer is no longer where you left it; nothing was undone."))
+    last.details = {**(last.details or {}), "undone": True}
+    _event(PoolEventKind.RELEASE_UNDONE, customer.id, actor, to_user=owner.id, at=now, release_event_id=last.id)
+    audit.record("pool.release_undone", actor, target=customer, owner_id=owner.id, release_event_id=last.id)
     db.session.flush()
     db.session.refresh(customer)
 
@@ -434,22 +507,22 @@ def last_sweep_at() -> datetime | None:
 
 
 def sweep_overdue(*, now: datetime | None = None) -> bool:
-    """True when auto-recycling is on but no sweep has run for 26 hours: the banner
-    for managers (a silent missing cron job)."""
+    """True when auto-recycling is on and the nightly sweep is overdue or its last
+    run failed (services.leases): the banner for managers. Never on a fresh install,
+    which has had no night yet."""
     if not settings.get("pool.recycle_enabled"):
         return False
-    last = last_sweep_at()
-    return last is None or (now or utcnow()) - last > timedelta(hours=26)
+    return leases.attention("pool_sweep", now) is not None
 
 
 def event_reason(event: PoolEvent) -> str:
     """A pool event's reason in the reader's language: the release reason's label
     and the free text typed with it."""
     label = RELEASE_REASONS.get((event.details or {}).get("reason_code", ""))
-    parts = [str(label)] if label else []
-    if event.reason and event.kind == PoolEventKind.RELEASE:
-        parts.append(event.reason)
-    return ": ".join(parts)
+    typed = event.reason if event.kind == PoolEventKind.RELEASE else ""
+    if label and typed:
+        return str(_l("%(reason)s: %(details)s", reason=str(label), details=typed))
+    return str(label or typed or "")
 
 
 def events_for(customer: Customer, limit: int = 50) -> list[PoolEvent]:

@@ -43,6 +43,10 @@ SPECS: dict[str, SettingSpec] = {
         ["deal"], _l("Stages that are never recycled"), choices=tuple(stage.value for stage in Stage)),
     "pool.max_locked": SettingSpec(5, _l("Customers an owner may lock against recycling"), 0, 1000),
     "pool.warn_days": SettingSpec(5, _l("Warn owners this many days before recycling"), 0, 365),
+    "jobs.nightly_hour": SettingSpec(
+        2, _l("Hour of the night when the nightly jobs run (sweep, backup), office time"), 0, 23),
+    # A3: exporting is for managers and admins; this lets sales export their own customers.
+    "export.sales_own": SettingSpec(False, _l("Sales staff may export their own customers")),
 }
 
 

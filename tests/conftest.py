@@ -18,11 +18,11 @@ from sqlalchemy import create_engine, event, text
 
 from app import create_app
 from extensions import db
-from models import Tag, TagGroup, User
+from models import User
 from services import accounts
+from tests.factories import TEST_PASSWORD, make_tag  # noqa: F401  (tests import them from here too)
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-TEST_PASSWORD = "correct horse battery staple"
 
 
 def _postgres_url() -> str | None:
@@ -91,6 +91,15 @@ def _empty_tables() -> None:
     db.session.commit()
 
 
+def _publish_empty_index() -> None:
+    """Publish an empty search index, as a rebuild of the empty tables would (with the
+    same store functions). Without one, the test's first write finds no index and
+    rebuilds it, in a second process when outside a request."""
+    from services.search import store
+
+    store.publish(store.new_generation())
+
+
 @pytest.fixture
 def app(database_url, tmp_path):
     app = create_app(
@@ -104,6 +113,7 @@ def app(database_url, tmp_path):
     )
     with app.app_context():
         _empty_tables()
+        _publish_empty_index()
     yield app
     from services.search import sync
 
@@ -197,16 +207,3 @@ def statements_run(engine):
         yield statements
     finally:
         event.remove(engine, "before_cursor_execute", capture)
-
-
-def make_tag(name: str, group: str):
-    """A tag ``name`` in the group ``group`` (made if missing), committed."""
-    found = db.session.scalar(db.select(TagGroup).where(TagGroup.name == group))
-    if found is None:
-        found = TagGroup(name=group)
-        db.session.add(found)
-        db.session.flush()
-    tag = Tag(group_id=found.id, name=name)
-    db.session.add(tag)
-    db.session.commit()
-    return tag

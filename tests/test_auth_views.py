@@ -209,7 +209,8 @@ def test_wrong_current_passwords_lock_the_account_and_are_audited(app, client, l
     user = login_as("sales")
     attempt = {"new_password": "my own new passphrase", "confirm": "my own new passphrase"}
     for guess in range(10):
-        response = client.post("/account/password", headers=HX, data={**attempt, "current_password": f"guess {guess}xx"})
+        response = client.post("/account/password", headers=HX,
+                               data={**attempt, "current_password": f"guess {guess}xx"})
         assert response.status_code == 422
     assert b"Too many failed sign-in attempts" in response.data
     right = client.post("/account/password", data={**attempt, "current_password": TEST_PASSWORD})

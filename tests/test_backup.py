@@ -6,7 +6,7 @@ import json
 import tarfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
 import pytest
@@ -48,6 +48,12 @@ def _customer_with_note(app, name: str, body: str) -> tuple[int, int]:
         note = notes.create_note(admin, customer, NoteData(kind="call", body=body))
         db.session.commit()
         return customer.id, note.note.id
+
+
+def _head_revision(app) -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(Path(app.root_path) / "migrations")).get_current_head()
 
 
 def _create(runner) -> Path:
@@ -98,7 +104,7 @@ def test_create_audits_and_writes_a_manifest_with_counts(app, runner):
     assert manifest["row_counts"]["customers"] == 2 and manifest["row_counts"]["customer_notes"] == 2
     assert manifest["row_counts"]["users"] == 1 and manifest["row_counts"]["audit_events"] == audit_lines
     assert manifest["database"] == ("postgresql" if _is_postgres(app) else "sqlite")
-    assert manifest["schema_revision"] == "0006" and len(manifest["sha256"]) == 64
+    assert manifest["schema_revision"] == _head_revision(app) and len(manifest["sha256"]) == 64
     assert manifest["app_version"] == backup.APP_VERSION and manifest["created_at"]
     with app.app_context():
         event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "backup.create"))
@@ -212,7 +218,7 @@ def _touch(folder: Path, moment: datetime) -> str:
 def test_rotation_keeps_seven_daily_four_weekly_twelve_monthly(tmp_path):
     folder = tmp_path / "backups"
     folder.mkdir()
-    day, last = datetime(2026, 1, 1, 3, tzinfo=timezone.utc), datetime(2026, 12, 2, 3, tzinfo=timezone.utc)
+    day, last = datetime(2026, 1, 1, 3, tzinfo=UTC), datetime(2026, 12, 2, 3, tzinfo=UTC)
     while day <= last:
         _touch(folder, day)
         day += timedelta(days=1)
@@ -234,7 +240,7 @@ def test_rotation_keeps_seven_daily_four_weekly_twelve_monthly(tmp_path):
 def test_create_rotates_its_folder(app, runner, tmp_path):
     other = tmp_path / "elsewhere"
     other.mkdir()
-    old = _touch(other, datetime(2020, 1, 1, tzinfo=timezone.utc))
+    old = _touch(other, datetime(2020, 1, 1, tzinfo=UTC))
     app.config.update(BACKUP_KEEP_DAILY=1, BACKUP_KEEP_WEEKLY=1, BACKUP_KEEP_MONTHLY=1)
     result = runner.invoke(args=["backup", "create", "--to", str(other)])
     assert result.exit_code == 0 and f"rotated away {old}" in result.output
@@ -288,3 +294,103 @@ def test_backup_while_notes_are_saved_holds_every_note_saved_before_it(app, runn
             manifest = json.loads(archive.extractfile("manifest.json").read())
         assert manifest["row_counts"]["customer_notes"] == len(in_backup) == db.session.scalar(
             select(func.count()).select_from(CustomerNote))
+
+
+# ---- the restore drill with real processes --------------------------------------------------
+
+def _save_notes_in_process(url, instance, customer_id, acknowledged, stop):
+    """Save notes on ``customer_id`` until ``stop``; each id is reported once committed."""
+    from app import create_app
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": url, "INSTANCE_PATH": instance})
+    with app.app_context():
+        admin = db.session.scalar(select(User).where(User.username == "root"))
+        number = 0
+        while not stop.is_set() and number < 3000:
+            note = notes.create_note(admin, db.session.get(Customer, customer_id),
+                                     NoteData(kind="call", body=f"多进程记录 {number}"))
+            db.session.commit()
+            acknowledged.put(note.note.id)
+            number += 1
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _drain(acknowledged, into: list, wait: float = 0.0) -> None:
+    import queue
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            into.append(acknowledged.get(timeout=max(0.0, deadline - time.monotonic()) or 0.01))
+        except queue.Empty:
+            return
+
+
+@pytest.mark.concurrency
+def test_backup_while_several_processes_save_notes_holds_every_acknowledged_note(app, runner):
+    import multiprocessing
+
+    customer_id, _note = _customer_with_note(app, "多进程客户", "开始")
+    context = multiprocessing.get_context("spawn")
+    acknowledged, stop = context.Queue(), context.Event()
+    writers = [context.Process(target=_save_notes_in_process,
+                               args=(database_url(app), app.instance_path, customer_id, acknowledged, stop))
+               for _ in range(3)]
+    for writer in writers:
+        writer.start()
+    received: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(received) < 60 and time.monotonic() < deadline:  # every writer under way
+            _drain(acknowledged, received, wait=0.5)
+        assert len(received) >= 60, "the writers did not get going"
+        _drain(acknowledged, received)
+        before = set(received)  # acknowledged to their writers before the backup began
+        path = _create(runner)
+        _drain(acknowledged, received)
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join(60)
+        _drain(acknowledged, received)
+    assert all(writer.exitcode == 0 for writer in writers)
+    assert len(received) > len(before)  # the writers went on while the backup ran
+    restored = runner.invoke(args=_restore_args(app, path))
+    assert restored.exit_code == 0, restored.output
+    with app.app_context():
+        in_backup = set(db.session.scalars(select(CustomerNote.id)).all())
+    assert before <= in_backup
+
+
+@pytest.mark.concurrency
+def test_a_backup_killed_half_way_leaves_no_broken_file_listed(app, folder):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    customer_id, _note = _customer_with_note(app, "被杀的备份", "开始")
+    with app.app_context():
+        admin = db.session.scalar(select(User).where(User.username == "root"))
+        customer = db.session.get(Customer, customer_id)
+        for number in range(1500):  # enough that the copy and packing take a moment
+            notes.create_note(admin, customer, NoteData(kind="call", body=f"填充记录 {number} " * 20))
+        db.session.commit()
+    env = {**os.environ, "DATABASE_URL": database_url(app), "DESKBOOK_INSTANCE_PATH": app.instance_path,
+           "SECRET_KEY": "x"}
+    flask = [sys.executable, "-m", "flask", "--app", "app", "backup", "create"]
+    process = subprocess.Popen(flask, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               cwd=Path(__file__).resolve().parent.parent)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            if folder.is_dir() and any(p.name.startswith(".deskbook-tmp-") for p in folder.iterdir()):
+                break  # writing under its temporary name
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(30)
+    for listed in backup.list_backups(folder):  # none, unless it finished before the kill: then whole
+        assert backup.verify(listed.path).ok
+    assert all(p.name.startswith((".deskbook-tmp-", "deskbook-")) for p in folder.iterdir())

@@ -11,8 +11,10 @@ from extensions import db
 from models import Customer, CustomerNote, Mention, User
 from services import customers, dashboard, office_time, tasks
 from services.customers import CustomerData
-from services.notes import NoteData, create_note, delete_note
-from tests.conftest import TEST_PASSWORD
+from services.notes import delete_note
+from tests.factories import make_account as person
+from tests.factories import make_customer as new_customer
+from tests.factories import make_note as note
 
 HX = {"HX-Request": "true"}
 ZONE = "Asia/Shanghai"
@@ -27,21 +29,6 @@ def ctx(app):
 @pytest.fixture
 def today(app):
     return office_time.office_today(app.config["OFFICE_TIMEZONE"])
-
-
-def person(role="sales", username=None, **kwargs) -> User:
-    from services import accounts
-
-    username = username or f"{role}{db.session.scalar(select(db.func.count(User.id))) + 1}"
-    return accounts.create_user(username, TEST_PASSWORD, role, display_name=username.title(), **kwargs)
-
-
-def new_customer(actor: User, name="王小明") -> Customer:
-    return customers.create_customer(actor, CustomerData(name=name), acknowledge_duplicates=True)
-
-
-def note(actor: User, customer: Customer, body="来电咨询", kind="call") -> CustomerNote:
-    return create_note(actor, customer, NoteData(kind=kind, body=body)).note
 
 
 # ---- the service ------------------------------------------------------------------------------
@@ -207,8 +194,11 @@ def test_front_desk_home_is_lookup_first(app, client, login_as, make_user, today
         customer_id, visit_id = customer.id, visit.id
     html = client.get("/").data.decode()
     assert '<h1 data-testid="welcome">Welcome, 前台小王</h1>' in html
-    form = re.search(r'<form[^>]*class="lookup-form".*?</form>', html, re.S).group(0)
-    assert 'action="/customers"' in form and 'name="q"' in form and "autofocus" in form
+    # The header's search box, once more: the same search (the index's), the same keys.
+    form = re.search(r'<form[^>]*class="search-box-form lookup-search-form".*?</form>', html, re.S).group(0)
+    assert 'action="/search"' in form and 'name="q"' in form and "autofocus" in form
+    assert 'hx-get="/search/suggest"' in form and "data-search-primary" in form
+    assert 'hx-vals=\'{"box": "lookup"}\'' in form
     assert 'href="/customers/new"' in html
     assert f'href="/customers/{customer_id}#note-{visit_id}"' in html and "来访客户" in html
     assert html.count('data-testid="contact"') == 1
@@ -291,15 +281,36 @@ def test_front_desk_home_has_no_recycling_section(client, login_as):
     assert 'id="dash-recycling"' not in client.get("/").data.decode()
 
 
-def test_manager_home_links_the_batch_and_warns_of_a_missing_sweep(app, client, login_as):
-    from services import pool
+def test_manager_home_links_the_batch_and_warns_of_a_missing_sweep_once(app, client, login_as):
+    from services import nightly
+    from tests.nightly_helpers import make_overdue
 
     login_as("manager")
     html = client.get("/").data.decode()
-    link = html.split('data-testid="recycling-link"')[1].split("</p>")[0]
-    assert 'href="/pool/recycling"' in link and "check the cron job" in link
+    assert 'href="/pool/recycling"' in html.split('data-testid="recycling-link"')[1].split("</p>")[0]
+    assert 'data-testid="sweep-banner"' not in html  # a fresh install has missed no night
     with app.app_context():
-        pool.recycle_due_customers()
+        make_overdue("pool_sweep")
+    html = client.get("/").data.decode()
+    assert html.count('data-testid="sweep-banner"') == 1 and html.count("sweep of the public pool is overdue") == 1
+    with app.app_context():
+        assert nightly.run("pool_sweep").ok
+    assert 'data-testid="sweep-banner"' not in client.get("/").data.decode()
+
+
+def test_home_lists_are_capped_with_a_link_to_the_whole_list(app, client, login_as):
+    """108 customers about to be recycled made a 5,500 px wall: the home page shows
+    the first ten and links to the full list."""
+    me = login_as("sales")
+    with app.app_context():
+        owner = db.session.get(User, me.id)
+        made = [customers.create_customer(owner, CustomerData(name=f"回收{n:02d}", owner_id=me.id),
+                                          acknowledge_duplicates=True) for n in range(12)]
         db.session.commit()
-    link = client.get("/").data.decode().split('data-testid="recycling-link"')[1].split("</p>")[0]
-    assert 'href="/pool/recycling"' in link and "check the cron job" not in link
+        for customer in made:
+            _owned_for(customer, 28)
+    html = client.get("/").data.decode()
+    section = html.split('id="dash-recycling"')[1].split("</section>")[0]
+    assert section.count('data-testid="recycling-soon"') == 10
+    assert 'data-testid="recycling-show-all"' in section and "Show all 12" in section
+    assert 'href="/customers?owner=mine&amp;sort=stale"' in section

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from extensions import db
 from models import CustomerNote, SearchBacklog
-from services import customers, notes
+from services import customers
 from services.customers import CustomerData
 from services.search import store
 from tests.conftest import login
@@ -86,3 +86,15 @@ def test_sign_out_on_a_full_database_disk_still_signs_this_browser_out(client, c
     assert client.post("/logout").status_code in (302, 303)
     monkeypatch.undo()
     assert client.get("/").status_code in (302, 303)  # to the sign-in page
+
+
+def test_sign_in_on_a_full_database_disk_still_signs_in(client, make_user, monkeypatch):
+    user = make_user("manager", username="full.db")
+    monkeypatch.setattr(Session, "commit", _raise(DATABASE_FULL))
+    assert login(client, user.username).status_code == 303
+    assert client.get("/").status_code == 200
+    wrong = client.post("/login", data={"username": user.username, "password": "not the password"})
+    assert wrong.status_code in (200, 303)  # already signed in: sent home, never a 500 or 507
+    client.post("/logout")
+    refused = client.post("/login", data={"username": user.username, "password": "not the password"})
+    assert refused.status_code == 422  # the refusal is still said, though it could not be counted

@@ -113,7 +113,7 @@ def test_upload_preview_import_history_undo(app, client, login_as):
     assert customer_count(app) == 0  # nothing before the confirmation
 
     rejected = client.get(f"/customers/imports/{batch}/rejected.csv")
-    assert rejected.data.startswith("\ufeff".encode()) and "Reason".encode() in rejected.data
+    assert rejected.data.startswith("\ufeff".encode()) and b"Reason" in rejected.data
     assert "姓名: The name is missing.".encode() in rejected.data
 
     assert client.post(f"/customers/imports/{batch}/import").status_code == 303

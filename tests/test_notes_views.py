@@ -25,8 +25,8 @@ from models import (
     utcnow,
 )
 from services import customers, notes, office_time
-from services.customers import CustomerData
 from services.notes import NoteData
+from tests.factories import make_customer, make_note
 
 HX = {"HX-Request": "true"}
 XSS = '<script>alert(1)</script><img src=x hx-get="/admin/users" hx-trigger="load">'
@@ -41,11 +41,11 @@ def world(app, make_user):
     people["sales2"] = make_user("sales", username="wang.fang", display_name="王芳")
     with app.app_context():
         get = lambda key: db.session.get(User, people[key].id)  # noqa: E731
-        mine = customers.create_customer(get("sales"), CustomerData(name="王小明"))
-        theirs = customers.create_customer(get("sales2"), CustomerData(name="赵四"))
-        pool = customers.create_customer(get("manager"), CustomerData(name="公海客户"))
-        my_note = notes.create_note(get("sales"), mine, NoteData(kind="call", body="我的备注")).note
-        their_note = notes.create_note(get("sales2"), theirs, NoteData(kind="call", body="别人的备注")).note
+        mine = make_customer(get("sales"), "王小明")
+        theirs = make_customer(get("sales2"), "赵四")
+        pool = make_customer(get("manager"), "公海客户")
+        my_note = make_note(get("sales"), mine, "我的备注")
+        their_note = make_note(get("sales2"), theirs, "别人的备注")
         db.session.commit()
         ids = {"mine": mine.id, "theirs": theirs.id, "pool": pool.id, "my_note": my_note.id,
                "their_note": their_note.id}
@@ -180,8 +180,8 @@ def test_quick_entry_without_htmx_redirects_to_the_customer(client, world):
     ({"kind": "call", "body": "  ", "plan": " "}, "Write something"),
     ({"kind": "call", "body": "x" * 10_000}, "At most 5000 characters"),
     ({"kind": "call", "body": "typed", "contacted_at": "2099-01-01T10:00"}, "cannot be in the future"),
-    ({"kind": "call", "body": "typed", "contacted_at": "yesterday"}, "Not a valid date and time"),
-    ({"kind": "call", "body": "typed", "follow_up_on": "2026-13-45"}, "Not a valid date"),
+    ({"kind": "call", "body": "typed", "contacted_at": "yesterday"}, "Enter the date and time of the contact"),
+    ({"kind": "call", "body": "typed", "follow_up_on": "2026-13-45"}, "Enter the follow-up date"),
     ({"kind": "call", "body": "typed", "follow_up_on": "2001-01-01"}, "cannot be in the past"),
     ({"kind": "call", "body": "typed", "mention": "@ghost"}, "No active colleague"),
     ({"kind": "fax", "body": "typed"}, "Not a valid choice"),
@@ -206,7 +206,8 @@ def test_quick_entry_on_an_archived_customer_is_refused(client, world, app):
     with app.app_context():
         customers.archive(db.session.get(User, world["manager"].id), db.session.get(Customer, world["pool"]))
         db.session.commit()
-    assert client.post(f"/customers/{world['pool']}/notes", headers=HX, data={"kind": "call", "body": "x"}).status_code == 403
+    response = client.post(f"/customers/{world['pool']}/notes", headers=HX, data={"kind": "call", "body": "x"})
+    assert response.status_code == 403
     assert 'id="note-form"' not in client.get(f"/customers/{world['pool']}").data.decode()
 
 
@@ -225,7 +226,7 @@ def test_follow_up_date_creates_a_task(client, world, app):
         due = office_time.office_today() + timedelta(days=2)
     response = client.post(f"/customers/{world['mine']}/notes", headers=HX,
                            data={"kind": "call", "body": "报价已发", "follow_up_on": due.isoformat()})
-    assert due.isoformat() in _trigger(response)["toast"]["message"]
+    assert f"{due.day} {due:%b} {due.year}" in _trigger(response)["toast"]["message"]  # the one date format
     with app.app_context():
         task = db.session.scalar(select(FollowUpTask))
         assert (task.title, task.due_date, task.customer_id) == ("报价已发", due, world["mine"])
@@ -245,9 +246,10 @@ def test_markup_in_notes_and_comments_is_stored_and_shown_inert(client, world, a
         assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 3 - (url == "/notes")
 
 
-def test_template_choice_prefills_the_sections_and_keeps_typed_text(client, world, app):
+def test_template_choice_shows_prompts_as_placeholders_and_keeps_typed_text(client, world, app):
     with app.app_context():
-        template = NoteTemplate(name="到访登记", kind="visit", prompts={"summary": "到访目的：", "needs": "", "plan": "下一步："},
+        template = NoteTemplate(name="到访登记", kind="visit",
+                                prompts={"summary": "到访目的：", "needs": "", "plan": "下一步："},
                                 required_sections=["summary"])
         db.session.add(template)
         db.session.commit()
@@ -258,8 +260,13 @@ def test_template_choice_prefills_the_sections_and_keeps_typed_text(client, worl
                                                           "body": "已打字", "needs": "我写的"})
     html = response.data.decode()
     assert response.status_code == 200 and "<html" not in html
-    assert ">\r\n到访目的：</textarea>" in html and ">\r\n我写的</textarea>" in html and ">\r\n已打字</textarea>" in html
+    # The prompts are placeholders, never text in the fields; typed text stays.
+    assert 'placeholder="到访目的："' in html and 'placeholder="下一步："' in html
+    assert "到访目的：</textarea>" not in html
+    assert ">\r\n我写的</textarea>" in html and ">\r\n已打字</textarea>" in html
     assert '<option selected value="visit">' in html
+    # The section it requires says so, named as the "Still empty" toast names it.
+    assert "Communication summary" in html and "Required by the template 到访登记." in html
     assert b"<html" in client.get(url).data
 
 

@@ -129,8 +129,8 @@ def test_visible_fields_per_role(role, fields):
     assert policy.customer_scope(_user(role)).fields == fields
 
 
-def test_front_desk_basic_card_is_name_company_phone_owner():
-    assert policy.BASIC_CARD_FIELDS == {"name", "company", "phones", "owner"}
+def test_front_desk_basic_card_is_name_company_phone_owner_last_contact():
+    assert {"name", "company", "phones", "owner", "last_contact"} == policy.BASIC_CARD_FIELDS
 
 
 def test_visible_fields_of_a_customer_follow_the_object_rule():

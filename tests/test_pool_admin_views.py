@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from extensions import db
 from models import AuditEvent, Customer, PoolEvent, User, utcnow
-from services import customers, pool, pool_stats, settings
-from services.customers import CustomerData
+from services import pool, pool_stats, settings
 from services.settings import SPECS
+from tests.factories import make_customer
 
 HX = {"HX-Request": "true"}
 PAGES = ["/admin/settings", "/pool/events", "/pool/recycling"]
@@ -23,7 +23,7 @@ def _user(user) -> User:
 
 
 def _customer(actor, name, **fields) -> Customer:
-    return customers.create_customer(_user(actor), CustomerData(name=name, **fields), acknowledge_duplicates=True)
+    return make_customer(_user(actor), name, **fields)
 
 
 def _make_due(customer: Customer, days: int = 40) -> None:
@@ -269,7 +269,7 @@ def test_recycling_preview_lists_the_due_and_why(client, login_as, due):
     assert "锁定客户" not in html and "成交客户" not in html and "新客户" not in html
     assert "No effective follow-up since the owner got the customer" in html
     assert "0 2 * * * cd /srv/deskbook &amp;&amp; .venv/bin/flask --app app pool recycle" in html
-    assert "never" in html.split('data-testid="last-sweep"')[1].split("</p>")[0]
+    assert "not run yet" in html.split('data-testid="last-sweep"')[1].split("</p>")[0]
 
 
 def test_recycling_preview_after_the_sweep_and_when_off(app, client, login_as, due):
@@ -292,23 +292,27 @@ def _banner(app, user) -> str:
 
 
 def test_sweep_banner_until_the_sweep_runs(app, make_user):
+    from services import nightly
+    from tests.nightly_helpers import make_overdue
+
     manager, seller = make_user("manager"), make_user("sales")
-    assert "check the cron job" in _banner(app, manager)
+    assert _banner(app, manager).strip() == ""  # fresh install: no night has passed
+    with app.app_context():
+        make_overdue("pool_sweep")
+    assert "sweep of the public pool is overdue" in _banner(app, manager)
     assert 'href="/pool/recycling"' in _banner(app, manager)
     assert _banner(app, seller).strip() == ""
     with app.app_context():
-        pool.recycle_due_customers()
-        db.session.commit()
+        assert nightly.run("pool_sweep").ok
     assert _banner(app, manager).strip() == ""
-    with app.app_context():
-        pool.recycle_due_customers(now=utcnow() - timedelta(hours=27))  # the last run was long ago
-        db.session.commit()
-    assert "check the cron job" in _banner(app, manager)
 
 
 def test_sweep_banner_silent_when_recycling_is_off(app, make_user):
     admin = make_user("admin")
     with app.app_context():
+        from tests.nightly_helpers import make_overdue
+
+        make_overdue("pool_sweep")
         settings.update(_user(admin), {"pool.recycle_enabled": False})
         db.session.commit()
     assert _banner(app, admin).strip() == ""

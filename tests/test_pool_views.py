@@ -1,8 +1,11 @@
+import json
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
 from extensions import db
-from models import Customer, PoolEvent
+from models import AuditEvent, Customer, PoolEvent
 from services import accounts, customers, pool, settings
 from services.customers import CustomerData
 from tests.conftest import TEST_PASSWORD, login
@@ -45,15 +48,147 @@ def test_claim_from_the_list_updates_the_row(app, client, world):
     _login(client, "wang")
     response = client.post(f"/pool/{world['pool']}/claim", headers=HX, data={"from": "list"})
     assert response.status_code == 200
-    assert response.data.lstrip().startswith(f'<tr id="pool-row-{world["pool"]}"'.encode())
+    assert response.data.lstrip().startswith(f'<td id="pool-claim-{world["pool"]}"'.encode())
     assert b"Owner: wang" in response.data and "HX-Trigger" in response.headers
+    # The counts above the list follow, out of band.
+    assert b'id="claim-standing"' in response.data and b'hx-swap-oob="true"' in response.data
+    assert b"Owned 1 / 50" in response.data and b"Claimed today 1 / 20" in response.data
     other = app.test_client()
     other.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
     _login(other, "li")
     lost = other.post(f"/pool/{world['pool']}/claim", headers=HX, data={"from": "list"})
+    assert lost.status_code == 422
     assert b"Already claimed by wang" in lost.data and '"error"' in lost.headers["HX-Trigger"]
     assert "公海客户" not in lost.data.decode()  # the loser learns who won, nothing more
+    assert b'data-testid="claim-row"' not in lost.data
     assert other.post("/pool/999999/claim", headers=HX).status_code == 404
+
+
+def test_pool_page_shows_the_claim_counts_to_those_who_claim(app, client, world):
+    with app.app_context():
+        wang = accounts.get_by_username("wang")
+        pool.claim_customer(wang, world["pool"])
+        db.session.commit()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN"
+    _login(client, "wang")
+    page = client.get("/pool").data.decode()
+    assert 'data-testid="claim-standing"' in page
+    assert "已拥有 1 / 50" in page and "今日已领取 1 / 20" in page
+    manager = app.test_client()
+    _login(manager, "boss")
+    assert b'data-testid="claim-standing"' not in manager.get("/pool").data
+
+
+@pytest.mark.parametrize("rule", ["limit", "daily_limit"])
+def test_a_refused_claim_keeps_the_row_and_says_the_real_numbers(app, client, world, rule):
+    """The row stays with its Claim button and the refusal beside it; the message
+    counts what the user has (3), not the limit (1 or 2)."""
+    with app.app_context():
+        admin = accounts.create_user("root", TEST_PASSWORD, "admin")
+        boss, desk, wang = (accounts.get_by_username(n) for n in ("boss", "desk", "wang"))
+        extra = [customers.create_customer(desk, CustomerData(name=f"公海{n}")).id for n in range(3)]
+        if rule == "limit":
+            pool.assign_customers(boss, extra, wang.id)
+            settings.update(admin, {"pool.max_owned": 1})
+        else:
+            for customer_id in extra:
+                pool.claim_customer(wang, customer_id)
+            settings.update(admin, {"pool.max_daily_claims": 2})
+        db.session.commit()
+    _login(client, "wang")
+    refused = client.post(f"/pool/{world['pool']}/claim", headers=HX, data={"from": "list"})
+    assert refused.status_code == 422
+    text = refused.data.decode()
+    assert text.lstrip().startswith(f'<td id="pool-claim-{world["pool"]}"')
+    assert 'data-testid="claim-row"' in text and 'data-testid="claim-refusal"' in text
+    expected = ("You own 3 customers; the limit is 1." if rule == "limit"
+                else "You have claimed 3 customers today; the most per day is 2.")
+    assert expected in text and expected in refused.headers["HX-Trigger"]
+    assert 'id="claim-standing"' in text
+    with app.app_context():
+        assert db.session.get(Customer, world["pool"]).owner_id is None
+
+
+def test_release_other_without_text_keeps_the_form_open(client, world):
+    _login(client, "li")
+    refused = client.post(f"/customers/{world['li']}/release", headers=HX,
+                          data={"reason": "other", "reason_text": "   "})
+    assert refused.status_code == 422 and "HX-Trigger" not in refused.headers
+    text = refused.data.decode()
+    assert '<details class="release-box" open>' in text
+    assert '<option value="other" selected>' in text
+    assert 'id="release-text-error"' in text and "Say why." in text
+    assert 'aria-describedby="release-text-error"' in text
+    missing = client.post(f"/customers/{world['li']}/release", headers=HX,
+                          data={"reason": "", "reason_text": "见面再谈"})
+    assert missing.status_code == 422
+    assert 'id="release-reason-error"' in missing.data.decode() and 'value="见面再谈"' in missing.data.decode()
+
+
+def _release(client, customer_id):
+    response = client.post(f"/customers/{customer_id}/release", headers=HX, data={"reason": "no_need"})
+    assert response.status_code == 200
+    return response
+
+
+def test_release_offers_undo_which_restores_owner_and_clock(app, client, world):
+    with app.app_context():
+        li = accounts.get_by_username("li")
+        customer = db.session.get(Customer, world["li"])
+        pool.set_recycle_lock(li, customer, True)
+        db.session.commit()
+        owned_since = customer.owned_since
+    _login(client, "li")
+    released = _release(client, world["li"])
+    toast = json.loads(released.headers["HX-Trigger"])["toast"]
+    assert toast["undo"] == f"/customers/{world['li']}/release/undo"
+    undone = client.post(toast["undo"], headers=HX)
+    assert undone.status_code == 204 and undone.headers.get("HX-Refresh") == "true"
+    with app.app_context():
+        customer = db.session.get(Customer, world["li"])
+        assert customer.owner.username == "li" and customer.owned_since == owned_since
+        assert customer.recycle_locked is True and customer.pool_reason == ""
+        kinds = [e.kind for e in db.session.scalars(select(PoolEvent).where(PoolEvent.customer_id == world["li"])
+                                                    .order_by(PoolEvent.id))]
+        assert kinds[-2:] == ["release", "release_undone"]
+        assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "pool.release_undone")) is not None
+    assert client.post(toast["undo"], headers=HX).status_code == 204  # nothing left to undo: refused
+    with app.app_context():
+        assert db.session.get(Customer, world["li"]).owner.username == "li"
+
+
+def test_undo_release_refusals(app, client, world):
+    """Someone else, a claim in between, or too late: refused with a message, nothing changes."""
+    _login(client, "li")
+    undo = f"/customers/{world['li']}/release/undo"
+    _release(client, world["li"])
+    other = app.test_client()
+    other.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    _login(other, "wang")
+    wrong_user = other.post(undo, headers=HX)
+    assert wrong_user.status_code == 204 and "Only the one who released" in wrong_user.headers["HX-Trigger"]
+    with app.app_context():
+        assert db.session.get(Customer, world["li"]).owner_id is None
+        event = db.session.scalars(select(PoolEvent).where(PoolEvent.customer_id == world["li"])
+                                   .order_by(PoolEvent.id.desc())).first()
+        event.at = event.at - timedelta(seconds=pool.RELEASE_UNDO_SECONDS + 1)
+        db.session.commit()
+    too_late = client.post(undo, headers=HX)
+    assert "Too late to undo" in too_late.headers["HX-Trigger"]
+    with app.app_context():
+        assert db.session.get(Customer, world["li"]).owner_id is None
+        customer = customers.create_customer(accounts.get_by_username("li"), CustomerData(name="又一个"))
+        db.session.commit()
+        second = customer.id
+    _release(client, second)
+    assert other.post(f"/pool/{second}/claim", headers=HX).status_code == 200
+    # Claimed meanwhile by a colleague: li may no longer see the customer at all.
+    assert client.post(f"/customers/{second}/release/undo", headers=HX).status_code == 404
+    with app.app_context():
+        assert db.session.get(Customer, second).owner.username == "wang"
+        with pytest.raises(pool.PoolRefusal) as refused:  # and the rule itself, for a manager's view
+            pool.undo_release(accounts.get_by_username("li"), db.session.get(Customer, second))
+        assert refused.value.code == "changed"
 
 
 def test_customer_page_shows_countdown_and_release(app, client, world):
@@ -93,7 +228,8 @@ def test_claiming_a_customer_outside_the_pool_is_404_like_an_unknown_id(app, cli
 def test_foreign_customer_pool_actions_are_404(client, world):
     _login(client, "wang")
     for path in ("release", "lock"):
-        assert client.post(f"/customers/{world['li']}/{path}", headers=HX, data={"reason": "no_need"}).status_code == 404
+        response = client.post(f"/customers/{world['li']}/{path}", headers=HX, data={"reason": "no_need"})
+        assert response.status_code == 404
     assert client.post(f"/customers/{world['li']}/assign", headers=HX).status_code == 403
 
 
@@ -123,7 +259,8 @@ def test_bulk_assign_respects_limit(app, client, world):
         db.session.commit()
         wang_id = accounts.get_by_username("wang").id
     _login(client, "boss")
-    refused = client.post("/pool/assign", headers=HX, data={"customer_id": [world["pool"], extra], "to_user_id": wang_id})
+    refused = client.post("/pool/assign", headers=HX,
+                          data={"customer_id": [world["pool"], extra], "to_user_id": wang_id})
     assert refused.status_code == 204 and "error" in refused.headers["HX-Trigger"]
     done = client.post("/pool/assign", headers=HX, data={"customer_id": [world["pool"], extra],
                                                           "to_user_id": wang_id, "override": "1"})

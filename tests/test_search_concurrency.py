@@ -117,7 +117,8 @@ def save_and_edit_notes(url, instance, customer_id, author_id, tag, go, results)
         go.wait(TIMEOUT)
         for n in range(NOTES):
             author, customer = db.session.get(User, author_id), db.session.get(Customer, customer_id)
-            saved.append(notes.create_note(author, customer, NoteData(kind="call", body=f"合并 w{tag}n{n} 报价")).note.id)
+            data = NoteData(kind="call", body=f"合并 w{tag}n{n} 报价")
+            saved.append(notes.create_note(author, customer, data).note.id)
             db.session.commit()
             if n % 3 == 2:
                 note = db.session.get(CustomerNote, saved[n - 2])

@@ -15,6 +15,7 @@ from services import accounts, customers, notes, search
 from services.customers import CustomerData
 from services.notes import NoteData
 from tests.conftest import TEST_PASSWORD, login, make_tag, statements_run
+from tests.factories import make_customer, make_note
 
 HX = {"HX-Request": "true"}
 
@@ -29,18 +30,14 @@ def office(app):
         desk = accounts.create_user("desk", TEST_PASSWORD, "frontdesk")
         boss = accounts.create_user("boss", TEST_PASSWORD, "manager")
 
-        def customer(owner, name, phone=None, **fields):
-            data = CustomerData(name=name, phones=[("mobile", phone)] if phone else [], **fields)
-            return customers.create_customer(owner, data, acknowledge_duplicates=True)
-
-        own = customer(s1, "张伟", "13812345678", company="东方贸易")
-        theirs = customer(s2, "张伟明", "13900001111", company="西山机械")
-        pool = customer(boss, "张三丰")
-        hidden = customer(s1, "张伟国")
+        own = make_customer(s1, "张伟", phone="13812345678", company="东方贸易")
+        theirs = make_customer(s2, "张伟明", phone="13900001111", company="西山机械")
+        pool = make_customer(boss, "张三丰")
+        hidden = make_customer(s1, "张伟国")
         customers.archive(boss, hidden)
-        notes.create_note(s1, own, NoteData(kind="call", body="张伟 要报价，下周签合同"))
-        notes.create_note(s2, theirs, NoteData(kind="call", body="机密报价：只给张伟明"))
-        notes.create_note(desk, theirs, NoteData(kind="call", body="前台来电：报价问题"))
+        make_note(s1, own, "张伟 要报价，下周签合同")
+        make_note(s2, theirs, "机密报价：只给张伟明")
+        make_note(desk, theirs, "前台来电：报价问题")
         db.session.commit()
         return {"own": own.id, "theirs": theirs.id, "pool": pool.id, "hidden": hidden.id}
 
@@ -67,7 +64,8 @@ def test_suggest_groups_customers_and_notes_with_highlights(client, office):
     assert "<html" not in html
     customers_part, notes_part = html.split('id="suggest-notes-head"')
     assert customers_part.count('data-testid="suggest-customer"') == 2  # not the archived one
-    assert "<mark>张伟</mark>明" in customers_part and f'href="/customers/{office["theirs"]}"' in customers_part
+    assert "<mark>张伟</mark>明" in customers_part
+    assert f'href="/customers/{office["theirs"]}?focus=note"' in customers_part
     assert "138 1234 5678" in customers_part and "东方贸易" in customers_part
     assert notes_part.count('data-testid="suggest-note"') == 2
     assert f'href="/customers/{office["own"]}#note-' in notes_part

@@ -170,7 +170,7 @@ def test_create_group_without_javascript_redirects_with_a_message(client, login_
 @pytest.mark.parametrize("data, message", [
     ({"name": "", "colour": "grey"}, "Enter a name."),
     ({"name": "   ", "colour": "grey"}, "Enter a name."),
-    ({"name": "x" * 33, "colour": "grey"}, "At most 32 characters."),
+    ({"name": "x" * 33, "colour": "grey"}, "At most 32 characters (this has 33): shorten it."),
     ({"name": "需求", "colour": "grey"}, "A group of that name exists already."),
     ({"name": "ok", "colour": "chartreuse"}, "Not a valid choice"),
 ])
@@ -273,7 +273,7 @@ def test_create_tag_gives_the_row_and_a_fresh_form(app, client, login_as, seeded
 
 @pytest.mark.parametrize("data, message", [
     ({"name": "", "colour": ""}, "Enter a name."),
-    ({"name": "y" * 33, "colour": ""}, "At most 32 characters."),
+    ({"name": "y" * 33, "colour": ""}, "At most 32 characters (this has 33): shorten it."),
     ({"name": "报价", "colour": ""}, "This group already has a tag of that name."),
     ({"name": "ok", "colour": "rainbow"}, "Not a valid choice"),
 ])
@@ -319,7 +319,7 @@ def test_rename_tag_returns_the_same_row(app, client, login_as, seeded):
 
 @pytest.mark.parametrize("data, message", [
     ({"name": "", "colour": ""}, "Enter a name."),
-    ({"name": "z" * 33, "colour": ""}, "At most 32 characters."),
+    ({"name": "z" * 33, "colour": ""}, "At most 32 characters (this has 33): shorten it."),
     ({"name": "询价", "colour": ""}, "This group already has a tag of that name."),
     ({"name": "ok", "colour": "#f00"}, "Not a valid choice"),
 ])

@@ -8,13 +8,14 @@ from flask_login import current_user
 
 from blueprints import htmx
 from blueprints.access import authorize, permission_required
-from blueprints.admin.forms import UserCreateForm, UserEditForm
+from blueprints.admin import audit_text
+from blueprints.admin.forms import UserCreateForm, UserEditForm, parse_audit_filter
 from blueprints.security import client_ip
 from extensions import db
 from models import User
 from services import accounts, audit, customers, pool
 from services.errors import DomainError
-from services.ids import parse_id
+from services.ids import format_cursor, parse_cursor, parse_id
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -147,8 +148,16 @@ def reset_password(user_id: int):
 @bp.get("/audit")
 @permission_required("audit.view")
 def audit_log():
-    """The newest audit lines, filterable by kind, paged back in time."""
-    kind = request.args.get("kind", "")[:64]
-    before = parse_id(request.args.get("before"))
-    events = audit.recent_events(action_prefix=kind, limit=50, before_id=before)
-    return htmx.render("admin/audit.html", "admin/_audit_rows.html", events=events, kind=kind)
+    """The audit log, newest first, filtered by kind, user, customer and dates; htmx
+    swaps the rows (a changed filter) or appends older ones (keyset paging)."""
+    form, flt = parse_audit_filter(request.args)
+    after = parse_cursor(request.args.get("after"))
+    events, more = audit.events_page(flt, after=after) if not form.errors else ([], False)
+    context = {"events": events, "more": more, "form": form, "flt": flt, "names": audit_text.user_names(events),
+               "describe": audit_text.describe, "kind_label": audit_text.kind_label,
+               "describe_target": audit_text.describe_target, "format_cursor": format_cursor}
+    status = 422 if form.errors else 200
+    if after is not None:  # "Older": only the rows that follow
+        return htmx.render("admin/audit.html", "admin/_audit_rows.html", status=status, **context)
+    return htmx.render("admin/audit.html", "admin/_audit_results.html", status=status,
+                       oob=htmx.wants_fragment(), **context)

@@ -41,6 +41,22 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _commit_unless_disk_full() -> bool:
+    """Commit what signing in or out recorded (the audit line, the sign-in counters,
+    a new session token). On a full disk that record is dropped and logged, and the
+    sign-in or sign-out goes on: nobody is locked out of, or into, a server whose disk
+    filled up. Returns whether it was saved."""
+    try:
+        db.session.commit()
+        return True
+    except (OSError, OperationalError) as error:
+        if not errors.is_disk_full(error):
+            raise
+        db.session.rollback()
+        current_app.logger.warning("disk full: sign-in or sign-out not recorded (%s)", error)
+        return False
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     """Sign in. Wrong credentials and lockouts give the same kind of message, which
@@ -55,10 +71,10 @@ def login():
                 form.username.data, form.password.data, ip=client_ip(), policy=_login_policy()
             )
         except accounts.LoginRefused as refused:
-            db.session.commit()  # the failure counts towards the lockout
+            _commit_unless_disk_full()  # the failure counts towards the lockout
             error = refused.message
         else:
-            db.session.commit()
+            _commit_unless_disk_full()
             start_session(user)
             return htmx.redirect(_safe_next(request.args.get("next")))
     status = 422 if error or form.errors else 200
@@ -70,14 +86,9 @@ def login():
 def logout():
     """Sign out everywhere: the session token is replaced, so a copied cookie is
     refused afterwards."""
-    try:
-        accounts.logout(current_user._get_current_object(), ip=client_ip())
-        db.session.commit()
-    except (OSError, OperationalError) as error:
-        if not errors.is_disk_full(error):
-            raise
-        # The token could not be replaced (other sessions stay valid); this browser's session ends all the same.
-        db.session.rollback()
+    accounts.logout(current_user._get_current_object(), ip=client_ip())
+    # On a full disk the token is not replaced (other sessions stay valid); this browser's session ends all the same.
+    _commit_unless_disk_full()
     end_session()
     htmx.notify(_l("You have signed out."), "success")
     return htmx.redirect(url_for("auth.login"))

@@ -20,9 +20,9 @@ from blueprints.customers.forms import (
 from blueprints.notes import customer_notes_context
 from blueprints.pool import panel_context
 from blueprints.security import client_ip
+from blueprints.tags.filter import toggle_tag_url
 from blueprints.tasks import customer_tasks_context
 from extensions import db
-from models import Role
 from services import audit, customers, phones, policy, pool, tags
 from services import merge as merging
 from services.customers import CustomerData, CustomerFilter, DuplicateCustomer
@@ -31,16 +31,6 @@ from services.ids import parse_id
 from services.office_time import office_today
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
-
-
-def toggle_tag_url(flt: CustomerFilter):
-    def url_for_tag(tag_id: int) -> str:
-        selected = set(flt.tag_ids) ^ {tag_id}
-        args = {**flt.as_args(), "tag": sorted(selected)}
-        args.pop("page", None)
-        return url_for("customers.index", **args)
-
-    return url_for_tag
 
 
 @bp.get("")
@@ -56,7 +46,8 @@ def index():
     return htmx.render(
         "customers/index.html", "customers/_results.html",
         page=page, flt=flt, groups=tags.all_groups(), owner_options=owner_options,
-        toggle_tag_url=toggle_tag_url(flt), fields=policy.visible_fields(actor()),
+        toggle_tag_url=toggle_tag_url("customers.index", flt.as_args(), flt.tag_ids),
+        fields=policy.visible_fields(actor()),
         clocks=pool.recycle_clocks(page.items) if "recycling" in policy.visible_fields(actor()) else {},
     )
 
@@ -147,18 +138,18 @@ def duplicates():
     )
     exclude = parse_id(request.args.get("exclude"))
     found = customers.find_duplicates(data, exclude_id=exclude)
-    return htmx.render("customers/_duplicates.html", "customers/_duplicates.html",
-                       duplicates=_describe(found, data))
+    return htmx.fragment("customers/_duplicates.html", duplicates=_describe(found, data))
 
 
 @bp.get("/<id:customer_id>")
 @permission_required("customer.view")
 def detail(customer_id: int):
-    """The customer page: card, notes, follow-ups, history."""
+    """The customer page: card, quick note, notes, follow-ups, history. Opened from
+    a lookup (``?focus=note``), the cursor starts in the note box."""
     customer = customer_or_404(customer_id)
     if audit.record_customer_view(actor(), customer, day=office_today(), ip=client_ip()):
         db.session.commit()
-    context = {"customer": customer, "purge_form": PurgeForm()}
+    context = {"customer": customer, "purge_form": PurgeForm(), "note_autofocus": request.args.get("focus") == "note"}
     context.update(customer_notes_context(actor(), customer))
     context.update(panel_context(customer))
     if policy.may(actor(), "customer.view_details", customer):
@@ -198,7 +189,7 @@ def _fill_form(form: CustomerForm, customer) -> None:
     for name in ("name", "company", "email", "address", "region", "type", "stage",
                  "importance", "source", "birthday"):
         getattr(form, name).data = getattr(customer, name)
-    numbers = {"mobile": [], "landline": []}
+    numbers: dict[str, list[str]] = {"mobile": [], "landline": []}
     for phone in customer.phones:
         numbers.setdefault(phone.kind, []).append(phone.digits)
     mobiles = numbers["mobile"] + [""] * 2
@@ -221,7 +212,7 @@ def archive(customer_id: int):
     if not htmx.wants_fragment():
         htmx.notify(message, "success")
         return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
-    return htmx.render(
+    return htmx.fragment(
         "customers/_card.html", customer=customer, purge_form=PurgeForm(), toast=message,
         undo_url=url_for("customers.restore", customer_id=customer.id),
     )
@@ -261,7 +252,7 @@ def purge(customer_id: int):
     if not htmx.wants_fragment():  # a plain form post: the refusal is shown on the customer page
         htmx.notify(" ".join(str(error) for errors in form.errors.values() for error in errors), "error")
         return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
-    return htmx.render("customers/_purge.html", customer=customer, purge_form=form, status=422)
+    return htmx.fragment("customers/_purge.html", customer=customer, purge_form=form, status=422)
 
 
 @bp.get("/<id:customer_id>/history")

@@ -23,4 +23,5 @@ def _has_endpoint(endpoint: str) -> bool:
 def home():
     """The signed-in user's start page: their dashboard (see services.dashboard)."""
     board = dashboard.build(actor(), today=office_today(), timezone=current_app.config["OFFICE_TIMEZONE"])
-    return htmx.render("main/home.html", user=actor(), board=board, has_endpoint=_has_endpoint)
+    return htmx.render("main/home.html", user=actor(), board=board, has_endpoint=_has_endpoint,
+                       home_list_cap=dashboard.LIMIT)

@@ -44,8 +44,10 @@ def note_form_context(user: User, customer: Customer) -> dict:
 def customer_notes_context(user: User, customer: Customer) -> dict:
     """Everything templates/notes/_section.html needs on the customer page: the
     quick-entry form (only when ``user`` may write here) and the first page of the
-    notes ``user`` may read, newest first. Reads only; no count over all notes."""
-    context = {"note_page": notes.customer_notes(user, customer), "note_form": None}
+    notes ``user`` may read, newest first, and whether others exist that ``user``
+    may not read. Reads only; no count over all notes."""
+    context = {"note_page": notes.customer_notes(user, customer), "note_form": None,
+               "notes_hidden": notes.has_unreadable_notes(user, customer)}
     if policy.may(user, "note.create", customer):
         context["note_form"] = new_note_form(user)
         context.update(note_form_context(user, customer))

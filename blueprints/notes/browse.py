@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from blueprints import htmx
 from blueprints.access import actor, permission_required
 from blueprints.notes import bp
+from blueprints.tags.filter import toggle_tag_url
 from extensions import db
 from models import NoteKind
 from services import mentions, notes_list, policy, tags
@@ -43,16 +44,6 @@ def parse_filter(args) -> NoteFilter:
     )
 
 
-def toggle_tag_url(flt: NoteFilter):
-    """For the tag filter: the list's URL with one tag added or removed."""
-    def url_for_tag(tag_id: int) -> str:
-        args = {**flt.as_args(), "tag": tags.toggled(flt.tag_ids, tag_id)}
-        args.pop("page", None)
-        return url_for("notes.index", **args)
-
-    return url_for_tag
-
-
 @bp.get("/notes")
 @permission_required("note.read")
 def index():
@@ -63,7 +54,7 @@ def index():
     page = notes_list.list_notes(actor(), flt)
     return htmx.render(
         "notes/index.html", "notes/_results.html", page=page, flt=flt, groups=tags.all_groups(),
-        authors=notes_list.authors(), toggle_tag_url=toggle_tag_url(flt),
+        authors=notes_list.authors(), toggle_tag_url=toggle_tag_url("notes.index", flt.as_args(), flt.tag_ids),
     )
 
 

@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 
 from blueprints import htmx
 from blueprints.access import actor, customer_or_404, note_or_404, permission_required
+from blueprints.i18n import join_sentences, local_date, local_list
 from blueprints.notes import bp, new_note_form, note_form_context
 from blueprints.notes.forms import SECTION_LABELS, CommentForm
 from blueprints.security import client_ip
@@ -40,15 +41,15 @@ def _saved_message(saved: notes.SavedNote, done):
     """The toast after a save: what happened, and what the author should know."""
     parts = [str(done)]
     if saved.task is not None:
-        parts.append(str(_l("Follow-up on %(date)s.", date=saved.task.due_date.isoformat())))
+        parts.append(str(_l("Follow-up on %(date)s.", date=local_date(saved.task.due_date))))
     if saved.missing_sections:
-        missing = "、".join(str(SECTION_LABELS[name]) for name in saved.missing_sections)
+        missing = local_list(str(SECTION_LABELS[name]) for name in saved.missing_sections)
         parts.append(str(_l("Still empty: %(sections)s.", sections=missing)))
     if saved.unreachable:
-        names = "、".join(user.display_name for user in saved.unreachable)
+        names = local_list(user.display_name for user in saved.unreachable)
         parts.append(str(_l("Not notified, they may not read this customer: %(names)s.", names=names)))
     level = "info" if saved.unreachable or saved.missing_sections else "success"
-    return " ".join(parts), level
+    return join_sentences(parts), level
 
 
 def _render_form(customer, form, *, status=200, autofocus=False):
@@ -80,14 +81,15 @@ def create(customer_id: int):
             if not htmx.wants_fragment():
                 htmx.notify(*message)
                 return htmx.redirect(_customer_url(customer.id, saved.note.id))
-            response = htmx.render(
-                "notes/_created.html", "notes/_created.html", toast=message, customer=customer,
+            response = htmx.fragment(
+                "notes/_created.html", toast=message, customer=customer,
                 note=saved.note, note_form=new_note_form(actor()), note_autofocus=True,
                 **note_form_context(actor(), customer),
             )
             if form.follow_up_on.data:
                 htmx.add_event(response, "tasks-changed")  # the follow-up section reloads
             return response
+    _choose_template(form)
     return _render_form(customer, form, status=422, autofocus=True)
 
 
@@ -100,7 +102,8 @@ def _customer_url(customer_id: int, note_id: int | None = None) -> str:
 @permission_required("note.create")
 def new(customer_id: int):
     """The quick-entry form. Choosing a template re-renders it (htmx) with the
-    template's kind and its prompts in the sections; typed text is kept."""
+    template's kind and its prompts as the sections' placeholders; typed text is
+    kept."""
     customer = customer_or_404(customer_id, "note.create")
     form = new_note_form(actor(), formdata=request.args if request.args else None)
     if "template_id" in request.args:
@@ -109,20 +112,31 @@ def new(customer_id: int):
 
 
 def _prefill(form) -> None:
-    """Put the chosen template's prompts into the sections that are empty or still
-    hold another template's prompt, and preset its kind if the user may write it."""
+    """Show the chosen template's prompts as the sections' placeholders (text typed
+    is the user's own; a prompt an older form put into a section is taken out), and
+    preset its kind if the user may write it."""
+    template = _choose_template(form)
+    prompts = {p.strip() for t in notes.active_templates() for p in (t.prompts or {}).values() if p.strip()}
+    for name in notes.SECTIONS:
+        if (getattr(form, name).data or "").strip() in prompts:
+            getattr(form, name).data = ""
+    if template and template.kind in dict(form.kind.choices):
+        form.kind.data = template.kind
+
+
+def _choose_template(form) -> NoteTemplate | None:
+    """The form's active template (None for none or an inactive one): its prompts
+    become the sections' placeholders, and a section it requires says so under the
+    field, named as the toast names it ("Still empty: …")."""
     template = db.session.get(NoteTemplate, form.template_id.data) if form.template_id.data else None
     if template is not None and not template.active:
         template = None
     form.template_id.data = template.id if template else None
-    prompts = {p.strip() for t in notes.active_templates() for p in (t.prompts or {}).values() if p.strip()}
-    wanted = notes.prefilled_sections(template)
-    for name, prompt in wanted.items():
-        current = (getattr(form, name).data or "").strip()
-        if not current or current in prompts:
-            getattr(form, name).data = prompt
-    if template and template.kind in dict(form.kind.choices):
-        form.kind.data = template.kind
+    form.section_prompts = notes.prefilled_sections(template)
+    for name in (template.required_sections or []) if template else []:
+        if name in notes.SECTIONS:
+            getattr(form, name).description = _l("Required by the template %(name)s.", name=template.name)
+    return template
 
 
 @bp.get("/customers/<id:customer_id>/notes")
@@ -179,7 +193,7 @@ def edit(note_id: int):
                 if not htmx.wants_fragment():
                     htmx.notify(*message)
                     return htmx.redirect(_customer_url(note.customer_id, note.id))
-                return htmx.render("notes/_note.html", "notes/_note.html", note=note, toast=message)
+                return htmx.fragment("notes/_note.html", note=note, toast=message)
     return htmx.render("notes/edit.html", "notes/_edit_form.html", note=note, note_form=form,
                        note_tag_groups=note_form_context(actor(), note.customer)["note_tag_groups"],
                        status=422 if form.errors else 200)
@@ -199,7 +213,7 @@ def delete(note_id: int):
     if not htmx.wants_fragment():
         htmx.notify(_l("Note deleted."))
         return htmx.redirect(_customer_url(note.customer_id))
-    return htmx.render("notes/_deleted.html", "notes/_deleted.html", toast=_l("Note deleted."))
+    return htmx.fragment("notes/_deleted.html", toast=_l("Note deleted."))
 
 
 @bp.get("/notes/<id:note_id>/revisions")
@@ -229,13 +243,13 @@ def comment(note_id: int):
             db.session.commit()
             message = (str(_l("Comment added.")), "success")
             if unreachable:
-                names = "、".join(user.display_name for user in unreachable)
+                names = local_list(user.display_name for user in unreachable)
                 message = (str(_l("Comment added. Not notified, they may not read this customer: %(names)s.",
                                   names=names)), "info")
             if not htmx.wants_fragment():
                 htmx.notify(*message)
                 return htmx.redirect(url_for("notes.show", note_id=note.id))
-            return htmx.render("notes/_comment_added.html", "notes/_comment_added.html", toast=message,
-                               note=note, comment=added, comment_form=CommentForm(formdata=None))
+            return htmx.fragment("notes/_comment_added.html", toast=message,
+                                 note=note, comment=added, comment_form=CommentForm(formdata=None))
     return htmx.render("notes/note.html", "notes/_comment_form.html", status=422, note=note,
                        customer=note.customer, comment_form=form)

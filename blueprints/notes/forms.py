@@ -13,9 +13,9 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import InputRequired, Optional
 
-from blueprints.forms import Form
+from blueprints.forms import Form, max_length
 from models import SECTIONS, NoteKind
 from services import note_templates
 from services.ids import coerce_id, coerce_optional_id
@@ -42,34 +42,35 @@ def kind_choices(kinds: list[str]) -> list[tuple[str, str]]:
     return [(kind, KIND_LABELS[kind]) for kind in kinds]
 
 
-def _too_long(limit: int):
-    return Length(max=limit, message=_l("At most %(max)d characters, please shorten it.", max=limit))
-
-
 class NoteForm(Form):
     """Quick entry and edit of a note. ``kind`` choices are set per user (the front
     desk writes calls and visits only); unknown kinds fail validation."""
 
-    kind = SelectField(_l("Kind"), validators=[InputRequired()])
+    kind = SelectField(_l("Kind"), validators=[InputRequired(message=_l("Choose the kind of note."))])
     template_id = SelectField(_l("Template"), coerce=coerce_optional_id, validate_choice=False)
-    body = TextAreaField(_l("Note"), validators=[_too_long(BODY_MAX)])
-    summary = TextAreaField(SECTION_LABELS["summary"], validators=[_too_long(SECTION_MAX)])
-    needs = TextAreaField(SECTION_LABELS["needs"], validators=[_too_long(SECTION_MAX)])
-    plan = TextAreaField(SECTION_LABELS["plan"], validators=[_too_long(SECTION_MAX)])
+    body = TextAreaField(_l("Note"), validators=[max_length(BODY_MAX)])
+    summary = TextAreaField(SECTION_LABELS["summary"], validators=[max_length(SECTION_MAX)])
+    needs = TextAreaField(SECTION_LABELS["needs"], validators=[max_length(SECTION_MAX)])
+    plan = TextAreaField(SECTION_LABELS["plan"], validators=[max_length(SECTION_MAX)])
     tags = SelectMultipleField(_l("Tags"), coerce=coerce_id, validate_choice=False)
     contacted_at = DateTimeLocalField(
         _l("Contact time"), format=DATETIME_LOCAL_FORMATS, validators=[Optional()],
-        invalid_value_message=_l("Not a valid date and time."),
+        invalid_value_message=_l("Enter the date and time of the contact, e.g. 2026-03-01 14:30."),
         description=_l("Only if the contact happened earlier."),
     )
     follow_up_on = DateField(
-        _l("Next follow-up"), validators=[Optional()], invalid_value_message=_l("Not a valid date."),
+        _l("Next follow-up"), validators=[Optional()],
+        invalid_value_message=_l("Enter the follow-up date, e.g. 2026-03-01."),
         description=_l("Creates a follow-up task."),
     )
     mention = StringField(
-        _l("Notify colleagues"), validators=[_too_long(300)],
+        _l("Notify colleagues"), validators=[max_length(300)],
         description=_l("Type @ and the first letters of a name."),
     )
+
+    # The chosen template's prompt per section, shown as the field's placeholder
+    # (entry._choose_template sets it).
+    section_prompts: dict[str, str] = {}
 
     def sections(self) -> dict[str, str]:
         return {name: getattr(self, name).data or "" for name in SECTIONS}
@@ -77,16 +78,16 @@ class NoteForm(Form):
 
 class CommentForm(Form):
     body = StringField(_l("Comment"), validators=[
-        InputRequired(message=_l("Write a comment first.")), _too_long(COMMENT_MAX)])
+        InputRequired(message=_l("Write a comment first.")), max_length(COMMENT_MAX)])
 
 
 class NoteTemplateForm(Form):
     name = StringField(_l("Name"), validators=[
-        InputRequired(message=_l("Give the template a name.")), _too_long(note_templates.NAME_MAX)])
+        InputRequired(message=_l("Give the template a name.")), max_length(note_templates.NAME_MAX)])
     kind = SelectField(_l("Kind of note"), choices=lambda: kind_choices([k.value for k in NoteKind]))
-    prompt_summary = StringField(SECTION_LABELS["summary"], validators=[_too_long(note_templates.PROMPT_MAX)])
-    prompt_needs = StringField(SECTION_LABELS["needs"], validators=[_too_long(note_templates.PROMPT_MAX)])
-    prompt_plan = StringField(SECTION_LABELS["plan"], validators=[_too_long(note_templates.PROMPT_MAX)])
+    prompt_summary = StringField(SECTION_LABELS["summary"], validators=[max_length(note_templates.PROMPT_MAX)])
+    prompt_needs = StringField(SECTION_LABELS["needs"], validators=[max_length(note_templates.PROMPT_MAX)])
+    prompt_plan = StringField(SECTION_LABELS["plan"], validators=[max_length(note_templates.PROMPT_MAX)])
     required_sections = SelectMultipleField(
         _l("Required sections"), choices=lambda: list(SECTION_LABELS.items()),
         description=_l("Notes that leave these empty show in the quality view."),

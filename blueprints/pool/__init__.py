@@ -3,12 +3,16 @@ customer, each answering with the piece of page it changed."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, abort, request, url_for
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 
 from blueprints import htmx
 from blueprints.access import actor, customer_or_404, permission_required
 from blueprints.customer_filter import parse_customer_filter
+from blueprints.tags.filter import toggle_tag_url
 from extensions import db
 from services import customers, pool, policy, tags
 from services.errors import DomainError
@@ -48,27 +52,26 @@ def index():
     flt = parse_pool_filter(request.args)
     page = list_pool(actor(), flt)
 
-    def toggle_tag_url(tag_id: int) -> str:
-        args = {**_pool_args(flt), "tag": sorted(set(flt.base.tag_ids) ^ {tag_id})}
-        args.pop("page", None)
-        return url_for("pool.index", **args)
-
     assignees = customers.owner_choices() if policy.may(actor(), "pool.assign") else []
+    standing = pool.claim_standing(actor()) if policy.may(actor(), "pool.claim") else None
     return htmx.render("pool/index.html", "pool/_results.html", page=page, flt=flt,
-                       args=_pool_args(flt), groups=tags.all_groups(), toggle_tag_url=toggle_tag_url,
-                       assignees=assignees)
+                       args=_pool_args(flt), groups=tags.all_groups(),
+                       toggle_tag_url=toggle_tag_url("pool.index", _pool_args(flt), flt.base.tag_ids),
+                       assignees=assignees, standing=standing)
 
 
-def _panel(customer, *, toast=None, status=200):
-    """The pool panel of the customer page, re-rendered after an action."""
+def _panel(customer, *, toast=None, status=200, undo_url=None, release_typed=None, release_errors=None):
+    """The pool panel of the customer page, re-rendered after an action; a refused
+    release keeps its form open with what was typed and the error by its field."""
     return htmx.render("pool/customer_pool.html", "pool/_panel.html", customer=customer,
-                       status=status, toast=toast, **panel_context(customer))
+                       status=status, toast=toast, undo_url=undo_url, release_typed=release_typed or {},
+                       release_errors=release_errors or {}, **panel_context(customer))
 
 
 def panel_context(customer) -> dict:
     """What templates/pool/_panel.html needs; the customer page calls this too."""
     user = actor()
-    context = {"release_reasons": RELEASE_REASONS, "recycle": None, "pool_events": [],
+    context: dict[str, Any] = {"release_reasons": RELEASE_REASONS, "recycle": None, "pool_events": [],
                "assignees": []}
     if customer.owner_id is not None and policy.may(user, "customer.view_details", customer):
         context["recycle"] = pool.recycle_clock(customer)
@@ -85,7 +88,9 @@ def claim(customer_id: int):
     """领取: exactly one of several simultaneous claimers wins; the others are told
     who won (as the duplicate check would tell them) and see nothing more of it.
     404 for a customer that is neither in the pool nor claimed seconds ago: owners
-    are not to be learnt by claiming ids."""
+    are not to be learnt by claiming ids. From the pool list, the row stays in place
+    (with its Claim button and the refusal beside it when refused) and the claimer's
+    counts above the list follow (an out-of-band swap)."""
     customer = customers.get(customer_id)
     if customer is None or not (policy.may(actor(), "pool.claim", customer)
                                 or pool.recent_claimer(customer_id)):
@@ -97,28 +102,61 @@ def claim(customer_id: int):
         if refused.code == "not_in_pool":
             abort(404)
         if from_list:
-            return htmx.render("pool/_row_taken.html", "pool/_row_taken.html", customer_id=customer_id,
-                               refusal=refused.message, toast=(refused.message, "error"))
+            # A lost race shows who won and nothing more of the customer.
+            shown = None if refused.code == "already_claimed" else customer
+            return _claim_cell(customer_id, shown, refusal=refused.message, status=422,
+                               toast=(refused.message, "error"))
         return htmx.no_swap((refused.message, "error"))
     db.session.commit()
     message = _l("%(name)s is now yours.", name=customer.name)
     if from_list:
-        return htmx.render("pool/_row.html", "pool/_row.html", customer=customer, toast=message)
+        return _claim_cell(customer_id, customer, toast=message)
     return _panel(customer, toast=message)
+
+
+def _claim_cell(customer_id, customer, *, refusal=None, status=200, toast=None):
+    """The pool row's action cell after a claim, with the claimer's counts out of band."""
+    return htmx.fragment("pool/_claim_cell.html", customer_id=customer_id, customer=customer, refusal=refusal,
+                         status=status, toast=toast, standing=pool.claim_standing(actor()), oob_standing=True)
 
 
 @bp.post("/customers/<id:customer_id>/release")
 @permission_required("pool.release")
 def release(customer_id: int):
-    """退回公海, with a reason."""
+    """退回公海, with a reason. A missing reason keeps the form open with what was
+    chosen and typed, the message next to the field; done, the toast offers Undo."""
     customer = customer_or_404(customer_id, "pool.release")
+    code, text = request.form.get("reason", ""), request.form.get("reason_text", "")[:250]
     try:
-        pool.release_to_pool(actor(), customer, request.form.get("reason", ""),
-                             request.form.get("reason_text", "")[:250])
-    except DomainError as refused:
+        pool.release_to_pool(actor(), customer, code, text)
+    except PoolRefusal as refused:
         return _panel(customer, toast=(refused.message, "error"), status=422)
+    except DomainError as refused:
+        return _panel(customer, status=422, release_typed={"reason": code, "reason_text": text},
+                      release_errors={refused.field or "reason": refused.message})
     db.session.commit()
-    return _panel(customer, toast=_l("%(name)s is back in the public pool.", name=customer.name))
+    return _panel(customer, toast=_l("%(name)s is back in the public pool.", name=customer.name),
+                  undo_url=url_for("pool.undo_release", customer_id=customer.id))
+
+
+@bp.post("/customers/<id:customer_id>/release/undo")
+@permission_required("pool.release")
+def undo_release(customer_id: int):
+    """The Undo of a release: only the releaser, within a minute, while the customer
+    is still in the pool (services.pool.undo_release says why not)."""
+    customer = customer_or_404(customer_id)
+    try:
+        pool.undo_release(actor(), customer)
+    except PoolRefusal as refused:
+        return htmx.no_swap((refused.message, "error"))
+    db.session.commit()
+    htmx.notify(_l("Release undone: %(name)s is yours again.", name=customer.name)
+                if customer.owner_id == actor().id else
+                _l("Release undone: %(customer)s is back with %(owner)s.", customer=customer.name,
+                   owner=customer.owner.display_name))
+    if htmx.is_htmx():
+        return htmx.refresh()
+    return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
 
 
 @bp.post("/customers/<id:customer_id>/lock")
@@ -161,7 +199,7 @@ def bulk_assign():
     except DomainError as refused:
         return htmx.no_swap((refused.message, "error"))
     db.session.commit()
-    htmx.notify(_l("%(n)d customers assigned.", n=len(done)))
+    htmx.notify(ngettext("%(num)d customer assigned.", "%(num)d customers assigned.", len(done)))
     return htmx.redirect(url_for("pool.index"))
 
 
@@ -171,4 +209,5 @@ def pool_labels():
         "create_in_pool": _l("Entered into the pool"), "claim": _l("Claimed"),
         "release": _l("Released to the pool"), "assign": _l("Assigned"),
         "recycle": _l("Recycled automatically"), "handover": _l("Handed over"),
+        "release_undone": _l("Release undone"),
     }}

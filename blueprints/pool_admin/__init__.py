@@ -30,6 +30,7 @@ EVENT_LABELS = {
     PoolEventKind.ASSIGN: _l("Assigned"),
     PoolEventKind.RECYCLE: _l("Recycled"),
     PoolEventKind.HANDOVER: _l("Handed over"),
+    PoolEventKind.RELEASE_UNDONE: _l("Release undone"),
 }
 STATS_WEEKS = 12
 
@@ -144,5 +145,5 @@ def recycling():
     return htmx.render(
         "pool_admin/recycling.html", due=pool.due_for_recycling(), last_sweep=pool.last_sweep_at(),
         sweep_overdue=pool.sweep_overdue(), rules=settings.get_all(), cron_line=CRON_LINE,
-        timezone=current_app.config["OFFICE_TIMEZONE"],
+        timezone=current_app.config["OFFICE_TIMEZONE"], nightly_hour=settings.get("jobs.nightly_hour"),
     )

@@ -17,6 +17,7 @@ from flask import Blueprint, request, url_for
 from blueprints import htmx
 from blueprints.access import actor, permission_required
 from blueprints.search.highlight import mark, snippet
+from blueprints.tags.filter import toggle_tag_url
 from services import phones, policy, search, tags
 from services.ids import parse_ids, parse_page
 
@@ -30,6 +31,8 @@ MAX_TAGS = 10
 # Longer text is cut: the service reads only the first part of a query anyway, and
 # the text is echoed back into the page.
 MAX_QUERY = 200
+# The search boxes (templates/search/_box.html) and the prefix of their options' ids.
+BOXES = {"global": "", "lookup": "lookup-"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -107,10 +110,17 @@ def shown_phone(customer, words) -> str:
     return numbers[0] if numbers else ""
 
 
+def customer_url(customer) -> str:
+    """A customer found by a lookup opens with the cursor in the note box."""
+    return url_for("customers.detail", customer_id=customer.id, focus="note")
+
+
 def _shown(words) -> dict:
-    """Template helpers that mark this search's words in shown text."""
+    """Template helpers that mark this search's words in shown text, and the link of
+    a customer found."""
     needles = words.highlights() if words else []
     return {
+        "customer_url": customer_url,
         "marked": lambda text: mark(text, needles),
         "marked_phone": lambda customer: mark(phones.display(shown_phone(customer, words)), needles),
         "note_snippet": lambda note: snippet(note_text(note), needles),
@@ -120,20 +130,22 @@ def _shown(words) -> dict:
 @bp.get("/suggest")
 @permission_required("search.use")
 def suggest():
-    """The dropdown under the header's search box: a few customers and notes, with
+    """The dropdown under a search box (the header's, or the front desk's lookup:
+    ``box`` names which, for the options' ids): a few customers and notes, with
     "see all" and, when no customer matches, "new customer". Empty for an empty or
     unsearchable query. A full-page request goes to the results page."""
     q = query_text(request.args)
     if not htmx.wants_fragment():
         return htmx.redirect(url_for("search.index", q=q or None))
     words = search.QueryWords(q)
+    id_prefix = BOXES.get(request.args.get("box", ""), "")
     if not words:
-        return htmx.render("search/_suggest.html", "search/_suggest.html", q=q, words=None)
+        return htmx.fragment("search/_suggest.html", q=q, words=None, id_prefix=id_prefix)
     user = actor()
     customers_found = search.search_customers(user, q, per_page=SUGGEST_CUSTOMERS)
     notes_found = search.search_notes(user, q, per_page=SUGGEST_NOTES)
-    return htmx.render(
-        "search/_suggest.html", "search/_suggest.html", q=q, words=words,
+    return htmx.fragment(
+        "search/_suggest.html", q=q, words=words, id_prefix=id_prefix,
         customers=customers_found, notes=notes_found, new_customer_url=new_customer_url(q, words),
         **_shown(words),
     )
@@ -152,14 +164,6 @@ def _search_both(wanted: SearchArgs, tag_ids) -> tuple[search.Found, search.Foun
     return customers_found, notes_found
 
 
-def toggle_tag_url(wanted: SearchArgs):
-    def url_for_tag(tag_id: int) -> str:
-        selected = sorted(set(wanted.tag_ids) ^ {tag_id})
-        return url_for("search.index", **wanted.as_args(tag=selected, page=1))
-
-    return url_for_tag
-
-
 @bp.get("")
 @permission_required("search.use")
 def index():
@@ -170,7 +174,7 @@ def index():
     groups = tags.all_groups()
     context = {"wanted": wanted, "words": words, "groups": groups,
                "may_archived": policy.may_search_archived(actor()),
-               "toggle_tag_url": toggle_tag_url(wanted), **_shown(words)}
+               "toggle_tag_url": toggle_tag_url("search.index", wanted.as_args(), wanted.tag_ids), **_shown(words)}
     if words:
         customers_found, notes_found = _search_both(wanted, [tag.id for group in groups for tag in group.tags])
         shown = customers_found if wanted.tab == "customers" else notes_found

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from wtforms import SelectField, StringField
-from wtforms.validators import InputRequired, Length
+from wtforms.validators import InputRequired
 
-from blueprints.forms import Form
+from blueprints.forms import Form, max_length
 from models import COLOURS
 from services.ids import coerce_id
 from services.tags import NAME_MAX
@@ -34,9 +34,8 @@ def _name_field():
     return StringField(
         _l("Name"),
         filters=[_strip],
-        validators=[InputRequired(_l("Enter a name.")),
-                    Length(max=NAME_MAX, message=_l("At most %(max)d characters.", max=NAME_MAX))],
-        render_kw={"maxlength": NAME_MAX, "autocomplete": "off"},
+        validators=[InputRequired(_l("Enter a name.")), max_length(NAME_MAX)],
+        render_kw={"autocomplete": "off"},
     )
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, g, request, url_for
-from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
 
 from blueprints import htmx
 from blueprints.access import actor, customer_or_404, permission_required, task_or_404
+from blueprints.i18n import join_sentences, local_date
 from blueprints.security import client_ip
 from blueprints.tasks.forms import ReassignForm, SnoozeForm, TaskForm
 from extensions import db
@@ -150,7 +150,7 @@ def snooze(task_id: int):
     except DomainError as refused:
         return _render_task(task, status=422, errors={refused.field or "until": refused.message}, typed=typed)
     db.session.commit()
-    return _render_task(task, toast=_l("Snoozed to %(day)s.", day=format_date(until)))
+    return _render_task(task, toast=_l("Snoozed to %(day)s.", day=local_date(until)))
 
 
 @bp.post(f"/tasks/{TASK_ID}/reassign")
@@ -161,7 +161,7 @@ def reassign(task_id: int):
     task = task_or_404(task_id)
     form = ReassignForm()
     if not form.validate():
-        return _render_task(task, status=422, errors={"assignee_id": " ".join(map(str, form.assignee_id.errors))})
+        return _render_task(task, status=422, errors={"assignee_id": join_sentences(form.assignee_id.errors)})
     try:
         tasks.reassign(actor(), task, form.assignee_id.data, ip=client_ip())
     except DomainError as refused:
@@ -220,11 +220,11 @@ def create(customer_id: int):
             form.refuse(refused, refused.field or "title")
         else:
             db.session.commit()
-            message = _l("Follow-up planned for %(day)s.", day=format_date(task.due_date))
+            message = _l("Follow-up planned for %(day)s.", day=local_date(task.due_date))
             if not htmx.wants_fragment():
                 htmx.notify(message)
                 return htmx.redirect(url_for("customers.detail", customer_id=customer.id))
-            return htmx.render("tasks/_customer_tasks.html", customer=customer, toast=message,
-                               **customer_tasks_context(actor(), customer))
+            return htmx.fragment("tasks/_customer_tasks.html", customer=customer, toast=message,
+                                 **customer_tasks_context(actor(), customer))
     return htmx.render("tasks/new.html", "tasks/_customer_tasks.html", customer=customer, status=422,
                        **customer_tasks_context(actor(), customer, form))

@@ -1,8 +1,8 @@
 from flask_babel import lazy_gettext as _l
 from wtforms import DateField, IntegerField, SelectField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, NumberRange, Optional
 
-from blueprints.forms import Form
+from blueprints.forms import Form, max_length
 from services.ids import coerce_id
 
 
@@ -12,10 +12,11 @@ class TaskForm(Form):
 
     title = StringField(
         _l("What to follow up"),
-        validators=[DataRequired(message=_l("Say what to follow up.")), Length(max=200)],
+        validators=[DataRequired(message=_l("Say what to follow up.")), max_length(200)],
     )
     due_date = DateField(
         _l("Due"), validators=[InputRequired(message=_l("Choose a due date."))],
+        invalid_value_message=_l("Choose a due date."),
     )
     assignee_id = SelectField(_l("Assignee"), coerce=coerce_id, validate_choice=False)
 
@@ -23,11 +24,15 @@ class TaskForm(Form):
 class SnoozeForm(Form):
     """Snooze by a number of days (the +1/+3/+7 buttons) or to a chosen date."""
 
-    days = IntegerField(validators=[Optional(), NumberRange(min=1, max=365)])
-    until = DateField(_l("Snooze until"), validators=[Optional()])
+    days = IntegerField(validators=[Optional(), NumberRange(
+        min=1, max=365, message=_l("Snooze by 1 to 365 days."))],
+        invalid_value_message=_l("Snooze by 1 to 365 days."))
+    until = DateField(_l("Snooze until"), validators=[Optional()],
+                      invalid_value_message=_l("Choose the day to snooze until."))
 
 
 class ReassignForm(Form):
     assignee_id = IntegerField(
         _l("Reassign to"), validators=[InputRequired(message=_l("Choose a colleague."))],
+        invalid_value_message=_l("Choose a colleague."),
     )

@@ -1,7 +1,7 @@
 """accounts, login throttle and audit log
 
 Revision ID: f138562e75cc
-Revises: 
+Revises:
 Create Date: 2026-11-23 16:25:21.942381
 
 """

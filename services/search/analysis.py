@@ -22,6 +22,8 @@ from importlib import resources
 
 from pypinyin import Style, pinyin
 
+from services import phones
+
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
 # A run of CJK characters, or a run of other letters and digits.
 _RUN = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
@@ -187,21 +189,7 @@ class QueryWords:
         return [p for p in parts + self.cjk + self.usable_words if p]
 
 
-_PHONE_LIKE = re.compile(r"^[+\d\s\-\.\(\)（）]+$")
-
-
 def _phone_digits(text: str) -> str:
     """The digits of ``text`` when it is nothing but a phone number typed some way
     (spaces, dashes, brackets, +86/0086) with at least four digits; else ''."""
-    text = text.strip()
-    if not _PHONE_LIKE.match(text):
-        return ""
-    compact = re.sub(r"[\s\-\.\(\)（）]", "", text)
-    if "+" in compact[1:]:
-        return ""
-    digits = "".join(ch for ch in compact if ch.isdigit())
-    if compact.startswith("+86") or (digits.startswith("0086") and len(digits) > 8):
-        digits = digits[2:] if compact.startswith("+") else digits[4:]
-    elif digits.startswith("86") and len(digits) == 13 and digits[2] == "1":
-        digits = digits[2:]
-    return digits if len(digits) >= PHONE_SUFFIX_MIN else ""
+    return phones.typed_digits(text, PHONE_SUFFIX_MIN)

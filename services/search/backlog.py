@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from extensions import db
 from models import CustomerNote, SearchBacklog
 from services.search import documents, store
+from services.search import whoosh_internals as internals
 
 CUSTOMER, NOTE, CUSTOMER_NOTES = "customer", "note", "customer_notes"
 
@@ -75,7 +76,7 @@ class Changes:
             except BaseException:
                 store.discard(writer)
                 raise
-            written.append([segment.doc_count_all() for segment in writer.segments] + [writer.doc_count()])
+            written.append(internals.writer_segment_sizes(writer))
             store.commit(writer, merge=False)
             store.tidy(ix)
         return written

@@ -70,6 +70,7 @@ def _rebuild_locked(inside_write_lock, procs, progress, started) -> BuildReport:
             _catch_up(generation)
             store.mark_building(generation, False)
             store.publish(generation)
+            store.rebuild_done()
     except BaseException:
         store.mark_building(generation, False)
         _remove(generation)

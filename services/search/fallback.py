@@ -15,8 +15,9 @@ MAX_SCAN = 2000
 
 
 def _like(column, text: str):
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return func.lower(column).like(f"%{escaped}%", escape="\\")
+    """``column`` contains ``text``, in any case; a typed % or _ is matched as itself
+    (SQLAlchemy's autoescape)."""
+    return func.lower(column).contains(text, autoescape=True)
 
 
 # The columns a typed text may match, by customer field (policy.Scope.fields).

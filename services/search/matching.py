@@ -20,22 +20,23 @@ a sixteenth of the segment or more), which would otherwise be decoded again for
 every query that names them. Those are kept as one byte per document
 (:class:`_Dense`), so that combining them is done on whole integers. A rarer term
 is read afresh by each query: its list is short.
+
+Reading posting blocks and columns relies on Whoosh's private structures: that is
+done in :mod:`services.search.whoosh_internals`, whose readers answer None when a
+structure is not as expected (the slower public API answers then).
 """
 
 from __future__ import annotations
 
 import heapq
-import sys
 import threading
 from array import array
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from functools import reduce
-from itertools import accumulate, compress, filterfalse, islice, repeat
+from itertools import compress, filterfalse, islice, repeat
 
-from whoosh.codec.whoosh3 import W3LeafMatcher
-from whoosh.columns import NumericColumn
-from whoosh.matching.wrappers import FilterMatcher
+from services.search import whoosh_internals as internals
 
 SCOPE = "scope"
 
@@ -141,7 +142,7 @@ def _matches(reader, query: Query) -> tuple[set[int] | _Dense, list | None]:
         docs = reduce(_or, (_and(docs, _scope_docs(reader, term)) for term in group), set())
     for term in query.exclude:
         docs = _minus(docs, _scope_docs(reader, term))
-    deleted = reader.deleted_docs_set
+    deleted = internals.deleted_docs(reader)
     if deleted and docs:
         docs = _minus(docs, deleted)
     return docs, [_and(best, docs) for best in primary] if query.primary else None
@@ -191,57 +192,15 @@ def _postings(reader, field_name: str, term: str, among=None, frequency: int | N
     if not frequency:
         return set()
     if frequency >= _dense_minimum(reader):
-        dense = _kept.get((_segment_key(reader), field_name, term),
+        dense = _kept.get((internals.segment_key(reader), field_name, term),
                           lambda: _read_dense(reader, field_name, term, frequency))
         return dense if among is None else _and(among, dense)
-    matcher = _leaf(reader, field_name, term)
-    if isinstance(matcher, W3LeafMatcher):
-        sparse = among is not None and len(among) * _SPARSE < frequency
-        ids = _block_ids(matcher, sorted(among) if sparse else None)
-        if ids is not None and (sparse or len(ids) == frequency):
-            return set(ids) if among is None else _and(among, ids)
+    sparse = among is not None and len(among) * _SPARSE < frequency
+    ids = internals.posting_ids(reader, field_name, term, sorted(among) if sparse else None)
+    if ids is not None and (sparse or len(ids) == frequency):
+        return set(ids) if among is None else _and(among, ids)
     found = set(reader.postings(field_name, term).all_ids())  # unexpected layout: the slow way
     return found if among is None else _and(among, found)
-
-
-def _leaf(reader, field_name: str, term: str):
-    """The term's posting list, deletions not filtered (they are dropped later). From
-    a segment's own terms when the reader has them: ``postings()`` wraps the list in a
-    filter of the deletions, which decodes its first block, in Python, at once."""
-    terms, to_bytes = getattr(reader, "_terms", None), getattr(reader, "_text_to_bytes", None)
-    if terms is not None and to_bytes is not None:
-        return terms.matcher(field_name, to_bytes(field_name, term), reader.schema[field_name].format)
-    matcher = reader.postings(field_name, term)
-    return matcher.child if isinstance(matcher, FilterMatcher) else matcher
-
-
-def _block_ids(matcher, wanted: list[int] | None = None) -> list[int] | None:
-    """The postings of a Whoosh 3 posting list, a block at a time (``all_ids()``
-    steps a Python call per posting); with ``wanted`` (sorted), only the blocks
-    whose range holds one of them. Reads the block layout of the pinned
-    whoosh-reloaded, and returns None if a block does not end where its header says."""
-    ids: list[int] = []
-    i, previous = 0, -1
-    while matcher.is_active():
-        last = matcher._maxid
-        if wanted is not None:
-            while i < len(wanted) and wanted[i] <= previous:
-                i += 1
-            if i == len(wanted):
-                break
-            if wanted[i] > last:  # no wanted document in this block
-                previous = last
-                matcher._next_block()
-                continue
-        matcher._read_data()
-        block = matcher._data[0]
-        block = block if matcher._byteids else list(accumulate(block))
-        if not block or block[-1] != last:
-            return None
-        ids.extend(block)
-        previous = last
-        matcher._next_block()
-    return ids
 
 
 # A term posted in this share of a segment's documents or more is kept as a _Dense,
@@ -343,41 +302,11 @@ def _overlap(a, b) -> int:
     return len(_and(a, b))
 
 
-# Gaps between neighbouring postings, as the bytes they stand for.
-_GAPS = [b""] + [bytes(gap - 1) + b"\1" for gap in range(1, 513)]
-
-
 def _read_dense(reader, field_name: str, term: str, frequency: int) -> _Dense:
-    count = reader.doc_count_all()
-    matcher = _leaf(reader, field_name, term)
-    marks = _dense_blocks(matcher, count, frequency) if isinstance(matcher, W3LeafMatcher) else None
+    marks = internals.posting_marks(reader, field_name, term, frequency)
     if marks is None:  # unexpected layout: the slow way
-        return _Dense.of_members(reader.postings(field_name, term).all_ids(), count)
+        return _Dense.of_members(reader.postings(field_name, term).all_ids(), reader.doc_count_all())
     return _Dense(marks)
-
-
-def _dense_blocks(matcher, count: int, frequency: int) -> bytes | None:
-    """The posting list as one byte per document, built from each block's gaps
-    between postings (as _block_ids reads them); None if a block does not end where
-    its header says or the postings do not add up to ``frequency``."""
-    pieces, previous, posted = [], -1, 0
-    while matcher.is_active():
-        matcher._read_data()
-        gaps = matcher._data[0]
-        if matcher._byteids or not gaps or gaps[0] <= previous or sum(gaps) != matcher._maxid:
-            return None
-        pieces.append(bytes(gaps[0] - previous - 1) + b"\1")  # the first is a document number
-        try:
-            pieces.append(b"".join(map(_GAPS.__getitem__, islice(gaps, 1, None))))
-        except IndexError:
-            pieces.append(b"".join(bytes(gap - 1) + b"\1" for gap in islice(gaps, 1, None)))
-        posted += len(gaps)
-        previous = matcher._maxid
-        matcher._next_block()
-    marks = b"".join(pieces)
-    if posted != frequency or len(marks) > count:
-        return None
-    return marks + bytes(count - len(marks))
 
 
 # ---- what is kept per segment ------------------------------------------------------
@@ -428,16 +357,12 @@ def _weight(value) -> int:
 _kept = _SegmentCache(capacity=64 * 2**20)
 
 
-def _segment_key(reader) -> str:
-    return reader.segment().segment_id()
-
-
 def _scope_docs(reader, term: str):
     """A scope term's documents, kept however few (the same users ask again and again)."""
     frequency = reader.doc_frequency(SCOPE, term)
     if frequency >= _dense_minimum(reader):
         return _postings(reader, SCOPE, term, frequency=frequency)  # kept there
-    return _kept.get((_segment_key(reader), SCOPE, term), lambda: frozenset(_postings(reader, SCOPE, term)))
+    return _kept.get((internals.segment_key(reader), SCOPE, term), lambda: frozenset(_postings(reader, SCOPE, term)))
 
 
 def _rank_keys(reader, ranking: Ranking) -> array:
@@ -450,7 +375,7 @@ def _rank_keys(reader, ranking: Ranking) -> array:
         sign = 1 if ranking.newest else -1
         return array("q", [sign * value * span + d for d, value in enumerate(values)])
 
-    return _kept.get((_segment_key(reader), "rank", ranking.column, ranking.newest), make)
+    return _kept.get((internals.segment_key(reader), "rank", ranking.column, ranking.newest), make)
 
 
 def _rank_order(reader, ranking: Ranking) -> array:
@@ -460,7 +385,7 @@ def _rank_order(reader, ranking: Ranking) -> array:
         keys = _rank_keys(reader, ranking)
         return array("q", sorted(range(len(keys)), key=keys.__getitem__, reverse=True))
 
-    return _kept.get((_segment_key(reader), "order", ranking.column, ranking.newest), make)
+    return _kept.get((internals.segment_key(reader), "order", ranking.column, ranking.newest), make)
 
 
 def _span(reader) -> int:
@@ -503,17 +428,9 @@ def _column(reader, name: str) -> array:
     count = reader.doc_count_all()
     if not reader.has_column(name):
         return array("q", bytes(8 * count))
-    column = reader.column_reader(name, translate=False)
-    values = None
-    if isinstance(column, NumericColumn.Reader):  # read the file at once, not value by value
-        try:
-            values = array(column._typecode, column._dbfile.get(column._basepos, column._count * column._fixedlen))
-            if sys.byteorder == "little":
-                values.byteswap()  # Whoosh writes network order
-            values.extend([column._default] * (count - len(values)))
-        except (AttributeError, TypeError, ValueError):
-            values = None
-    if values is None or len(values) != count:
+    values = internals.numeric_column(reader, name)
+    if values is None:  # unexpected layout: value by value
+        column = reader.column_reader(name, translate=False)
         values = array("q", (column[d] for d in range(count)))
     return values
 

@@ -22,7 +22,6 @@ import gc
 import logging
 import math
 import os
-import re
 import secrets
 import shutil
 import threading
@@ -33,11 +32,8 @@ from datetime import datetime
 
 from flask import current_app
 from whoosh import columns, fields, index
-from whoosh.codec.whoosh3 import W3Codec
-from whoosh.index import TOC
-from whoosh.system import pack_uint
-from whoosh.util.filelock import FileLock
-from whoosh.writing import SegmentWriter
+
+from services.search import whoosh_internals as internals
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +62,8 @@ def scope_term(name: str, value) -> str:
 class TermsField(fields.TEXT):
     """A field given the list of its terms (made by services.search.analysis), so
     that indexing is one count per document rather than a token stream per term.
-    No positions: nobody searches phrases, and the index is half the size without."""
+    No positions: nobody searches phrases, and the index is half the size without.
+    (An index on disk names this class by its module: it stays here.)"""
 
     def __init__(self):
         super().__init__(phrase=False)
@@ -75,8 +72,9 @@ class TermsField(fields.TEXT):
         counts: dict[str, int] = {}
         for term in value:
             counts[term] = counts.get(term, 0) + 1
+        encode = internals.encode_frequency
         for term, freq in counts.items():
-            yield term.encode("utf-8"), freq, float(freq), pack_uint(freq)
+            yield term.encode("utf-8"), freq, float(freq), encode(freq)
 
 
 def _number_column():
@@ -250,15 +248,9 @@ def open_index(which: str, generation: str | None = None, base: str | None = Non
     raise IndexUnavailable(failure)
 
 
-class _Writer(SegmentWriter):
-    """Whoosh's writer, except that a commit deletes no file: see ``tidy``."""
-
-    def _commit_toc(self, segments):
-        TOC(self.schema, segments, self.generation).write(self.storage, self.indexname)
-
-
 def writer(ix, **kwargs):
-    """A writer of ``ix`` (call ``tidy(ix)`` after its commit, under the write lock):
+    """A writer of ``ix`` whose commit deletes no file (call ``tidy(ix)`` after its
+    commit, under the write lock):
 
     - postings in blocks of 1,024 rather than Whoosh's 128: services.search.matching
       reads whole posting lists, 1.7 times faster so;
@@ -268,7 +260,7 @@ def writer(ix, **kwargs):
       writer opens a reader to delete the old entry) and every searcher refresh.
     """
     try:
-        return _Writer(ix, codec=W3Codec(blocklimit=1024), compound=False, **kwargs)
+        return internals.segment_writer(ix, **kwargs)
     except BaseException:  # a full disk: its temporary folder was made already
         _remove_leftovers(ix.storage)
         raise
@@ -291,20 +283,16 @@ def discard(writer) -> None:
         writer.cancel()
     except Exception:  # cancelled already, or failing as the commit did
         pass
-    if not writer.is_closed and writer.writelock:
-        writer.writelock.release()
+    internals.release_write_lock(writer)
     _remove_leftovers(writer.storage)
 
 
 def _remove_leftovers(storage) -> None:
     for name in storage:
-        if _LEFTOVER.match(name):
+        if internals.is_leftover(name):
             _delete(os.path.join(storage.folder, name))
 
 
-_TOC = re.compile(r"^_MAIN_([0-9]+)\.toc$")
-_SEGMENT = re.compile(r"^(MAIN_[0-9a-z]+)\.")
-_LEFTOVER = re.compile(r"^(_MAIN_[0-9]+\.toc\..+|MAIN.*\.tmp)$")  # a TOC or writer's temporary file
 _segments_named: dict[tuple[str, int], frozenset] = {}  # (folder, TOC generation) → its segments
 
 
@@ -317,24 +305,24 @@ def tidy(ix, now: float | None = None, *, unread: bool = False) -> None:
     storage = ix.storage
     now = math.inf if unread else time.time() if now is None else now
     names = list(storage)
-    generations = sorted(int(m.group(1)) for m in map(_TOC.match, names) if m)
+    generations = internals.toc_generations(names)
     expired = []
     for older, newer in zip(generations, generations[1:]):
-        if now - storage.file_modified(TOC._filename("MAIN", newer)) <= KEEP_REPLACED:
+        if now - storage.file_modified(internals.toc_file(ix.indexname, newer)) <= KEEP_REPLACED:
             break
         expired.append(older)
-    leftovers = [name for name in names if _LEFTOVER.match(name)]
+    leftovers = [name for name in names if internals.is_leftover(name)]
     if not expired and not leftovers:
         return
     named = set()
     for generation in generations[len(expired):]:
         named |= _named(storage, generation)
     for generation in expired:
-        storage.delete_file(TOC._filename("MAIN", generation))
+        storage.delete_file(internals.toc_file(ix.indexname, generation))
         _segments_named.pop((storage.folder, generation), None)
     for name in names:
-        segment = _SEGMENT.match(name)
-        if (segment and segment.group(1) not in named and not name.endswith(".tmp")) or name in leftovers:
+        segment = internals.segment_of_file(name)
+        if (segment and segment not in named and not internals.is_temporary(name)) or name in leftovers:
             _delete(os.path.join(storage.folder, name))
 
 
@@ -351,8 +339,7 @@ def _named(storage, generation: int) -> frozenset:
     if key not in _segments_named:
         if len(_segments_named) > 10000:
             _segments_named.clear()
-        toc = TOC.read(storage, "MAIN", generation)
-        _segments_named[key] = frozenset(segment.segment_id() for segment in toc.segments)
+        _segments_named[key] = internals.segments_named(storage, generation)
     return _segments_named[key]
 
 
@@ -468,11 +455,8 @@ def _current(entry) -> bool:
     the folder, where replaced TOCs and segments now stay KEEP_REPLACED seconds: a
     burst of saves made that listing cost 2 ms a query.) Commits number their TOCs
     one after another, and a TOC is removed only after a newer one exists."""
-    ix, searcher = entry[1], entry[2]
     try:
-        generation = searcher.reader().generation()
-        return (ix.storage.file_exists(TOC._filename(ix.indexname, generation))
-                and not ix.storage.file_exists(TOC._filename(ix.indexname, generation + 1)))
+        return internals.reads_latest_toc(entry[1], entry[2])
     except Exception:
         return False
 
@@ -504,7 +488,7 @@ def locked(name: str, timeout: float | None, base: str | None = None):
     ``timeout`` seconds (None: as long as it takes). Raises LockTimeout."""
     base = base or root()
     os.makedirs(base, exist_ok=True)
-    lock = FileLock(os.path.join(base, name))
+    lock = internals.file_lock(os.path.join(base, name))
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.002
     while not lock.acquire(blocking=False):
@@ -516,6 +500,32 @@ def locked(name: str, timeout: float | None, base: str | None = None):
         yield
     finally:
         lock.release()
+
+
+# ---- a rebuild wanted -------------------------------------------------------------
+
+_WANTED = "REBUILD_WANTED"
+
+
+def want_rebuild(base: str | None = None) -> None:
+    """Record, for every process, that the index must be rebuilt (a request found
+    it missing or damaged, and the database is too large to rebuild there)."""
+    base = base or root()
+    os.makedirs(base, exist_ok=True)
+    with open(os.path.join(base, _WANTED), "w", encoding="ascii") as handle:
+        handle.write(datetime.now().isoformat(timespec="seconds"))
+
+
+def rebuild_wanted(base: str | None = None) -> bool:
+    """Whether a rebuild was asked for and has not been done since."""
+    return os.path.exists(os.path.join(base or root(), _WANTED))
+
+
+def rebuild_done(base: str | None = None) -> None:
+    try:
+        os.remove(os.path.join(base or root(), _WANTED))
+    except FileNotFoundError:
+        pass
 
 
 def rebuild_running(base: str | None = None) -> bool:

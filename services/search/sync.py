@@ -26,16 +26,15 @@ import threading
 import time
 from contextlib import contextmanager
 
-from flask import current_app
+from flask import current_app, has_request_context
 from sqlalchemy import delete, event, inspect, select, update
 from sqlalchemy.orm import Session
 from whoosh import index
-from whoosh.reading import SegmentReader
-from whoosh.util import fib
 
 from extensions import db, reading_only
 from models import Customer, CustomerNote, CustomerPhone, SearchBacklog
 from services.search import build, store
+from services.search import whoosh_internals as internals
 from services.search.backlog import (
     CUSTOMER, CUSTOMER_NOTES, NOTE, Changes, chunks, reading_session, record)
 
@@ -165,6 +164,8 @@ def drain(timeout: float | None = None) -> int | None:
     None when another writer held the lock past ``timeout`` seconds (default
     SEARCH_LOCK_TIMEOUT): the rows stay for the next writer."""
     timeout = current_app.config["SEARCH_LOCK_TIMEOUT"] if timeout is None else timeout
+    if not has_request_context() and store.rebuild_wanted():
+        start_rebuild()  # what a request asked for: the nightly job, or any command that saves
     try:
         with store.locked("write.lock", timeout):
             return _drain_locked()
@@ -277,7 +278,7 @@ def merge_point(sizes: list[int]) -> int:
     total = 0
     for i, size in enumerate(sorted(sizes)):
         total += size
-        if i > 3 and total < fib(i + 5):
+        if i > 3 and total < internals.merge_bound(i + 5):
             return i + 1
     return 0
 
@@ -312,15 +313,15 @@ def _merge(which: str, generation: str, timeout: float) -> bool:
     """Merge the small segments of one index, if it has a merge point. Returns
     whether it did."""
     source = store.open_index(which, generation)
-    toc = source._read_toc()  # once: another process's commit may replace it, and a later tidy delete it
-    ordered = sorted(toc.segments, key=lambda segment: segment.doc_count_all())
-    chosen = ordered[: merge_point([segment.doc_count_all() for segment in ordered])]
+    schema, segments = internals.read_segments(source)  # once: see read_segments
+    ordered = sorted(segments, key=internals.segment_size)
+    chosen = ordered[: merge_point([internals.segment_size(segment) for segment in ordered])]
     if not chosen:
         return False
     folder = os.path.join(store.root(), generation, f"merging-{which}")
     shutil.rmtree(folder, ignore_errors=True)  # left by a merge whose process died
     try:
-        merged, docmaps = _copy(source.storage, toc.schema, which, chosen, folder)
+        merged, docmaps = _copy(source.storage, schema, which, chosen, folder)
         with store.locked("write.lock", timeout):
             return _swap(which, generation, chosen, merged, docmaps, folder)
     finally:
@@ -337,20 +338,12 @@ def _copy(storage, schema, which: str, chosen: list, folder: str):
     docmaps: dict[str, dict[int, int]] = {}
     try:
         for segment in chosen:
-            live = [docnum for docnum in range(segment.doc_count_all()) if not segment.is_deleted(docnum)]
-            start = writer.doc_count()
-            docmaps[segment.segment_id()] = {old: start + new for new, old in enumerate(live)}
-            reader = SegmentReader(storage, schema, segment)
-            try:
-                writer.add_reader(reader)  # copies the live documents, in order
-            finally:
-                reader.close()
+            docmaps[internals.segment_id(segment)] = internals.copy_live_documents(storage, schema, segment, writer)
     except BaseException:
         store.discard(writer)
         raise
     store.commit(writer, merge=False)
-    (merged,) = index.open_dir(folder)._segments()
-    return merged, docmaps
+    return internals.only_segment(index.open_dir(folder)), docmaps
 
 
 def _swap(which: str, generation: str, chosen: list, merged, docmaps, folder: str) -> bool:
@@ -361,24 +354,17 @@ def _swap(which: str, generation: str, chosen: list, merged, docmaps, folder: st
     ix = store.open_index(which, generation)
     writer = store.writer(ix)
     try:
-        now = {segment.segment_id(): segment for segment in writer.segments}
-        if not docmaps.keys() <= now.keys():
+        if not internals.carry_deletions(writer, chosen, merged, docmaps):
             log.info("search %s segments changed during a merge; it is dropped", which)
             store.discard(writer)
             return False
-        for segment in chosen:
-            since = set(now[segment.segment_id()].deleted_docs()) - set(segment.deleted_docs())
-            for docnum in since:
-                merged.delete_document(docmaps[segment.segment_id()][docnum])
-        prefix = merged.segment_id() + "."
         for name in os.listdir(folder):
-            if name.startswith(prefix):
+            if internals.segment_of_file(name) == internals.segment_id(merged):
                 os.replace(os.path.join(folder, name), os.path.join(ix.storage.folder, name))
     except BaseException:
         store.discard(writer)
         raise
-    store.commit(writer, mergetype=lambda _writer, segments: [
-        s for s in segments if s.segment_id() not in docmaps] + [merged])
+    store.commit(writer, mergetype=internals.replacing(docmaps.keys(), merged))
     store.tidy(ix)
     return True
 
@@ -488,17 +474,22 @@ def rebuild_if_damaged() -> bool:
 
 
 def start_rebuild(*, inside_write_lock: bool = False) -> None:
-    """Rebuild a missing or unreadable index: at once when the database is small,
-    else in a background thread (search answers from the database meanwhile)."""
+    """Rebuild a missing or unreadable index, at once: when the database is small
+    (SEARCH_INLINE_REBUILD_MAX records or fewer), or outside a web request (a CLI
+    command, the nightly ``pool recycle``). A request that finds a larger one
+    missing only records that a rebuild is wanted (store.want_rebuild): at full size
+    a rebuild takes minutes of a worker's time. ``flask search rebuild`` or the next
+    command that saves (the nightly job) runs it; search answers from the database
+    meanwhile."""
     if store.rebuild_running():
         return
-    def rebuild(**options):
-        try:
-            build.rebuild(**options)
-        except build.RebuildRunning:
-            pass
-
-    if record_count() <= current_app.config["SEARCH_INLINE_REBUILD_MAX"]:
-        rebuild(inside_write_lock=inside_write_lock)
-    else:
-        _in_background("search-rebuild", rebuild)
+    if has_request_context() and record_count() > current_app.config["SEARCH_INLINE_REBUILD_MAX"]:
+        if not store.rebuild_wanted():
+            log.warning("search index missing or unreadable: rebuild wanted (flask search rebuild, "
+                        "or the nightly pool recycle); search answers from the database meanwhile")
+            store.want_rebuild()
+        return
+    try:
+        build.rebuild(inside_write_lock=inside_write_lock)
+    except build.RebuildRunning:
+        pass

@@ -107,9 +107,12 @@ def test_slash_focuses_global_search(page, live_server, new_user):
     expect(search).not_to_be_focused()
     page.keyboard.press("/")
     expect(search).to_be_focused()
-    # Once typing in the box, "/" is an ordinary character.
+    # Pressed again in the empty box, "/" still only means "search here": no slash.
     page.keyboard.press("/")
-    expect(search).to_have_value("/")
+    expect(search).to_have_value("")
+    # Once typing in the box, "/" is an ordinary character.
+    page.keyboard.type("a/")
+    expect(search).to_have_value("a/")
 
 
 def test_htmx_deactivate_sends_csrf_header_and_shows_toast(page, live_server, new_user):

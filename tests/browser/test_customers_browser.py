@@ -50,7 +50,8 @@ def test_duplicate_warning_while_typing_names_only_the_owner(page, live_server, 
     settle(page)
     mark_document(page)
     page.locator("#name").fill("新来电客户")
-    page.locator("#mobile").press_sequentially(office["phone"][:3] + " " + office["phone"][3:7] + " " + office["phone"][7:])
+    phone = office["phone"]
+    page.locator("#mobile").press_sequentially(phone[:3] + " " + phone[3:7] + " " + phone[7:])
     warning = page.get_by_test_id("duplicate-warning")
     expect(warning).to_contain_text(office["colleague"].display_name)
     expect(warning).not_to_contain_text(office["theirs"][1])

@@ -57,7 +57,8 @@ def test_quick_entry_with_ctrl_enter(page, live_server, customer_page):
     htmx_idle(page)  # the form just swapped in must be processed before its select answers
 
     page.locator("#note-form [name=template_id]").select_option(label="浏览器模板")
-    expect(page.locator("#note-form [name=summary]")).to_have_value("到访目的：")
+    expect(page.locator("#note-form [name=summary]")).to_have_attribute("placeholder", "到访目的：")
+    expect(page.locator("#note-form [name=summary]")).to_have_value("")  # a prompt, not text to delete
     expect(page.locator("#note-form [name=kind]")).to_have_value("visit")
     expect_same_document(page)
 

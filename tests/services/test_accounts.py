@@ -129,11 +129,11 @@ def test_lockout_after_ten_failures_refuses_even_the_right_password(ctx):
 def test_failures_outside_the_window_do_not_add_up(ctx):
     _create()
     start = utcnow()
-    for attempt in range(9):
+    for _attempt in range(9):
         with pytest.raises(accounts.LoginRefused):
             authenticate("wang.fang", "wrong one!", now=start)
     # 16 minutes later the count starts again: nine more failures do not lock.
-    for attempt in range(9):
+    for _attempt in range(9):
         with pytest.raises(accounts.LoginRefused):
             authenticate("wang.fang", "wrong one!", now=start + timedelta(minutes=16))
     assert authenticate("wang.fang", TEST_PASSWORD, now=start + timedelta(minutes=16))

@@ -117,9 +117,9 @@ def test_archive_restore_purge(staff):
 
 
 def test_list_visibility_and_filters(staff):
-    mine = customers.create_customer(staff["sales"], CustomerData(name="我的客户", stage="intent"))
-    theirs = customers.create_customer(staff["sales2"], CustomerData(name="别人的客户", stage="intent"))
-    pool = customers.create_customer(staff["frontdesk"], CustomerData(name="公海客户", stage="deal"))
+    customers.create_customer(staff["sales"], CustomerData(name="我的客户", stage="intent"))
+    customers.create_customer(staff["sales2"], CustomerData(name="别人的客户", stage="intent"))
+    customers.create_customer(staff["frontdesk"], CustomerData(name="公海客户", stage="deal"))
     archived = customers.create_customer(staff["sales"], CustomerData(name="归档客户"))
     customers.archive(staff["manager"], archived)
 
@@ -192,9 +192,11 @@ def test_front_desk_filters_and_sorts_only_on_the_basic_card(staff):
         assert names(staff["frontdesk"], **hidden) == {"意向客户", "成交客户"}, hidden
     assert names(staff["manager"], stage="intent") == names(staff["manager"], tag_ids=[tag.id]) == {"意向客户"}
     assert names(staff["frontdesk"], owner="pool") == set()
-    front = customers.allowed_filter(staff["frontdesk"], CustomerFilter(stage="deal", sort="last_contact",
+    front = customers.allowed_filter(staff["frontdesk"], CustomerFilter(stage="deal", sort="created",
                                                                         owner="pool", q="客户"))
     assert (front.stage, front.sort, front.owner, front.q) == ("", "updated", "pool", "客户")
+    # The last contact is on the basic card: the front desk sorts by it.
+    assert customers.allowed_filter(staff["frontdesk"], CustomerFilter(sort="last_contact")).sort == "last_contact"
     page = customers.list_customers(staff["frontdesk"], CustomerFilter())
     assert page.tag_counts == {}
     assert customers.list_customers(staff["manager"], CustomerFilter()).tag_counts == {tag.id: 1}

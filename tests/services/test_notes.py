@@ -17,12 +17,14 @@ from models import (
     utcnow,
 )
 from services import accounts, customers, mentions, note_templates, notes, notes_list, office_time
-from services.customers import CustomerData
 from services.errors import DomainError
 from services.note_templates import TemplateData
 from services.notes import NoteData
 from services.notes_list import NoteFilter
-from tests.conftest import TEST_PASSWORD, make_tag
+from tests.conftest import TEST_PASSWORD
+from tests.factories import make_customer as _customer
+from tests.factories import make_note as _note
+from tests.factories import make_tag
 
 
 @pytest.fixture
@@ -32,14 +34,6 @@ def staff(app):
                 for role in ("admin", "manager", "sales", "frontdesk")}
         made["sales2"] = accounts.create_user("sales.two", TEST_PASSWORD, "sales", display_name="王芳")
         yield made
-
-
-def _customer(actor, name="王小明", **kwargs):
-    return customers.create_customer(actor, CustomerData(name=name, **kwargs), acknowledge_duplicates=True)
-
-
-def _note(actor, customer, body="客户来电询问报价", **kwargs):
-    return notes.create_note(actor, customer, NoteData(kind=kwargs.pop("kind", "call"), body=body, **kwargs)).note
 
 
 def _tag(name, group="需求"):
@@ -153,7 +147,8 @@ def test_no_notes_on_archived_or_foreign_customers(staff):
 def test_follow_up_date_creates_a_task_in_the_same_transaction(staff):
     customer = _customer(staff["sales"])
     due = office_time.office_today() + timedelta(days=3)
-    saved = notes.create_note(staff["manager"], customer, NoteData(kind="call", body="报价已发\n等回复", follow_up_on=due))
+    saved = notes.create_note(staff["manager"], customer,
+                              NoteData(kind="call", body="报价已发\n等回复", follow_up_on=due))
     task = db.session.scalar(select(FollowUpTask))
     assert task.id == saved.task.id and task.note_id == saved.note.id
     assert (task.due_date, task.assignee_id, task.title) == (due, staff["sales"].id, "报价已发")

@@ -201,10 +201,15 @@ def test_due_soon_for_the_dashboard(office):
 
 
 def test_sweep_overdue_banner(office):
+    from services import nightly
+    from tests.nightly_helpers import make_overdue
+
+    assert not pool.sweep_overdue()  # a fresh install has had no night yet
+    make_overdue("pool_sweep")
     assert pool.sweep_overdue()
-    pool.recycle_due_customers()
+    assert nightly.run("pool_sweep").ok
     assert not pool.sweep_overdue()
-    assert pool.sweep_overdue(now=utcnow() + timedelta(hours=27))
+    assert pool.sweep_overdue(now=utcnow() + timedelta(hours=27))  # the next night passed too
     settings.update(office["admin1"], {"pool.recycle_enabled": False})
     assert not pool.sweep_overdue(now=utcnow() + timedelta(hours=27))
 
@@ -217,3 +222,61 @@ def test_settings_validation(office, key, value):
     with pytest.raises(DomainError) as refused:
         settings.update(office["admin1"], {key: value})
     assert refused.value.field == key
+
+
+def test_claim_standing_and_refusals_count_what_the_user_has(office):
+    ids = [_pool_customer(office["desk"], f"客户{n}").id for n in range(3)]
+    pool.assign_customers(office["boss"], ids, office["wang"].id)
+    settings.update(office["admin1"], {"pool.max_owned": 2})
+    standing = pool.claim_standing(office["wang"])
+    assert (standing.owned, standing.limit, standing.claimed_today, standing.daily_limit) == (3, 2, 0, 20)
+    with pytest.raises(PoolRefusal) as refused:
+        pool.claim_customer(office["wang"], _pool_customer(office["desk"], "再一个").id)
+    assert refused.value.code == "limit" and "3" in str(refused.value.message) and "2" in str(refused.value.message)
+
+
+def test_undo_release_restores_owner_clock_and_lock_within_the_window(office):
+    customer = _pool_customer(office["desk"])
+    start = utcnow() - timedelta(days=10)
+    pool.claim_customer(office["wang"], customer.id, now=start)
+    pool.set_recycle_lock(office["wang"], customer, True)
+    now = utcnow()
+    pool.release_to_pool(office["wang"], customer, "no_need", now=now)
+    with pytest.raises(PoolRefusal) as refused:
+        pool.undo_release(office["li"], customer, now=now)
+    assert refused.value.code == "not_releaser"
+    with pytest.raises(PoolRefusal) as refused:
+        pool.undo_release(office["wang"], customer, now=now + timedelta(seconds=pool.RELEASE_UNDO_SECONDS + 1))
+    assert refused.value.code == "too_late" and customer.owner_id is None
+    pool.undo_release(office["wang"], customer, now=now + timedelta(seconds=5))
+    assert customer.owner_id == office["wang"].id and customer.owned_since == start
+    assert customer.recycle_locked is True and customer.pool_reason == ""
+    assert _kinds()[-2:] == ["release", "release_undone"]
+    with pytest.raises(PoolRefusal) as refused:  # once only
+        pool.undo_release(office["wang"], customer, now=now + timedelta(seconds=6))
+    assert refused.value.code == "changed"
+    # The undone release locks nothing: lost to a colleague and back in the pool, wang may claim it.
+    pool.assign_customers(office["boss"], [customer.id], office["li"].id, now=now + timedelta(minutes=1))
+    db.session.refresh(customer)
+    pool.release_to_pool(office["li"], customer, "no_need", now=now + timedelta(minutes=2))
+    claimed = pool.claim_customer(office["wang"], customer.id, now=now + timedelta(minutes=3))
+    assert claimed.owner_id == office["wang"].id
+
+
+def test_undo_release_refused_after_a_claim_or_over_the_owners_limit(office):
+    claimed = _pool_customer(office["desk"], "被领走")
+    pool.claim_customer(office["wang"], claimed.id)
+    pool.release_to_pool(office["wang"], claimed, "no_need")
+    pool.claim_customer(office["li"], claimed.id)
+    with pytest.raises(PoolRefusal) as refused:
+        pool.undo_release(office["wang"], claimed, now=utcnow())
+    assert refused.value.code == "changed" and claimed.owner_id == office["li"].id
+    mine = customers.create_customer(office["wang"], CustomerData(name="王的客户"))
+    pool.release_to_pool(office["boss"], mine, "other_team")  # a manager releases it
+    settings.update(office["admin1"], {"pool.max_owned": 0})
+    with pytest.raises(PoolRefusal) as refused:
+        pool.undo_release(office["boss"], mine)
+    assert refused.value.code == "limit"
+    settings.update(office["admin1"], {"pool.max_owned": 50})
+    pool.undo_release(office["boss"], mine)
+    assert mine.owner_id == office["wang"].id

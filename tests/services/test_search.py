@@ -2,6 +2,7 @@
 A real Whoosh index on disk in each test's instance folder."""
 
 import gc
+import functools
 import os
 import random
 import shutil
@@ -19,6 +20,7 @@ from services.customers import CustomerData
 from services.notes import NoteData
 from services.search import analysis, store
 from tests.conftest import TEST_PASSWORD
+from tests.factories import make_customer, make_note
 
 NASTY = ['"', "'", ":", "name:张", "*", "?", "张*", "[1 TO 9]", "(", ")", "{}", "AND", "OR", "NOT",
          "a AND NOT b", "\\", "%", "_", "😀" * 500, "x" * 500, "伟" * 500, "\x00\x01\x1f", "\t\n",
@@ -33,17 +35,9 @@ def staff(staff):
     return staff
 
 
-def _customer(actor, name, **kwargs):
-    """A customer saved as the entry form saves it: created, then committed."""
-    customer = customers.create_customer(actor, CustomerData(name=name, **kwargs), acknowledge_duplicates=True)
-    db.session.commit()
-    return customer
-
-
-def _note(actor, customer, body, **kwargs):
-    note = notes.create_note(actor, customer, NoteData(kind="call", body=body, **kwargs)).note
-    db.session.commit()
-    return note
+# Saved as the entry forms save them: created, then committed (the index follows commits).
+_customer = functools.partial(make_customer, commit=True)
+_note = functools.partial(make_note, commit=True)
 
 
 def _names(found):
@@ -85,7 +79,8 @@ def test_pinyin_covers_initials_endings_and_heteronyms():
 @pytest.mark.parametrize("typed, digits", [
     ("13812345678", "13812345678"), ("138 1234 5678", "13812345678"), ("138-1234-5678", "13812345678"),
     ("+86 138 1234 5678", "13812345678"), ("0086 13812345678", "13812345678"),
-    ("8613812345678", "13812345678"), ("(+86) 138 1234 5678", "13812345678"), ("１３８１２３４５６７８", "13812345678"), ("(010) 6552-9988", "01065529988"),
+    ("8613812345678", "13812345678"), ("(+86) 138 1234 5678", "13812345678"), ("１３８１２３４５６７８", "13812345678"),
+    ("(010) 6552-9988", "01065529988"),
     ("5678", "5678"), ("123", ""), ("张 5678", ""),
 ])
 def test_a_phone_typed_any_way_is_read_as_its_digits(typed, digits):
@@ -151,7 +146,8 @@ def _queries(record):
         found += [("name character", chinese[-1]), ("name pair", chinese[-2:])]
         spellings = analysis.pinyin_words(chinese)
         full = max(spellings, key=len)
-        found += [("pinyin", full), ("pinyin initials", "".join(w for w in spellings if len(w) == len(chinese))[:len(chinese)] or full[:2])]
+        initials = "".join(w for w in spellings if len(w) == len(chinese))[:len(chinese)] or full[:2]
+        found += [("pinyin", full), ("pinyin initials", initials)]
     else:
         found += [("latin name part", name.split()[-1][:4])]
     company = _cjk(record["company"])
@@ -267,7 +263,8 @@ def test_notes_follow_the_policy_for_every_role(app, staff, owned):
     assert bodies(staff["manager"]) == everything
     assert bodies(staff["sales"]) == sorted(["pool记录报价", "mine记录报价", "我写在别人客户上的报价"])
     # the owner reads every note on their customer, whoever wrote it
-    assert bodies(staff["sales2"]) == sorted(["pool记录报价", "theirs记录报价", "我写在别人客户上的报价", "前台登记报价"])
+    assert bodies(staff["sales2"]) == sorted(
+        ["pool记录报价", "theirs记录报价", "我写在别人客户上的报价", "前台登记报价"])
     assert bodies(staff["frontdesk"]) == ["前台登记报价"]
 
 
@@ -521,9 +518,8 @@ def test_a_merge_waits_for_the_write_lock_and_gives_up_without_harm(app, staff, 
 
     admin = staff["admin"]
     count = _notes_in_small_segments(monkeypatch, admin, "孙悟空")
-    with store.locked("write.lock", 1):
-        with pytest.raises(store.LockTimeout):
-            sync.merge_small(timeout=0.05)
+    with store.locked("write.lock", 1), pytest.raises(store.LockTimeout):
+        sync.merge_small(timeout=0.05)
     assert _segments(store.NOTES) == count
     assert len(search.search_notes(admin, "来电").items) == 5
     generation = os.path.join(store.root(), store.current_generation())
@@ -1023,3 +1019,44 @@ def test_front_desk_cannot_filter_customers_by_the_tags_its_card_hides(staff):
     assert _names(search.search_customers(staff["manager"], "孙三", tag_ids=[tag.id])) == ["孙三甲"]
     found = search.search_customers(staff["frontdesk"], "孙三", tag_ids=[tag.id], count_tags=[tag.id])
     assert sorted(_names(found)) == ["孙三乙", "孙三甲"] and not found.tag_counts
+
+
+def test_a_request_never_rebuilds_a_large_index_itself_but_asks_for_it(app, staff):
+    """At full size a rebuild takes minutes: a request that finds the index missing
+    records that a rebuild is wanted and answers from the database; the next
+    command that saves (the nightly pool recycle) or ``search rebuild`` runs it."""
+    from services.search import sync
+
+    admin = staff["admin"]
+    customer = _customer(admin, "镇元大仙", phones=[("mobile", "13600005555")])
+    shutil.rmtree(store.root())
+    store.forget_searchers()
+    app.config["SEARCH_INLINE_REBUILD_MAX"] = 0
+    with app.test_request_context("/search?q=大仙"):
+        found = search.search_customers(admin, "大仙")
+        assert found.from_database and [c.id for c in found.items] == [customer.id]
+        assert sync.drain() == 0  # a save in a request does not rebuild either
+    assert store.rebuild_wanted() and store.current_generation() is None
+    assert not [thread for thread in threading.enumerate() if thread.name == "search-rebuild"]
+    sync.drain()  # outside a request: the nightly job's drain
+    assert store.current_generation() is not None and not store.rebuild_wanted()
+    found = search.search_customers(admin, "大仙")
+    assert not found.from_database and [c.id for c in found.items] == [customer.id]
+
+
+def test_a_request_rebuilds_a_small_missing_index_at_once(app, staff):
+    admin = staff["admin"]
+    customer = _customer(admin, "赤脚大仙")
+    shutil.rmtree(store.root())
+    store.forget_searchers()
+    with app.test_request_context("/search?q=赤脚"):
+        assert _ids(admin, "赤脚") == [customer.id]
+    assert store.current_generation() is not None and not store.rebuild_wanted()
+
+
+def test_search_rebuild_does_what_a_request_asked_for(app, staff):
+    admin = staff["admin"]
+    customer = _customer(admin, "托塔天王")
+    store.want_rebuild()
+    search.rebuild(procs=1)
+    assert not store.rebuild_wanted() and _ids(admin, "天王") == [customer.id]

@@ -5,8 +5,9 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import COLOURS, AuditEvent, Customer, CustomerNote, Tag, TagGroup, User, customer_tags, note_tags
-from services import customers, tags
+from services import tags
 from services.errors import DomainError
+from tests.factories import make_customer as _customer
 
 
 @pytest.fixture
@@ -14,13 +15,6 @@ def manager(app, make_user):
     user = make_user("manager")
     with app.app_context():
         yield db.session.get(User, user.id)
-
-
-def _customer(actor, name, tag_ids=()):
-    customer = customers.create_customer(actor, customers.CustomerData(name=name))
-    if tag_ids:
-        customers.set_tags(actor, customer, list(tag_ids))
-    return customer
 
 
 def _note(actor, customer, tag_list=(), **kw):
@@ -156,7 +150,7 @@ def test_every_colour_is_accepted(manager):
 def test_rename_tag_shows_on_customers_and_notes_and_is_announced(manager):
     group = tags.create_group(manager, "行业", "blue")
     tag = tags.create_tag(manager, group.id, "互联网")
-    customer = _customer(manager, "张三", [tag.id])
+    customer = _customer(manager, "张三", tag_ids=[tag.id])
     note = _note(manager, customer, [tag])
     heard = []
 
@@ -215,9 +209,9 @@ def tagged(manager):
     group = tags.create_group(manager, "需求", "green")
     source = tags.create_tag(manager, group.id, "报价")
     target = tags.create_tag(manager, group.id, "询价")
-    only_source = _customer(manager, "甲", [source.id])
-    both = _customer(manager, "乙", [source.id, target.id])
-    only_target = _customer(manager, "丙", [target.id])
+    only_source = _customer(manager, "甲", tag_ids=[source.id])
+    both = _customer(manager, "乙", tag_ids=[source.id, target.id])
+    only_target = _customer(manager, "丙", tag_ids=[target.id])
     notes = [_note(manager, only_source, [source]), _note(manager, both, [source, target]),
              _note(manager, both, [target])]
     return dict(source=source, target=target, customers=[only_source, both, only_target], notes=notes)

@@ -8,10 +8,10 @@ from sqlalchemy import select
 
 from extensions import db
 from models import AuditEvent, Customer, FollowUpTask, User, utcnow
-from services import accounts, customers, office_time, tasks
-from services.customers import CustomerData
+from services import customers, office_time, tasks
 from services.errors import DomainError
-from tests.conftest import TEST_PASSWORD
+from tests.factories import make_account as user
+from tests.factories import make_customer as customer
 
 TODAY = date(2026, 3, 2)
 
@@ -20,15 +20,6 @@ TODAY = date(2026, 3, 2)
 def ctx(app):
     with app.app_context():
         yield
-
-
-def user(role="sales", name=None, **kwargs) -> User:
-    name = name or f"{role}{db.session.scalar(select(db.func.count(User.id))) + 1}"
-    return accounts.create_user(name, TEST_PASSWORD, role, display_name=name.title(), **kwargs)
-
-
-def customer(actor: User, name="王小明", **kwargs) -> Customer:
-    return customers.create_customer(actor, CustomerData(name=name, **kwargs), acknowledge_duplicates=True)
 
 
 def task(actor: User, on: Customer, due: date = TODAY, title="回电话", **kwargs) -> FollowUpTask:
@@ -63,7 +54,7 @@ def test_today_and_overdue_at_the_day_boundary(ctx):
 # ---- lists ------------------------------------------------------------------------------
 
 def test_sales_see_only_their_own_tasks(ctx):
-    li, wang, manager = user(name="li"), user(name="wang"), user("manager", name="boss")
+    li, wang, manager = user(username="li"), user(username="wang"), user("manager", username="boss")
     pool = customer(manager, "公海客户")
     task(li, customer(li, "李的客户"), title="李的任务")
     task(wang, customer(wang, "王的客户"), title="王的任务")
@@ -73,11 +64,12 @@ def test_sales_see_only_their_own_tasks(ctx):
     assert titles(tasks.list_tasks(li, today=TODAY, assignee_id=wang.id)) == []
     assert sorted(titles(tasks.list_tasks(wang, today=TODAY))) == sorted(["王的任务", "公海任务"])
     assert len(tasks.list_tasks(manager, today=TODAY).items) == 3
-    assert sorted(titles(tasks.list_tasks(manager, today=TODAY, assignee_id=wang.id))) == sorted(["王的任务", "公海任务"])
+    listed = tasks.list_tasks(manager, today=TODAY, assignee_id=wang.id)
+    assert sorted(titles(listed)) == sorted(["王的任务", "公海任务"])
 
 
 def test_tasks_on_customers_one_no_longer_sees_or_archived_are_hidden(ctx):
-    li, wang, manager = user(name="li"), user(name="wang"), user("manager")
+    li, wang, manager = user(username="li"), user(username="wang"), user("manager")
     moved = customer(li, "转走的")
     task(li, moved, title="转走")
     archived = customer(li, "归档的")
@@ -109,7 +101,7 @@ def test_scope_due_week_order_and_pages(ctx):
 
 
 def test_due_now_and_overdue_count(ctx):
-    li, wang, manager = user(name="li"), user(name="wang"), user("manager")
+    li, wang, manager = user(username="li"), user(username="wang"), user("manager")
     task(li, customer(li, "甲"), TODAY - timedelta(days=2), "li overdue")
     task(li, customer(li, "乙"), TODAY, "li today")
     task(li, customer(li, "丙"), TODAY + timedelta(days=1), "li tomorrow")
@@ -121,7 +113,7 @@ def test_due_now_and_overdue_count(ctx):
 
 
 def test_customer_open_tasks(ctx):
-    li, manager = user(name="li"), user("manager")
+    li, manager = user(username="li"), user("manager")
     on = customer(li)
     mine = task(li, on, title="mine")
     task(manager, on, title="boss", assignee_id=manager.id)
@@ -172,7 +164,7 @@ def test_done_tasks_are_neither_snoozed_nor_reassigned(ctx):
 
 
 def test_reassign_is_audited(ctx):
-    manager, li, wang = user("manager"), user(name="li"), user(name="wang")
+    manager, li, wang = user("manager"), user(username="li"), user(username="wang")
     pool = customer(manager, "公海")
     item = task(manager, pool, assignee_id=li.id)
     tasks.reassign(manager, item, wang.id, ip="10.0.0.9")
@@ -186,9 +178,9 @@ def test_reassign_is_audited(ctx):
 
 
 def test_reassign_refusals(ctx):
-    manager, li, wang = user("manager"), user(name="li"), user(name="wang")
+    manager, li, wang = user("manager"), user(username="li"), user(username="wang")
     desk = user("frontdesk")
-    gone = user(name="gone")
+    gone = user(username="gone")
     gone.active = False
     db.session.commit()
     item = task(li, customer(li, "李的客户"))
@@ -203,9 +195,9 @@ def test_reassign_refusals(ctx):
 
 
 def test_assignee_options_are_those_who_may_open_the_customer(ctx):
-    li, wang, manager = user(name="li"), user(name="wang"), user("manager", name="boss")
-    user("frontdesk", name="desk")
-    user("admin", name="root")
+    li, _wang, manager = user(username="li"), user(username="wang"), user("manager", username="boss")
+    user("frontdesk", username="desk")
+    user("admin", username="root")
     colleagues = tasks.assignable_colleagues()
     assert [u.username for u in colleagues] == ["boss", "li", "wang"]
     assert [u.username for u in tasks.assignee_options(customer(li, "李的"), colleagues)] == ["boss", "li"]
@@ -216,7 +208,7 @@ def test_assignee_options_are_those_who_may_open_the_customer(ctx):
 # ---- creating ------------------------------------------------------------------------------
 
 def test_add_task_defaults_to_the_owner(ctx):
-    li, manager = user(name="li"), user("manager")
+    li, manager = user(username="li"), user("manager")
     on = customer(li)
     item = tasks.add_task(manager, on, title="  报价 ", due_date=TODAY, today=TODAY)
     assert (item.assignee_id, item.created_by_id, item.title, item.note_id) == (li.id, manager.id, "报价", None)
@@ -233,9 +225,9 @@ def test_add_task_defaults_to_the_owner(ctx):
     ({"assignee": "other_sales"}, "assignee_id"),
 ])
 def test_add_task_refusals(ctx, change, field):
-    li = user(name="li")
-    people = {"unknown": 999_999, "inactive": user(name="old").id, "frontdesk": user("frontdesk").id,
-              "other_sales": user(name="wang").id}
+    li = user(username="li")
+    people = {"unknown": 999_999, "inactive": user(username="old").id, "frontdesk": user("frontdesk").id,
+              "other_sales": user(username="wang").id}
     db.session.get(User, people["inactive"]).active = False
     db.session.commit()
     on = customer(li)
@@ -252,7 +244,7 @@ def test_add_task_refusals(ctx, change, field):
 def test_create_task_from_a_note_keeps_its_rules(ctx):
     """The notes service relies on these: the owner by default, the writer for a
     pool customer, and no commit: the caller's transaction decides."""
-    li, desk = user(name="li"), user("frontdesk")
+    li, desk = user(username="li"), user("frontdesk")
     pool = customer(desk, "前台建的")
     db.session.commit()
     item = tasks.create_task(desk, pool, due_date=TODAY, title="x")

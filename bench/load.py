@@ -1,0 +1,379 @@
+"""An office's mixed traffic, open loop, against gunicorn with several workers.
+
+    .venv/bin/python bench/load.py [--customers 100000] [--notes 500000] [--workers 4]
+        [--rates 10,20,40,60,85,100,120] [--seconds 30] [--folder /tmp/load]
+    .venv/bin/python bench/load.py --customers 5000 --notes 20000 --rates 10,40,85 --seconds 15
+    .venv/bin/python bench/load.py --database-url postgresql://postgres@127.0.0.1:5432/test
+
+Generates (or, with --folder, reuses) a workspace through services.demo (Faker zh_CN),
+with one salesperson owning exactly 50 customers, a manager and a front-desk clerk,
+builds the search index, then serves it with ``gunicorn --workers N --preload`` and
+sends requests at fixed rates with exponential gaps between arrivals (open loop: a
+slow answer does not slow the arrivals, and each latency counts from the moment the
+request was due, so queueing is measured too).
+
+The mix: 35 % search-as-you-type (/search/suggest), 5 % search page, 20 % customer
+page, 15 % list filters, 10 % note saves, 3 % claims, and home, pool and task pages.
+For each rate it prints p50/p95/p99 and errors per request kind; at the end the rate
+where the overall p95 first crosses 300 ms, and the home page p95 for the salesperson
+with 50 customers and for the manager. A baseline measured in the same run (GET
+/login at 2 requests/s, nothing else running) gives each kind's p50 ratio.
+Not part of the test suite: figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.cookiejar
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timing import percentile  # noqa: E402
+
+PASSWORD = "bench passphrase 1"
+P95_LIMIT_MS = 300.0
+MIX = [  # (kind, weight in %)
+    ("suggest", 35), ("search page", 5), ("customer page", 20), ("list filter", 15),
+    ("note save", 10), ("claim", 3), ("home (sales 50)", 3), ("home (manager)", 2),
+    ("home (front desk)", 2), ("pool page", 3), ("tasks page", 2),
+]
+CSRF_META = re.compile(r'"X-CSRFToken": "([^"]+)"')
+CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ---- data ------------------------------------------------------------------------------
+
+def prepare(args, folder: Path, url: str) -> dict:
+    """The workspace (generated once per folder) and what the clients need of it:
+    ids and query strings sampled from the database."""
+    from flask_migrate import upgrade
+    from sqlalchemy import func, select, update
+
+    from app import create_app
+    from extensions import db, refresh_statistics
+    from models import Customer, CustomerPhone, Tag, User
+    from services import accounts, demo, search, settings
+
+    app = create_app({"SECRET_KEY": "bench", "DATABASE_URL": url, "INSTANCE_PATH": str(folder)})
+    rng = random.Random(args.seed)
+    with app.app_context():
+        fresh = True
+        try:
+            fresh = accounts.get_by_username("bench.sales50") is None or db.session.scalar(
+                select(func.count()).select_from(Customer)) < args.customers
+        except Exception:
+            db.session.rollback()
+        if fresh:
+            if url.startswith("postgres"):
+                db.drop_all()
+                db.session.execute(db.text("DROP TABLE IF EXISTS alembic_version"))
+                db.session.commit()
+            upgrade()
+            started = time.perf_counter()
+            demo.generate_users(12, PASSWORD, seed=args.seed)
+            counts = demo.generate_workspace(args.customers, args.notes, seed=args.seed, password=PASSWORD)
+            admin = accounts.create_user("bench.admin", PASSWORD, "admin")
+            sales50 = accounts.create_user("bench.sales50", PASSWORD, "sales")
+            accounts.create_user("bench.manager", PASSWORD, "manager")
+            accounts.create_user("bench.desk", PASSWORD, "frontdesk")
+            for n in range(6):
+                accounts.create_user(f"bench.claimer{n}", PASSWORD, "sales")
+            db.session.flush()
+            mine = list(db.session.scalars(
+                select(Customer.id).where(Customer.owner_id.is_(None)).order_by(Customer.id).limit(50)))
+            db.session.execute(update(Customer).where(Customer.id.in_(mine)).values(owner_id=sales50.id))
+            settings.update(admin, {"pool.max_owned": 100_000, "pool.max_daily_claims": 10_000})
+            db.session.commit()
+            refresh_statistics()
+            log(f"generated {counts} in {time.perf_counter() - started:.0f} s")
+            started = time.perf_counter()
+            search.rebuild()
+            log(f"search index built in {time.perf_counter() - started:.0f} s")
+        else:
+            log("reusing the workspace generated earlier in this folder")
+        sales50 = accounts.get_by_username("bench.sales50")
+        own = list(db.session.scalars(select(Customer.id).where(Customer.owner_id == sales50.id)))
+        anyone = list(db.session.scalars(select(Customer.id).order_by(func.random()).limit(2000)))
+        pool = list(db.session.scalars(select(Customer.id).where(
+            Customer.owner_id.is_(None), Customer.archived_at.is_(None)).order_by(func.random()).limit(20000)))
+        phones = list(db.session.scalars(select(CustomerPhone.digits).order_by(func.random()).limit(500)))
+        names = list(db.session.scalars(select(Customer.name).order_by(func.random()).limit(500)))
+        tags = list(db.session.scalars(select(Tag.id)))
+        sales = [u.username for u in db.session.scalars(select(User).where(User.username.like("bench.claimer%")))]
+        db.engine.dispose()
+    queries = [p[-4:] for p in phones] + [n[:2] for n in names] + [n[1:] for n in names if len(n) > 2]
+    rng.shuffle(pool)
+    return {"own": own, "anyone": anyone, "pool": pool, "queries": queries, "tags": tags, "claimers": sales}
+
+
+# ---- the server --------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(args, folder: Path, url: str) -> tuple[subprocess.Popen, str]:
+    (folder / "bench_wsgi.py").write_text(
+        "from app import create_app\n"
+        f"application = create_app({{'SECRET_KEY': 'bench', 'DATABASE_URL': {url!r}, "
+        f"'INSTANCE_PATH': {str(folder)!r}}})\n")
+    port = free_port()
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    server = subprocess.Popen(
+        [str(gunicorn), "--workers", str(args.workers), "--bind", f"127.0.0.1:{port}", "--preload",
+         "--pythonpath", f"{ROOT},{folder}", "--log-level", "warning", "--timeout", "120",
+         "bench_wsgi:application"], cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(base + "/login", timeout=2).read()
+            return server, base
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit("gunicorn did not start")
+
+
+# ---- clients -------------------------------------------------------------------------------
+
+class Browser:
+    """One signed-in browser: its cookies and its CSRF token."""
+
+    def __init__(self, base: str, username: str):
+        self.base = base
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        page = self.opener.open(base + "/login", timeout=30).read().decode()
+        token = CSRF_FIELD.search(page).group(1)
+        body = urllib.parse.urlencode({"username": username, "password": PASSWORD, "csrf_token": token})
+        home = self.opener.open(base + "/login", data=body.encode(), timeout=30).read().decode()
+        found = CSRF_META.search(home)
+        if not found:
+            raise SystemExit(f"could not sign in as {username}")
+        self.csrf = found.group(1)
+
+    def get(self, path: str, htmx: bool = False) -> int:
+        request = urllib.request.Request(self.base + path, headers={"HX-Request": "true"} if htmx else {})
+        return self._send(request)
+
+    def post(self, path: str, data: dict) -> int:
+        request = urllib.request.Request(
+            self.base + path, data=urllib.parse.urlencode(data, doseq=True).encode(),
+            headers={"HX-Request": "true", "X-CSRFToken": self.csrf})
+        return self._send(request)
+
+    def _send(self, request) -> int:
+        try:
+            with self.opener.open(request, timeout=60) as response:
+                response.read()
+                return response.status
+        except urllib.error.HTTPError as error:
+            error.read()
+            return error.code
+
+
+@dataclass
+class Office:
+    sales50: list[Browser]
+    manager: Browser
+    desk: Browser
+    claimers: list[Browser]
+    data: dict
+    rng: random.Random
+    lock: threading.Lock
+
+    def pick(self, items):
+        with self.lock:
+            return self.rng.choice(items)
+
+    def next_pool_customer(self) -> int | None:
+        with self.lock:
+            return self.data["pool"].pop() if self.data["pool"] else None
+
+
+def request_for(kind: str, office: Office):
+    """A callable sending one request of ``kind``; returns (status, ok)."""
+    d, pick = office.data, office.pick
+    if kind == "suggest":
+        browser, q = pick([office.desk, *office.sales50]), pick(d["queries"])
+        return lambda: browser.get("/search/suggest?" + urllib.parse.urlencode({"q": q}), htmx=True)
+    if kind == "search page":
+        browser, q = pick([office.desk, office.manager]), pick(d["queries"])
+        return lambda: browser.get("/search?" + urllib.parse.urlencode({"q": q}))
+    if kind == "customer page":
+        if pick([True, False]):
+            browser, cid = pick(office.sales50), pick(d["own"])
+        else:
+            browser, cid = pick([office.manager, office.desk]), pick(d["anyone"])
+        return lambda: browser.get(f"/customers/{cid}")
+    if kind == "list filter":
+        browser = pick([office.manager, *office.sales50])
+        args = pick([{"stage": "intent"}, {"tag": pick(d["tags"])}, {"q": pick(d["queries"])},
+                     {"importance": "A", "sort": "name"}, {"owner": "mine"}])
+        return lambda: browser.get("/customers?" + urllib.parse.urlencode(args), htmx=True)
+    if kind == "note save":
+        browser, cid = pick(office.sales50), pick(d["own"])
+        body = {"kind": "call", "body": f"电话回访，客户询问报价 {random.randrange(10**6)}"}
+        return lambda: browser.post(f"/customers/{cid}/notes", body)
+    if kind == "claim":
+        browser, cid = pick(office.claimers), office.next_pool_customer()
+        return lambda: browser.post(f"/pool/{cid}/claim", {"from": "list"}) if cid else 200
+    if kind == "home (sales 50)":
+        browser = pick(office.sales50)
+        return lambda: browser.get("/")
+    if kind == "home (manager)":
+        return lambda: office.manager.get("/")
+    if kind == "home (front desk)":
+        return lambda: office.desk.get("/")
+    if kind == "pool page":
+        browser = pick([*office.claimers, office.manager])
+        return lambda: browser.get("/pool")
+    if kind == "tasks page":
+        browser = pick(office.sales50)
+        return lambda: browser.get("/tasks")
+    raise ValueError(kind)
+
+
+def run_rate(office: Office, rate: float, seconds: float, kinds: list[str], weights: list[int],
+             pool: ThreadPoolExecutor) -> dict[str, dict]:
+    """Send requests at ``rate`` per second for ``seconds``; per kind the latencies (ms,
+    counted from when each was due) and the error count."""
+    results: dict[str, dict] = defaultdict(lambda: {"ms": [], "errors": 0})
+    lock = threading.Lock()
+    rng = random.Random(int(rate * 1000))
+
+    def one(kind: str, send, due: float):
+        try:
+            status = send()
+            ok = status < 400 or (kind == "claim" and status == 409)
+        except OSError:
+            ok = False
+        elapsed = (time.perf_counter() - due) * 1000
+        with lock:
+            results[kind]["ms"].append(elapsed)
+            results[kind]["errors"] += 0 if ok else 1
+
+    start = time.perf_counter()
+    due = start
+    futures = []
+    while due - start < seconds:
+        due += rng.expovariate(rate)
+        kind = rng.choices(kinds, weights)[0]
+        send = request_for(kind, office)
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        futures.append(pool.submit(one, kind, send, due))
+    for future in futures:
+        future.result()
+    return results
+
+
+def report(rate: float, results: dict[str, dict], baseline_p50: float) -> float:
+    every = [ms for r in results.values() for ms in r["ms"]]
+    errors = sum(r["errors"] for r in results.values())
+    overall = percentile(every, 0.95)
+    print(f"\n== {rate:g} requests/s: {len(every)} requests, {errors} errors, "
+          f"p50 {percentile(every, 0.5):.0f} ms, p95 {overall:.0f} ms, p99 {percentile(every, 0.99):.0f} ms")
+    print(f"{'kind':<20}{'n':>6}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}{'p50/base':>10}")
+    for kind, _weight in MIX:
+        r = results.get(kind)
+        if not r or not r["ms"]:
+            continue
+        p50 = percentile(r["ms"], 0.5)
+        print(f"{kind:<20}{len(r['ms']):>6}{p50:>9.0f}{percentile(r['ms'], 0.95):>9.0f}"
+              f"{percentile(r['ms'], 0.99):>9.0f}{r['errors']:>8}{p50 / baseline_p50:>10.1f}")
+    return overall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--notes", type=int, default=500_000)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--rates", default="10,20,40,60,85,100,120")
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--sales-browsers", type=int, default=4)
+    parser.add_argument("--folder", help="keep the workspace here and reuse it next time")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    folder = Path(args.folder) if args.folder else Path(tempfile.mkdtemp(prefix="deskbook-load-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    url = args.database_url or f"sqlite:///{folder}/load.db"
+    data = prepare(args, folder, url)
+    server, base = serve(args, folder, url)
+    try:
+        office = Office(
+            sales50=[Browser(base, "bench.sales50") for _ in range(args.sales_browsers)],
+            manager=Browser(base, "bench.manager"), desk=Browser(base, "bench.desk"),
+            claimers=[Browser(base, name) for name in data["claimers"]],
+            data=data, rng=random.Random(args.seed), lock=threading.Lock())
+        kinds, weights = [k for k, _ in MIX], [w for _, w in MIX]
+        with ThreadPoolExecutor(max_workers=256) as pool:
+            login = Browser.__new__(Browser)
+            login.base, login.opener = base, urllib.request.build_opener()
+            base_ms = baseline_times(login)
+            baseline_p50 = percentile(base_ms, 0.5)
+            print(f"database: {url.split(':')[0]}; {args.customers} customers, {args.notes} notes; "
+                  f"gunicorn --workers {args.workers}; {os.cpu_count()} cores")
+            print(f"baseline GET /login alone: p50 {baseline_p50:.1f} ms, p95 {percentile(base_ms, 0.95):.1f} ms")
+            crossed, homes = None, {}
+            for rate in [float(r) for r in args.rates.split(",")]:
+                results = run_rate(office, rate, args.seconds, kinds, weights, pool)
+                p95 = report(rate, results, baseline_p50)
+                homes[rate] = {k: percentile(results[k]["ms"], 0.95)
+                               for k in ("home (sales 50)", "home (manager)") if results[k]["ms"]}
+                if crossed is None and p95 > P95_LIMIT_MS:
+                    crossed = rate
+        print()
+        print(f"overall p95 crosses {P95_LIMIT_MS:.0f} ms at: "
+              f"{f'{crossed:g} requests/s' if crossed else 'none of the rates tried'}")
+        for rate, shown in homes.items():
+            print(f"home page p95 at {rate:g}/s: " + ", ".join(f"{k} {v:.0f} ms" for k, v in shown.items()))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        if not args.folder:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def baseline_times(login: Browser) -> list[float]:
+    """The baseline: GET /login, 2 per second for 10 s, nothing else running."""
+    samples = []
+    for _ in range(20):
+        start = time.perf_counter()
+        login.get("/login")
+        samples.append((time.perf_counter() - start) * 1000)
+        time.sleep(0.5)
+    return samples
+
+
+if __name__ == "__main__":
+    main()
