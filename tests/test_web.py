@@ -173,6 +173,14 @@ def test_starting_the_app_does_not_load_demo_only_libraries(tmp_path):
     assert result.stdout.strip() == "False"
 
 
+def test_csp_lets_picos_inline_icons_show_and_nothing_else_in(client):
+    """Pico's select, search and date icons are data: SVG images; scripts, styles and
+    frames stay on this site."""
+    directives = [part.strip() for part in client.get("/login").headers["Content-Security-Policy"].split(";")]
+    assert "img-src 'self' data:" in directives and "default-src 'self'" in directives
+    assert not [d for d in directives if d.startswith(("script-src", "style-src", "frame-src"))]
+
+
 def test_csp_keeps_forms_on_this_site(client):
     """An injected <form action="https://evil.example"> could not send anything away."""
     directives = [part.strip() for part in client.get("/login").headers["Content-Security-Policy"].split(";")]
