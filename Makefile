@@ -38,7 +38,7 @@ test: setup-dev lint
 
 ## The edit loop: no browser, no concurrency tests, SQLite only.
 test-fast: setup-dev lint
-	env -u TEST_DATABASE_URL $(BIN)/python -m pytest -m "not browser and not concurrency" $(PYTEST_ARGS)
+	env -u TEST_DATABASE_URL $(BIN)/python -m pytest -n 2 -m "not browser and not concurrency" $(PYTEST_ARGS)
 
 ## Linters (settings in pyproject.toml): ruff must pass; mypy's error count must not
 ## grow past .mypy-budget. `make test` and `make test-fast` run this first.
