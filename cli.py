@@ -258,9 +258,12 @@ def _import_owner(owner: str) -> str:
 
     if owner in ("pool", "column"):
         return owner
+    from flask_babel import gettext as _
+
     user = db.session.scalar(select(User).where(User.username == owner))
     if user is None or not policy.may_own_customers(user):
-        raise click.BadParameter(f"{owner!r} is not an active colleague who may own customers.", param_hint="--owner")
+        raise click.BadParameter(_("%(name)s is not an active colleague who may own customers.", name=repr(owner)),
+                                 param_hint="--owner")
     return str(user.id)
 
 
@@ -274,11 +277,23 @@ def _import_owner(owner: str) -> str:
 @click.option("--tags", type=click.Choice(["create", "drop"]), default="create", show_default=True,
               help="Create tags the office does not have yet, or leave them out.")
 @click.option("--override-limit", is_flag=True, help="Let owners go over their ownership limit (recorded).")
+@click.option("--lang", type=click.Choice(["zh", "en"]),
+              help="Language of the messages (default: the office's, BABEL_DEFAULT_LOCALE, which messages "
+                   "outside a request take).")
 @with_appcontext
-def import_customers_command(file, dry_run, owner, duplicates, tags, override_limit):
+def import_customers_command(file, dry_run, owner, duplicates, tags, override_limit, lang):
     """Import customers from an .xlsx or .csv FILE (audited; undo it on the
     imports page within 7 days). Exit status 1 when nothing could be imported."""
+    from flask_babel import force_locale
+
+    with force_locale(lang or current_app.config["BABEL_DEFAULT_LOCALE"]):
+        _import_customers(file, dry_run, owner, duplicates, tags, override_limit)
+
+
+def _import_customers(file, dry_run, owner, duplicates, tags, override_limit):
     import shutil
+
+    from flask_babel import gettext as _
 
     from services import import_jobs, imports
 
@@ -294,14 +309,15 @@ def import_customers_command(file, dry_run, owner, duplicates, tags, override_li
     import_jobs.run(import_jobs.CHECK, batch_id, None)
     batch = _finished_step(batch_id)
     counts = batch.counts
-    click.echo(f"{counts['rows']} rows: {counts['new']} new, {counts['duplicate']} duplicates of existing "
-               f"customers, {counts['file_duplicate']} twice in the file, {counts['invalid']} rejected.")
+    click.echo(_("%(rows)d rows: %(new)d new, %(duplicate)d duplicates of existing customers, "
+                 "%(file_duplicate)d twice in the file, %(invalid)d rejected.",
+                 **{k: counts[k] for k in ("rows", "new", "duplicate", "file_duplicate", "invalid")}))
     for over in counts.get("over_limit", []):
-        click.echo(f"  {over['name']} owns {over['owned']}; +{over['adding']} would pass the limit of {over['limit']}.")
+        click.echo("  " + _("%(name)s owns %(owned)d; +%(adding)d would pass the limit of %(limit)d.", **over))
     if dry_run or counts["invalid"]:
         rejected = imports.folder(batch) / "rejected.csv"
         rejected.write_text(imports.rejected_csv(batch), encoding="utf-8")
-        click.echo(f"Rejected rows: {rejected}")
+        click.echo(_("Rejected rows: %(path)s", path=str(rejected)))
     if dry_run:
         imports.audit_import(None, batch, dry_run=True)
         db.session.commit()
@@ -313,8 +329,9 @@ def import_customers_command(file, dry_run, owner, duplicates, tags, override_li
     db.session.commit()
     import_jobs.run(import_jobs.IMPORT, batch_id, None)
     counts = _finished_step(batch_id).counts
-    click.echo(f"Imported: {counts['created']} created, {counts['filled']} filled, {counts['skipped']} skipped, "
-               f"{counts['rejected']} rejected (batch {batch_id}).")
+    click.echo(_("Imported: %(created)d created, %(filled)d filled, %(skipped)d skipped, %(rejected)d rejected "
+                 "(batch %(batch)d).", batch=batch_id,
+                 **{k: counts[k] for k in ("created", "filled", "skipped", "rejected")}))
 
 
 def _finished_step(batch_id: int):
@@ -485,9 +502,14 @@ def jobs_run_command(name, force):
 
 
 @jobs_group.command("status")
+@click.option("--lang", type=click.Choice(["zh", "en"]),
+              help="Language of the messages (default: the office's, BABEL_DEFAULT_LOCALE).")
 @with_appcontext
-def jobs_status_command():
+def jobs_status_command(lang):
     """Each job's last run and result, whether it runs now, and the next slot."""
+    from flask_babel import force_locale
+    from flask_babel import gettext as _
+
     from extensions import reading_only
     from models import utcnow
     from services import leases, nightly
@@ -496,16 +518,19 @@ def jobs_status_command():
     with reading_only():
         states = leases.states(nightly.JOBS, now)
         hour = leases.nightly_hour()
-    click.echo(f"Nightly at {hour:02d}:00 office time; next run {leases.next_run(now, hour):%Y-%m-%d %H:%M} UTC.")
-    for name, state in states.items():
-        result = {True: "ok", False: "FAILED", None: "never ran"}[state.ok]
-        when = f"{state.finished_at:%Y-%m-%d %H:%M} UTC" if state.finished_at else "-"
-        line = f"{name:<11} {result:<9} {when:<21} {state.message}"
-        if state.running:
-            line += f"  [running since {state.started_at:%H:%M} UTC in {state.holder}]"
-        if state.attention:
-            line += f"  [{state.attention.upper()}]"
-        click.echo(line)
+    with force_locale(lang or current_app.config["BABEL_DEFAULT_LOCALE"]):
+        click.echo(_("Nightly at %(hour)02d:00 office time; next run %(when)s UTC.", hour=hour,
+                     when=f"{leases.next_run(now, hour):%Y-%m-%d %H:%M}"))
+        for name, state in states.items():
+            result = {True: _("ok"), False: _("FAILED"), None: _("never ran")}[state.ok]
+            when = f"{state.finished_at:%Y-%m-%d %H:%M} UTC" if state.finished_at else "-"
+            line = f"{name:<11} {result:<9} {when:<21} {nightly.detail_text(state.details, state.message)}"
+            if state.running:
+                line += "  [" + _("running since %(when)s UTC in %(holder)s", when=f"{state.started_at:%H:%M}",
+                                  holder=state.holder) + "]"
+            if state.attention:
+                line += f"  [{_('overdue') if state.attention == 'overdue' else _('failed')}]"
+            click.echo(line)
 
 
 def init_app(app) -> None:

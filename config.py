@@ -23,6 +23,8 @@ _ENV_SETTINGS: dict[str, type] = {
     "SEARCH_INDEX_DIR": str,
     "BACKUP_DIR": str,
     "JOBS_ENABLED": bool,
+    "IMPORT_HEARTBEAT_SECONDS": int,
+    "IMPORT_STALE_SECONDS": int,
 }
 
 
@@ -77,6 +79,11 @@ class Config:
     # row count above which an import runs in a background thread with a progress bar.
     IMPORT_MAX_BYTES = 20 * 1024 * 1024
     IMPORT_BACKGROUND_ROWS = 500
+    # A running check or import writes a heartbeat this often; one whose heartbeat is
+    # older than IMPORT_STALE_SECONDS has lost its process (killed, server restarted)
+    # and is shown as interrupted: it may be undone or resumed.
+    IMPORT_HEARTBEAT_SECONDS = 15
+    IMPORT_STALE_SECONDS = 120
 
 
 def _parse(kind: type, raw: str):

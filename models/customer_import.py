@@ -21,6 +21,9 @@ class ImportStatus:
     DONE = "done"
     FAILED = "failed"
     UNDONE = "undone"
+    # Its process died mid-check or mid-import (no heartbeat for IMPORT_STALE_SECONDS):
+    # what earlier chunks wrote stays, to undo or resume.
+    INTERRUPTED = "interrupted"
     RUNNING = frozenset({UPLOADED, CHECKING, IMPORTING})
 
 
@@ -45,6 +48,8 @@ class ImportBatch(Model):
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     finished_at: Mapped[datetime | None]
+    # Written every IMPORT_HEARTBEAT_SECONDS while a check or import runs.
+    heartbeat_at: Mapped[datetime | None]
     undone_at: Mapped[datetime | None]
     undone_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 

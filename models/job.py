@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from extensions import Model
@@ -30,5 +31,8 @@ class JobRun(Model):
     started_by: Mapped[str] = mapped_column(String(64), default="")
     finished_at: Mapped[datetime | None]
     ok: Mapped[bool | None]
-    message: Mapped[str] = mapped_column(String(1000), default="")
+    message: Mapped[str] = mapped_column(String(1000), default="")  # English, for the log
+    # What the last run did as a code and its numbers ({"code": "recycled", "count": 3}),
+    # put into words in the reader's language when shown (services.job_text).
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     done_slot: Mapped[date | None]

@@ -108,7 +108,7 @@ def write_chunk(actor: User | None, batch: ImportBatch, classified, resolver: Ta
     options, counts = batch.options, {"created": 0, "filled": 0, "skipped": 0, "rejected": 0}
     to_create, to_fill = [], []
     for row, status, matches in classified:
-        action = action_for(status, options["duplicates"])
+        action = action_for(status, imports.duplicate_choice(options, row.number))
         if action == "create":
             to_create.append((row, status))
         elif action == "fill":

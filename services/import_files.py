@@ -169,6 +169,26 @@ def phone_text(value) -> str:
     return raw
 
 
+def not_whole_number(value) -> bool:
+    """True for a cell that is a number with a fraction, as a float cell or its
+    text (``1.38001380008E10`` is 13800138000.8): Excel changed what was typed, so
+    its digits are no phone number; ``13800138000.0`` and ``1.3800138E10`` are whole."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return not value.is_integer()
+    if isinstance(value, int):
+        return False
+    raw = text(value)
+    if not (_NUMBER.match(raw) and ("." in raw or "e" in raw.lower())):
+        return False
+    try:
+        number = Decimal(raw)
+    except InvalidOperation:
+        return False
+    return number != number.to_integral_value()
+
+
 _DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(\s.*)?$")
 
 

@@ -13,14 +13,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from contextlib import contextmanager
 from itertools import islice
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from extensions import db
 from models import ImportBatch, ImportStatus, User, utcnow
-from services import imports, policy, pool, search
+from services import customers, imports, policy, pool, search
 from services.errors import DomainError
 from services.import_apply import TagResolver, action_for, classify, owner_for, write_chunk
 from services.import_files import open_sheet
@@ -42,12 +45,20 @@ def _chunks(rows, size: int):
         yield chunk
 
 
-def _checked_chunks(batch: ImportBatch, lookups: Lookups):
-    """The file's rows, checked and classified, a chunk at a time."""
+def _checked_chunks(batch: ImportBatch, lookups: Lookups, skip: int = 0):
+    """The file's rows, checked and classified, a chunk at a time; the first
+    ``skip`` rows (imported before the batch was interrupted) only count towards
+    the duplicates within the file."""
     mapping, seen = batch.options["mapping"], set[tuple]()
     with open_sheet(imports.source_path(batch), batch.file_kind) as sheet:
         for chunk in _chunks(sheet.rows, imports.CHUNK):
-            yield classify([check_row(number, cells, mapping, lookups) for number, cells in chunk], seen)
+            checked = [check_row(number, cells, mapping, lookups) for number, cells in chunk]
+            done, checked, skip = checked[:skip], checked[skip:], max(0, skip - len(checked))
+            for row in done:
+                if row.data is not None:
+                    seen.update(customers.match_keys(row.data))
+            if checked:
+                yield classify(checked, seen)
 
 
 def check_file(batch: ImportBatch) -> None:
@@ -57,6 +68,7 @@ def check_file(batch: ImportBatch) -> None:
     owners: Counter[int] = Counter()
     preview: list = []
     problems: list = []
+    duplicates: list = []
     options = batch.options
     batch.status, batch.progress = ImportStatus.CHECKING, 0
     db.session.commit()
@@ -67,14 +79,18 @@ def check_file(batch: ImportBatch) -> None:
                 preview.append(imports.row_record(row, status, matches))
             if status == "invalid":
                 problems.append(imports.row_record(row, status, matches))
-            elif action_for(status, options["duplicates"]) == "create" and (
+            elif status != "new" and len(duplicates) < imports.CHOICE_ROWS:
+                duplicates.append({**imports.row_record(row, status, matches),
+                                   "owner": owner_for(row, options["owner"])})
+            if status != "invalid" and action_for(status, options["duplicates"]) == "create" and (
                     owner_id := owner_for(row, options["owner"])):
                 owners[owner_id] += 1
         batch.progress += len(classified)
         db.session.commit()
-    imports.write_report(batch, preview, problems)
+    imports.write_report(batch, preview, problems, duplicates)
     batch.counts = {"rows": sum(counts.values()), **{k: counts[k] for k in
-                    ("new", "duplicate", "file_duplicate", "invalid")}, "over_limit": _over_limit(owners)}
+                    ("new", "duplicate", "file_duplicate", "invalid")}, "over_limit": _over_limit(owners),
+                    "owners": {str(owner_id): n for owner_id, n in owners.items()}}
     batch.status = ImportStatus.READY
     db.session.commit()
 
@@ -84,6 +100,8 @@ def _over_limit(owners: Counter) -> list[dict]:
     their own) after the import."""
     over = []
     for owner_id, adding in sorted(owners.items()):
+        if adding <= 0:
+            continue
         user = db.session.get_one(User, owner_id)
         owned, limit = pool.owned_count(owner_id), pool.owner_limit(user)
         if owned + adding > limit:
@@ -92,35 +110,111 @@ def _over_limit(owners: Counter) -> list[dict]:
     return over
 
 
-def confirm(actor: User | None, batch: ImportBatch) -> None:
-    """Mark a checked batch for importing. Raises DomainError when it is not
-    checked, or when owners would go over their limit without a manager's
-    override."""
+def _owners_with_choices(batch: ImportBatch) -> Counter[int]:
+    """How many customers each owner gets, with the choices per duplicate row."""
+    adding = Counter({int(k): n for k, n in batch.counts.get("owners", {}).items()})
+    default, per_row = batch.options["duplicates"], batch.options.get("per_row", {})
+    for record in imports.read_report(batch)["duplicates"]:
+        before = action_for(record["status"], default) == "create"
+        after = action_for(record["status"], per_row.get(str(record["number"]), default)) == "create"
+        if record.get("owner") and before != after:
+            adding[record["owner"]] += 1 if after else -1
+    return adding
+
+
+def confirm(actor: User | None, batch: ImportBatch, per_row: dict | None = None) -> None:
+    """Mark a checked batch for importing, with ``per_row`` choices for duplicate
+    rows of the preview ({row number: "skip", "fill" or "create"}; others take the
+    batch's choice). Raises DomainError when it is not checked, or when owners
+    would go over their limit without a manager's override."""
     if batch.status != ImportStatus.READY:
         raise DomainError(_l("Check the file first."))
+    if per_row is not None:
+        batch.options = {**batch.options, "per_row": imports.clean_per_row(batch, per_row)}
+        if batch.options["per_row"]:
+            batch.counts = {**batch.counts, "over_limit": _over_limit(_owners_with_choices(batch))}
     if batch.counts.get("over_limit") and not batch.options.get("override_limit"):
         raise DomainError(_l("Some owners would own more customers than allowed. Choose the pool, "
                              "another owner, or override the limit."), "owner")
-    batch.status, batch.progress = ImportStatus.IMPORTING, 0
+    batch.status, batch.progress, batch.heartbeat_at = ImportStatus.IMPORTING, 0, utcnow()
+    db.session.flush()
+
+
+def resume(actor: User | None, batch: ImportBatch) -> None:
+    """Mark an interrupted import for going on after the rows it had imported.
+    Raises DomainError when the batch is not an interrupted import."""
+    if batch.status != ImportStatus.INTERRUPTED:
+        raise DomainError(_l("Only an interrupted import can be resumed."))
+    batch.status, batch.heartbeat_at, batch.finished_at, batch.error = ImportStatus.IMPORTING, utcnow(), None, ""
     db.session.flush()
 
 
 def import_file(actor: User | None, batch: ImportBatch) -> None:
     """Import the rows of a confirmed batch, a chunk per transaction; the search
     index takes them in one go at the end (see INDEX_EVERY), and is current when the
-    batch says done."""
-    totals: Counter[str] = Counter()
+    batch says done. A resumed batch goes on after the ``progress`` rows done."""
+    totals: Counter[str] = Counter({k: batch.counts.get(k, 0) for k in ("created", "filled", "skipped", "rejected")})
     resolver = TagResolver(actor, lookups := Lookups(), create=batch.options["tags"] == "create")
     with search.deferred(every=INDEX_EVERY) as committed:
-        for classified in _checked_chunks(batch, lookups):
+        for classified in _checked_chunks(batch, lookups, skip=batch.progress):
             totals.update(write_chunk(actor, batch, classified, resolver))
             batch.progress += len(classified)
             batch.counts = {**batch.counts, **totals, "imported": totals["created"] + totals["filled"]}
+            _still_running(batch)
             db.session.commit()
             committed()
     batch.status, batch.finished_at = ImportStatus.DONE, utcnow()
     imports.audit_import(actor, batch)
     db.session.commit()
+
+
+class Interrupted(Exception):
+    """The batch was declared interrupted while this process still ran it."""
+
+
+def _still_running(batch: ImportBatch) -> None:
+    """In the chunk's transaction: the heartbeat, only while the batch is still
+    importing. Raises Interrupted when another process declared it interrupted
+    (its heartbeat had stopped for too long), so that the chunk is not written."""
+    if db.session.execute(update(ImportBatch).where(
+            ImportBatch.id == batch.id, ImportBatch.status == ImportStatus.IMPORTING)
+            .values(heartbeat_at=utcnow()).execution_options(synchronize_session=False)).rowcount != 1:
+        raise Interrupted
+
+
+def _beat(engine, batch_id: int) -> bool:
+    """Write the batch's heartbeat on a connection of its own; False when the batch
+    no longer runs."""
+    with engine.begin() as connection:
+        return connection.execute(update(ImportBatch).where(
+            ImportBatch.id == batch_id, ImportBatch.status.in_(ImportStatus.RUNNING))
+            .values(heartbeat_at=utcnow())).rowcount == 1
+
+
+@contextmanager
+def heartbeat(batch_id: int, every: float | None = None):
+    """Write the batch's heartbeat now and every IMPORT_HEARTBEAT_SECONDS in a
+    thread while the block runs (as services.leases does for the nightly jobs), so
+    that a batch whose process died shows as interrupted (imports.settle_interrupted)."""
+    engine, stop = db.engine, threading.Event()
+    every = every or current_app.config["IMPORT_HEARTBEAT_SECONDS"]
+    _beat(engine, batch_id)
+
+    def beat():
+        while not stop.wait(every):
+            try:
+                if not _beat(engine, batch_id):
+                    return
+            except OperationalError:  # the database busy for a moment: the bound is long
+                log.warning("import %s: could not write the heartbeat this time", batch_id, exc_info=True)
+
+    thread = threading.Thread(target=beat, name=f"import-heartbeat-{batch_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
 
 
 def run(step: str, batch_id: int, actor_id: int | None) -> None:
@@ -129,7 +223,12 @@ def run(step: str, batch_id: int, actor_id: int | None) -> None:
     try:
         batch = db.session.get_one(ImportBatch, batch_id)
         actor = db.session.get(User, actor_id) if actor_id else None
-        (check_file if step == CHECK else lambda b: import_file(actor, b))(batch)
+        db.session.commit()  # the heartbeat writes on a connection of its own
+        with heartbeat(batch_id):
+            (check_file if step == CHECK else lambda b: import_file(actor, b))(batch)
+    except Interrupted:
+        db.session.rollback()
+        log.warning("import %s was declared interrupted while it ran; stopped", batch_id)
     except Exception as error:
         db.session.rollback()
         if not isinstance(error, DomainError):

@@ -81,6 +81,8 @@ PROBLEMS = {
     "name_missing": _l("The name is missing."),
     "too_long": _l("Too long."),
     "phone_invalid": _l("Not a phone number."),
+    "phone_number_changed": _l("Not a phone number: Excel changed it into a number with decimals "
+                               "(rounded). Format the column as text in Excel and type the number again."),
     "email_invalid": _l("Not an email address."),
     "owner_unknown": _l("No colleague who may own customers has this name."),
     "type_unknown": _l("Unknown type: use 个人, 中小企业 or 大客户."),
@@ -190,6 +192,9 @@ def _phones(row: CheckedRow, values: dict[str, list]) -> list[tuple[str, str]]:
     found, seen = [], set()
     for name in ("phone", "landline"):
         for value in values.get(name, []):
+            if import_files.not_whole_number(value):
+                row.problems[name] = "phone_number_changed"
+                continue
             raw = import_files.phone_text(value)
             for part in (p for p in re.split(r"[,，;；、/]", raw) if p.strip()):
                 try:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from extensions import db
 from models import ImportBatch, ImportMapping, ImportStatus, User, utcnow
@@ -37,8 +37,12 @@ from services.import_rows import FIELDS, clean_mapping, guess_mapping, headers_k
 
 CHUNK = 500
 PREVIEW_ROWS = 50
+CHOICE_ROWS = 200  # duplicate rows the preview offers a choice for, each
+
 UNDO_DAYS = 7
 DUPLICATE_CHOICES = ("skip", "fill", "create")
+# A row twice in the file has no existing customer of its own to fill.
+ROW_CHOICES = {"duplicate": DUPLICATE_CHOICES, "file_duplicate": ("skip", "create")}
 TAG_CHOICES = ("create", "drop")
 
 
@@ -144,7 +148,7 @@ def set_options(actor: User | None, batch: ImportBatch, options: dict) -> None:
     override = bool(options.get("override_limit"))
     if override and actor is not None and not policy.may(actor, "pool.assign"):  # None: the command line
         raise DomainError(_l("Only managers may override the ownership limit."), "override_limit")
-    batch.options = {
+    batch.options = {  # per_row (the choices per duplicate) goes: the rows are checked again
         "mapping": mapping, "owner": owner, "override_limit": override,
         "duplicates": options.get("duplicates") if options.get("duplicates") in DUPLICATE_CHOICES else "skip",
         "tags": options.get("tags") if options.get("tags") in TAG_CHOICES else "create",
@@ -156,20 +160,40 @@ def set_options(actor: User | None, batch: ImportBatch, options: dict) -> None:
 
 # ---- reports --------------------------------------------------------------------------
 
-def write_report(batch: ImportBatch, preview: list, problems: list) -> None:
+def write_report(batch: ImportBatch, preview: list, problems: list, duplicates: list = ()) -> None:
     path = _report_path(batch)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"preview": preview, "problems": problems}, ensure_ascii=False), encoding="utf-8")
+    tmp.write_text(json.dumps({"preview": preview, "problems": problems, "duplicates": list(duplicates)},
+                              ensure_ascii=False), encoding="utf-8")
     tmp.replace(path)
 
 
 def read_report(batch: ImportBatch) -> dict:
-    """{"preview": [...], "problems": [...]} of the batch's latest check (empty
-    lists before one)."""
+    """{"preview": [...], "problems": [...], "duplicates": [...]} of the batch's
+    latest check (empty lists before one); "duplicates" are the first CHOICE_ROWS
+    duplicate rows, each offered its own choice."""
     path = _report_path(batch)
     if not path.exists():
-        return {"preview": [], "problems": []}
-    return json.loads(path.read_text(encoding="utf-8"))
+        return {"preview": [], "problems": [], "duplicates": []}
+    return {"duplicates": [], **json.loads(path.read_text(encoding="utf-8"))}
+
+
+def clean_per_row(batch: ImportBatch, chosen: dict) -> dict[str, str]:
+    """The choices per duplicate row worth keeping: for rows the latest check
+    offered a choice for, a choice such a row may take, other than the batch's."""
+    offered = {str(record["number"]): record["status"] for record in read_report(batch)["duplicates"]}
+    default = batch.options.get("duplicates", "skip")
+    kept = {}
+    for number, choice in chosen.items():
+        status = offered.get(str(number))
+        if status and choice in ROW_CHOICES[status] and choice != default:
+            kept[str(number)] = choice
+    return dict(sorted(kept.items(), key=lambda item: int(item[0])))
+
+
+def duplicate_choice(options: dict, number: int) -> str:
+    """What to do with duplicate row ``number``: its own choice, else the batch's."""
+    return options.get("per_row", {}).get(str(number), options["duplicates"])
 
 
 def row_record(row, status: str, existing: list[int]) -> dict:
@@ -206,10 +230,27 @@ def recent_batches(limit: int = 100) -> list[ImportBatch]:
     return list(db.session.scalars(select(ImportBatch).order_by(ImportBatch.id.desc()).limit(limit)))
 
 
+def settle_interrupted(now=None) -> int:
+    """Declare the checks and imports whose heartbeat stopped more than
+    IMPORT_STALE_SECONDS ago (their process died) interrupted: a check as failed
+    (it wrote nothing: check again), an import as INTERRUPTED (what its committed
+    chunks wrote stays, to undo or resume). Returns how many imports that made
+    interrupted."""
+    now = now or utcnow()
+    last_sign = func.coalesce(ImportBatch.heartbeat_at, ImportBatch.created_at)
+    stale = last_sign < now - timedelta(seconds=current_app.config["IMPORT_STALE_SECONDS"])
+    db.session.execute(update(ImportBatch).where(ImportBatch.status == ImportStatus.CHECKING, stale).values(
+        status=ImportStatus.FAILED, finished_at=last_sign,
+        error=str(_l("The check stopped: the process running it ended. Check the file again."))))
+    return db.session.execute(update(ImportBatch).where(ImportBatch.status == ImportStatus.IMPORTING, stale)
+                              .values(status=ImportStatus.INTERRUPTED, finished_at=last_sign)).rowcount
+
+
 def undo_until(batch: ImportBatch):
     """Until when the batch may be undone, or None when it may not (nothing
     imported, undone already, still running)."""
-    if batch.status not in (ImportStatus.DONE, ImportStatus.FAILED) or not batch.counts.get("imported"):
+    if batch.status not in (ImportStatus.DONE, ImportStatus.FAILED, ImportStatus.INTERRUPTED) \
+            or not batch.counts.get("imported"):
         return None
     return (batch.finished_at or batch.created_at) + timedelta(days=UNDO_DAYS)
 

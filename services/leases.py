@@ -61,6 +61,7 @@ class JobState:
     message: str
     done_slot: date | None
     attention: str | None  # "failed", "overdue" or None
+    details: dict | None = None  # the codes and numbers of the message (services.nightly.detail_text)
 
 
 def new_holder() -> str:
@@ -136,14 +137,14 @@ def renew(engine, name: str, holder: str, now: datetime | None = None) -> bool:
         ).rowcount == 1
 
 
-def finish(name: str, holder: str, *, ok: bool, message: str, slot: date) -> bool:
+def finish(name: str, holder: str, *, ok: bool, message: str, slot: date, details: dict | None = None) -> bool:
     """Give the lease back and record the result, and that ``slot`` is served.
     False when the lease was lost meanwhile (expired and taken by another)."""
     with db.engine.begin() as connection:
         done = connection.execute(
             update(JobRun).where(JobRun.name == name, JobRun.holder == holder).values(
                 holder=None, expires_at=None, finished_at=utcnow(), ok=ok, message=message[:1000],
-                done_slot=slot)
+                done_slot=slot, details=details)
         ).rowcount == 1
     if not done:
         log.warning("job %s: the lease of %s had expired and was taken over", name, holder)
@@ -179,7 +180,8 @@ def state(row: JobRun | None, name: str, now: datetime, hour: int) -> JobState:
         return JobState(name, False, None, None, "", None, None, "", None, None)
     running = row.holder is not None and row.expires_at is not None and row.expires_at >= now
     return JobState(name, running, row.holder if running else None, row.started_at, row.started_by,
-                    row.finished_at, row.ok, row.message, row.done_slot, _attention(row, running, now, hour))
+                    row.finished_at, row.ok, row.message, row.done_slot, _attention(row, running, now, hour),
+                    row.details)
 
 
 def _attention(row: JobRun, running: bool, now: datetime, hour: int) -> str | None:

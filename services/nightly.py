@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from flask import current_app
+from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 
 from extensions import database_url, db, reading_only, refresh_statistics
@@ -28,13 +29,37 @@ from services import audit, backup, backup_db, backup_worker, leases
 log = logging.getLogger(__name__)
 
 Echo = Callable[[str], None]
+Details = dict  # {"code": one of DETAILS, and its numbers}
+
+# What a run did, by code; put into words when shown, in the reader's language.
+DETAILS = {
+    "pool_recycled": _l("Recycled %(count)d customers."),
+    "index_ok": _l("The index matches the database."),
+    "index_rebuilt": _l("The index was unavailable; rebuilt: %(customers)d customers, %(notes)d notes."),
+    "index_repaired": _l("Repaired %(count)d index entries; %(waiting)d changes still wait."),
+    "throttle_pruned": _l("Pruned %(count)d sign-in throttle rows."),
+    "backup_made": _l("%(file)s, %(mb).1f MB, verified; %(rotated)d rotated away."),
+    "failed": _l("Failed: %(error)s"),
+}
+
+
+def detail_text(details: Details | None, fallback: str = "") -> str:
+    """A run's details in words, in the current language; ``fallback`` (the stored
+    message) for a run recorded before details were, or an unknown code."""
+    text = DETAILS.get(details.get("code", "")) if isinstance(details, dict) else None
+    if text is None:
+        return fallback
+    try:
+        return str(text) % details
+    except (KeyError, TypeError, ValueError):
+        return fallback
 
 
 @dataclass(frozen=True)
 class Job:
     name: str
     label: object  # lazy string, for the page
-    work: Callable[..., str]  # (echo, **options) -> summary; raises when the job fails
+    work: Callable[..., Details]  # (echo, **options) -> what it did; raises when the job fails
 
 
 @dataclass(frozen=True)
@@ -47,6 +72,7 @@ class Outcome:
     ok: bool | None = None
     message: str = ""
     held_by: str | None = None
+    details: Details | None = None
 
 
 # ---- the jobs ---------------------------------------------------------------------------
@@ -67,7 +93,7 @@ def _megabytes(size: int) -> str:
 
 
 def make_backup(echo: Echo, *, folder: Path | None = None, actor_id: int | None = None,
-                actor_name: str = "scheduler", in_child: bool = True) -> str:
+                actor_name: str = "scheduler", in_child: bool = True) -> Details:
     """Back up, verify the new file, rotate the folder, audit (``backup.create``).
     ``in_child``: the work runs in a process of its own at a lower priority
     (services.backup_worker), so a serving process keeps answering; the CLI runs it
@@ -101,7 +127,8 @@ def make_backup(echo: Echo, *, folder: Path | None = None, actor_id: int | None 
     echo(f"Verified {path.name}.")
     for name in rotated:
         echo(f"  rotated away {name}")
-    return f"{path.name}, {_megabytes(path.stat().st_size)}, verified; {len(rotated)} rotated away"
+    return {"code": "backup_made", "file": path.name, "mb": round(path.stat().st_size / 1e6, 1),
+            "rotated": len(rotated)}
 
 
 def _audit_backup(path: Path, manifest: dict, actor_id: int | None, actor_name: str) -> None:
@@ -112,7 +139,7 @@ def _audit_backup(path: Path, manifest: dict, actor_id: int | None, actor_name: 
     db.session.commit()
 
 
-def sweep_pool(echo: Echo) -> str:
+def sweep_pool(echo: Echo) -> Details:
     """The pool sweep (P5), then the planner's statistics (ANALYZE)."""
     from services import pool, settings
 
@@ -125,10 +152,10 @@ def sweep_pool(echo: Echo) -> str:
              f"{clock.started_at:%Y-%m-%d %H:%M} UTC, more than {days} days")
     refresh_statistics()
     echo(f"Recycled {len(done)} customers.")
-    return f"Recycled {len(done)} customers."
+    return {"code": "pool_recycled", "count": len(done)}
 
 
-def tidy_search_index(echo: Echo) -> str:
+def tidy_search_index(echo: Echo) -> Details:
     """Apply what waits in the backlog (which also deletes replaced index files),
     then compare the index with the database and repair what differs."""
     from services import search
@@ -136,27 +163,26 @@ def tidy_search_index(echo: Echo) -> str:
     search.drain()
     report = search.check()
     if report.unavailable:
+        log.warning("search index unavailable (%s): rebuilding", report.unavailable)
         built = search.rebuild()
-        return f"The index was unavailable ({report.unavailable}); rebuilt: {built.customers} customers, " \
-               f"{built.notes} notes."
+        return {"code": "index_rebuilt", "customers": built.customers, "notes": built.notes}
     if report.ok and not report.backlog:
         echo("The index matches the database.")
-        return "The index matches the database."
+        return {"code": "index_ok"}
     queued = search.fix(report)
     waiting = search.check().backlog
-    message = f"Repaired {queued} index entries" + (f"; {waiting} changes still wait" if waiting else "") + "."
-    echo(message)
-    return message
+    echo(f"Repaired {queued} index entries" + (f"; {waiting} changes still wait" if waiting else "") + ".")
+    return {"code": "index_repaired", "count": queued, "waiting": waiting}
 
 
-def prune_throttle(echo: Echo) -> str:
+def prune_throttle(echo: Echo) -> Details:
     """Delete sign-in throttle rows that hold nothing back any more."""
     from services import login_throttle
 
     pruned = login_throttle.prune_login_throttle(utcnow(), login_throttle.policy_from_config(current_app.config))
     db.session.commit()
     echo(f"Pruned {pruned} sign-in throttle rows.")
-    return f"Pruned {pruned} sign-in throttle rows."
+    return {"code": "throttle_pruned", "count": pruned}
 
 
 # In this order: the sweep's changes reach the index, and the backup comes last.
@@ -186,21 +212,34 @@ def run(name: str, *, force: bool = False, owed_only: bool = False, now: datetim
             running = leases.states([name], now)[name]
         db.session.commit()
         return Outcome(name, False, held_by=running.holder if running.running else None)
-    ok, message = False, "interrupted"
+    ok, details = False, {"code": "failed", "error": "interrupted"}
     try:
         with leases.heartbeat(name, holder):
-            message = JOBS[name].work(echo, **options)
+            details = JOBS[name].work(echo, **options)
             db.session.commit()
             ok = True
     except Exception as failed:  # recorded for the page, the banner and the caller
         db.session.rollback()
         log.exception("nightly job %s failed", name)
-        message = str(failed) or type(failed).__name__
+        details = {"code": "failed", "error": str(failed) or type(failed).__name__}
     finally:
         if not ok:
             db.session.rollback()
-        leases.finish(name, holder, ok=ok, message=message, slot=slot)
-    return Outcome(name, True, ok, message)
+        message = _message(details)
+        details = details if isinstance(details, dict) else None
+        leases.finish(name, holder, ok=ok, message=message, slot=slot, details=details)
+    return Outcome(name, True, ok, message, details=details)
+
+
+def _message(details: Details | str) -> str:
+    """The English words of a run's details, for logs and scripts (pages show the
+    details in the reader's language); a failure's is its error."""
+    if not isinstance(details, dict):
+        return str(details)
+    if details.get("code") == "failed":
+        return str(details.get("error", ""))
+    with force_locale("en"):
+        return detail_text(details)
 
 
 def run_due(*, now: datetime | None = None, started_by: str = "scheduler", force: bool = False,

@@ -232,23 +232,23 @@ def test_cli_dry_run_and_import(app, make_user, tmp_path):
     path = tmp_path / "c.csv"
     path.write_bytes(csv_bytes(rows(3) + [["", "", "x", "", "", "", ""]], encoding="gbk"))
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["import", "customers", str(path), "--dry-run"])
+    result = runner.invoke(args=["import", "customers", str(path), "--dry-run", "--lang", "en"])
     assert result.exit_code == 0, result.output
     assert "3 new" in result.output and "1 rejected" in result.output and "Rejected rows: " in result.output
     rejected = result.output.split("Rejected rows: ")[1].strip()
     from pathlib import Path
 
-    assert Path(rejected).read_text(encoding="utf-8-sig").splitlines()[0].endswith("原因")
+    assert Path(rejected).read_text(encoding="utf-8-sig").splitlines()[0].endswith("Reason")
     assert customer_count(app) == 0
 
-    result = runner.invoke(args=["import", "customers", str(path), "--owner", "wang.wu"])
+    result = runner.invoke(args=["import", "customers", str(path), "--owner", "wang.wu", "--lang", "en"])
     assert result.exit_code == 0, result.output
     assert "3 created" in result.output
     with app.app_context():
         owners = set(db.session.scalars(select(Customer.owner_id)))
         assert len(owners) == 1 and None not in owners
 
-    result = runner.invoke(args=["import", "customers", str(path)])
+    result = runner.invoke(args=["import", "customers", str(path), "--lang", "en"])
     assert "0 created" in result.output and "3 skipped" in result.output
     assert customer_count(app) == 3
 

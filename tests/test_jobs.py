@@ -203,7 +203,7 @@ def test_jobs_run_and_status_commands(app, runner):
     assert "already ran for this night's slot" in again.output and again.exit_code == 0
     forced = runner.invoke(args=["jobs", "run", "prune", "--force"])
     assert "prune: ok: Pruned 0 sign-in throttle rows." in forced.output
-    status = runner.invoke(args=["jobs", "status"])
+    status = runner.invoke(args=["jobs", "status", "--lang", "en"])
     assert status.exit_code == 0 and "Nightly at 02:00 office time" in status.output
     assert "backup      ok" in status.output
     assert runner.invoke(args=["jobs", "run", "nonsense"]).exit_code == 2

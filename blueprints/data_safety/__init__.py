@@ -24,7 +24,8 @@ def _context() -> dict:
     return {"jobs": nightly.JOBS, "states": states, "backups": backups,
             "last_backup": backups[0] if backups else None, "backup_state": states["backup"],
             "next_run": leases.next_run(now, hour), "nightly_hour": hour,
-            "timezone": current_app.config["OFFICE_TIMEZONE"], "starting": False}
+            "timezone": current_app.config["OFFICE_TIMEZONE"], "starting": False,
+            "job_text": {name: nightly.detail_text(state.details, state.message) for name, state in states.items()}}
 
 
 @bp.app_context_processor

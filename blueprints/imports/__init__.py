@@ -11,7 +11,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from blueprints import htmx
 from blueprints.access import actor, permission_required
 from blueprints.forms import Form
-from blueprints.imports.forms import DUPLICATE_LABELS, UploadForm, options_form
+from blueprints.imports.forms import DUPLICATE_LABELS, ROW_CHOICE_LABELS, UploadForm, options_form
 from extensions import db
 from models import ImportBatch, ImportStatus
 from services import customers, import_files, import_jobs, imports
@@ -27,6 +27,7 @@ STATUS_LABELS = {
     ImportStatus.UPLOADED: _l("Waiting to be checked"), ImportStatus.CHECKING: _l("Checking"),
     ImportStatus.READY: _l("Checked, not imported"), ImportStatus.IMPORTING: _l("Importing"),
     ImportStatus.DONE: _l("Imported"), ImportStatus.FAILED: _l("Stopped"), ImportStatus.UNDONE: _l("Undone"),
+    ImportStatus.INTERRUPTED: _l("Interrupted"),
 }
 ROW_LABELS = {"new": _l("New"), "duplicate": _l("Duplicate"), "file_duplicate": _l("Twice in the file"),
               "invalid": _l("Rejected")}
@@ -35,10 +36,18 @@ ROW_LABELS = {"new": _l("New"), "duplicate": _l("Duplicate"), "file_duplicate": 
 @bp.app_context_processor
 def import_labels():
     return {"import_status_labels": STATUS_LABELS, "import_row_labels": ROW_LABELS,
-            "import_fields": FIELDS, "problem_text": problem_text, "duplicate_labels": DUPLICATE_LABELS}
+            "import_fields": FIELDS, "problem_text": problem_text, "duplicate_labels": DUPLICATE_LABELS,
+            "row_choice_labels": ROW_CHOICE_LABELS, "row_choices": imports.ROW_CHOICES}
+
+
+def _settled() -> None:
+    """Checks and imports whose process died show as interrupted, not running."""
+    if imports.settle_interrupted():
+        db.session.commit()
 
 
 def _batch_or_404(batch_id: int) -> ImportBatch:
+    _settled()
     batch = db.session.get(ImportBatch, batch_id) if is_id(batch_id) else None
     if batch is None:
         abort(404)
@@ -158,13 +167,34 @@ def options(batch_id: int):
 @bp.post("/imports/<id:batch_id>/import")
 @permission_required("customer.import")
 def run_import(batch_id: int):
-    """Import a checked batch (in the background for a large file)."""
+    """Import a checked batch (in the background for a large file), with the
+    choice made for each duplicate row of the preview (``dup_<row>`` fields)."""
     batch = _batch_or_404(batch_id)
     form = Form()
     if not form.validate():
         abort(400)
+    per_row = {key[4:]: value for key, value in request.form.items()
+               if key.startswith("dup_") and key[4:].isdigit() and len(key) < 16}
     try:
-        import_jobs.confirm(actor(), batch)
+        import_jobs.confirm(actor(), batch, per_row)
+    except DomainError as refused:
+        db.session.rollback()
+        htmx.notify(refused.message, "error")
+        return htmx.redirect(url_for("imports.batch_page", batch_id=batch_id))
+    db.session.commit()
+    import_jobs.start(import_jobs.IMPORT, batch, actor())
+    return htmx.redirect(url_for("imports.batch_page", batch_id=batch_id))
+
+
+@bp.post("/imports/<id:batch_id>/resume")
+@permission_required("customer.import")
+def resume(batch_id: int):
+    """Go on with an interrupted import after the rows it had imported."""
+    batch = _batch_or_404(batch_id)
+    if not Form().validate():
+        abort(400)
+    try:
+        import_jobs.resume(actor(), batch)
     except DomainError as refused:
         db.session.rollback()
         htmx.notify(refused.message, "error")
@@ -206,6 +236,8 @@ def rejected(batch_id: int):
 @bp.get("/imports")
 @permission_required("customer.import")
 def history():
-    """Every import, newest first, with its counts and an undo while allowed."""
+    """Every import, newest first, with its counts and an undo while allowed;
+    one whose process died shows as interrupted."""
+    _settled()
     return htmx.render("imports/history.html", batches=imports.recent_batches(),
                        may_undo=imports.may_undo, action_form=Form())

@@ -11,6 +11,8 @@ DUPLICATE_LABELS = {
     "fill": _l("Fill the existing customer's empty fields"),
     "create": _l("Create them anyway (recorded)"),
 }
+# The short words of the select on each duplicate row of the preview.
+ROW_CHOICE_LABELS = {"skip": _l("Skip"), "fill": _l("Fill empty fields"), "create": _l("Create anyway")}
 TAG_LABELS = {"create": _l("Create unknown tags"), "drop": _l("Leave unknown tags out")}
 
 
