@@ -15,10 +15,12 @@ import threading
 from collections import Counter
 from contextlib import contextmanager
 from itertools import islice
+from typing import cast
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import OperationalError
 
 from extensions import db
@@ -176,9 +178,10 @@ def _still_running(batch: ImportBatch) -> None:
     """In the chunk's transaction: the heartbeat, only while the batch is still
     importing. Raises Interrupted when another process declared it interrupted
     (its heartbeat had stopped for too long), so that the chunk is not written."""
-    if db.session.execute(update(ImportBatch).where(
-            ImportBatch.id == batch.id, ImportBatch.status == ImportStatus.IMPORTING)
-            .values(heartbeat_at=utcnow()).execution_options(synchronize_session=False)).rowcount != 1:
+    beat = cast(CursorResult, db.session.execute(update(ImportBatch).where(
+        ImportBatch.id == batch.id, ImportBatch.status == ImportStatus.IMPORTING)
+        .values(heartbeat_at=utcnow()).execution_options(synchronize_session=False)))
+    if beat.rowcount != 1:
         raise Interrupted
 
 

@@ -24,10 +24,12 @@ import shutil
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import CursorResult
 
 from extensions import db
 from models import ImportBatch, ImportMapping, ImportStatus, User, utcnow
@@ -160,7 +162,7 @@ def set_options(actor: User | None, batch: ImportBatch, options: dict) -> None:
 
 # ---- reports --------------------------------------------------------------------------
 
-def write_report(batch: ImportBatch, preview: list, problems: list, duplicates: list = ()) -> None:
+def write_report(batch: ImportBatch, preview: list, problems: list, duplicates: list | tuple = ()) -> None:
     path = _report_path(batch)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"preview": preview, "problems": problems, "duplicates": list(duplicates)},
@@ -242,8 +244,9 @@ def settle_interrupted(now=None) -> int:
     db.session.execute(update(ImportBatch).where(ImportBatch.status == ImportStatus.CHECKING, stale).values(
         status=ImportStatus.FAILED, finished_at=last_sign,
         error=str(_l("The check stopped: the process running it ended. Check the file again."))))
-    return db.session.execute(update(ImportBatch).where(ImportBatch.status == ImportStatus.IMPORTING, stale)
-                              .values(status=ImportStatus.INTERRUPTED, finished_at=last_sign)).rowcount
+    return cast(CursorResult, db.session.execute(update(ImportBatch).where(
+        ImportBatch.status == ImportStatus.IMPORTING, stale).values(
+        status=ImportStatus.INTERRUPTED, finished_at=last_sign))).rowcount
 
 
 def undo_until(batch: ImportBatch):

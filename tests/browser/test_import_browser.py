@@ -89,3 +89,56 @@ def test_import_from_the_customer_list(page, live_server, live_app, new_user, tm
     page.goto(f"/customers?q=导入{suffix}")
     expect(page.locator("#customer-results")).to_contain_text(f"导入{suffix}-1")
     shoot(page, "customers")
+
+
+def test_a_choice_per_duplicate_on_the_preview(page, live_server, live_app, new_user, tmp_path):
+    """Two duplicates of existing customers, one filled and one created anyway,
+    chosen with the select on each row (a plain form post: no script needed)."""
+    from services import customers
+
+    manager = new_user("manager")
+    suffix = str(manager.id)
+    with live_app.app_context():
+        from models import User
+
+        author = db.session.get(User, manager.id)
+        for i in range(2):
+            customers.create_customer(author, customers.CustomerData(
+                name=f"老客户{suffix}-{i}", phones=[("mobile", f"137{int(suffix):04d}{i:04d}")]))
+        db.session.commit()
+    data = [[f"老客户{suffix}-{i}", f"公司{i}", f"137{int(suffix):04d}{i:04d}", "", "", "", ""] for i in range(2)]
+    data += [[f"新客户{suffix}", "", f"139{int(suffix):04d}0000", "", "", "", ""]]
+    good = tmp_path / f"重复{suffix}.xlsx"
+    good.write_bytes(xlsx_bytes(data))
+    sign_in(page, live_server, manager.username)
+    page.goto("/customers/import")
+    page.locator("input[type=file]").set_input_files(str(good))
+    page.locator("#import-upload button[type=submit]").click()
+    settle(page)
+    choices = page.get_by_test_id("import-duplicates")
+    expect(choices.locator("select")).to_have_count(2)
+    choices.locator("select[name=dup_2]").select_option("fill")
+    choices.locator("select[name=dup_3]").select_option("create")
+    shoot(page, "preview-duplicates")
+    page.get_by_test_id("confirm-import").click()
+    settle(page)
+    expect(page.get_by_test_id("import-summary")).to_contain_text("新建客户 2 个")
+    expect(page.get_by_test_id("import-per-row")).to_contain_text("第 2 行：补全空白字段")
+    shoot(page, "done-duplicates")
+
+    batch_url = page.url  # as it looks after its process died half-way (settled as interrupted)
+    with live_app.app_context():
+        from datetime import timedelta
+
+        from models import utcnow
+
+        batch = db.session.get(ImportBatch, int(batch_url.rstrip("/").split("/")[-1]))
+        batch.status, batch.progress, batch.heartbeat_at = ImportStatus.IMPORTING, 2, utcnow() - timedelta(hours=1)
+        db.session.commit()
+    page.goto("/customers/imports")
+    expect(page.get_by_test_id("import-history")).to_contain_text("意外中断")
+    shoot(page, "history-interrupted")
+    page.goto(batch_url)
+    expect(page.get_by_test_id("import-interrupted")).to_be_visible()
+    expect(page.get_by_test_id("undo-import")).to_be_visible()
+    shoot(page, "interrupted")
