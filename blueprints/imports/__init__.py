@@ -37,7 +37,8 @@ ROW_LABELS = {"new": _l("New"), "duplicate": _l("Duplicate"), "file_duplicate": 
 def import_labels():
     return {"import_status_labels": STATUS_LABELS, "import_row_labels": ROW_LABELS,
             "import_fields": FIELDS, "problem_text": problem_text, "duplicate_labels": DUPLICATE_LABELS,
-            "row_choice_labels": ROW_CHOICE_LABELS, "row_choices": imports.ROW_CHOICES}
+            "row_choice_labels": ROW_CHOICE_LABELS, "row_choices": imports.ROW_CHOICES,
+            "choice_rows": imports.CHOICE_ROWS}
 
 
 def _settled() -> None:
