@@ -183,3 +183,38 @@ def test_a_check_whose_process_died_is_failed_and_may_be_checked_again(app, staf
     assert batch.status == ImportStatus.FAILED and "Check the file again" in batch.error
     imports.set_options(staff["manager"], batch, batch.options)
     assert batch.status == ImportStatus.UPLOADED
+
+
+def test_the_heartbeat_is_written_while_the_block_runs(app, staff, tmp_path):
+    import time
+
+    batch = imports.receive_file(staff["manager"], "h.csv", lambda dest: dest.write_bytes(csv_bytes(rows(1))))
+    batch.status = ImportStatus.IMPORTING
+    db.session.commit()
+    batch_id = batch.id
+
+    def heartbeat():
+        db.session.commit()
+        return db.session.scalar(select(ImportBatch.heartbeat_at).where(ImportBatch.id == batch_id))
+
+    with import_jobs.heartbeat(batch_id, every=0.05):
+        first = heartbeat()
+        assert first is not None  # written at once
+        deadline = time.monotonic() + 30
+        while heartbeat() == first and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert heartbeat() != first
+
+
+def test_a_chunk_of_a_batch_declared_interrupted_is_not_written(app, staff, tmp_path):
+    """Were a live process's batch declared interrupted (its heartbeat starved),
+    the chunk it is writing fails its check in the same transaction."""
+    batch = imports.receive_file(staff["manager"], "i.csv", lambda dest: dest.write_bytes(csv_bytes(rows(1))))
+    batch.status = ImportStatus.IMPORTING
+    db.session.commit()
+    import_jobs._still_running(batch)
+    db.session.commit()
+    batch.status = ImportStatus.INTERRUPTED
+    db.session.commit()
+    with pytest.raises(import_jobs.Interrupted):
+        import_jobs._still_running(batch)
