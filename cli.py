@@ -334,6 +334,67 @@ def _import_customers(file, dry_run, owner, duplicates, tags, override_limit):
                  **{k: counts[k] for k in ("created", "filled", "skipped", "rejected")}))
 
 
+def _interrupted_batch(batch_id: int):
+    """The batch, once the ones whose process died are declared interrupted."""
+    from models import ImportBatch
+    from services import imports
+
+    imports.settle_interrupted()
+    db.session.commit()
+    batch = db.session.get(ImportBatch, batch_id)
+    if batch is None:
+        raise click.BadParameter(str(batch_id), param_hint="BATCH")
+    return batch
+
+
+@import_group.command("resume")
+@click.argument("batch_id", metavar="BATCH", type=int)
+@click.option("--lang", type=click.Choice(["zh", "en"]), help="Language of the messages (default: the office's).")
+@with_appcontext
+def import_resume_command(batch_id, lang):
+    """Go on with an interrupted import (its process died) after the rows it had
+    imported; none is imported twice."""
+    from flask_babel import force_locale
+    from flask_babel import gettext as _
+
+    from services import import_jobs
+
+    with force_locale(lang or current_app.config["BABEL_DEFAULT_LOCALE"]):
+        batch = _interrupted_batch(batch_id)
+        try:
+            import_jobs.resume(None, batch)
+        except DomainError as refused:
+            raise click.ClickException(refused.message) from None
+        db.session.commit()
+        import_jobs.run(import_jobs.IMPORT, batch_id, None)
+        counts = _finished_step(batch_id).counts
+        click.echo(_("Imported: %(created)d created, %(filled)d filled, %(skipped)d skipped, %(rejected)d rejected "
+                     "(batch %(batch)d).", batch=batch_id,
+                     **{k: counts[k] for k in ("created", "filled", "skipped", "rejected")}))
+
+
+@import_group.command("undo")
+@click.argument("batch_id", metavar="BATCH", type=int)
+@click.option("--lang", type=click.Choice(["zh", "en"]), help="Language of the messages (default: the office's).")
+@with_appcontext
+def import_undo_command(batch_id, lang):
+    """Undo an import (finished, stopped or interrupted, within 7 days): archive the
+    customers it created, put back what it filled in."""
+    from flask_babel import force_locale
+    from flask_babel import gettext as _
+
+    from services.import_apply import undo_import
+
+    with force_locale(lang or current_app.config["BABEL_DEFAULT_LOCALE"]):
+        batch = _interrupted_batch(batch_id)
+        try:
+            counts = undo_import(None, batch)
+        except DomainError as refused:
+            raise click.ClickException(refused.message) from None
+        db.session.commit()
+        click.echo(_("Import undone: %(archived)d customers archived, %(restored)d put back as they were.", **counts))
+
+
 def _finished_step(batch_id: int):
     from models import ImportBatch, ImportStatus
 

@@ -191,3 +191,26 @@ def test_a_failed_job_and_an_old_message_are_shown(app):
             assert nightly.detail_text({"code": "failed", "error": "disk full"}) == "失败：disk full"
             assert nightly.detail_text(None, "written before details were") == "written before details were"
             assert nightly.detail_text({"code": "pool_recycled"}, "fallback") == "fallback"
+
+
+def _silent_import(app, n: int) -> int:
+    with app.app_context():
+        batch = imports.receive_file(None, "cli.csv", lambda dest: dest.write_bytes(csv_bytes(rows(n))))
+        batch.status, batch.heartbeat_at = ImportStatus.IMPORTING, utcnow() - timedelta(hours=1)
+        db.session.commit()
+        return batch.id
+
+
+def test_the_cli_resumes_and_undoes_an_interrupted_import(app):
+    batch_id = _silent_import(app, 3)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["import", "undo", str(batch_id), "--lang", "en"])
+    assert result.exit_code == 1 and "can no longer be undone" in result.output  # nothing imported yet
+    result = runner.invoke(args=["import", "resume", str(batch_id), "--lang", "en"])
+    assert result.exit_code == 0 and "Imported: 3 created" in result.output, result.output
+    result = runner.invoke(args=["import", "resume", str(batch_id), "--lang", "zh"])
+    assert result.exit_code == 1 and "只有意外中断的导入才能继续" in result.output
+    result = runner.invoke(args=["import", "undo", str(batch_id)])
+    assert result.exit_code == 0 and "导入已撤销：3 个客户已归档" in result.output
+    assert live_customers(app) == 0
+    assert runner.invoke(args=["import", "undo", "999999"]).exit_code == 2
