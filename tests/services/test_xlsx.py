@@ -131,15 +131,26 @@ def test_no_sheets_is_still_a_workbook():
         assert counts == [] and load_workbook(io.BytesIO(file.read())).sheetnames == ["Sheet"]
 
 
-def test_rows_are_read_as_they_are_written():
+def test_rows_are_read_as_they_are_written(monkeypatch):
     """The writer takes rows from an iterator one at a time: a failing row stops it
     with what the iterator raised, and the temporary file is closed."""
+    import tempfile
+
+    made = []
+    original = tempfile.SpooledTemporaryFile
+
+    def spooled(*args, **kwargs):
+        made.append(original(*args, **kwargs))  # noqa: SIM115 (the writer closes it)
+        return made[-1]
+
     def rows():
         yield [1]
         raise RuntimeError("database gone")
 
+    monkeypatch.setattr(spreadsheets.tempfile, "SpooledTemporaryFile", spooled)
     with pytest.raises(RuntimeError, match="database gone"):
         spreadsheets.write_xlsx([Sheet("x", ["a"], rows())])
+    assert len(made) == 1 and made[0].closed
 
 
 @pytest.mark.parametrize("index, letters", [(0, "A"), (25, "Z"), (26, "AA"), (51, "AZ"), (52, "BA"), (701, "ZZ"),
