@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/data_export.py [--customers 100000] [--notes 100000] [--rounds 1]
     .venv/bin/python bench/data_export.py --db /tmp/bench-export/deskbook.db   # reuse the data
-    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python bench/data_export.py
+    createdb -h 127.0.0.1 -U postgres deskbook_bench     # a scratch database: its tables are replaced
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/deskbook_bench .venv/bin/python bench/data_export.py
 
 Generates (seeded, Faker zh_CN + en_US, bulk inserts through services.demo) the
 customers, tags and notes, then runs every measurement in a fresh process that signs

@@ -6,11 +6,11 @@ The rows are those of the lists themselves: the customer list's query builder
 export holds exactly what the list shows for the same filter, within the same
 policy scope, narrowed by policy.exportable_* (a salesperson exporting under the
 office setting gets only their own customers). The columns are the fields the
-policy shows the user (policy.visible_fields). Rows are plain dicts keyed by
-column, with stored codes (stage "intent", kind "call"); the view puts them into
-words. They are read ``BATCH`` at a time (a server-side cursor on PostgreSQL),
-with each batch's phones and tags fetched in one query apiece: no list of every
-customer is ever built.
+policy shows the user (policy.visible_fields), and only those are read. Rows
+are plain dicts keyed by column, with stored codes (stage "intent", kind "call");
+the view puts them into words. They are read ``BATCH`` at a time (a server-side
+cursor on PostgreSQL), with each batch's phones and tags fetched in one query
+apiece: no list of every customer is ever built.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from models import (
 from services import audit, customers, notes_list, phones, policy, pool, settings
 from services.customers import CustomerFilter
 from services.notes_list import NoteFilter
-from services.office_time import utc_to_local
+from services.office_time import office_zone, utc_to_local
 
 BATCH = 1000
 
@@ -72,8 +72,8 @@ class Export:
     rows: Iterator[dict]
 
 
-def _local(value):
-    return utc_to_local(value) if value is not None else None
+def _local(value, zone=None):
+    return utc_to_local(value, zone) if value is not None else None
 
 
 def _count(query) -> int:
@@ -129,21 +129,37 @@ def _tags_of(link_table, key: str, ids: list[int]) -> dict[int, list[str]]:
     return found
 
 
+_TIMES = {"last_contact": Customer.last_contact_at, "created": Customer.created_at}  # shown in office time
+
+
+def _customer_field(column: str):
+    """What the query reads for a column of CUSTOMER_COLUMNS (phones and tags are
+    read per batch)."""
+    if column == "owner":
+        return _user_name(Customer.owner_id).label("owner")
+    if column in _TIMES:
+        return _TIMES[column]
+    return getattr(Customer, column)
+
+
 def _customer_rows(query, columns: list[str]) -> Iterator[dict]:
-    rows = query.with_only_columns(
-        Customer.id, Customer.name, Customer.company, Customer.email, Customer.address, Customer.region,
-        Customer.type, Customer.stage, Customer.importance, Customer.source, Customer.birthday,
-        _user_name(Customer.owner_id).label("owner"), Customer.last_contact_at, Customer.created_at,
-    )
-    for batch in _batches(rows):
-        ids = [row.id for row in batch]
-        numbers = _phones_of(ids) if "phones" in columns else {}
-        tag_names = _tags_of(customer_tags, "customer_id", ids) if "tags" in columns else {}
+    # Only the columns the user may see are read; "id" comes first (ALWAYS).
+    read = [column for column in columns if column not in ("phones", "tags")]
+    times = [column for column in _TIMES if column in read]
+    zone = office_zone()
+    for batch in _batches(query.with_only_columns(*(_customer_field(column) for column in read))):
+        ids = [row[0] for row in batch]
+        numbers = _phones_of(ids) if "phones" in columns else None
+        tag_names = _tags_of(customer_tags, "customer_id", ids) if "tags" in columns else None
         for row in batch:
-            values = row._asdict()
-            values.update(phones=numbers.get(row.id, []), tags=tag_names.get(row.id, []),
-                          last_contact=_local(row.last_contact_at), created=_local(row.created_at))
-            yield {column: values[column] for column in columns}
+            values = dict(zip(read, row))
+            for column in times:
+                values[column] = _local(values[column], zone)
+            if numbers is not None:
+                values["phones"] = numbers.get(row[0], [])
+            if tag_names is not None:
+                values["tags"] = tag_names.get(row[0], [])
+            yield values
 
 
 def export_customers(user: User, flt: CustomerFilter) -> Export:
@@ -163,12 +179,13 @@ def _note_rows(query) -> Iterator[dict]:
         CustomerNote.kind, _user_name(CustomerNote.author_id).label("author"), CustomerNote.body,
         CustomerNote.sections,
     )
+    zone = office_zone()
     for batch in _batches(rows):
         tag_names = _tags_of(note_tags, "note_id", [row.id for row in batch])
         for row in batch:
             sections = row.sections or {}
             yield {
-                "id": row.id, "created": _local(row.created_at), "contacted": _local(row.contacted_at),
+                "id": row.id, "created": _local(row.created_at, zone), "contacted": _local(row.contacted_at, zone),
                 "customer_id": row.customer_id, "customer": row.customer, "kind": row.kind,
                 "author": row.author or "", "body": row.body, "summary": sections.get("summary", ""),
                 "needs": sections.get("needs", ""), "plan": sections.get("plan", ""),

@@ -29,6 +29,7 @@ def local_to_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=office_zone()).astimezone(UTC).replace(tzinfo=None)
 
 
-def utc_to_local(value: datetime) -> datetime:
-    """A stored naive UTC datetime as naive office time (to prefill a form)."""
-    return value.replace(tzinfo=UTC).astimezone(office_zone()).replace(tzinfo=None)
+def utc_to_local(value: datetime, zone: ZoneInfo | None = None) -> datetime:
+    """A stored naive UTC datetime as naive office time (to prefill a form); ``zone``
+    (office_zone()) given by a caller converting many."""
+    return value.replace(tzinfo=UTC).astimezone(zone or office_zone()).replace(tzinfo=None)

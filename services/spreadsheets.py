@@ -2,7 +2,7 @@
 
 Rows come from an iterator and are never collected: CSV is produced as a stream
 of byte chunks while the rows are read; an .xlsx file is written row by row to a
-temporary file (openpyxl's write-only mode keeps each sheet on disk too) and then
+temporary file (services.xlsx compresses each row into it as it comes) and then
 read back in chunks. Every text cell goes through :func:`safe_cell` first, in both
 formats, so a value a spreadsheet would run as a formula is shown as text.
 """
@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+
+from services import xlsx
 
 # A cell starting with one of these is read by Excel, LibreOffice or Google Sheets as
 # a formula (or, for tab and CR, can be made into one by the next character).
@@ -85,8 +87,9 @@ def _xlsx_value(value):
 
 
 def _sheet_title(title: str, taken: set[str]) -> str:
-    # Excel refuses these characters in a sheet name and names longer than 31.
-    clean = "".join(" " if ch in "[]:*?/\\" else ch for ch in str(title))[:31] or "Sheet"
+    # Excel refuses these characters in a sheet name, an apostrophe at either end,
+    # and names longer than 31.
+    clean = "".join(" " if ch in "[]:*?/\\" else ch for ch in str(title))[:31].strip("'") or "Sheet"
     name, number = clean, 2
     while name.lower() in taken:
         name = f"{clean[:28]} {number}"
@@ -95,30 +98,26 @@ def _sheet_title(title: str, taken: set[str]) -> str:
     return name
 
 
+def _xlsx_rows(sheet: Sheet) -> Iterator[list]:
+    yield [safe_cell(str(label)) for label in sheet.header]
+    for row in sheet.rows:
+        yield [_xlsx_value(value) for value in row]
+
+
 def write_xlsx(sheets: Iterable[Sheet]):
     """An .xlsx workbook of ``sheets`` in a temporary file (in memory while small),
     positioned at its start; the caller closes it. Returns (file, rows written per
-    sheet)."""
-    from openpyxl import Workbook
-
-    workbook = Workbook(write_only=True)
-    counts: list[int] = []
+    sheet, header rows not counted)."""
     taken: set[str] = set()
-    for sheet in sheets:
-        worksheet = workbook.create_sheet(_sheet_title(sheet.title, taken))
-        worksheet.freeze_panes = "A2"
-        worksheet.append([safe_cell(str(label)) for label in sheet.header])
-        count = 0
-        for row in sheet.rows:
-            worksheet.append([_xlsx_value(value) for value in row])
-            count += 1
-        counts.append(count)
-    if not counts:
-        workbook.create_sheet("Sheet")
+    parts = [(_sheet_title(sheet.title, taken), _xlsx_rows(sheet)) for sheet in sheets]
     output = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (the caller streams and closes it)
-    workbook.save(output)
+    try:
+        counts = xlsx.write_workbook(output, parts)
+    except BaseException:
+        output.close()
+        raise
     output.seek(0)
-    return output, counts
+    return output, [count - 1 for count in counts[:len(parts)]]
 
 
 def file_chunks(file) -> Iterator[bytes]:

@@ -208,6 +208,28 @@ def test_front_desk_columns_are_the_basic_card(app, office):
         assert set(row) == {"id", "name", "company", "phones", "owner", "last_contact"}
 
 
+def test_only_the_columns_the_user_sees_are_read(app, office):
+    """A field the user may not see is not even read from the database."""
+    from sqlalchemy import event
+
+    with app.app_context():
+        desk = accounts.get_by_username("desk")
+        statements = []
+
+        def on_statement(_connection, _cursor, statement, *_args):
+            statements.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", on_statement)
+        try:
+            rows = list(exports._customer_rows(policy.visible_customers(desk), exports.customer_columns(desk)))
+        finally:
+            event.remove(db.engine, "before_cursor_execute", on_statement)
+        assert rows and all(set(row) == set(exports.customer_columns(desk)) for row in rows)
+        read = " ".join(statements)
+        assert "customers.name" in read
+        assert not any(f"customers.{field}" in read for field in ("address", "email", "stage", "birthday")), read
+
+
 def test_export_refuses_what_policy_refuses(app, office):
     with app.app_context():
         desk = accounts.get_by_username("desk")
