@@ -53,6 +53,31 @@ def test_writing_transactions_begin_immediate_and_get_requests_defer(app):
     assert begins == ["BEGIN IMMEDIATE", "BEGIN DEFERRED"]
 
 
+def test_a_reads_first_view_writes_only_inside_its_write_transaction(app):
+    """A ``reads_first`` POST view reads without SQLite's write lock (BEGIN DEFERRED),
+    takes it inside ``write_transaction()`` (BEGIN IMMEDIATE, after ending the
+    reading transaction), reads without it again afterwards, and a refusal raised
+    inside the block rolls its transaction back at once."""
+    from extensions import write_transaction
+
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("SQLite only")
+    with app.app_context(), statements_run(db.engine) as statements, \
+            app.test_request_context("/pool/1/claim", method="POST"):
+        db.session.execute(text("SELECT 1"))
+        with write_transaction():
+            db.session.execute(text("SELECT 2"))
+            db.session.commit()
+        db.session.execute(text("SELECT 3"))
+        with pytest.raises(ValueError), write_transaction():
+            db.session.execute(text("SELECT 4"))
+            raise ValueError("refused")
+        assert not db.session().in_transaction()
+    begins = [s for s in statements if s.startswith(("BEGIN", "SELECT"))]
+    assert begins == ["BEGIN DEFERRED", "SELECT 1", "BEGIN IMMEDIATE", "SELECT 2", "BEGIN DEFERRED", "SELECT 3",
+                      "BEGIN IMMEDIATE", "SELECT 4"]
+
+
 def test_migrations_build_exactly_the_models(app):
     """The schema comes only from migrations; they must not drift from the models."""
     from alembic.autogenerate import compare_metadata
