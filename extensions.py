@@ -58,6 +58,16 @@ def database_url(app) -> str:
     return url
 
 
+def schema_filter(dialect_name: str):
+    """Alembic's ``include_object`` for a database of ``dialect_name``: leaves out the
+    schema objects made for another database only (``Index(...).ddl_if(dialect=...)``),
+    so that comparing the models with it finds no difference."""
+    def include(obj, _name, _type, _reflected, _compare_to) -> bool:
+        only = getattr(obj, "_ddl_if", None)
+        return only is None or only.dialect in (None, dialect_name)
+    return include
+
+
 def init_database(app) -> None:
     """Bind Flask-SQLAlchemy to the configured database. Engines connect lazily, so
     no connection exists before a server forks its workers."""

@@ -9,7 +9,7 @@ from sqlalchemy import event, text
 
 from app import create_app
 from extensions import db
-from models import LoginThrottle
+from models import Customer, LoginThrottle
 from services import accounts
 from tests.conftest import statements_run
 
@@ -83,10 +83,35 @@ def test_migrations_build_exactly_the_models(app):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    from extensions import schema_filter
+
     with app.app_context():
-        context = MigrationContext.configure(db.session.connection(), opts={"render_as_batch": True})
+        connection = db.session.connection()
+        context = MigrationContext.configure(connection, opts={
+            "render_as_batch": True, "include_object": schema_filter(connection.dialect.name)})
         differences = compare_metadata(context, db.metadata)
     assert differences == []
+
+
+def test_the_pool_pages_default_order_reads_an_index_on_postgresql(app):
+    """The pool page's first page (no contact first, then oldest contact) is read
+    from an index, not sorted out of every pool customer: PostgreSQL's ascending
+    indexes put NULLs last, so it needs one of its own (SQLite's put them first)."""
+    from models import User
+    from services.pool_list import PoolFilter, pool_query
+
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("PostgreSQL only")
+    with app.app_context():
+        user = accounts.create_user("wang", "a long passphrase 1", "sales")
+        db.session.commit()
+        query = pool_query(db.session.get(User, user.id), PoolFilter()).with_only_columns(Customer.id)
+        query = query.order_by(Customer.last_contact_at.asc().nulls_first(), Customer.id).limit(25)
+        connection = db.session.connection()
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # an empty table: any index would do
+        sql = str(query.compile(connection, compile_kwargs={"literal_binds": True}))
+        plan = "\n".join(connection.exec_driver_sql("EXPLAIN " + sql).scalars())
+    assert "ix_customers_pool_stale" in plan and "Sort" not in plan
 
 
 @pytest.mark.concurrency
