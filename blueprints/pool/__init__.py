@@ -96,7 +96,7 @@ def claim(customer_id: int):
     The request reads first: a claimer who finds the customer taken already (most
     of a race's losers) is answered without waiting for SQLite's write lock, and the
     claim itself holds it only for its checks and its conditional UPDATE."""
-    customer = customers.get(customer_id)
+    customer = customers.get(customer_id, brief=True)
     if customer is None:
         abort(404)
     from_list = request.form.get("from") == "list"
