@@ -58,6 +58,16 @@ def database_url(app) -> str:
     return url
 
 
+def schema_filter(dialect_name: str):
+    """Alembic's ``include_object`` for a database of ``dialect_name``: leaves out the
+    schema objects made for another database only (``Index(...).ddl_if(dialect=...)``),
+    so that comparing the models with it finds no difference."""
+    def include(obj, _name, _type, _reflected, _compare_to) -> bool:
+        only = getattr(obj, "_ddl_if", None)
+        return only is None or only.dialect in (None, dialect_name)
+    return include
+
+
 def init_database(app) -> None:
     """Bind Flask-SQLAlchemy to the configured database. Engines connect lazily, so
     no connection exists before a server forks its workers."""
@@ -110,12 +120,13 @@ def refresh_statistics() -> None:
 
 
 _reading_only: ContextVar[bool] = ContextVar("reading_only", default=False)
+_writing: ContextVar[bool] = ContextVar("writing", default=False)
 
 
 @contextmanager
 def reading_only():
     """Transactions begun inside this block only read (SQLite: BEGIN DEFERRED), even
-    in a POST request or a CLI command."""
+    in a POST request, a CLI command or a ``write_transaction()`` block."""
     token = _reading_only.set(True)
     try:
         yield
@@ -123,12 +134,52 @@ def reading_only():
         _reading_only.reset(token)
 
 
+def reads_first(view):
+    """Mark a view that changes data but reads first, and often answers without
+    writing (a claim that lost its race): its request's transactions only read
+    (SQLite: BEGIN DEFERRED, no write lock, so it never queues behind writers), and
+    it writes inside ``write_transaction()``, which holds SQLite's write lock only
+    for the statements that need it. Put it right under the route decorator."""
+    view.reads_first = True
+    return view
+
+
+@contextmanager
+def write_transaction():
+    """The writing part of a ``reads_first`` view (or any code that has read in a
+    transaction of its own and now writes). Ends the reading transaction first
+    (SQLite: a transaction that began reading cannot be made a writing one without
+    failing when another writer committed meanwhile; the objects read are reloaded
+    when used), so that the next statement begins one that may write (SQLite: BEGIN
+    IMMEDIATE, waiting for the lock). The block commits; if it raises (a refusal),
+    its transaction is rolled back at once, letting go of the lock before the
+    answer is rendered. PostgreSQL needs none of this: the block runs in the
+    transaction the request has."""
+    if db.session.get_bind().dialect.name == "sqlite" and db.session().in_transaction():
+        db.session.commit()
+    token = _writing.set(True)
+    try:
+        yield
+    except BaseException:
+        db.session.rollback()
+        raise
+    finally:
+        _writing.reset(token)
+
+
 def read_only_request() -> bool:
-    """GET/HEAD requests never write (a rule the tests keep), so their transactions
-    need not queue behind writers. Everything else — other methods, CLI commands,
-    background work — starts with the write lock, unless inside ``reading_only()``."""
-    from flask import has_request_context, request
+    """Whether a transaction begun now only reads. GET/HEAD requests never write (a
+    rule the tests keep), so their transactions need not queue behind writers; nor
+    do a ``reads_first`` view's outside its ``write_transaction()``. Everything else
+    — other requests, CLI commands, background work — starts with the write lock,
+    unless inside ``reading_only()``."""
+    from flask import current_app, has_request_context, request
 
     if _reading_only.get():
         return True
-    return has_request_context() and request.method in ("GET", "HEAD", "OPTIONS")
+    if _writing.get() or not has_request_context():
+        return False
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return True
+    view = current_app.view_functions.get(request.endpoint or "")
+    return getattr(view, "reads_first", False)

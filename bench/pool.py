@@ -1,90 +1,284 @@
-"""Claim latency under contention: N signed-in browsers claim from the pool at once.
+"""Claim latency under contention: N signed-in browsers race to claim from the pool,
+against gunicorn with several workers.
 
-    .venv/bin/python bench/pool.py [--claimers 20] [--customers 400] [--rounds 3]
-    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python bench/pool.py
+    .venv/bin/python bench/pool.py [--claimers 30] [--customers 20000] [--notes 60000]
+        [--workers 4] [--seconds 20] [--think 0] [--folder /work/data/pool20k]
+    .venv/bin/python bench/pool.py --database-url postgresql://postgres@127.0.0.1:5432/scratch
 
-Each claimer is a thread with its own session cookie posting /pool/<id>/claim through
-the whole app (htmx fragment), all claimers racing for the same customers in the same
-order, so most requests lose a race. Prints p50/p95 of winning and losing claims, and
-the baseline of one claimer alone, measured in the same run. Not part of the tests.
+Generates (or, with --folder, reuses) a workspace through services.demo (most of its
+customers wait in the pool), adds the claimers (sales accounts in English, so that
+refusals can be told apart by their words), builds the search index and serves it
+with ``gunicorn --workers N --preload`` (bench/load.py's server and browsers).
+
+The baseline, measured in the same run: one claimer alone claims customers one after
+another, nothing else running. Then all the claimers walk down the same shuffled list
+of pool customers at once, for --seconds, each posting /pool/<id>/claim as the pool
+list's Claim button does (htmx, "from=list") as soon as the previous answer came (or
+after --think seconds), so most claims lose a race. Prints p50/p95/p99 per outcome
+(won, each refusal reason), errors (5xx, timeouts), claims per second, and checks from
+the database that no customer was claimed twice and no claimer passed a limit.
+--max-owned and --daily set the limits (by default high enough that most refusals are
+lost races; set them low to exercise the limit checks). Not part of the tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import random
+import shutil
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-from bench_app import bench_app, database_url, fresh_schema  # noqa: E402
-from timing import print_table  # noqa: E402
-from extensions import db  # noqa: E402
-from services import accounts, customers, settings  # noqa: E402
-from services.customers import CustomerData  # noqa: E402
+from load import Browser, serve  # noqa: E402
+from timing import percentile  # noqa: E402
 
 PASSWORD = "bench passphrase 1"
+# How a refusal reads (the claimers' language is English).
+REASONS = [("Already claimed by", "already_claimed"), ("the limit is", "limit"),
+           ("the most per day", "daily_limit"), ("gave this customer up", "reclaim_lock")]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--claimers", type=int, default=20)
-    parser.add_argument("--customers", type=int, default=400)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as instance:
-        url = database_url(instance)
-        app = bench_app(instance, url)
-        with app.app_context():
-            fresh_schema(url)
-            admin = accounts.create_user("bench.admin", PASSWORD, "admin")
-            settings.update(admin, {"pool.max_owned": 100000, "pool.max_daily_claims": 10000})
-            desk = accounts.create_user("bench.desk", PASSWORD, "frontdesk")
-            ids = [customers.create_customer(desk, CustomerData(name=f"公海客户{n}")).id
-                   for n in range(args.customers + 50)]
-            names = [accounts.create_user(f"claimer{n}", PASSWORD, "sales").username
-                     for n in range(args.claimers)]
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def prepare(args, folder: Path, url: str) -> list[int]:
+    """The workspace (generated once per folder), the claimers and the limits; returns
+    the pool's customer ids, shuffled."""
+    from flask_migrate import upgrade
+    from sqlalchemy import func, select, update
+
+    from app import create_app
+    from extensions import db, refresh_statistics
+    from models import Customer, PoolEvent, User
+    from services import accounts, demo, search, settings
+
+    app = create_app({"SECRET_KEY": "bench", "DATABASE_URL": url, "INSTANCE_PATH": str(folder)})
+    with app.app_context():
+        fresh = True
+        try:
+            fresh = accounts.get_by_username("bench.admin") is None
+        except Exception:
+            db.session.rollback()
+        if fresh:
+            if url.startswith("postgres"):
+                db.drop_all()
+                db.session.execute(db.text("DROP TABLE IF EXISTS alembic_version"))
+                db.session.commit()
+            upgrade()
+            started = time.perf_counter()
+            demo.generate_users(12, PASSWORD, seed=args.seed)
+            counts = demo.generate_workspace(args.customers, args.notes, seed=args.seed, password=PASSWORD)
+            accounts.create_user("bench.admin", PASSWORD, "admin")
             db.session.commit()
-            db.engine.dispose()
-        browsers = []
+            refresh_statistics()
+            log(f"generated {counts} in {time.perf_counter() - started:.0f} s")
+            started = time.perf_counter()
+            search.rebuild()
+            log(f"search index built in {time.perf_counter() - started:.0f} s")
+        else:
+            log("reusing the workspace generated earlier in this folder")
+        # A run starts from the same state: the earlier runs' claims are put back.
+        names = [f"bench.claimer{n}" for n in range(args.claimers + 1)]
+        ids = list(db.session.scalars(select(User.id).where(User.username.in_(names))))
+        if ids:
+            taken = list(db.session.scalars(select(Customer.id).where(Customer.owner_id.in_(ids))))
+            db.session.execute(update(Customer).where(Customer.id.in_(taken))
+                               .values(owner_id=None, owned_since=None, pool_reason="new"))
+            search.mark_customers(taken, with_notes=True)
+            db.session.execute(PoolEvent.__table__.delete().where(
+                (PoolEvent.to_user_id.in_(ids)) | (PoolEvent.actor_id.in_(ids))))
         for name in names:
-            client = app.test_client()
-            client.post("/login", data={"username": name, "password": PASSWORD})
-            browsers.append(client)
+            if accounts.get_by_username(name) is None:
+                accounts.create_user(name, PASSWORD, "sales", language="en")
+        admin = accounts.get_by_username("bench.admin")
+        settings.update(admin, {"pool.max_owned": args.max_owned, "pool.max_daily_claims": args.daily})
+        db.session.commit()
+        search.drain()
+        pool = list(db.session.scalars(select(Customer.id).where(
+            Customer.owner_id.is_(None), Customer.archived_at.is_(None)).order_by(Customer.id)))
+        log(f"{db.session.scalar(select(func.count()).select_from(Customer))} customers, "
+            f"{len(pool)} in the pool; limits: {args.max_owned} owned, {args.daily} claims a day")
+        db.engine.dispose()
+    random.Random(args.seed).shuffle(pool)
+    return pool
 
-        def claim(client, customer_id):
-            start = time.perf_counter()
-            response = client.post(f"/pool/{customer_id}/claim", headers={"HX-Request": "true"},
-                                   data={"from": "list"})
-            elapsed = (time.perf_counter() - start) * 1000
-            assert response.status_code < 500, response.status_code
-            return elapsed, response.status_code == 200  # a refused claim answers 422
 
-        alone = [claim(browsers[0], cid)[0] for cid in ids[args.customers:]]
-        barrier = threading.Barrier(len(browsers))
+def verify(folder: Path, url: str, claimers: int, max_owned: int, daily: int) -> list[str]:
+    """What the database says of the race: a problem per broken rule (none expected)."""
+    from sqlalchemy import func, select
 
-        def race(client):
-            barrier.wait(timeout=30)
-            return [claim(client, cid) for cid in ids[:args.customers]]
+    from app import create_app
+    from extensions import db
+    from models import Customer, PoolEvent, PoolEventKind, User
 
-        started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=len(browsers)) as executor:
-            results = [r for batch in executor.map(race, browsers) for r in batch]
-        wall = time.perf_counter() - started
-        won = [ms for ms, ok in results if ok]
-        lost = [ms for ms, ok in results if not ok]
-        with app.app_context():
-            backend = db.engine.dialect.name
-            db.engine.dispose()
-    print(f"database: {backend}; {args.claimers} concurrent claimers racing for {args.customers} customers; "
-          f"{len(results)} requests in {wall:.1f} s; winners {len(won)} (must be {args.customers})")
-    print_table({"alone (baseline)": alone, "won under contention": won,
-                 "lost under contention": lost}, "alone (baseline)", "claim")
+    app = create_app({"SECRET_KEY": "bench", "DATABASE_URL": url, "INSTANCE_PATH": str(folder)})
+    problems = []
+    with app.app_context():
+        names = [f"bench.claimer{n}" for n in range(claimers + 1)]
+        users = dict(db.session.execute(select(User.id, User.username).where(User.username.in_(names))).all())
+        twice = db.session.execute(
+            select(PoolEvent.customer_id, func.count()).where(
+                PoolEvent.kind == PoolEventKind.CLAIM, PoolEvent.to_user_id.in_(users))
+            .group_by(PoolEvent.customer_id).having(func.count() > 1)).all()
+        problems += [f"customer {cid} claimed {n} times" for cid, n in twice]
+        events = dict(db.session.execute(
+            select(PoolEvent.to_user_id, func.count()).where(
+                PoolEvent.kind == PoolEventKind.CLAIM, PoolEvent.to_user_id.in_(users))
+            .group_by(PoolEvent.to_user_id)).all())
+        owned = dict(db.session.execute(
+            select(Customer.owner_id, func.count()).where(Customer.owner_id.in_(users))
+            .group_by(Customer.owner_id)).all())
+        for uid, name in users.items():
+            if owned.get(uid, 0) > max_owned:
+                problems.append(f"{name} owns {owned[uid]} (limit {max_owned})")
+            if events.get(uid, 0) > daily:
+                problems.append(f"{name} claimed {events[uid]} today (limit {daily})")
+            if owned.get(uid, 0) != events.get(uid, 0):
+                problems.append(f"{name} owns {owned.get(uid, 0)} but has {events.get(uid, 0)} claim events")
+        db.engine.dispose()
+    return problems
+
+
+class Claimer(Browser):
+    """A signed-in browser that claims from the pool list and says what came of it."""
+
+    def claim(self, customer_id: int) -> tuple[float, str]:
+        request = urllib.request.Request(
+            f"{self.base}/pool/{customer_id}/claim", data=b"from=list",
+            headers={"HX-Request": "true", "X-CSRFToken": self.csrf})
+        start = time.perf_counter()
+        try:
+            with self.opener.open(request, timeout=60) as response:
+                response.read()
+                status, body = response.status, ""
+        except urllib.error.HTTPError as error:
+            status, body = error.code, error.read().decode(errors="replace")
+        except OSError as error:
+            return (time.perf_counter() - start) * 1000, f"error ({type(error).__name__})"
+        elapsed = (time.perf_counter() - start) * 1000
+        if status == 200:
+            return elapsed, "won"
+        if status == 422:
+            return elapsed, next((reason for words, reason in REASONS if words in body), "refused (other)")
+        if status == 404:
+            return elapsed, "not_in_pool (404)"
+        return elapsed, f"error ({status})"
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds used so far by gunicorn's workers (Linux /proc): the cost of the
+    claims, which the machine's other load does not inflate as it does latency."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:  # ppid
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def race(claimers: list[Claimer], ids: list[int], seconds: float, think: float) -> tuple[list, float]:
+    """Every claimer walks down ``ids`` at once for ``seconds``; returns (ms, outcome)
+    of every claim and the wall time."""
+    barrier = threading.Barrier(len(claimers))
+
+    def walk(claimer: Claimer) -> list[tuple[float, str]]:
+        done = []
+        barrier.wait(timeout=60)
+        deadline = time.perf_counter() + seconds
+        for cid in ids:
+            if time.perf_counter() >= deadline:
+                break
+            done.append(claimer.claim(cid))
+            if think:
+                time.sleep(think)
+        return done
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=len(claimers)) as executor:
+        results = [r for batch in executor.map(walk, claimers) for r in batch]
+    return results, time.perf_counter() - started
+
+
+def print_outcomes(results: list[tuple[float, str]], baseline: list[float]) -> None:
+    """p50/p95/p99/max per outcome, and the ratio of each p50 to the baseline's."""
+    by = defaultdict(list)
+    for ms, outcome in results:
+        by[outcome].append(ms)
+    rows = [("all claims", [ms for ms, _ in results])] + sorted(by.items(), key=lambda kv: -len(kv[1]))
+    rows.append(("alone (baseline)", baseline))
+    base = percentile(baseline, 0.5)
+    print(f"{'outcome':<24}{'n':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'p50/base':>10}")
+    for name, samples in rows:
+        p50 = percentile(samples, 0.5)
+        print(f"{name:<24}{len(samples):>7}{p50:>9.0f}{percentile(samples, 0.95):>9.0f}"
+              f"{percentile(samples, 0.99):>9.0f}{max(samples):>9.0f}{p50 / base:>10.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--claimers", type=int, default=30)
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--notes", type=int, default=60_000)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--think", type=float, default=0.0, help="seconds each claimer waits between claims")
+    parser.add_argument("--max-owned", type=int, default=100_000)
+    parser.add_argument("--daily", type=int, default=10_000)
+    parser.add_argument("--baseline", type=int, default=40, help="claims of the lone claimer")
+    parser.add_argument("--folder", help="keep the workspace here and reuse it next time")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    folder = Path(args.folder) if args.folder else Path(tempfile.mkdtemp(prefix="deskbook-pool-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    url = args.database_url or f"sqlite:///{folder}/pool.db"
+    ids = prepare(args, folder, url)
+    server, base = serve(args, folder, url)
+    try:
+        claimers = [Claimer(base, f"bench.claimer{n}") for n in range(args.claimers)]
+        alone = Claimer(base, f"bench.claimer{args.claimers}")
+        baseline_ids, ids = ids[-args.baseline:], ids[:-args.baseline]
+        alone.claim(baseline_ids.pop())  # warm-up
+        cpu = server_cpu(server.pid)
+        baseline = [alone.claim(cid) for cid in baseline_ids]
+        baseline_cpu = (server_cpu(server.pid) - cpu) / len(baseline) * 1000
+        cpu = server_cpu(server.pid)
+        results, wall = race(claimers, ids, args.seconds, args.think)
+        race_cpu = (server_cpu(server.pid) - cpu) / len(results) * 1000
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    won = sum(1 for _, outcome in results if outcome == "won")
+    print(f"\ndatabase: {url.split(':')[0]}; gunicorn --workers {args.workers}; {os.cpu_count()} cores; "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"{args.claimers} claimers racing down the same list for {wall:.1f} s (think {args.think:g} s): "
+          f"{len(results)} claims ({len(results) / wall:.0f}/s), {won} won ({won / wall:.1f}/s)")
+    print(f"baseline, one claimer alone, nothing else running: {dict(Counter(o for _, o in baseline))}")
+    print(f"workers' CPU per claim: alone {baseline_cpu:.0f} ms, racing {race_cpu:.0f} ms; "
+          f"racing used {race_cpu * len(results) / 1000 / wall:.2f} cores on average")
+    print_outcomes(results, [ms for ms, _ in baseline])
+    problems = verify(folder, url, args.claimers, args.max_owned, args.daily)
+    print("database check: " + ("no customer claimed twice, no limit passed" if not problems
+                                else f"{len(problems)} problems: " + "; ".join(problems[:10])))
+    if not args.folder:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

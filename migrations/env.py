@@ -93,6 +93,9 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        from extensions import schema_filter
+
+        conf_args.setdefault("include_object", schema_filter(connection.dialect.name))
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

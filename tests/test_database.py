@@ -9,7 +9,7 @@ from sqlalchemy import event, text
 
 from app import create_app
 from extensions import db
-from models import LoginThrottle
+from models import Customer, LoginThrottle
 from services import accounts
 from tests.conftest import statements_run
 
@@ -53,15 +53,65 @@ def test_writing_transactions_begin_immediate_and_get_requests_defer(app):
     assert begins == ["BEGIN IMMEDIATE", "BEGIN DEFERRED"]
 
 
+def test_a_reads_first_view_writes_only_inside_its_write_transaction(app):
+    """A ``reads_first`` POST view reads without SQLite's write lock (BEGIN DEFERRED),
+    takes it inside ``write_transaction()`` (BEGIN IMMEDIATE, after ending the
+    reading transaction), reads without it again afterwards, and a refusal raised
+    inside the block rolls its transaction back at once."""
+    from extensions import write_transaction
+
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("SQLite only")
+    with app.app_context(), statements_run(db.engine) as statements, \
+            app.test_request_context("/pool/1/claim", method="POST"):
+        db.session.execute(text("SELECT 1"))
+        with write_transaction():
+            db.session.execute(text("SELECT 2"))
+            db.session.commit()
+        db.session.execute(text("SELECT 3"))
+        with pytest.raises(ValueError), write_transaction():
+            db.session.execute(text("SELECT 4"))
+            raise ValueError("refused")
+        assert not db.session().in_transaction()
+    begins = [s for s in statements if s.startswith(("BEGIN", "SELECT"))]
+    assert begins == ["BEGIN DEFERRED", "SELECT 1", "BEGIN IMMEDIATE", "SELECT 2", "BEGIN DEFERRED", "SELECT 3",
+                      "BEGIN IMMEDIATE", "SELECT 4"]
+
+
 def test_migrations_build_exactly_the_models(app):
     """The schema comes only from migrations; they must not drift from the models."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    from extensions import schema_filter
+
     with app.app_context():
-        context = MigrationContext.configure(db.session.connection(), opts={"render_as_batch": True})
+        connection = db.session.connection()
+        context = MigrationContext.configure(connection, opts={
+            "render_as_batch": True, "include_object": schema_filter(connection.dialect.name)})
         differences = compare_metadata(context, db.metadata)
     assert differences == []
+
+
+def test_the_pool_pages_default_order_reads_an_index_on_postgresql(app):
+    """The pool page's first page (no contact first, then oldest contact) is read
+    from an index, not sorted out of every pool customer: PostgreSQL's ascending
+    indexes put NULLs last, so it needs one of its own (SQLite's put them first)."""
+    from models import User
+    from services.pool_list import PoolFilter, pool_query
+
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("PostgreSQL only")
+    with app.app_context():
+        user = accounts.create_user("wang", "a long passphrase 1", "sales")
+        db.session.commit()
+        query = pool_query(db.session.get(User, user.id), PoolFilter()).with_only_columns(Customer.id)
+        query = query.order_by(Customer.last_contact_at.asc().nulls_first(), Customer.id).limit(25)
+        connection = db.session.connection()
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # an empty table: any index would do
+        sql = str(query.compile(connection, compile_kwargs={"literal_binds": True}))
+        plan = "\n".join(connection.exec_driver_sql("EXPLAIN " + sql).scalars())
+    assert "ix_customers_pool_stale" in plan and "Sort" not in plan
 
 
 @pytest.mark.concurrency

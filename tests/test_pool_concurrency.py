@@ -146,3 +146,45 @@ def test_thirty_browsers_claim_over_http_without_a_server_error(app):
         owners = db.session.execute(select(Customer.owner_id).where(Customer.id.in_(ids))).scalars().all()
         claims = db.session.scalar(select(func.count()).select_from(PoolEvent).where(PoolEvent.kind == "claim"))
     assert None not in owners and claims == 20
+
+
+@pytest.mark.parametrize("rule", ["limit", "daily_limit"])
+def test_one_browser_claiming_in_parallel_never_passes_a_limit(app, rule):
+    """The claim view reads first and writes in a transaction of its own
+    (extensions.write_transaction): twenty requests of one salesperson at once, for
+    twenty pool customers, still win exactly as many as the limit allows; the rest
+    are refused for that limit, and no request ends in a server error."""
+    from tests.conftest import login
+
+    with app.app_context():
+        admin = accounts.create_user("root", TEST_PASSWORD, "admin")
+        limits = {"pool.max_owned": 3, "pool.max_daily_claims": 10000} if rule == "limit" \
+            else {"pool.max_owned": 10000, "pool.max_daily_claims": 3}
+        settings.update(admin, limits)
+        desk = accounts.create_user("desk", TEST_PASSWORD, "frontdesk")
+        ids = [customers.create_customer(desk, CustomerData(name=f"客户{n}")).id for n in range(20)]
+        user_id = accounts.create_user("eager", TEST_PASSWORD, "sales", language="en").id
+        db.session.commit()
+    browsers = []
+    for _ in ids:
+        client = app.test_client()
+        assert login(client, "eager").status_code == 303
+        browsers.append(client)
+    barrier = threading.Barrier(len(browsers))
+
+    def claim(pair):
+        client, customer_id = pair
+        barrier.wait(timeout=30)
+        response = client.post(f"/pool/{customer_id}/claim", headers={"HX-Request": "true"}, data={"from": "list"})
+        return response.status_code, response.data.decode()
+
+    with ThreadPoolExecutor(max_workers=len(browsers)) as executor:
+        answers = list(executor.map(claim, zip(browsers, ids), timeout=180))
+    words = "the limit is 3" if rule == "limit" else "the most per day is 3"
+    assert sorted(status for status, _ in answers) == [200] * 3 + [422] * 17
+    assert all(words in text for status, text in answers if status == 422)
+    with app.app_context():
+        owned = db.session.scalar(select(func.count()).select_from(Customer).where(Customer.owner_id == user_id))
+        claims = db.session.scalar(select(func.count()).select_from(PoolEvent).where(
+            PoolEvent.kind == "claim", PoolEvent.actor_id == user_id))
+    assert owned == claims == 3

@@ -61,7 +61,31 @@ def test_claim_from_the_list_updates_the_row(app, client, world):
     assert b"Already claimed by wang" in lost.data and '"error"' in lost.headers["HX-Trigger"]
     assert "公海客户" not in lost.data.decode()  # the loser learns who won, nothing more
     assert b'data-testid="claim-row"' not in lost.data
+    assert b'id="claim-standing"' not in lost.data  # a lost race changed none of li's counts
     assert other.post("/pool/999999/claim", headers=HX).status_code == 404
+
+
+def test_a_lost_race_is_answered_without_the_write_lock(app, client, world):
+    """Most of a race's losers find the customer taken already: they are answered
+    from what they read, in transactions that only read, so they never queue behind
+    the writers (SQLite: BEGIN DEFERRED only); the winner's claim takes the lock."""
+    from tests.conftest import statements_run
+
+    _login(client, "wang")
+    other = app.test_client()
+    other.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    _login(other, "li")
+    with app.app_context(), statements_run(db.engine) as won_statements:
+        assert client.post(f"/pool/{world['pool']}/claim", headers=HX, data={"from": "list"}).status_code == 200
+    with app.app_context(), statements_run(db.engine) as lost_statements:
+        lost = other.post(f"/pool/{world['pool']}/claim", headers=HX, data={"from": "list"})
+    assert lost.status_code == 422 and b"Already claimed by wang" in lost.data
+    assert not any(s.startswith(("UPDATE", "INSERT", "DELETE")) for s in lost_statements)
+    assert not any("FROM customer_phones" in s for s in lost_statements)  # the row is enough
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):  # PostgreSQL has no BEGIN modes
+        begins = [s for s in lost_statements if s.startswith("BEGIN")]
+        assert begins and set(begins) == {"BEGIN DEFERRED"}
+        assert "BEGIN IMMEDIATE" in won_statements
 
 
 def test_pool_page_shows_the_claim_counts_to_those_who_claim(app, client, world):

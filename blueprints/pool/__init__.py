@@ -13,7 +13,7 @@ from blueprints import htmx
 from blueprints.access import actor, customer_or_404, permission_required
 from blueprints.customer_filter import parse_customer_filter
 from blueprints.tags.filter import toggle_tag_url
-from extensions import db
+from extensions import db, reads_first, write_transaction
 from services import customers, pool, policy, tags
 from services.errors import DomainError
 from services.ids import parse_bounded, parse_id, parse_ids
@@ -83,6 +83,7 @@ def panel_context(customer) -> dict:
 
 
 @bp.post("/pool/<id:customer_id>/claim")
+@reads_first
 @permission_required("pool.claim")
 def claim(customer_id: int):
     """领取: exactly one of several simultaneous claimers wins; the others are told
@@ -90,34 +91,43 @@ def claim(customer_id: int):
     404 for a customer that is neither in the pool nor claimed seconds ago: owners
     are not to be learnt by claiming ids. From the pool list, the row stays in place
     (with its Claim button and the refusal beside it when refused) and the claimer's
-    counts above the list follow (an out-of-band swap)."""
-    customer = customers.get(customer_id)
-    if customer is None or not (policy.may(actor(), "pool.claim", customer)
-                                or pool.recent_claimer(customer_id)):
+    counts above the list follow (an out-of-band swap).
+
+    The request reads first: a claimer who finds the customer taken already (most
+    of a race's losers) is answered without waiting for SQLite's write lock, and the
+    claim itself holds it only for its checks and its conditional UPDATE."""
+    customer = customers.get(customer_id, brief=True)
+    if customer is None:
         abort(404)
     from_list = request.form.get("from") == "list"
     try:
-        customer = pool.claim_customer(actor(), customer_id)
+        if not policy.may(actor(), "pool.claim", customer):
+            raise pool.not_claimable(customer_id)
+        with write_transaction():
+            customer = pool.claim_customer(actor(), customer_id)
+            db.session.commit()
     except PoolRefusal as refused:
         if refused.code == "not_in_pool":
             abort(404)
         if from_list:
-            # A lost race shows who won and nothing more of the customer.
-            shown = None if refused.code == "already_claimed" else customer
-            return _claim_cell(customer_id, shown, refusal=refused.message, status=422,
-                               toast=(refused.message, "error"))
+            # A lost race shows who won and nothing more of the customer, and changed
+            # none of the claimer's counts: those above the list stay as they are.
+            lost = refused.code == "already_claimed"
+            return _claim_cell(customer_id, None if lost else customer, refusal=refused.message, status=422,
+                               toast=(refused.message, "error"), standing=not lost)
         return htmx.no_swap((refused.message, "error"))
-    db.session.commit()
     message = _l("%(name)s is now yours.", name=customer.name)
     if from_list:
         return _claim_cell(customer_id, customer, toast=message)
     return _panel(customer, toast=message)
 
 
-def _claim_cell(customer_id, customer, *, refusal=None, status=200, toast=None):
-    """The pool row's action cell after a claim, with the claimer's counts out of band."""
+def _claim_cell(customer_id, customer, *, refusal=None, status=200, toast=None, standing=True):
+    """The pool row's action cell after a claim, with the claimer's counts out of
+    band (unless ``standing`` is false)."""
     return htmx.fragment("pool/_claim_cell.html", customer_id=customer_id, customer=customer, refusal=refusal,
-                         status=status, toast=toast, standing=pool.claim_standing(actor()), oob_standing=True)
+                         status=status, toast=toast, oob_standing=True,
+                         standing=pool.claim_standing(actor()) if standing else None)
 
 
 @bp.post("/customers/<id:customer_id>/release")
