@@ -435,7 +435,11 @@ def list_customers(user: User, flt: CustomerFilter) -> CustomerPage:
     the current filter carry it (for the tag filter's counts)."""
     query = filtered_query(user, flt)
     order = [SORTS.get(flt.sort, SORTS["updated"]), Customer.id.desc()]
-    return page_of(query, order, flt.page, flt.per_page, with_tag_counts="tags" in policy.visible_fields(user))
+    unfiltered = allowed_filter(user, flt) == CustomerFilter(sort=flt.sort, page=flt.page, per_page=flt.per_page)
+    # Everybody's customers less the archived ones: what the list leaves out, by index.
+    outside = Customer.archived_at.is_not(None) if unfiltered and policy.customer_scope(user).everything else None
+    return page_of(query, order, flt.page, flt.per_page, outside=outside,
+                   with_tag_counts="tags" in policy.visible_fields(user))
 
 
 # A filter matching at most this many customers is read as a list of ids once, and
@@ -443,12 +447,16 @@ def list_customers(user: User, flt: CustomerFilter) -> CustomerPage:
 # the table instead of three; a narrow filter's page then never walks the sort
 # index through customers that do not match).
 SMALL_SET = 1000
+# A filter matching more than this share of all customers (by the largest id) has
+# its tag counts taken as every customer's less those of the customers it leaves out.
+LARGE_SHARE = 0.5
 
 
-def page_of(query, order: list, page: int, per_page: int, *, with_tag_counts: bool) -> CustomerPage:
+def page_of(query, order: list, page: int, per_page: int, *, with_tag_counts: bool,
+            outside=None) -> CustomerPage:
     """One page of ``query`` (a ``select(Customer)`` with its filters, unordered) in
-    ``order``, the total, and the tag counts (when ``with_tag_counts``): the
-    customer list and the pool page."""
+    ``order``, the total, and the tag counts (when ``with_tag_counts``; ``outside``:
+    see :func:`tag_counts`): the customer list and the pool page."""
     query = query.order_by(None)
     ids = list(db.session.scalars(query.with_only_columns(Customer.id).limit(SMALL_SET + 1)))
     small = len(ids) <= SMALL_SET
@@ -465,7 +473,7 @@ def page_of(query, order: list, page: int, per_page: int, *, with_tag_counts: bo
         items = list(db.session.scalars(rows.order_by(*order).offset((page - 1) * per_page).limit(per_page)))
     counts = {}
     if with_tag_counts and total:
-        counts = _tag_counts_of_ids(ids) if small else tag_counts(query, total=total)
+        counts = _tag_counts_of_ids(ids) if small else tag_counts(query, total=total, outside=outside)
     return CustomerPage(items=items, total=total, page=page, pages=pages, tag_counts=counts)
 
 
@@ -477,20 +485,23 @@ def _tag_counts_of_ids(ids: list[int]) -> dict[int, int]:
     return {tag_id: n for tag_id, n in rows}
 
 
-def tag_counts(customer_query, *, total: int | None = None) -> dict[int, int]:
+def tag_counts(customer_query, *, total: int | None = None, outside=None) -> dict[int, int]:
     """Per tag, how many customers of ``customer_query`` (a ``select(Customer)``
     with its filters) carry it. Given ``total`` (how many customers the query
-    matches) and when that is more than half of all customers, the counts are
-    taken as every customer's tag counts less those of the customers the query
+    matches) and when that is more than LARGE_SHARE of all customers, the counts
+    are taken as every customer's tag counts less those of the customers the query
     does not match (a group-by over the covering index and a few lookups, instead
     of a lookup per matching customer: the pool page is nearly every customer).
-    One statement either way, so both halves read the same snapshot."""
+    Those are the customers for which the query's condition is not true, or
+    ``outside`` when the caller knows an equivalent condition that an index can
+    answer (exactly the customers the query leaves out). One statement either
+    way, so both halves read the same snapshot."""
     from sqlalchemy import true
 
     ids = customer_query.with_only_columns(Customer.id).order_by(None)
     condition = customer_query.whereclause
     largest_id = db.session.scalar(select(func.max(Customer.id))) if total is not None else None
-    if condition is None or not largest_id or total * 2 <= largest_id:
+    if condition is None or not largest_id or total <= largest_id * LARGE_SHARE:
         rows = db.session.execute(
             select(customer_tags.c.tag_id, func.count())
             .where(customer_tags.c.customer_id.in_(ids))
@@ -500,7 +511,7 @@ def tag_counts(customer_query, *, total: int | None = None) -> dict[int, int]:
     every = (select(customer_tags.c.tag_id, func.count().label("n"))
              .group_by(customer_tags.c.tag_id).subquery())
     # IS NOT TRUE: a condition that is NULL for a customer (no match) puts it outside.
-    outside_ids = select(Customer.id).where(condition.is_not(true()))
+    outside_ids = select(Customer.id).where(condition.is_not(true()) if outside is None else outside)
     outside = (select(customer_tags.c.tag_id, func.count().label("n"))
                .where(customer_tags.c.customer_id.in_(outside_ids))
                .group_by(customer_tags.c.tag_id).subquery())

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import or_
 
 from models import Customer, User, utcnow
-from services import customers
+from services import customers, policy
 from services.customers import CustomerFilter, CustomerPage
 
 POOL_SORTS = {
@@ -45,6 +45,13 @@ def pool_query(user: User, flt: PoolFilter):
 
 def list_pool(user: User, flt: PoolFilter) -> CustomerPage:
     order = POOL_SORTS.get(flt.sort, POOL_SORTS["stale"])
+    unfiltered = (customers.allowed_filter(user, flt.base) == CustomerFilter(
+        sort=flt.base.sort, page=flt.base.page, per_page=flt.base.per_page)
+        and not (flt.reason or flt.min_recycled or flt.no_contact_days))
+    scope = policy.customer_scope(user)
+    # The whole pool, for someone who sees all of it: what it leaves out, by index.
+    outside = (or_(Customer.owner_id.is_not(None), Customer.archived_at.is_not(None))
+               if unfiltered and (scope.everything or None in scope.owners) else None)
     return customers.page_of(
         pool_query(user, flt), [order.nulls_first() if flt.sort == "stale" else order, Customer.id],
-        flt.base.page, flt.base.per_page, with_tag_counts=True)
+        flt.base.page, flt.base.per_page, with_tag_counts=True, outside=outside)

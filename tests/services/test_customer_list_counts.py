@@ -27,10 +27,13 @@ def _expected(user, flt):
 
 
 def _strategies(monkeypatch, call):
-    """``call()`` with the ids read up front (SMALL_SET large) and without (0)."""
+    """``call()`` with the ids read up front (SMALL_SET large), and without (0):
+    tags counted per matching customer (LARGE_SHARE 2) or as every customer's less
+    those left out (0)."""
     results = []
-    for small_set in (1000, 0):
+    for small_set, large_share in ((1000, 0.5), (0, 2), (0, 0)):
         monkeypatch.setattr(customers, "SMALL_SET", small_set)
+        monkeypatch.setattr(customers, "LARGE_SHARE", large_share)
         results.append(call())
     return results
 
@@ -50,8 +53,8 @@ def _check(monkeypatch, users):
             assert customers.tag_counts(query) == customers.tag_counts(query, total=10**9) == counts
         pools = _strategies(monkeypatch, lambda user=user: pool_list.list_pool(user, PoolFilter()))
         total, counts = _expected(user, CustomerFilter(owner="pool"))
-        assert [(p.total, p.tag_counts) for p in pools] == [(total, counts)] * 2
-        assert [c.id for c in pools[0].items] == [c.id for c in pools[1].items]
+        assert [(p.total, p.tag_counts) for p in pools] == [(total, counts)] * 3
+        assert [c.id for c in pools[0].items] == [c.id for c in pools[1].items] == [c.id for c in pools[2].items]
 
 
 @pytest.fixture
