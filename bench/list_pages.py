@@ -6,11 +6,14 @@ list filters, the pool page, the home pages and the tasks page.
 
 Runs against a workspace bench/load.py generated (its users bench.sales50,
 bench.manager, bench.desk, bench.claimer0), through the Flask test client, and prints
-per request kind the median wall and CPU milliseconds, the SQL statements per request
-and the milliseconds spent in them. ``--code`` imports the app from another checkout
-(for a before/after in the same run: run it once with each, back to back, on the same
-data). ``--profile KIND`` prints that kind's cProfile (cumulative time, top 25).
-Reads only: no request here changes the data. Not part of the test suite.
+per request kind the median wall and CPU milliseconds, the SQL statements per request,
+the milliseconds spent executing them (on SQLite the rows are read after that, so a
+scan shows in the CPU and VM columns rather than here) and, on SQLite, its VM
+instructions in thousands (a count, steadier than times on a shared machine).
+``--code`` imports the app from another checkout (for a before/after in the same run:
+run it once with each, back to back, on the same data). ``--profile KIND`` prints that
+kind's cProfile (cumulative time, top 25).
+Signs in, then only reads. Not part of the test suite.
 """
 
 from __future__ import annotations
