@@ -439,47 +439,92 @@ def list_customers(user: User, flt: CustomerFilter) -> CustomerPage:
     """One page of the customer list, the total, and per tag how many customers of
     the current filter carry it (for the tag filter's counts)."""
     query = filtered_query(user, flt)
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    pages = max(1, -(-total // flt.per_page))
-    page = min(max(1, flt.page), pages)
     order = [SORTS.get(flt.sort, SORTS["updated"]), Customer.id.desc()]
-    items = list(db.session.scalars(
-        query.order_by(*order).offset((page - 1) * flt.per_page).limit(flt.per_page)
-    ))
-    unfiltered = flt == CustomerFilter(sort=flt.sort, page=flt.page, per_page=flt.per_page)
-    if "tags" not in policy.visible_fields(user):
-        counts = {}
-    elif unfiltered and policy.customer_scope(user).everything:
-        counts = _all_tag_counts()
+    unfiltered = allowed_filter(user, flt) == CustomerFilter(sort=flt.sort, page=flt.page, per_page=flt.per_page)
+    # Everybody's customers less the archived ones: what the list leaves out, by index.
+    outside = Customer.archived_at.is_not(None) if unfiltered and policy.customer_scope(user).everything else None
+    return page_of(query, order, flt.page, flt.per_page, outside=outside,
+                   with_tag_counts="tags" in policy.visible_fields(user))
+
+
+# A filter matching at most this many customers is read as a list of ids once, and
+# the count, the page and the tag counts are taken from those ids (one pass over
+# the table instead of three; a narrow filter's page then never walks the sort
+# index through customers that do not match).
+SMALL_SET = 1000
+# A filter matching more than this share of all customers (by the largest id) has
+# its tag counts taken as every customer's less those of the customers it leaves out.
+LARGE_SHARE = 0.5
+
+
+def page_of(query, order: list, page: int, per_page: int, *, with_tag_counts: bool,
+            outside=None) -> CustomerPage:
+    """One page of ``query`` (a ``select(Customer)`` with its filters, unordered) in
+    ``order``, the total, and the tag counts (when ``with_tag_counts``; ``outside``:
+    see :func:`tag_counts`): the customer list and the pool page."""
+    query = query.order_by(None)
+    ids = list(db.session.scalars(query.with_only_columns(Customer.id).limit(SMALL_SET + 1)))
+    small = len(ids) <= SMALL_SET
+    if small:
+        total = len(ids)
     else:
-        counts = tag_counts(query)
+        total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    items: list[Customer] = []
+    if total:
+        # The filter stays on (PostgreSQL reads each statement at its own snapshot).
+        rows = query.where(Customer.id.in_(ids)) if small else query
+        items = list(db.session.scalars(rows.order_by(*order).offset((page - 1) * per_page).limit(per_page)))
+    counts = {}
+    if with_tag_counts and total:
+        counts = _tag_counts_of_ids(ids) if small else tag_counts(query, total=total, outside=outside)
     return CustomerPage(items=items, total=total, page=page, pages=pages, tag_counts=counts)
 
 
-def _all_tag_counts() -> dict[int, int]:
-    """Tag counts over every non-archived customer: a group-by over the covering
-    index, less the (few) archived customers — ten times faster than the general
-    query on 100k customers."""
-    def grouped(query):
-        return dict(db.session.execute(query.group_by(customer_tags.c.tag_id)).all())
-
-    counts = grouped(select(customer_tags.c.tag_id, func.count()))
-    archived = grouped(
-        select(customer_tags.c.tag_id, func.count()).where(customer_tags.c.customer_id.in_(
-            select(Customer.id).where(Customer.archived_at.is_not(None))))
-    )
-    return {tag_id: n - archived.get(tag_id, 0) for tag_id, n in counts.items() if n > archived.get(tag_id, 0)}
-
-
-def tag_counts(customer_query) -> dict[int, int]:
-    """Per tag, how many customers of ``customer_query`` carry it."""
-    ids = customer_query.with_only_columns(Customer.id).order_by(None)
+def _tag_counts_of_ids(ids: list[int]) -> dict[int, int]:
     rows = db.session.execute(
         select(customer_tags.c.tag_id, func.count())
-        .where(customer_tags.c.customer_id.in_(ids))
-        .group_by(customer_tags.c.tag_id)
+        .where(customer_tags.c.customer_id.in_(ids)).group_by(customer_tags.c.tag_id)
     )
-    return {tag_id: count for tag_id, count in rows}
+    return {tag_id: n for tag_id, n in rows}
+
+
+def tag_counts(customer_query, *, total: int | None = None, outside=None) -> dict[int, int]:
+    """Per tag, how many customers of ``customer_query`` (a ``select(Customer)``
+    with its filters) carry it. Given ``total`` (how many customers the query
+    matches) and when that is more than LARGE_SHARE of all customers, the counts
+    are taken as every customer's tag counts less those of the customers the query
+    does not match (a group-by over the covering index and a few lookups, instead
+    of a lookup per matching customer: the pool page is nearly every customer).
+    Those are the customers for which the query's condition is not true, or
+    ``outside`` when the caller knows an equivalent condition that an index can
+    answer (exactly the customers the query leaves out). One statement either
+    way, so both halves read the same snapshot."""
+    from sqlalchemy import true
+
+    ids = customer_query.with_only_columns(Customer.id).order_by(None)
+    condition = customer_query.whereclause
+    largest_id = db.session.scalar(select(func.max(Customer.id))) if total is not None else None
+    if condition is None or not largest_id or total <= largest_id * LARGE_SHARE:
+        rows = db.session.execute(
+            select(customer_tags.c.tag_id, func.count())
+            .where(customer_tags.c.customer_id.in_(ids))
+            .group_by(customer_tags.c.tag_id)
+        )
+        return {tag_id: n for tag_id, n in rows}
+    every = (select(customer_tags.c.tag_id, func.count().label("n"))
+             .group_by(customer_tags.c.tag_id).subquery())
+    # IS NOT TRUE: a condition that is NULL for a customer (no match) puts it outside.
+    outside_ids = select(Customer.id).where(condition.is_not(true()) if outside is None else outside)
+    outside = (select(customer_tags.c.tag_id, func.count().label("n"))
+               .where(customer_tags.c.customer_id.in_(outside_ids))
+               .group_by(customer_tags.c.tag_id).subquery())
+    rows = db.session.execute(
+        select(every.c.tag_id, every.c.n - func.coalesce(outside.c.n, 0))
+        .outerjoin(outside, outside.c.tag_id == every.c.tag_id)
+    )
+    return {tag_id: n for tag_id, n in rows if n > 0}
 
 
 def owner_choices() -> list[User]:

@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_
 
-from extensions import db
 from models import Customer, User, utcnow
-from services import customers
+from services import customers, policy
 from services.customers import CustomerFilter, CustomerPage
 
 POOL_SORTS = {
@@ -45,14 +44,14 @@ def pool_query(user: User, flt: PoolFilter):
 
 
 def list_pool(user: User, flt: PoolFilter) -> CustomerPage:
-    query = pool_query(user, flt)
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    per_page = flt.base.per_page
-    pages = max(1, -(-total // per_page))
-    page = min(max(1, flt.base.page), pages)
     order = POOL_SORTS.get(flt.sort, POOL_SORTS["stale"])
-    items = list(db.session.scalars(
-        query.order_by(order.nulls_first() if flt.sort == "stale" else order, Customer.id)
-        .offset((page - 1) * per_page).limit(per_page)))
-    return CustomerPage(items=items, total=total, page=page, pages=pages,
-                        tag_counts=customers.tag_counts(query))
+    unfiltered = (customers.allowed_filter(user, flt.base) == CustomerFilter(
+        sort=flt.base.sort, page=flt.base.page, per_page=flt.base.per_page)
+        and not (flt.reason or flt.min_recycled or flt.no_contact_days))
+    scope = policy.customer_scope(user)
+    # The whole pool, for someone who sees all of it: what it leaves out, by index.
+    outside = (or_(Customer.owner_id.is_not(None), Customer.archived_at.is_not(None))
+               if unfiltered and (scope.everything or None in scope.owners) else None)
+    return customers.page_of(
+        pool_query(user, flt), [order.nulls_first() if flt.sort == "stale" else order, Customer.id],
+        flt.base.page, flt.base.per_page, with_tag_counts=True, outside=outside)

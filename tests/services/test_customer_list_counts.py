@@ -1,0 +1,120 @@
+"""The customer list's and the pool page's total, page and tag counts are the same
+whichever way they are computed: from a short list of ids (a narrow filter), by a
+count and a lookup per matching customer, or as every customer's tag counts less
+those of the customers the filter leaves out (a filter matching most customers)."""
+
+from collections import Counter
+
+import pytest
+
+from extensions import db
+from services import customers, merge, pool, pool_list
+from services.customers import CustomerData, CustomerFilter
+from services.pool_list import PoolFilter
+from tests.conftest import make_tag
+
+FILTERS = [
+    {}, {"stage": "intent"}, {"owner": "mine"}, {"owner": "pool"}, {"q": "客户"}, {"q": "乙"},
+    {"importance": "A"}, {"archived": True}, {"sort": "name"}, {"page": 2, "per_page": 2},
+]
+
+
+def _expected(user, flt):
+    """The reference: every customer of the filter, counted in Python."""
+    every = list(db.session.scalars(customers.filtered_query(user, flt)))
+    counts = Counter(tag.id for customer in every for tag in customer.tags)
+    return len(every), dict(counts)
+
+
+def _strategies(monkeypatch, call):
+    """``call()`` with the ids read up front (SMALL_SET large), and without (0):
+    tags counted per matching customer (LARGE_SHARE 2) or as every customer's less
+    those left out (0)."""
+    results = []
+    for small_set, large_share in ((1000, 0.5), (0, 2), (0, 0)):
+        monkeypatch.setattr(customers, "SMALL_SET", small_set)
+        monkeypatch.setattr(customers, "LARGE_SHARE", large_share)
+        results.append(call())
+    return results
+
+
+def _check(monkeypatch, users):
+    for user in users:
+        for args in FILTERS:
+            flt = CustomerFilter(**args)
+            total, counts = _expected(user, customers.allowed_filter(user, flt))
+            pages = _strategies(monkeypatch, lambda flt=flt, user=user: customers.list_customers(user, flt))
+            shown = {"tags"} <= customers.policy.visible_fields(user)
+            for page in pages:
+                assert (page.total, page.tag_counts) == (total, counts if shown else {}), (user.role, args)
+                assert [c.id for c in page.items] == [c.id for c in pages[0].items], (user.role, args)
+            query = customers.filtered_query(user, flt)
+            # The direct count and the complement (forced: a total above every id).
+            assert customers.tag_counts(query) == customers.tag_counts(query, total=10**9) == counts
+        pools = _strategies(monkeypatch, lambda user=user: pool_list.list_pool(user, PoolFilter()))
+        total, counts = _expected(user, CustomerFilter(owner="pool"))
+        assert [(p.total, p.tag_counts) for p in pools] == [(total, counts)] * 3
+        assert [c.id for c in pools[0].items] == [c.id for c in pools[1].items] == [c.id for c in pools[2].items]
+
+
+@pytest.fixture
+def office(staff):
+    a, b, c = make_tag("制造业", "行业"), make_tag("报价", "需求"), make_tag("华东", "地区")
+    made = []
+    for n, (owner, stage, importance, tags) in enumerate([
+        ("sales", "intent", "A", [a, b]), ("sales", "potential", "B", [a]), ("sales2", "intent", "A", [b, c]),
+        (None, "intent", "C", [a, c]), (None, "deal", "A", []), (None, "potential", "B", [a, b, c]),
+        ("sales", "lost", "C", [c]),
+    ]):
+        actor = staff[owner] if owner else staff["frontdesk"]
+        customer = customers.create_customer(actor, CustomerData(
+            name=f"客户{'甲乙丙丁戊己庚'[n]}", stage=stage, importance=importance))
+        customers.set_tags(staff["manager"], customer, [t.id for t in tags])
+        made.append(customer)
+    return {"tags": (a, b, c), "customers": made}
+
+
+def test_list_and_pool_counts_agree_whatever_the_strategy(staff, office, monkeypatch):
+    users = [staff[r] for r in ("sales", "sales2", "manager", "frontdesk")]
+    _check(monkeypatch, users)
+    a, b, c = office["tags"]
+    first, second, third, fourth, fifth, sixth, seventh = office["customers"]
+    # Tagging and untagging.
+    customers.set_tags(staff["manager"], fifth, [b.id])
+    customers.set_tags(staff["manager"], first, [])
+    _check(monkeypatch, users)
+    # Claiming a pool customer, archiving one, merging two.
+    pool.claim_customer(staff["sales"], fourth.id)
+    customers.archive(staff["manager"], seventh)
+    merge.merge_customers(staff["manager"], second, sixth)
+    _check(monkeypatch, users)
+    # More customers arrive (as an import would add them).
+    for n in range(3):
+        extra = customers.create_customer(staff["frontdesk"], CustomerData(name=f"新客户{n}"))
+        customers.set_tags(staff["manager"], extra, [a.id, c.id])
+    _check(monkeypatch, users)
+
+
+def test_a_filter_matching_nobody_reads_no_page(staff, office, monkeypatch):
+    statements = []
+    monkeypatch.setattr(customers, "SMALL_SET", 1000)
+    from sqlalchemy import event
+
+    def seen(conn, cursor, statement, *rest):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        page = customers.list_customers(staff["manager"], CustomerFilter(owner="mine"))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert (page.total, page.pages, page.items, page.tag_counts) == (0, 1, [], {})
+    assert len(statements) == 1  # the ids: no count, no page, no tag counts
+
+
+def test_the_complement_counts_a_customer_the_filter_cannot_judge_as_left_out(staff, office):
+    """owner = me is NULL (not false) for a pool customer: it is still outside."""
+    sales = staff["sales"]
+    query = customers.filtered_query(sales, CustomerFilter(owner="mine"))
+    a, b, c = office["tags"]
+    assert customers.tag_counts(query, total=10**9) == customers.tag_counts(query) == {a.id: 2, b.id: 1, c.id: 1}
