@@ -32,10 +32,12 @@ ROW_LABELS = {"new": _l("New"), "duplicate": _l("Duplicate"), "file_duplicate": 
               "invalid": _l("Rejected")}
 
 
-@bp.app_context_processor
-def import_labels():
-    return {"import_status_labels": STATUS_LABELS, "import_row_labels": ROW_LABELS,
-            "import_fields": FIELDS, "problem_text": problem_text, "duplicate_labels": DUPLICATE_LABELS}
+@bp.record_once
+def import_labels(state) -> None:
+    """Labels and helpers as Jinja globals (the same for every render)."""
+    state.app.jinja_env.globals.update(
+        import_status_labels=STATUS_LABELS, import_row_labels=ROW_LABELS,
+        import_fields=FIELDS, problem_text=problem_text, duplicate_labels=DUPLICATE_LABELS)
 
 
 def _batch_or_404(batch_id: int) -> ImportBatch:
