@@ -274,7 +274,8 @@ def main() -> None:
     data_file = folder / "kinds-data.json"
     for repeat in range(args.repeat):
         for name, root in roots.items():
-            data_file.write_text(json.dumps({**data, "pool": pools[name][repeat * 1000:]}))
+            chunk = pools[name][repeat * 1000:(repeat + 1) * 1000]  # claims pop from the end: a fresh chunk each time
+            data_file.write_text(json.dumps({**data, "pool": chunk}))
             print(f"[{time.strftime('%H:%M:%S')}] round {repeat + 1}/{args.repeat}: {name}", file=sys.stderr)
             out = run_worker(root, args, data_file, kinds, args.seed + repeat)
             for kind, r in out.items():
