@@ -11,8 +11,9 @@ number of SQL statements per request: CPU and statements are what a loaded 2-cor
 server runs out of, and they are far less noisy than wall time on a shared machine.
 
 With ``--baseline-root`` the same requests run against another checkout of the app
-(e.g. ``git worktree add`` or ``git archive`` of main) in separate processes,
-alternating ``--repeat`` times with this one, and the table shows both and the ratio.
+(e.g. ``git worktree add`` or ``git archive`` of main) in a second process at the same
+time as this one (both meet the same load from the rest of the machine), ``--repeat``
+times, and the table shows both and the ratio.
 ``--profile KIND`` instead runs that kind under cProfile in this checkout and prints
 the functions that cost most.
 Not part of the test suite: figures depend on the machine.
@@ -218,14 +219,18 @@ def worker(args) -> None:
 
 # ---- the driver ---------------------------------------------------------------------------------
 
-def run_worker(root: Path, args, data_file: Path, kinds: list[str], seed: int) -> dict:
+def start_worker(root: Path, args, data_file: Path, kinds: list[str], seed: int) -> subprocess.Popen:
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--root", str(root),
                "--folder", args.folder, "--data", str(data_file), "--kinds", ",".join(kinds),
                "--rounds", str(args.rounds), "--seed", str(seed)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=root)
-    if done.returncode:
-        raise SystemExit(done.stderr[-3000:])
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root)
+
+
+def worker_results(process: subprocess.Popen) -> dict:
+    out, err = process.communicate()
+    if process.returncode:
+        raise SystemExit(err[-3000:])
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -271,17 +276,21 @@ def main() -> None:
         roots = {"baseline": Path(args.baseline_root).resolve(), "this": HERE.parent}
     pools = {name: data["pool"][i::len(roots)] for i, name in enumerate(roots)}  # no customer claimed twice
     merged: dict[str, dict] = {name: {k: {"wall": [], "cpu": [], "sql": []} for k in kinds} for name in roots}
-    data_file = folder / "kinds-data.json"
+    # The checkouts run at the same time, one process each, so that both meet the same
+    # load from whatever else shares the machine.
     for repeat in range(args.repeat):
+        print(f"[{time.strftime('%H:%M:%S')}] round {repeat + 1}/{args.repeat}", file=sys.stderr)
+        running = {}
         for name, root in roots.items():
             chunk = pools[name][repeat * 1000:(repeat + 1) * 1000]  # claims pop from the end: a fresh chunk each time
+            data_file = folder / f"kinds-data-{name}.json"
             data_file.write_text(json.dumps({**data, "pool": chunk}))
-            print(f"[{time.strftime('%H:%M:%S')}] round {repeat + 1}/{args.repeat}: {name}", file=sys.stderr)
-            out = run_worker(root, args, data_file, kinds, args.seed + repeat)
-            for kind, r in out.items():
+            running[name] = start_worker(root, args, data_file, kinds, args.seed + repeat)
+        for name, process in running.items():
+            for kind, r in worker_results(process).items():
                 for key in ("wall", "cpu", "sql"):
                     merged[name][kind][key] += r[key]
-    data_file.unlink()
+            (folder / f"kinds-data-{name}.json").unlink()
     print(f"{args.rounds * args.repeat} requests per kind and checkout; medians")
     if len(roots) == 1:
         print(f"{'kind':<20}{'wall ms':>9}{'cpu ms':>9}{'sql':>6}")
