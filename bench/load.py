@@ -159,6 +159,21 @@ def serve(args, folder: Path, url: str) -> tuple[subprocess.Popen, str]:
     raise SystemExit("gunicorn did not start")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its children that are still
+    running (gunicorn's master and its workers), from /proc (Linux; 0 elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
 # ---- clients -------------------------------------------------------------------------------
 
 class Browser:
@@ -294,12 +309,16 @@ def run_rate(office: Office, rate: float, seconds: float, kinds: list[str], weig
     return results
 
 
-def report(rate: float, results: dict[str, dict], baseline_p50: float) -> float:
+def report(rate: float, results: dict[str, dict], baseline_p50: float, cpu: tuple[float, float]) -> float:
+    """Print one rate's figures; ``cpu``: CPU seconds of the server and of this load
+    generator while it ran. Returns the overall p95."""
     every = [ms for r in results.values() for ms in r["ms"]]
     errors = sum(r["errors"] for r in results.values())
     overall = percentile(every, 0.95)
     print(f"\n== {rate:g} requests/s: {len(every)} requests, {errors} errors, "
           f"p50 {percentile(every, 0.5):.0f} ms, p95 {overall:.0f} ms, p99 {percentile(every, 0.99):.0f} ms")
+    server, generator = (seconds * 1000 / max(1, len(every)) for seconds in cpu)
+    print(f"CPU per request: server {server:.1f} ms, load generator {generator:.1f} ms")
     print(f"{'kind':<20}{'n':>6}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}{'p50/base':>10}")
     for kind, _weight in MIX:
         r = results.get(kind)
@@ -346,8 +365,10 @@ def main() -> None:
             print(f"baseline GET /login alone: p50 {baseline_p50:.1f} ms, p95 {percentile(base_ms, 0.95):.1f} ms")
             crossed, homes = None, {}
             for rate in [float(r) for r in args.rates.split(",")]:
+                server_cpu, own_cpu = cpu_seconds(server.pid), time.process_time()
                 results = run_rate(office, rate, args.seconds, kinds, weights, pool)
-                p95 = report(rate, results, baseline_p50)
+                cpu = (cpu_seconds(server.pid) - server_cpu, time.process_time() - own_cpu)
+                p95 = report(rate, results, baseline_p50, cpu)
                 homes[rate] = {k: percentile(results[k]["ms"], 0.95)
                                for k in ("home (sales 50)", "home (manager)") if results[k]["ms"]}
                 if crossed is None and p95 > P95_LIMIT_MS:

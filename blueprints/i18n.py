@@ -10,8 +10,10 @@ from datetime import date, datetime, timedelta
 
 from babel.dates import format_date as babel_format_date
 from flask import current_app, has_request_context, request
-from flask_babel import format_datetime, get_locale, gettext
+from flask_babel import format_datetime, get_locale, get_translations, gettext
 from flask_login import current_user
+from jinja2 import pass_context
+from markupsafe import Markup
 
 from services.office_time import office_today, utc_to_local
 
@@ -132,4 +134,26 @@ def init_app(app) -> None:
 
     @app.context_processor
     def language_context():
-        return {"html_lang": "zh-CN" if _is_zh() else "en"}
+        return {"html_lang": "zh-CN" if _is_zh() else "en", **bound_gettext(get_translations())}
+
+
+def bound_gettext(translations) -> dict:
+    """``gettext``/``_`` and ``ngettext`` for one render, bound to its catalog. They
+    shadow what Flask-Babel installs in Jinja and behave the same (Jinja's new-style
+    gettext: the message marked safe under autoescape, then %-formatted with the
+    keyword arguments, escaped; ``num`` given to ngettext), but Flask-Babel's looks
+    the locale and catalog up again at every call: 8 µs, a hundred times on a
+    customer page."""
+
+    @pass_context
+    def gettext_(context, string: str, **variables):
+        text = translations.ugettext(string)
+        return (Markup(text) if context.eval_ctx.autoescape else text) % variables
+
+    @pass_context
+    def ngettext_(context, singular: str, plural: str, num: int, **variables):
+        variables.setdefault("num", num)
+        text = translations.ungettext(singular, plural, num)
+        return (Markup(text) if context.eval_ctx.autoescape else text) % variables
+
+    return {"gettext": gettext_, "ngettext": ngettext_}

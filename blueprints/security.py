@@ -108,9 +108,13 @@ def _set_security_headers(response):
 
 
 def _template_helpers():
+    # The user behind the proxy, resolved once per render: a page asks ``may`` a few
+    # times per row, and each attribute read through ``current_user`` looks it up again.
+    user = current_user._get_current_object()
     return {
-        "may": lambda action, obj=None: policy.may(current_user, action, obj),
-        "visible_fields": lambda customer=None: policy.visible_fields(current_user, customer),
+        "may": lambda action, obj=None: policy.may(user, action, obj),
+        "visible_fields": lambda customer=None: policy.visible_fields(user, customer),
+        "note_actions": lambda note: policy.note_actions(user, note),
         "role_label": lambda role: ROLE_LABELS.get(role, role),
     }
 

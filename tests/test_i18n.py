@@ -61,3 +61,32 @@ def test_catalog_holds_every_message_in_the_code(tmp_path):
         in_code = {m.id for m in read_po(template) if m.id}
     in_catalog = {m.id for m in _catalog() if m.id}
     assert in_code - in_catalog == set(), "run `make extract-messages` and translate"
+
+
+TRANSLATED = [
+    "{{ _('Save note') }}|{{ gettext('Notes') }}",
+    "{{ _('Customer %(name)s saved.', name=name) }}",  # the name is escaped, the message is not
+    "{{ ngettext('%(num)d note', '%(num)d notes', 1) }} {{ ngettext('%(num)d note', '%(num)d notes', 7) }}",
+    "{{ ngettext('%(num)d customer without a note for %(days)d days or more', "
+    "'%(num)d customers without a note for %(days)d days or more', 2, days=30) }}",
+    "{% autoescape false %}{{ _('Customer %(name)s saved.', name=name) }}{% endautoescape %}",
+]
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+@pytest.mark.parametrize("source", TRANSLATED)
+def test_gettext_bound_per_render_says_what_flask_babel_says(app, language, source):
+    """Pages render with _() and ngettext bound once to their catalog
+    (blueprints.i18n.bound_gettext); what they write is what Flask-Babel's own
+    Jinja functions write, escaping included."""
+    from flask import render_template_string
+
+    with app.test_request_context(headers={"Accept-Language": language}):
+        bound = render_template_string(source, name="<b>张伟</b>")
+        flask_babel_own = app.jinja_env.from_string(source).render(name="<b>张伟</b>")
+        context: dict = {}
+        app.update_template_context(context)
+    assert context["gettext"] is not app.jinja_env.globals["gettext"]  # the bound one renders
+    assert bound == flask_babel_own
+    assert ("<b>" in bound) is ("autoescape false" in source)
+    assert any("\u4e00" <= char <= "\u9fff" for char in bound.replace("张伟", "")) is (language == "zh")

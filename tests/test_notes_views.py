@@ -369,6 +369,45 @@ def test_delete_after_16_minutes_is_for_managers_only(client, world, app, make_u
     assert response.status_code == 303 and response.headers["Location"] == f"/customers/{world['mine']}"
 
 
+def _offered_per_note(page: str) -> dict[int, set[str]]:
+    """Per note shown: which of edit, delete and the comment box the page offers."""
+    offered = {}
+    for match in re.finditer(r'<article class="note [^"]*" id="note-(\d+)".*?</article>', page, re.S):
+        note = match.group(0)
+        offered[int(match.group(1))] = {name for name, marker in (
+            ("edit", 'data-testid="edit-note"'), ("delete", 'data-testid="delete-note"'),
+            ("comment", 'class="comment-form"')) if marker in note}
+    return offered
+
+
+@pytest.mark.parametrize("role", ["sales", "manager", "admin", "frontdesk", "sales2"])
+def test_customer_page_offers_each_note_what_the_policy_allows(client, world, app, role):
+    """Edit, delete and the comment box under each note, for every role: a fresh and
+    an old note of the owner's, a manager's note, the front desk's own note."""
+    with app.app_context():
+        customer = db.session.get(Customer, world["mine"])
+        old = db.session.get(CustomerNote, world["my_note"])
+        old.created_at = utcnow() - timedelta(minutes=20)
+        fresh = make_note(db.session.get(User, world["sales"].id), customer, "刚写的")
+        managers = make_note(db.session.get(User, world["manager"].id), customer, "主管写的")
+        desks = make_note(db.session.get(User, world["frontdesk"].id), customer, "前台登记")
+        db.session.commit()
+        ids = {"old": old.id, "fresh": fresh.id, "managers": managers.id, "desks": desks.id}
+    _login(client, world[role])
+    response = client.get(f"/customers/{world['mine']}")
+    if role == "sales2":  # another salesperson's customer: not there at all
+        assert response.status_code == 404
+        return
+    everything = {"edit", "delete", "comment"}
+    expected = {
+        "sales": {"old": {"edit", "comment"}, "fresh": everything, "managers": {"comment"}, "desks": {"comment"}},
+        "manager": dict.fromkeys(ids, everything),
+        "admin": dict.fromkeys(ids, everything),
+        "frontdesk": {"desks": everything},  # colleagues' notes are not shown to it
+    }[role]
+    assert _offered_per_note(response.data.decode()) == {ids[name]: shown for name, shown in expected.items()}
+
+
 # ---- comments and mentions ------------------------------------------------------------------------------
 
 def test_comment_fragment_and_plain_post(client, world, app):

@@ -198,3 +198,23 @@ def test_no_role_checks_outside_the_policy_module():
                 if needle in text:
                     offenders.append((name, needle))
     assert offenders == []
+
+
+@pytest.mark.parametrize("situation", list(NOTES))
+@pytest.mark.parametrize("role", list(LETTERS.values()), ids=lambda role: role.value)
+def test_note_actions_are_the_answers_of_may(role, situation):
+    """A shown note's buttons come from one note_actions() call: every cell of the
+    table above, and nothing for an inactive or anonymous user."""
+    user = _user(role)
+    note = _note(user, **NOTES[situation])
+    expected = {action for action in policy.NOTE_ACTIONS if policy.may(user, action, note)}
+    assert policy.note_actions(user, note) == expected
+    assert expected == {action for action in policy.NOTE_ACTIONS if role_letter(role) in
+                        NOTE_TABLE[action][list(NOTES).index(situation)]}
+    user.active = False
+    assert policy.note_actions(user, note) == frozenset()
+    assert policy.note_actions(None, note) == frozenset()
+
+
+def role_letter(role):
+    return next(letter for letter, known in LETTERS.items() if known == role)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import inspect
 
 from extensions import db
@@ -363,3 +365,23 @@ def test_front_desk_search_page_shows_no_customer_tags(app, client):
     assert login(client, "desk.t").status_code == 303
     page = client.get("/search?q=周四").get_data(as_text=True)
     assert "周四" in page and "战略客户" not in page
+
+
+FOLD_ALPHABET = "aZ09 -.@张偉伟報，。（）：ＡＢ１２ß İﬁé\u0301ｶﾞ㈱Ⅻ가\u302a、"
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=FOLD_ALPHABET, max_size=12))
+def test_text_folded_whole_maps_back_like_character_by_character(text):
+    """Marking folds shown text whole when every character folds one for one
+    (ASCII, CJK, full-width ASCII); the result and the way back to the original
+    characters are those of folding each character alone."""
+    from blueprints.search import highlight
+    from services.search.analysis import fold
+
+    folded, origin = [], []
+    for index, char in enumerate(text):
+        for out in fold(char):
+            folded.append(out)
+            origin.append(index)
+    assert highlight._normalised(text) == ("".join(folded), origin)

@@ -270,14 +270,15 @@ def phone_filter(digits: str) -> str:
     return phones.display(digits)
 
 
-@bp.app_context_processor
-def customer_labels():
-    return {
-        "stage_labels": STAGE_LABELS, "type_labels": TYPE_LABELS,
-        "source_labels": SOURCE_LABELS, "importance_labels": IMPORTANCE_LABELS,
-        # For the history: stored values shown in words.
-        "customer_value_labels": {**STAGE_LABELS, **TYPE_LABELS, **SOURCE_LABELS},
-    }
+@bp.record_once
+def customer_labels(state) -> None:
+    """The labels as Jinja globals (the same for every render: lazy translations)."""
+    # For the history: stored values shown in words.
+    value_labels: dict = {**STAGE_LABELS, **TYPE_LABELS, **SOURCE_LABELS}
+    state.app.jinja_env.globals.update(
+        stage_labels=STAGE_LABELS, type_labels=TYPE_LABELS, source_labels=SOURCE_LABELS,
+        importance_labels=IMPORTANCE_LABELS, customer_value_labels=value_labels,
+    )
 
 
 @bp.get("/<id:customer_id>/merge")

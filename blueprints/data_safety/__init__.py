@@ -28,24 +28,20 @@ def _context() -> dict:
             "job_text": {name: nightly.detail_text(state.details, state.message) for name, state in states.items()}}
 
 
-@bp.app_context_processor
-def banner_helpers():
-    """``nightly_trouble()`` for the banner in base.html: the job an admin should
-    look at (a failed or overdue backup first, then another failed job), or None.
-    Computed only when the template calls it, once per request."""
-
-    def nightly_trouble():
-        if "nightly_trouble" not in g:
-            states = leases.states(nightly.JOBS)
-            backup_state = states["backup"]
-            trouble = backup_state if backup_state.attention else next(
-                (state for name, state in states.items() if name not in ("backup", "pool_sweep")
-                 and state.attention == "failed"), None)
-            g.nightly_trouble = trouble and {"name": trouble.name, "attention": trouble.attention,
-                                             "label": nightly.JOBS[trouble.name].label}
-        return g.nightly_trouble
-
-    return {"nightly_trouble": nightly_trouble}
+@bp.app_template_global()
+def nightly_trouble():
+    """For the banner in base.html: the job an admin should look at (a failed or
+    overdue backup first, then another failed job), or None. Computed only when the
+    template calls it, once per request."""
+    if "nightly_trouble" not in g:
+        states = leases.states(nightly.JOBS)
+        backup_state = states["backup"]
+        trouble = backup_state if backup_state.attention else next(
+            (state for name, state in states.items() if name not in ("backup", "pool_sweep")
+             and state.attention == "failed"), None)
+        g.nightly_trouble = trouble and {"name": trouble.name, "attention": trouble.attention,
+                                         "label": nightly.JOBS[trouble.name].label}
+    return g.nightly_trouble
 
 
 @bp.get("")

@@ -157,8 +157,12 @@ def audit_log():
     return _stream(_l("Audit log"), export, fmt, _filename("audit", fmt), audit_line)
 
 
-@bp.app_context_processor
-def export_helpers():
+@bp.app_template_global("may_export")
+def may_export_lists() -> bool:
     """For templates: whether to offer the export buttons (asked only where shown)."""
-    return {"may_export": lambda: exports.may_export(actor()),
-            "may_export_customer": lambda customer: exports.may_export_customer(actor(), customer)}
+    return exports.may_export(actor())
+
+
+@bp.app_template_global("may_export_customer")
+def may_export_record(customer) -> bool:
+    return exports.may_export_customer(actor(), customer)

@@ -33,12 +33,14 @@ ROW_LABELS = {"new": _l("New"), "duplicate": _l("Duplicate"), "file_duplicate": 
               "invalid": _l("Rejected")}
 
 
-@bp.app_context_processor
-def import_labels():
-    return {"import_status_labels": STATUS_LABELS, "import_row_labels": ROW_LABELS,
-            "import_fields": FIELDS, "problem_text": problem_text, "duplicate_labels": DUPLICATE_LABELS,
-            "row_choice_labels": ROW_CHOICE_LABELS, "row_choices": imports.ROW_CHOICES,
-            "choice_rows": imports.CHOICE_ROWS}
+@bp.record_once
+def import_labels(state) -> None:
+    """Labels and helpers as Jinja globals (the same for every render)."""
+    state.app.jinja_env.globals.update(
+        import_status_labels=STATUS_LABELS, import_row_labels=ROW_LABELS,
+        import_fields=FIELDS, problem_text=problem_text, duplicate_labels=DUPLICATE_LABELS,
+        row_choice_labels=ROW_CHOICE_LABELS, row_choices=imports.ROW_CHOICES,
+        choice_rows=imports.CHOICE_ROWS)
 
 
 def _settled() -> None:

@@ -65,11 +65,14 @@ def note_text(text: str) -> Markup:
     return Markup(_MENTION_HTML.sub(r'<span class="mention">@\1</span>', escaped))
 
 
-@bp.app_context_processor
-def note_labels() -> dict:
+@bp.record_once
+def note_labels(state) -> None:
+    """The labels as Jinja globals: the same for every render (lazy translations), and
+    seen by macros imported without the caller's context (cached once, not remade
+    for each note)."""
     from blueprints.notes.forms import KIND_LABELS, SECTION_LABELS
 
-    return {"note_kind_labels": KIND_LABELS, "note_section_labels": SECTION_LABELS}
+    state.app.jinja_env.globals.update(note_kind_labels=KIND_LABELS, note_section_labels=SECTION_LABELS)
 
 
 from blueprints.notes import admin, browse, entry  # noqa: E402,F401  (views register on bp)

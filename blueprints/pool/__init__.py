@@ -213,11 +213,16 @@ def bulk_assign():
     return htmx.redirect(url_for("pool.index"))
 
 
-@bp.app_context_processor
-def pool_labels():
-    return {"pool_reason_labels": REASON_LABELS, "pool_event_reason": pool.event_reason, "pool_event_labels": {
-        "create_in_pool": _l("Entered into the pool"), "claim": _l("Claimed"),
-        "release": _l("Released to the pool"), "assign": _l("Assigned"),
-        "recycle": _l("Recycled automatically"), "handover": _l("Handed over"),
-        "release_undone": _l("Release undone"),
-    }}
+EVENT_LABELS = {
+    "create_in_pool": _l("Entered into the pool"), "claim": _l("Claimed"),
+    "release": _l("Released to the pool"), "assign": _l("Assigned"),
+    "recycle": _l("Recycled automatically"), "handover": _l("Handed over"),
+    "release_undone": _l("Release undone"),
+}
+
+
+@bp.record_once
+def pool_labels(state) -> None:
+    """The labels as Jinja globals (the same for every render: lazy translations)."""
+    state.app.jinja_env.globals.update(
+        pool_reason_labels=REASON_LABELS, pool_event_reason=pool.event_reason, pool_event_labels=EVENT_LABELS)

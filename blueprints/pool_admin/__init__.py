@@ -35,19 +35,15 @@ EVENT_LABELS = {
 STATS_WEEKS = 12
 
 
-@bp.app_context_processor
-def sweep_banner_helpers():
-    """``pool_sweep_overdue()`` for the banner in base.html: computed only when a
-    template calls it, only for users with ``pool.history``, once per request."""
-
-    def pool_sweep_overdue() -> bool:
-        if not current_user.is_authenticated or not policy.may(current_user, "pool.history"):
-            return False
-        if "pool_sweep_overdue" not in g:
-            g.pool_sweep_overdue = pool.sweep_overdue()
-        return g.pool_sweep_overdue
-
-    return {"pool_sweep_overdue": pool_sweep_overdue}
+@bp.app_template_global()
+def pool_sweep_overdue() -> bool:
+    """For the banner in base.html: computed only when a template calls it, only for
+    users with ``pool.history``, once per request."""
+    if not current_user.is_authenticated or not policy.may(current_user, "pool.history"):
+        return False
+    if "pool_sweep_overdue" not in g:
+        g.pool_sweep_overdue = pool.sweep_overdue()
+    return g.pool_sweep_overdue
 
 
 # ---- settings ------------------------------------------------------------------------

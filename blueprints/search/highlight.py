@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 from markupsafe import Markup, escape
 
@@ -24,9 +25,17 @@ SNIPPET_BEFORE = 24
 SNIPPET_LENGTH = 90
 
 
+# Characters that fold one for one and never combine with a neighbour (ASCII, CJK
+# ideographs, 、。 and the full-width forms of ASCII: ，（）：！ …): a text made only of
+# them is folded whole, each folded character coming from the one at its index.
+_ONE_FOR_ONE = re.compile("[\x00-\x7f\u3001\u3002\u4e00-\u9fff\uff01-\uff5e]*")
+
+
 def _normalised(text: str) -> tuple[str, list[int]]:
     """``text`` folded, with the index in ``text`` of the character each folded
     character came from."""
+    if _ONE_FOR_ONE.fullmatch(text):
+        return fold(text), list(range(len(text)))
     folded, origin = [], []
     for index, char in enumerate(text):
         for out in fold(char):
@@ -38,8 +47,14 @@ def _normalised(text: str) -> tuple[str, list[int]]:
 def _pattern(needles: Iterable[str]) -> re.Pattern | None:
     """One pattern for every needle, longest first (so 张伟 wins over 张); digits may
     have separators between them."""
+    return _pattern_of(frozenset(n for n in needles if n))
+
+
+@lru_cache(maxsize=256)
+def _pattern_of(needles: frozenset[str]) -> re.Pattern | None:
+    # Every shown field of every result is marked with the same needles.
     parts = []
-    for needle in sorted({n for n in needles if n}, key=len, reverse=True):
+    for needle in sorted(needles, key=len, reverse=True):
         if needle.isdigit():
             parts.append(_PHONE_GAP.join(re.escape(digit) for digit in needle))
         else:

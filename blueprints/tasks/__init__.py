@@ -43,11 +43,17 @@ def assignee_options(customer: Customer) -> list[User]:
     return tasks.assignee_options(customer, _colleagues())
 
 
-@bp.app_context_processor
-def task_helpers():
-    """Lets the task row render on any page (task list, customer page, home)."""
-    return {"task_today": office_today, "task_assignee_options": assignee_options,
-            "task_tomorrow": lambda: office_today() + timedelta(days=1), "snooze_days": SNOOZE_DAYS}
+def _tomorrow():
+    return office_today() + timedelta(days=1)
+
+
+@bp.record_once
+def task_helpers(state) -> None:
+    """Lets the task row render on any page (task list, customer page, home): Jinja
+    globals, the same for every render."""
+    state.app.jinja_env.globals.update(
+        task_today=office_today, task_assignee_options=assignee_options,
+        task_tomorrow=_tomorrow, snooze_days=SNOOZE_DAYS)
 
 
 # ---- my follow-ups -----------------------------------------------------------------------
