@@ -1,9 +1,10 @@
 """Importing 50,000 customers (issue 13 asks for at most 60 s per file, the search
 index included), from an .xlsx and from a CSV file made with Faker zh_CN.
 
-    .venv/bin/python bench/data_import.py [--rows 50000]
+    .venv/bin/python bench/data_import.py [--rows 50000] [--database-url postgresql://...]
 
-Each file goes into a fresh temporary instance (SQLite, its own search index): the
+Each file goes into a fresh temporary instance (SQLite, or a schema of its own in
+the PostgreSQL database of --database-url, dropped after; its own search index): the
 whole check (what the preview and the dry run do) and the import, each timed, then
 a search for the last imported customer to show the index has it. The import of a
 tenth of the rows is the baseline: the ratio per row tells whether the cost grows
@@ -17,8 +18,11 @@ import csv
 import os
 import shutil
 import sys
+import secrets
 import tempfile
 import time
+import urllib.parse
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -64,13 +68,36 @@ def write_csv(path: Path, count: int) -> None:
         writer.writerows(make_rows(count))
 
 
-def timed_import(path: Path, split: bool = False) -> dict:
+@contextmanager
+def fresh_database(folder: str, database_url: str | None):
+    """A URL of an empty database: a SQLite file in ``folder``, or a new schema in
+    the PostgreSQL database ``database_url`` (dropped afterwards)."""
+    if not database_url:
+        yield f"sqlite:///{folder}/bench.db"
+        return
+    from sqlalchemy import create_engine, text
+
+    schema = f"bench_import_{secrets.token_hex(4)}"
+    admin = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    parts = urllib.parse.urlsplit(database_url)
+    query = urllib.parse.parse_qsl(parts.query) + [("options", f"-csearch_path={schema}")]
+    try:
+        yield urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def timed_import(path: Path, split: bool = False, database_url: str | None = None) -> dict:
     """A fresh instance; the check and the import of ``path``, timed in seconds.
     With ``split`` the index is updated once after the database part (timed apart)
     instead of every few chunks as the app does."""
-    with tempfile.TemporaryDirectory(prefix="deskbook-bench-import-") as folder:
-        app = create_app({"TESTING": True, "SECRET_KEY": "bench", "INSTANCE_PATH": folder,
-                          "DATABASE_URL": f"sqlite:///{folder}/bench.db"})
+    with tempfile.TemporaryDirectory(prefix="deskbook-bench-import-") as folder, \
+            fresh_database(folder, database_url) as url:
+        app = create_app({"TESTING": True, "SECRET_KEY": "bench", "INSTANCE_PATH": folder, "DATABASE_URL": url})
         with app.app_context():
             upgrade()
             actor = accounts.create_user("bench.admin", "bench password 123", "admin")
@@ -92,7 +119,7 @@ def timed_import(path: Path, split: bool = False) -> dict:
             finally:
                 search.sync.drain = live_drain
             written = time.perf_counter()
-            search.drain(timeout=3600)
+            search.drain(timeout=3600, bulk=True)  # as the import's own drain at its end
             done = time.perf_counter()
             batch = db.session.get(imports.ImportBatch, batch_id)
             assert batch.status == "done", batch.error
@@ -101,6 +128,10 @@ def timed_import(path: Path, split: bool = False) -> dict:
             result = {"check": checked - start, "import": done - checked, "total": done - start,
                       "database": written - checked, "index": done - written,
                       "created": batch.counts["created"], "found": found.total > 0 and not found.from_database}
+            search.sync.wait_for_background(120)
+            start = time.perf_counter()
+            search.rebuild(procs=1)  # the same records indexed from scratch: what the import's index part compares with
+            result["rebuild"] = time.perf_counter() - start
             search.sync.wait_for_background(120)
             db.session.remove()
             db.engine.dispose()
@@ -113,6 +144,7 @@ def main() -> None:
     parser.add_argument("--kinds", default="xlsx,csv", help="xlsx, csv or both (comma separated)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the import of a tenth of the rows")
     parser.add_argument("--split", action="store_true", help="time the database and the index apart")
+    parser.add_argument("--database-url", help="a PostgreSQL database to import into (a schema of its own per run)")
     args = parser.parse_args()
     kinds = [kind for kind in ("xlsx", "csv") if kind in args.kinds.split(",")]
     sizes = (args.rows,) if args.no_baseline else (args.rows // 10, args.rows)
@@ -124,13 +156,14 @@ def main() -> None:
             for count in sizes:
                 path = Path(folder) / f"customers-{count}.{kind}"
                 writer(path, count)
-                results[(kind, count)] = timed_import(path, args.split)
+                results[(kind, count)] = timed_import(path, args.split, args.database_url)
                 r = results[(kind, count)]
                 parts = f" (database {r['database']:.1f} s, index after {r['index']:.1f} s)" if args.split else ""
                 print(f"{kind:4} {count:6} rows ({path.stat().st_size / 2**20:5.1f} MB): check {r['check']:6.1f} s, "
                       f"import {r['import']:6.1f} s{parts}, "
                       f"total {r['total']:6.1f} s; created {r['created']}, "
-                      f"found by the index: {r['found']}", flush=True)
+                      f"found by the index: {r['found']}; a full rebuild of the index then: {r['rebuild']:.1f} s",
+                      flush=True)
         for kind in kinds:
             large = results[(kind, args.rows)]
             verdict = "within" if large["total"] <= 60 else "OVER"
@@ -139,7 +172,8 @@ def main() -> None:
                 small = results[(kind, args.rows // 10)]
                 ratio = (large["total"] / args.rows) / (small["total"] / (args.rows // 10))
                 line += f"; per-row cost {ratio:.2f}x that of {args.rows // 10} rows"
-            print(f"{line}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+            where = "PostgreSQL" if args.database_url else "SQLite"
+            print(f"{line}; {where}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

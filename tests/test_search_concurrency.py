@@ -262,3 +262,89 @@ def test_processes_saving_and_searching_at_once_see_no_failed_search(app):
         assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
         db.session.commit()
         assert search.check().ok
+
+
+IMPORT_ROWS = 600
+
+
+def import_file(url, instance, path, manager_id, go, results):
+    """Import ``path`` (its index written in one bulk write at the end)."""
+    import shutil
+
+    from services import import_jobs, imports
+
+    app = _child_app(url, instance)
+    with app.app_context():
+        manager = db.session.get(User, manager_id)
+        batch = imports.receive_file(manager, path, lambda dest: shutil.copy(path, dest))
+        db.session.commit()
+        import_jobs.run(import_jobs.CHECK, batch.id, manager_id)
+        import_jobs.confirm(manager, db.session.get(imports.ImportBatch, batch.id))
+        db.session.commit()
+        go.wait(TIMEOUT)
+        import_jobs.run(import_jobs.IMPORT, batch.id, manager_id)
+        status = db.session.get(imports.ImportBatch, batch.id).status
+        sync.wait_for_background(TIMEOUT)
+        db.session.remove()
+        db.engine.dispose()
+    results.put(("import", status))
+
+
+def search_during_import(url, instance, admin_id, go, done, results):
+    """Search for a customer there before the import and for the import's last row
+    until the import is done: every search answers from the index, finds the first
+    always and the second once or not yet."""
+    app = _child_app(url, instance)
+    failed, seen, searches = [], set(), 0
+    with app.app_context():
+        go.wait(TIMEOUT)
+        while not done.is_set() and searches < MAX_SEARCHES:
+            admin = db.session.get(User, admin_id)
+            try:
+                before = search.search_customers(admin, "导入前客户")
+                imported = search.search_customers(admin, f"导入客户{IMPORT_ROWS - 1}")
+            except Exception as error:
+                failed.append(repr(error))
+                break
+            if before.from_database or imported.from_database or before.total != 1 or imported.total > 1:
+                failed.append((before.from_database, imported.from_database, before.total, imported.total))
+            seen.add(imported.total)
+            db.session.remove()
+            searches += 1
+        db.engine.dispose()
+    results.put(("search", failed, sorted(seen), searches))
+
+
+def test_searches_during_an_import_see_the_index_before_or_after_it_never_fail(app, tmp_path):
+    from tests.import_helpers import csv_bytes, write
+
+    with app.app_context():
+        admin = accounts.create_user("root", TEST_PASSWORD, "admin")
+        manager = accounts.create_user("boss", TEST_PASSWORD, "manager")
+        customers.create_customer(admin, CustomerData(name="导入前客户"))
+        db.session.commit()
+        search.rebuild(procs=1)
+        url, instance, admin_id, manager_id = app.config["DATABASE_URL"], app.instance_path, admin.id, manager.id
+    rows = [[f"导入客户{i}", f"导入公司{i}", f"138{i:08d}", "", "", "", ""] for i in range(IMPORT_ROWS)]
+    path = str(write(tmp_path, "concurrent.csv", csv_bytes(rows)))
+    context = multiprocessing.get_context("spawn")
+    go, done, results = context.Event(), context.Event(), context.Queue()
+    importer = context.Process(target=import_file, args=(url, instance, path, manager_id, go, results))
+    searcher = context.Process(target=search_during_import, args=(url, instance, admin_id, go, done, results))
+    importer.start()
+    searcher.start()
+    go.set()
+    outcome = _collect([importer], results)
+    done.set()
+    outcome += _collect([searcher], results)
+    by_kind = {item[0]: item[1:] for item in outcome}
+    assert by_kind["import"] == ("done",)
+    failed, seen, searches = by_kind["search"]
+    assert failed == [] and searches >= 1 and set(seen) <= {0, 1}
+    with app.app_context():
+        admin = db.session.get(User, admin_id)
+        assert search.search_customers(admin, f"导入客户{IMPORT_ROWS - 1}").total == 1
+        assert search.search_customers(admin, f"138{IMPORT_ROWS - 1:08d}").total == 1
+        assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
+        db.session.commit()
+        assert search.check().ok

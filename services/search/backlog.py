@@ -62,24 +62,90 @@ class Changes:
         merging: see sync.merge_small). Deletes first, then adds, so that a document
         listed twice ends up there once. Returns, for each index written, the
         document counts of its segments (for the caller to decide on a merge)."""
-        written = []
+        with BulkWriters(generation, base) as writers:
+            writers.write(self)
+        return writers.sizes
+
+
+class BulkWriters:
+    """One writer per index of ``generation``, opened when first needed, taking the
+    Changes of many chunks of backlog keys and committing them as one new segment per
+    index (never merging): a bulk write (an import) costs about what building that
+    many documents costs, where a segment per chunk made Whoosh sort and write each
+    term again per segment. Each chunk's deletes reach only the segments committed
+    before (never what an earlier chunk added), so a document two chunks name (a note,
+    and all notes of its customer) is added once, by the first. ``sizes`` after the
+    block: per index written, the document counts of its segments. A failure
+    discards every writer: nothing of the block is committed."""
+
+    def __init__(self, generation: str, base: str | None = None, *, limitmb: int | None = None):
+        self.generation, self.base, self.limitmb = generation, base, limitmb
+        self.writers: dict[str, tuple] = {}  # which → (ix, writer)
+        self.added: dict[str, set[str]] = {store.CUSTOMERS: set(), store.NOTES: set()}
+        self.sizes: list[list[int]] = []
+
+    def __enter__(self) -> BulkWriters:
+        return self
+
+    def write(self, changes: Changes) -> None:
         for which in (store.CUSTOMERS, store.NOTES):
-            if not self.delete[which] and not self.add[which]:
+            if not changes.delete[which] and not changes.add[which]:
                 continue
-            ix = store.open_index(which, generation, base)
-            writer = store.writer(ix)
-            try:
-                for field, term in self.delete[which]:
-                    writer.delete_by_term(field, term)
-                for document in self.add[which].values():
+            writer = self._writer(which)
+            delete_terms(writer, changes.delete[which])
+            added = self.added[which]
+            for key, document in changes.add[which].items():
+                if key not in added:
+                    added.add(key)
                     writer.add_document(**document)
-            except BaseException:
+
+    def _writer(self, which: str):
+        if which not in self.writers:
+            ix = store.open_index(which, self.generation, self.base)
+            options = {"limitmb": self.limitmb} if self.limitmb else {}
+            self.writers[which] = (ix, store.writer(ix, **options))
+        return self.writers[which][1]
+
+    def __exit__(self, kind, _error, _trace) -> bool:
+        if kind is not None:
+            for _ix, writer in self.writers.values():
                 store.discard(writer)
-                raise
-            written.append(internals.writer_segment_sizes(writer))
-            store.commit(writer, merge=False)
-            store.tidy(ix)
-        return written
+            return False
+        for which in (store.CUSTOMERS, store.NOTES):  # the same order as before: customers first
+            if which in self.writers:
+                ix, writer = self.writers.pop(which)
+                self.sizes.append(internals.writer_segment_sizes(writer))
+                try:
+                    store.commit(writer, merge=False)
+                except BaseException:
+                    for _ix, other in self.writers.values():
+                        store.discard(other)
+                    raise
+                store.tidy(ix)
+        return False
+
+
+def delete_terms(writer, terms) -> int:
+    """Delete from ``writer``'s index every document holding one of ``terms``
+    ((field, term) pairs), looking each term up in the terms table of each segment:
+    an absent one (a new customer's key) costs one lookup, where
+    ``writer.delete_by_term`` builds and runs a query per term. Returns how many
+    documents were deleted."""
+    if not terms:
+        return 0
+    deleted = 0
+    reader = writer.reader()
+    try:
+        for leaf, offset in reader.leaf_readers():
+            for field, term in terms:
+                if (field, term) in leaf:
+                    for docnum in leaf.postings(field, term).all_ids():
+                        if not leaf.is_deleted(docnum):
+                            writer.delete_document(offset + docnum)
+                            deleted += 1
+    finally:
+        reader.close()
+    return deleted
 
 
 def chunks(items: list, size: int):

@@ -36,15 +36,17 @@ from models import Customer, CustomerNote, CustomerPhone, SearchBacklog
 from services.search import build, store
 from services.search import whoosh_internals as internals
 from services.search.backlog import (
-    CUSTOMER, CUSTOMER_NOTES, NOTE, Changes, chunks, reading_session, record)
+    CUSTOMER, CUSTOMER_NOTES, NOTE, BulkWriters, Changes, chunks, reading_session, record)
 
 log = logging.getLogger(__name__)
 
 BATCH = 2000
-# A bulk write (deferred) applies its backlog in segments this large: Whoosh's cost is
-# per distinct term and segment, so 25 segments of 2,000 imported customers cost about
-# three times one of 50,000.
-BULK_BATCH = 25000
+# A bulk write (deferred) applies its backlog as one new segment per index for up to
+# BULK_ROWS backlog rows (read BATCH at a time), with a writer given BULK_LIMIT_MB of
+# memory, as a rebuild's: Whoosh's cost is per distinct term and segment, so 25
+# segments of 2,000 imported customers cost about three times one of 50,000.
+BULK_ROWS = 250_000
+BULK_LIMIT_MB = 256
 MERGE_AFTER = 8  # segments in an index (the built one included) before a background merge
 MERGE_LOCK_TIMEOUT = 60.0  # how long a background merge waits for the write lock
 
@@ -73,10 +75,15 @@ def _changed(obj, attribute: str) -> bool:
 
 
 def _keys_of(session) -> set[tuple[str, int]]:
+    """The backlog keys of what a flush wrote. A new customer's notes are not
+    redone: it has none in the index (notes saved with it are keys of their own)."""
     keys = set()
-    for obj in list(session.new) + list(session.dirty) + list(session.deleted):
+    new = session.new
+    for obj in list(new) + list(session.dirty) + list(session.deleted):
         if isinstance(obj, Customer) and obj.id is not None:
             keys.add((CUSTOMER, obj.id))
+            if obj in new:
+                continue
             if obj in session.deleted or _changed(obj, "owner_id") or _changed(obj, "archived_at"):
                 keys.add((CUSTOMER_NOTES, obj.id))
         elif isinstance(obj, CustomerPhone) and obj.customer_id is not None:
@@ -130,19 +137,19 @@ def deferred(every: int | None = None):
         waiting += 1
         if every and waiting >= every and session.info.pop("search_pending", False):
             waiting = 0
-            _drain_logged(batch=BULK_BATCH)
+            _drain_logged(bulk=True)
 
     try:
         yield committed
     finally:
         session.info.pop("search_deferred", None)
         if session.info.pop("search_pending", False) or waiting:
-            _drain_logged(batch=BULK_BATCH)
+            _drain_logged(bulk=True)
 
 
-def _drain_logged(*, batch: int = BATCH) -> None:
+def _drain_logged(*, bulk: bool = False) -> None:
     try:
-        drain(batch=batch)
+        drain(bulk=bulk)
     except Exception:  # the backlog keeps the change; never fail a saved request
         log.exception("search index update failed; the change stays in the backlog")
 
@@ -163,44 +170,54 @@ def install() -> None:
 
 # ---- applying the backlog -------------------------------------------------------------
 
-def drain(timeout: float | None = None, *, batch: int = BATCH) -> int | None:
-    """Apply the backlog to the live index. Returns how many rows were applied, or
-    None when another writer held the lock past ``timeout`` seconds (default
-    SEARCH_LOCK_TIMEOUT): the rows stay for the next writer."""
+def drain(timeout: float | None = None, *, batch: int = BATCH, bulk: bool = False) -> int | None:
+    """Apply the backlog to the live index, a segment per ``batch`` rows (``bulk``:
+    per BULK_ROWS rows). Returns how many rows were applied, or None when another
+    writer held the lock past ``timeout`` seconds (default SEARCH_LOCK_TIMEOUT): the
+    rows stay for the next writer."""
     timeout = current_app.config["SEARCH_LOCK_TIMEOUT"] if timeout is None else timeout
     if not has_request_context() and store.rebuild_wanted():
         start_rebuild()  # what a request asked for: the nightly job, or any command that saves
     try:
         with store.locked("write.lock", timeout):
-            return _drain_locked(batch)
+            return _drain_locked(batch, bulk=bulk)
     except store.LockTimeout:
         log.warning("search index busy for %ss; changes stay in the backlog", timeout)
         return None
 
 
-def _drain_locked(batch: int = BATCH) -> int:
+def _drain_locked(batch: int = BATCH, *, bulk: bool = False) -> int:
     generation = store.current_generation()
     if generation is None or not _readable(generation):
         start_rebuild(inside_write_lock=True)
         return 0
     rebuilding = store.rebuild_running()
-    applied = 0
-    while True:
-        with reading_only(), reading_session() as session:
-            rows = session.execute(
-                select(SearchBacklog.id, SearchBacklog.kind, SearchBacklog.ref_id)
-                .where(SearchBacklog.applied_live.is_(False)).order_by(SearchBacklog.id).limit(batch)
-            ).all()
-            if not rows:
-                break
-            changes = Changes.load(session, {(row.kind, row.ref_id) for row in rows})
-        merge_wanted = any(merge_point(sizes) for sizes in changes.apply(generation))
-        _settle([row.id for row in rows], keep=rebuilding)
-        applied += len(rows)
-        if merge_wanted:
-            start_merge()
-        if len(rows) < batch:
+    applied, merge_wanted, more = 0, False, True
+    while more:
+        ids: list[int] = []
+        # A save: one segment per ``batch`` rows. A bulk write: one segment per index
+        # for up to BULK_ROWS rows, read ``batch`` rows at a time.
+        with BulkWriters(generation, limitmb=BULK_LIMIT_MB if bulk else None) as writers:
+            while True:
+                with reading_only(), reading_session() as session:
+                    rows = session.execute(
+                        select(SearchBacklog.id, SearchBacklog.kind, SearchBacklog.ref_id)
+                        .where(SearchBacklog.applied_live.is_(False), SearchBacklog.id > (ids[-1] if ids else 0))
+                        .order_by(SearchBacklog.id).limit(batch)
+                    ).all()
+                    changes = Changes.load(session, {(row.kind, row.ref_id) for row in rows})
+                writers.write(changes)
+                ids += [row.id for row in rows]
+                more = len(rows) == batch
+                if not more or not bulk or len(ids) >= BULK_ROWS:
+                    break
+        if not ids:
             break
+        merge_wanted = merge_wanted or any(merge_point(sizes) for sizes in writers.sizes)
+        _settle(ids, keep=rebuilding)
+        applied += len(ids)
+    if merge_wanted:  # after the writing: a merge meanwhile would wait for the write lock
+        start_merge()
     if not rebuilding:
         _forget_leftovers()
         store.remove_replaced_generations()

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from extensions import db
-from models import AuditEvent, Customer, CustomerNote, ImportRow, ImportStatus, Tag, User
+from models import AuditEvent, Customer, CustomerNote, ImportRow, ImportStatus, SearchBacklog, Tag, User
 from services import customers, import_files, import_jobs, imports, search, settings
 from services.import_apply import undo_import
 from services.import_rows import Lookups, check_row, guess_mapping
@@ -411,3 +411,56 @@ def test_the_mapping_is_remembered(app, staff, tmp_path):
     db.session.commit()
     again = receive(staff["manager"], write(tmp_path, "m2.csv", csv_bytes([], headers=headers) + "乙,x,1\n".encode()))
     assert again.options["mapping"] == ["name", "company", "phone"]
+
+
+# ---- the index after an import -------------------------------------------------------------
+
+def _named_rows():
+    return [["王小明", "明达公司", "13912345678", "wxm@example.com", "意向", "VIP", "首次来电"],
+            ["李华", "华贸公司", "+86 139-8765-4321", "", "潜在", "", ""]]
+
+
+def test_imported_customers_are_found_by_name_pinyin_and_phone_tail_once_it_is_done(app, staff, tmp_path,
+                                                                                    monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK", 1)  # a chunk (a transaction) per row: still one index write
+    batch = run_import(staff["manager"], write(tmp_path, "p.csv", csv_bytes(_named_rows())))
+    assert batch.status == ImportStatus.DONE and batch.counts["created"] == 2
+    admin = staff["admin"]
+    for typed, name in [("王小明", "王小明"), ("wangxiaoming", "王小明"), ("wxm", "王小明"), ("5678", "王小明"),
+                        ("lihua", "李华"), ("4321", "李华"), ("13987654321", "李华"), ("华贸", "李华")]:
+        found = search.search_customers(admin, typed)
+        assert not found.from_database and [c.name for c in found.items] == [name], typed
+    assert [n.body for n in search.search_notes(admin, "来电").items] == ["首次来电"]
+    assert search.check().ok
+    undo_import(staff["manager"], batch)
+    db.session.commit()
+    assert search.search_customers(admin, "wangxiaoming").total == 0
+    assert search.search_customers(admin, "4321").total == 0
+    assert search.search_notes(admin, "来电").total == 0
+    assert search.check().ok
+
+
+def test_an_import_writes_one_segment_per_index_however_many_chunks(app, staff, tmp_path, monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK", 3)
+    monkeypatch.setattr(search.sync, "BATCH", 4)  # the backlog read 4 rows at a time: still one segment
+    search.rebuild(procs=1)
+    before = {which: len(search.store.open_index(which)._segments()) for which in ("customers", "notes")}
+    many = [row[:6] + ([f"备注{i}"] if i % 2 else [""]) for i, row in enumerate(rows(20))]
+    batch = run_import(staff["manager"], write(tmp_path, "s.csv", csv_bytes(many)))
+    assert batch.counts["created"] == 20
+    after = {which: len(search.store.open_index(which)._segments()) for which in ("customers", "notes")}
+    assert after == {which: count + 1 for which, count in before.items()}
+    assert search.search_customers(staff["admin"], "客户19").total == 1
+    assert search.search_notes(staff["admin"], "备注19").total == 1
+    assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
+    assert search.check().ok
+
+
+def test_new_customers_are_indexed_without_redoing_notes_they_cannot_have(app, staff, tmp_path, monkeypatch):
+    recorded = []
+    original = search.sync.record
+    monkeypatch.setattr(search.sync, "record", lambda s, c, keys: recorded.extend(keys) or original(s, c, keys))
+    batch = run_import(staff["manager"], write(tmp_path, "n.csv", csv_bytes(_named_rows())))
+    kinds = {kind for kind, _id in recorded}
+    assert batch.counts["created"] == 2 and kinds == {"customer", "note"}  # no "customer_notes"
+    assert search.search_notes(staff["admin"], "来电").total == 1

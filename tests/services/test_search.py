@@ -426,6 +426,48 @@ def _segments(which: str) -> int:
     return len(store.open_index(which, store.current_generation())._segments())
 
 
+def test_a_bulk_write_replaces_changed_entries_once_each_in_one_segment(app, staff, monkeypatch):
+    """A bulk drain (an import's) reads the backlog a few rows at a time into one
+    writer per index: a changed customer's old entry goes, a note named twice (as
+    itself and among its customer's notes) is added once, new entries come in."""
+    from services.search import sync
+
+    admin = staff["admin"]
+    old = _customer(admin, "白骨精", phone="13700001111")
+    note = _note(admin, old, "初次报价")
+    segments = {which: _segments(which) for which in (store.CUSTOMERS, store.NOTES)}
+    monkeypatch.setattr(sync, "BATCH", 1)
+    with search.deferred():  # applied once, at the end of the block
+        db.session.execute(update(Customer).where(Customer.id == old.id).values(name="白龙马"))
+        sync.mark(sync.NOTE, [note.id])
+        sync.mark_customers([old.id], with_notes=True)
+        new = [make_customer(admin, f"沙和尚{n}") for n in range(3)]
+        db.session.commit()
+        assert _ids(admin, "沙和尚") == []  # not yet
+        db.session.commit()  # outside a request, a read holds SQLite's write lock until then
+    assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
+    assert _ids(admin, "白骨精") == [] and _ids(admin, "白龙马") == [old.id] and _ids(admin, "1111") == [old.id]
+    assert [n.id for n in search.search_notes(admin, "报价").items] == [note.id]
+    assert search.search_notes(admin, "报价").total == 1
+    assert sorted(_ids(admin, "沙和尚")) == sorted(c.id for c in new)
+    assert {which: _segments(which) for which in segments} == {which: n + 1 for which, n in segments.items()}
+    assert search.check().ok
+
+
+def test_delete_terms_deletes_what_holds_a_term_and_skips_absent_ones(app, staff):
+    from services.search.backlog import delete_terms
+
+    admin = staff["admin"]
+    kept, gone = _customer(admin, "猪八戒"), _customer(admin, "孙悟空")
+    _customer(admin, "唐三藏")  # a second segment
+    ix = store.open_index(store.CUSTOMERS)
+    writer = store.writer(ix)
+    assert delete_terms(writer, {("key", f"c{gone.id}"), ("key", "c999999"), ("name", "没有")}) == 1
+    assert delete_terms(writer, {("key", f"c{gone.id}")}) == 0  # deleted already
+    store.commit(writer, merge=False)
+    assert _ids(admin, "孙悟空") == [] and _ids(admin, "猪八戒") == [kept.id]
+
+
 def test_saves_never_merge_and_a_background_merge_keeps_every_change(app, staff, monkeypatch):
     from services.search import sync
 
