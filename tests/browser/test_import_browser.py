@@ -86,6 +86,15 @@ def test_import_from_the_customer_list(page, live_server, live_app, new_user, tm
     page.goto("/customers/imports")
     expect(page.get_by_test_id("import-history")).to_contain_text(good.name)
     shoot(page, "history")
+    # On a phone each import is a card: nothing runs off the right edge, the Undo
+    # button is on screen.
+    page.set_viewport_size({"width": 390, "height": 844})
+    undo = page.get_by_test_id("import-history").get_by_role("button", name="撤销")
+    expect(undo).to_be_visible()
+    box = undo.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.set_viewport_size({"width": 1366, "height": 900})
     page.goto(f"/customers?q=导入{suffix}")
     expect(page.locator("#customer-results")).to_contain_text(f"导入{suffix}-1")
     shoot(page, "customers")
