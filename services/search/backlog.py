@@ -106,11 +106,11 @@ class BulkWriters:
             self.writers[which] = (ix, store.writer(ix, **options))
         return self.writers[which][1]
 
-    def __exit__(self, kind, _error, _trace) -> bool:
+    def __exit__(self, kind, _error, _trace) -> None:
         if kind is not None:
             for _ix, writer in self.writers.values():
                 store.discard(writer)
-            return False
+            return
         for which in (store.CUSTOMERS, store.NOTES):  # the same order as before: customers first
             if which in self.writers:
                 ix, writer = self.writers.pop(which)
@@ -122,7 +122,6 @@ class BulkWriters:
                         store.discard(other)
                     raise
                 store.tidy(ix)
-        return False
 
 
 def delete_terms(writer, terms) -> int:
