@@ -167,6 +167,21 @@ def write_transaction():
         _writing.reset(token)
 
 
+def commit_keeping_loaded() -> None:
+    """Commit without expiring the objects the session holds: for a view that
+    renders its answer from what it has just loaded and written (a saved note, its
+    customer, the user), which the commit would otherwise make it read again. What
+    a statement changed behind the session's back must be expired by that code (as
+    services do after a bulk UPDATE)."""
+    session = db.session()
+    keep = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = keep
+
+
 def read_only_request() -> bool:
     """Whether a transaction begun now only reads. GET/HEAD requests never write (a
     rule the tests keep), so their transactions need not queue behind writers; nor

@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from extensions import db
 from models import (
@@ -236,6 +237,7 @@ def create_note(actor: User, customer: Customer, data: NoteData, *, ip: str | No
     with db.session.begin_nested():
         db.session.add(note)
         db.session.flush()
+        set_committed_value(note, "comments", [])  # a new note has none: no query to show it
         _touch_last_contact(customer, note.contact_time)
         task = None
         if data.follow_up_on is not None:

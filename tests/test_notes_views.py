@@ -169,6 +169,25 @@ def test_quick_entry_fragment_gives_a_fresh_form_and_the_note_out_of_band(client
         assert db.session.get(Customer, world["mine"]).last_contact_at == note.created_at
 
 
+def test_quick_entry_answers_from_what_it_saved_without_reading_it_again(client, world, app):
+    """After the commit (and the index update) the answer is rendered from the
+    user, customer and note the request holds: no statement reads them, the
+    templates or the new note's comments again, and none takes the write lock."""
+    from tests.conftest import statements_run
+
+    _login(client, world["sales"])
+    with app.app_context(), statements_run(db.engine) as statements:
+        response = client.post(f"/customers/{world['mine']}/notes", headers=HX,
+                               data={"kind": "call", "body": "电话回访，客户询问报价"})
+    assert response.status_code == 200 and "电话回访" in response.data.decode()
+    settled = max(i for i, s in enumerate(statements) if s.lstrip().upper().startswith("DELETE FROM SEARCH_BACKLOG"))
+    after = [" ".join(s.split()) for s in statements[settled + 1:]]
+    for table in ("users", "customers", "customer_phones", "customer_tags", "customer_notes",
+                  "note_comments", "note_templates"):
+        assert not [s for s in after if f"FROM {table} " in s + " " or f"FROM {table}," in s], table
+    assert not [s for s in after if s.upper().startswith(("INSERT", "UPDATE", "DELETE", "BEGIN IMMEDIATE"))]
+
+
 def test_quick_entry_without_htmx_redirects_to_the_customer(client, world):
     _login(client, world["sales"])
     response = client.post(f"/customers/{world['mine']}/notes", data={"kind": "call", "body": "plain"})

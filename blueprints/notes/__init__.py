@@ -20,16 +20,21 @@ from services import notes, policy, tags
 bp = Blueprint("notes", __name__)
 
 
-def new_note_form(user: User, *, formdata=None, data: dict | None = None):
+def new_note_form(user: User, *, formdata=None, data: dict | None = None, choices_from=None):
     """A note form with the kinds ``user`` may write and the active templates:
-    empty, filled from ``formdata`` (a submitted form) or from ``data`` (a note)."""
+    empty, filled from ``formdata`` (a submitted form) or from ``data`` (a note).
+    ``choices_from``: a form this function made earlier in the request, whose
+    template choices are taken instead of reading the templates again."""
     from flask_babel import lazy_gettext as _l
 
     from blueprints.notes.forms import NoteForm, kind_choices
 
     form = NoteForm(formdata=formdata, data=data)
     form.kind.choices = kind_choices(policy.note_kinds_for(user))
-    form.template_id.choices = [("", _l("No template"))] + [(t.id, t.name) for t in notes.active_templates()]
+    if choices_from is not None:
+        form.template_id.choices = list(choices_from.template_id.choices)
+    else:
+        form.template_id.choices = [("", _l("No template"))] + [(t.id, t.name) for t in notes.active_templates()]
     return form
 
 

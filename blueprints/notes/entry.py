@@ -14,7 +14,7 @@ from blueprints.i18n import join_sentences, local_date, local_list
 from blueprints.notes import bp, new_note_form, note_form_context
 from blueprints.notes.forms import SECTION_LABELS, CommentForm
 from blueprints.security import client_ip
-from extensions import db
+from extensions import commit_keeping_loaded, db, reading_only
 from models import NoteTemplate
 from services import notes
 from services.errors import DomainError
@@ -76,16 +76,19 @@ def create(customer_id: int):
         except DomainError as refused:
             form.refuse(refused)
         else:
-            db.session.commit()
-            message = _saved_message(saved, _l("Note saved."))
-            if not htmx.wants_fragment():
-                htmx.notify(*message)
-                return htmx.redirect(_customer_url(customer.id, saved.note.id))
-            response = htmx.fragment(
-                "notes/_created.html", toast=message, customer=customer,
-                note=saved.note, note_form=new_note_form(actor()), note_autofocus=True,
-                **note_form_context(actor(), customer),
-            )
+            # The answer shows what this request holds (not read again after the
+            # commit), and reads what else it needs without the write lock.
+            commit_keeping_loaded()
+            with reading_only():
+                message = _saved_message(saved, _l("Note saved."))
+                if not htmx.wants_fragment():
+                    htmx.notify(*message)
+                    return htmx.redirect(_customer_url(customer.id, saved.note.id))
+                response = htmx.fragment(
+                    "notes/_created.html", toast=message, customer=customer,
+                    note=saved.note, note_form=new_note_form(actor(), choices_from=form), note_autofocus=True,
+                    **note_form_context(actor(), customer),
+                )
             if form.follow_up_on.data:
                 htmx.add_event(response, "tasks-changed")  # the follow-up section reloads
             return response

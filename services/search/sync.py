@@ -27,7 +27,7 @@ import time
 from contextlib import contextmanager
 
 from flask import current_app, has_request_context
-from sqlalchemy import delete, event, inspect, select, update
+from sqlalchemy import delete, event, inspect, or_, select, update
 from sqlalchemy.orm import Session
 from whoosh import index
 
@@ -219,7 +219,8 @@ def _drain_locked(batch: int = BATCH, *, bulk: bool = False) -> int:
     if merge_wanted:  # after the writing: a merge meanwhile would wait for the write lock
         start_merge()
     if not rebuilding:
-        _forget_leftovers()
+        if not applied:  # else _settle forgot them, in its transaction
+            _forget_leftovers()
         store.remove_replaced_generations()
     return applied
 
@@ -392,13 +393,17 @@ def _swap(which: str, generation: str, chosen: list, merged, docmaps, folder: st
 
 def _settle(ids: list[int], *, keep: bool) -> None:
     """Rows applied: delete them, or — while a rebuild runs — mark them, for the
-    rebuild to apply to the index it is building."""
+    rebuild to apply to the index it is building. When none runs, the same statement
+    deletes the rows marked by one that ended without applying them (see
+    _forget_leftovers): one transaction per save, not two more."""
     with reading_session() as session:
-        for chunk in chunks(ids, 500):
+        for n, chunk in enumerate(chunks(ids, 500)):
             if keep:
                 session.execute(update(SearchBacklog).where(SearchBacklog.id.in_(chunk)).values(applied_live=True))
             else:
-                session.execute(delete(SearchBacklog).where(SearchBacklog.id.in_(chunk)))
+                applied = SearchBacklog.id.in_(chunk)
+                session.execute(delete(SearchBacklog).where(
+                    or_(applied, SearchBacklog.applied_live.is_(True)) if n == 0 else applied))
         session.commit()
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 from faker import Faker
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from extensions import db, reading_only, refresh_statistics
 from models import Customer, SearchBacklog
@@ -419,6 +419,33 @@ def test_a_busy_index_keeps_the_change_for_the_next_writer(app, staff):
     db.session.commit()  # outside a request, a read holds SQLite's write lock until then
     assert search.drain() >= 1
     assert _ids(admin, "红孩") == [customer.id]
+    assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
+
+
+def test_a_save_settles_its_backlog_and_leftovers_in_one_writing_statement(app, staff):
+    """Applying a save's backlog: one read, then one statement that deletes the rows
+    applied and, no rebuild running, the rows a stopped rebuild left marked as
+    applied to the live index — not a transaction more to look for them."""
+    from tests.conftest import statements_run
+
+    admin = staff["admin"]
+    customer = _customer(admin, "铁扇公主")  # the index exists
+    db.session.execute(insert(SearchBacklog), [{"kind": "customer", "ref_id": customer.id, "applied_live": True}])
+    db.session.commit()  # a leftover of a stopped rebuild; nothing waits to be applied
+    with statements_run(db.engine) as statements:
+        _note(admin, customer, "芭蕉扇报价")
+    backlog = [s.split()[0].upper() for s in statements if "search_backlog" in s]
+    assert backlog == ["INSERT", "SELECT", "DELETE"]
+    assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
+    assert search.search_notes(admin, "芭蕉扇").total == 1
+
+
+def test_a_drain_with_nothing_to_apply_still_forgets_leftovers(app, staff):
+    admin = staff["admin"]
+    customer = _customer(admin, "铁扇公主")
+    db.session.execute(insert(SearchBacklog), [{"kind": "customer", "ref_id": customer.id, "applied_live": True}])
+    db.session.commit()
+    assert search.drain() == 0
     assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
 
 
