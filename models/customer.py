@@ -69,6 +69,11 @@ class Customer(Model):
         CheckConstraint(_in("source", Source), name="source_known"),
         Index("ix_customers_name_company", "name", "company"),
         Index("ix_customers_owner_archived", "owner_id", "archived_at"),
+        # Covering for the list's stage and importance filters under every role's
+        # scope (not archived; own or pool): the count and the tag counts read only
+        # the index, not the customers' rows.
+        Index("ix_customers_stage_archived_owner", "stage", "archived_at", "owner_id"),
+        Index("ix_customers_importance_archived_owner", "importance", "archived_at", "owner_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -78,7 +83,7 @@ class Customer(Model):
     address: Mapped[str] = mapped_column(String(300), default="")
     region: Mapped[str] = mapped_column(String(50), default="", index=True)
     type: Mapped[str] = mapped_column(String(16), default=CustomerType.INDIVIDUAL.value)
-    stage: Mapped[str] = mapped_column(String(16), default=Stage.POTENTIAL.value, index=True)
+    stage: Mapped[str] = mapped_column(String(16), default=Stage.POTENTIAL.value)
     importance: Mapped[str] = mapped_column(String(1), default=Importance.B.value)
     source: Mapped[str] = mapped_column(String(16), default=Source.OTHER.value)
     birthday: Mapped[date | None]

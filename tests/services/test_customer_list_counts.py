@@ -16,6 +16,9 @@ from tests.conftest import make_tag
 FILTERS = [
     {}, {"stage": "intent"}, {"owner": "mine"}, {"owner": "pool"}, {"q": "客户"}, {"q": "乙"},
     {"importance": "A"}, {"archived": True}, {"sort": "name"}, {"page": 2, "per_page": 2},
+    {"stage": "intent", "sort": "name", "per_page": 1},
+    {"importance": "A", "sort": "created", "page": 2, "per_page": 1},
+    {"sort": "last_contact", "page": 3, "per_page": 2}, {"sort": "stale", "page": 2, "per_page": 2},
 ]
 
 
@@ -29,11 +32,13 @@ def _expected(user, flt):
 def _strategies(monkeypatch, call):
     """``call()`` with the ids read up front (SMALL_SET large), and without (0):
     tags counted per matching customer (LARGE_SHARE 2) or as every customer's less
-    those left out (0)."""
+    those left out (0); the page sorted (SORT_WALK 0) or, on SQLite, read by walking
+    the order and testing the filter on each customer met (SORT_WALK huge)."""
     results = []
-    for small_set, large_share in ((1000, 0.5), (0, 2), (0, 0)):
+    for small_set, large_share, sort_walk in ((1000, 0.5, 1.0), (0, 2, 0), (0, 0, 0), (0, 2, 10**9)):
         monkeypatch.setattr(customers, "SMALL_SET", small_set)
         monkeypatch.setattr(customers, "LARGE_SHARE", large_share)
+        monkeypatch.setattr(customers, "SORT_WALK", sort_walk)
         results.append(call())
     return results
 
@@ -53,8 +58,8 @@ def _check(monkeypatch, users):
             assert customers.tag_counts(query) == customers.tag_counts(query, total=10**9) == counts
         pools = _strategies(monkeypatch, lambda user=user: pool_list.list_pool(user, PoolFilter()))
         total, counts = _expected(user, CustomerFilter(owner="pool"))
-        assert [(p.total, p.tag_counts) for p in pools] == [(total, counts)] * 3
-        assert [c.id for c in pools[0].items] == [c.id for c in pools[1].items] == [c.id for c in pools[2].items]
+        assert [(p.total, p.tag_counts) for p in pools] == [(total, counts)] * 4
+        assert all([c.id for c in p.items] == [c.id for c in pools[0].items] for p in pools)
 
 
 @pytest.fixture
