@@ -124,7 +124,7 @@ def test_upload_preview_import_history_undo(app, client, login_as):
     assert "客户.xlsx" in history
     # The history's count of customers created is headed "new", not a creation time.
     zh_history = client.get("/customers/imports", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
-    assert "<th>新建</th>" in zh_history and "创建时间" not in zh_history
+    assert 'scope="col">新建</th>' in zh_history and "创建时间" not in zh_history
 
     assert client.post(f"/customers/imports/{batch}/undo").status_code == 303
     with app.app_context():
