@@ -89,7 +89,9 @@ def test_list_and_pool_counts_agree_whatever_the_strategy(staff, office, monkeyp
     customers.set_tags(staff["manager"], first, [])
     _check(monkeypatch, users)
     # Claiming a pool customer, archiving one, merging two.
+    mine_before, _ = _expected(staff["sales"], CustomerFilter(owner="mine"))
     pool.claim_customer(staff["sales"], fourth.id)
+    assert _expected(staff["sales"], CustomerFilter(owner="mine"))[0] == mine_before + 1
     customers.archive(staff["manager"], seventh)
     merge.merge_customers(staff["manager"], second, sixth)
     _check(monkeypatch, users)
@@ -98,6 +100,7 @@ def test_list_and_pool_counts_agree_whatever_the_strategy(staff, office, monkeyp
         extra = customers.create_customer(staff["frontdesk"], CustomerData(name=f"新客户{n}"))
         customers.set_tags(staff["manager"], extra, [a.id, c.id])
     _check(monkeypatch, users)
+    assert customers.list_customers(staff["manager"], CustomerFilter(q="新客户")).total == 3
 
 
 def test_a_filter_matching_nobody_reads_no_page(staff, office, monkeypatch):
