@@ -23,18 +23,23 @@ from __future__ import annotations
 
 import re
 import sys
+import zlib
 from array import array
-from itertools import accumulate, islice
+from itertools import accumulate, islice, repeat
+from pickle import dumps
 
-from whoosh.codec.whoosh3 import W3Codec, W3LeafMatcher
+from whoosh.codec.whoosh3 import (
+    LENGTHS_COLUMN, WHOOSH3_HEADER_MAGIC, W3Codec, W3FieldWriter, W3LeafMatcher, W3PerDocReader, W3TermInfo,
+    _lenfield)
 from whoosh.columns import NumericColumn
 from whoosh.index import TOC
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import SegmentReader
-from whoosh.system import pack_uint
+from whoosh.system import pack_int, pack_long, pack_uint, pack_ushort
 from whoosh.util import fib
+from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.util.filelock import FileLock
-from whoosh.writing import SegmentWriter
+from whoosh.writing import PostingPool, SegmentWriter
 
 # The Whoosh modules (and, where a module also holds internals, the names) the rest of
 # services/search may use: the documented API for schemas, columns, and creating and
@@ -49,6 +54,9 @@ PUBLIC_WHOOSH: dict[str, frozenset | None] = {
 }
 
 POSTINGS_PER_BLOCK = 1024  # Whoosh's default is 128; reading whole lists is 1.7 times faster so
+# A posting block smaller than this is written uncompressed (zlib makes it no smaller;
+# Whoosh meant to skip compressing below 20 bytes, but its check is overwritten).
+UNCOMPRESSED_BELOW = 64
 
 
 # ---- fields ---------------------------------------------------------------------------
@@ -73,9 +81,216 @@ class _KeepingWriter(SegmentWriter):
 def segment_writer(ix, **kwargs):
     """A writer of ``ix`` whose commit deletes no file, with postings in blocks of
     POSTINGS_PER_BLOCK and each segment as separate files rather than one compound
-    file (Whoosh reads a compound segment's file by copying it whole, on every open).
-    ``kwargs`` as for ``ix.writer()``. Relies on ``SegmentWriter`` and ``W3Codec``."""
-    return _KeepingWriter(ix, codec=W3Codec(blocklimit=POSTINGS_PER_BLOCK), compound=False, **kwargs)
+    file (Whoosh reads a compound segment's file by copying it whole, on every open),
+    writing its terms with :class:`_TermsWriter`. ``kwargs`` as for ``ix.writer()``.
+    Relies on ``SegmentWriter``, its ``fieldwriter`` attribute, and ``W3Codec``."""
+    writer = _KeepingWriter(ix, codec=W3Codec(blocklimit=POSTINGS_PER_BLOCK), compound=False, **kwargs)
+    if type(writer.fieldwriter) is W3FieldWriter and type(writer.pool) is PostingPool:
+        writer.fieldwriter.__class__ = _TermsWriter  # no state of its own: only a faster method
+        writer.pool = _TermsPool()
+    return writer
+
+
+class _TermsPool:
+    """Whoosh's posting pool (``SegmentWriter.pool``: every posting of the segment
+    being written, handed to the field writer sorted by field, term and document),
+    kept in memory grouped by term, a document number each. Whoosh's pool keeps a
+    5-tuple per posting (~210 bytes) and, past ``limitmb``, sorts and pickles runs to
+    temporary files and merges them back item by item: at 50,000 customers that
+    spilling took more time than writing the index. Here a term in one document
+    costs ~130 bytes and every further posting 4, unless its weight and value
+    differ from what most of its field's postings have (a frequency above one).
+    Relies on ``PostingPool``'s protocol: ``add((field, term bytes, docnum, weight,
+    value))``, ``iter_postings()``, ``cleanup()``."""
+
+    def __init__(self):
+        self.fields: dict[str, dict[bytes, int | array]] = {}
+        self.usual: dict[str, tuple[float, bytes]] = {}  # per field: the weight and value most postings have
+        self.unusual: dict[tuple[str, bytes, int], tuple[float, bytes]] = {}
+
+    def add(self, item) -> None:
+        name, text, docnum, weight, value = item
+        if docnum < 0:  # a spelling word (none here): Whoosh's field writer skips them
+            return
+        if value is None:  # as Whoosh's field writer takes it
+            value = b""
+        terms = self.fields.get(name)
+        if terms is None:
+            terms = self.fields[name] = {}
+            self.usual[name] = (weight, value)
+        usual_weight, usual_value = self.usual[name]
+        if weight != usual_weight or value != usual_value:
+            self.unusual[name, text, docnum] = (weight, value)
+        held = terms.get(text)
+        if held is None:
+            terms[text] = docnum
+        elif type(held) is int:
+            terms[text] = array("I", (held, docnum))
+        else:
+            held.append(docnum)
+
+    def iter_postings(self) -> _Pooled:
+        return _Pooled(self)
+
+    def cleanup(self) -> None:
+        self.fields, self.unusual = {}, {}
+
+
+class _Pooled:
+    """The postings of a _TermsPool in Whoosh's order: as 5-tuples when iterated,
+    by term from ``terms()``."""
+
+    def __init__(self, pool: _TermsPool):
+        self.pool = pool
+
+    def terms(self):
+        """(field, term bytes, docnums, weights, values) per term, in order."""
+        pool = self.pool
+        unusual = pool.unusual
+        odd_fields = {name for name, _text, _docnum in unusual}
+        for name in sorted(pool.fields):
+            terms, (weight, value) = pool.fields[name], pool.usual[name]
+            odd = name in odd_fields
+            for text in sorted(terms):
+                held = terms[text]
+                ids = [held] if type(held) is int else sorted(held)
+                if odd:
+                    found = [unusual.get((name, text, docnum), (weight, value)) for docnum in ids]
+                    yield name, text, ids, [w for w, _v in found], [v for _w, v in found]
+                else:
+                    yield name, text, ids, [weight] * len(ids), [value] * len(ids)
+
+    def __iter__(self):
+        for name, text, ids, weights, values in self.terms():
+            yield from zip(repeat(name), repeat(text), ids, weights, values)
+
+
+def _by_term(items):
+    """Postings given as Whoosh's 5-tuples, sorted, grouped as ``_Pooled.terms()``
+    gives them (docnum -1, a spelling word, skipped as Whoosh does)."""
+    name = text = None
+    ids: list[int] = []
+    weights: list[float] = []
+    values: list[bytes] = []
+    for field, btext, docnum, weight, value in items:
+        if btext != text or field != name:
+            if ids:
+                yield name, text, ids, weights, values
+                ids, weights, values = [], [], []
+            if field == name and btext < text:
+                raise ValueError(f"term {btext!r} after {text!r} in field {field!r}")
+            name, text = field, btext
+        if docnum == -1:
+            continue
+        ids.append(docnum)
+        weights.append(weight)
+        values.append(value if value is not None else b"")
+    if ids:
+        yield name, text, ids, weights, values
+
+
+class _TermsWriter(W3FieldWriter):
+    """Whoosh 3's field writer, writing what it writes, faster.
+
+    Most terms of the customer index are in one document (a phone number's endings
+    and beginnings: 30 of a customer's ~100 terms), and Whoosh's writer spends ~40 µs
+    of Python on each: a block object, statistics kept posting by posting, a
+    field-length lookup per posting, a zlib call on a 25-byte block. This one collects
+    a term's postings in plain lists and writes its one block directly, uncompressed
+    when it is small (UNCOMPRESSED_BELOW; the block says so, any Whoosh reads it); a
+    term with more postings than one block holds goes through Whoosh's own code.
+    Field lengths are read once per field. tests/services/test_search_writer.py checks
+    that the terms and postings read back are those Whoosh's writer writes, and the
+    files byte for byte when nothing is small enough to be left uncompressed.
+    Overrides ``FieldWriter.add_postings``; relies on W3's block layout
+    (``W3PostingsWriter._write_block``), ``W3TermInfo``'s byte layout (``_struct``
+    followed by offset and length), the terms table's keys (field number + term
+    bytes) and the private ``_fieldid``, ``_format``, ``_postfile``, ``_tindex`` and
+    ``_codec._blocklimit/_compression``."""
+
+    def add_postings(self, schema, lengths, items):
+        blocklimit = self._codec._blocklimit
+        field_name = length_bytes = None
+        terms = items.terms() if isinstance(items, _Pooled) else _by_term(items)
+        for name, text, ids, weights, values in terms:
+            if name != field_name:
+                if field_name is not None:
+                    self.finish_field()
+                self.start_field(name, schema[name])
+                length_bytes = _length_bytes(lengths, name)
+                field_name = name
+            if len(ids) <= blocklimit:
+                self._write_term(text, ids, weights, values, length_bytes)
+                continue
+            self.start_term(text)  # Whoosh's own way, block by block
+            for docnum, weight, value in zip(ids, weights, values):
+                self.add(docnum, weight, value, byte_to_length(length_bytes(docnum)) or None)
+            self.finish_term()
+        if field_name is not None:
+            self.finish_field()
+
+    def _write_term(self, text, ids, weights, values, length_bytes) -> None:
+        """One term's postings as one block, as ``W3PostingsWriter`` writes it, and
+        its row in the terms table, as ``W3TermInfo.to_bytes`` makes it."""
+        if not ids:
+            raise ValueError(f"term {text!r} has no postings")
+        weights = array("f", weights)  # Whoosh keeps weights as 32-bit floats
+        if len(ids) == 1:
+            gaps, top = (ids[0],), max(0.0, weights[0])
+            smallest = largest = length_bytes(ids[0])
+            packed_weights = None if top == 1.0 else weights[0]
+        else:
+            gaps = tuple(b - a for a, b in zip([0, *ids], ids))
+            top = max(0.0, max(weights))
+            nonzero = [b for b in map(length_bytes, ids) if b]
+            smallest, largest = (min(nonzero), max(nonzero)) if nonzero else (0, 0)
+            if all(weight == 1.0 for weight in weights):
+                packed_weights = None
+            elif all(weight == weights[0] for weight in weights):
+                packed_weights = weights[0]
+            else:
+                packed_weights = tuple(weights)
+        size = self._format.fixed_value_size()
+        if size == 0:
+            packed_values = None
+        else:
+            kept = [value for value in values if value]
+            packed_values = tuple(kept) if size is None or size < 0 else b"".join(kept)
+        data = dumps((gaps, packed_weights, packed_values), 2)
+        compression = self._codec._compression if len(data) >= UNCOMPRESSED_BELOW else 0
+        if compression:
+            data = zlib.compress(data, compression)
+        info = dumps((len(ids), ids[-1], top, compression, smallest, largest), 2)
+        block = WHOOSH3_HEADER_MAGIC + pack_int(-(len(info) + len(data))) + info + data
+        postfile = self._postfile
+        start = postfile.tell()
+        postfile.write(block)
+        terminfo = _TERMINFO.pack(False, sum(weights), len(ids), smallest, largest, top, ids[0], ids[-1])
+        self._tindex.add(pack_ushort(self._fieldid) + text, terminfo + pack_long(start) + pack_int(len(block)))
+
+
+_TERMINFO = W3TermInfo._struct  # flags, weight, doc frequency, min and max length bytes, max weight, first and last id
+
+
+def _length_bytes(lengths, field_name: str):
+    """A function of a document number giving its length in ``field_name`` as
+    Whoosh stores it (one byte, 0 for none), as Whoosh's writer looks it up
+    (``doc_field_length``), from the length column read whole when ``lengths`` is
+    the new segment's own per-document reader. Relies on
+    ``W3PerDocReader._cached_reader``, ``_lenfield``, ``LENGTHS_COLUMN`` and
+    ``NumericColumn.Reader``'s private ``_typecode``, ``_dbfile``, ``_basepos``,
+    ``_count`` and ``_default``."""
+    if lengths is None:
+        return lambda _docnum: 0
+    if type(lengths) is W3PerDocReader:
+        column = lengths._cached_reader(_lenfield(field_name), LENGTHS_COLUMN)
+        if column is None:
+            return lambda _docnum: 0
+        if type(column) is NumericColumn.Reader and column._typecode == "B":
+            raw = bytes(column._dbfile.get(column._basepos, column._count)) + bytes([column._default or 0])
+            last = len(raw) - 1
+            return lambda docnum: raw[docnum if docnum < last else last]
+    return lambda docnum: length_to_byte(lengths.doc_field_length(docnum, field_name))
 
 
 def writer_segment_sizes(writer) -> list[int]:
