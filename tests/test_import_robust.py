@@ -214,3 +214,12 @@ def test_the_cli_resumes_and_undoes_an_interrupted_import(app):
     assert result.exit_code == 0 and "导入已撤销：3 个客户已归档" in result.output
     assert live_customers(app) == 0
     assert runner.invoke(args=["import", "undo", "999999"]).exit_code == 2
+
+
+@pytest.mark.parametrize("command", ["resume", "undo"])
+def test_the_cli_says_which_import_batch_it_cannot_find(app, command):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["import", command, "999999", "--lang", "en"])
+    assert result.exit_code == 2 and "There is no import batch 999999." in result.output
+    result = runner.invoke(args=["import", command, "999999", "--lang", "zh"])
+    assert result.exit_code == 2 and "没有导入批次 999999。" in result.output
