@@ -23,7 +23,7 @@ from sqlalchemy.engine import CursorResult
 
 from extensions import db
 from models import ImportBatch, ImportStatus, User, utcnow
-from services import customers, imports, leases, policy, pool, search
+from services import audit, customers, imports, leases, policy, pool, search
 from services.errors import DomainError
 from services.import_apply import TagResolver, action_for, classify, owner_for, write_chunk
 from services.import_files import open_sheet
@@ -141,11 +141,14 @@ def confirm(actor: User | None, batch: ImportBatch, per_row: dict | None = None)
 
 
 def resume(actor: User | None, batch: ImportBatch) -> None:
-    """Mark an interrupted import for going on after the rows it had imported.
-    Raises DomainError when the batch is not an interrupted import."""
+    """Mark an interrupted import for going on after the rows it had imported, with
+    an audit line of its own (who, the file, the rows done before). Raises
+    DomainError when the batch is not an interrupted import."""
     if batch.status != ImportStatus.INTERRUPTED:
         raise DomainError(_l("Only an interrupted import can be resumed."))
     batch.status, batch.heartbeat_at, batch.finished_at, batch.error = ImportStatus.IMPORTING, utcnow(), None, ""
+    audit.record("customer.import_resume", actor, actor_name=None if actor else "cli", target=batch,
+                 file=batch.file_name, rows_done=batch.progress, rows=batch.total_rows)
     db.session.flush()
 
 

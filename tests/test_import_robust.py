@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from extensions import database_url, db
-from models import Customer, ImportBatch, ImportRow, ImportStatus, JobRun, utcnow
+from models import AuditEvent, Customer, ImportBatch, ImportRow, ImportStatus, JobRun, utcnow
 from services import customers, imports, nightly
 from tests.import_helpers import csv_bytes, rows
 
@@ -206,6 +206,9 @@ def test_the_cli_resumes_and_undoes_an_interrupted_import(app):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["import", "resume", str(batch_id), "--lang", "en"])
     assert result.exit_code == 0 and "Imported: 3 created" in result.output, result.output
+    with app.app_context():
+        line = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "customer.import_resume"))
+        assert (line.actor_id, line.actor_name, line.target_id) == (None, "cli", batch_id)
     result = runner.invoke(args=["import", "resume", str(batch_id), "--lang", "zh"])
     assert result.exit_code == 1 and "只有意外中断的导入才能继续" in result.output
     result = runner.invoke(args=["import", "undo", str(batch_id)])

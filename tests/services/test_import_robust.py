@@ -158,6 +158,26 @@ def test_an_interrupted_import_is_undone_like_a_finished_one(app, staff, tmp_pat
     assert count_live() == 0 and batch.status == ImportStatus.UNDONE
 
 
+def test_resuming_an_import_is_audited_with_who_the_file_and_where_it_goes_on(app, staff, tmp_path, monkeypatch):
+    batch = _interrupted_import(app, staff, tmp_path, monkeypatch)
+    import_jobs.resume(staff["manager"], batch)
+    db.session.commit()
+    line = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "customer.import_resume"))
+    assert (line.actor_id, line.actor_name) == (staff["manager"].id, staff["manager"].username)
+    assert (line.target_type, line.target_id) == ("import_batches", batch.id)
+    assert line.details == {"file": "k.csv", "rows_done": 4, "rows": 7}
+    import_jobs.start(import_jobs.IMPORT, batch, staff["manager"])
+    actions = list(db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+    assert actions[-2:] == ["customer.import_resume", "customer.import"]
+
+
+def test_a_refused_resume_writes_no_audit_line(app, staff, tmp_path):
+    batch = imports.receive_file(staff["manager"], "r.csv", lambda dest: dest.write_bytes(csv_bytes(rows(1))))
+    with pytest.raises(imports.DomainError):
+        import_jobs.resume(staff["manager"], batch)
+    assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "customer.import_resume")) is None
+
+
 def test_an_interrupted_import_that_imported_nothing_is_undone_and_closed(app, staff, tmp_path):
     batch = imports.receive_file(staff["manager"], "n.csv", lambda dest: dest.write_bytes(csv_bytes(rows(3))))
     batch.status, batch.heartbeat_at = ImportStatus.IMPORTING, utcnow() - timedelta(hours=1)
