@@ -334,8 +334,12 @@ def _import_customers(file, dry_run, owner, duplicates, tags, override_limit):
                  **{k: counts[k] for k in ("created", "filled", "skipped", "rejected")}))
 
 
-def _interrupted_batch(batch_id: int):
-    """The batch, once the ones whose process died are declared interrupted."""
+def _import_batch(batch_id: int):
+    """The import BATCH of ``import resume`` and ``import undo``, once the ones
+    whose process died are declared interrupted. Raises click.BadParameter (exit
+    status 2) when there is no such import."""
+    from flask_babel import gettext as _
+
     from models import ImportBatch
     from services import imports
 
@@ -343,7 +347,7 @@ def _interrupted_batch(batch_id: int):
     db.session.commit()
     batch = db.session.get(ImportBatch, batch_id)
     if batch is None:
-        raise click.BadParameter(str(batch_id), param_hint="BATCH")
+        raise click.BadParameter(_("There is no import batch %(batch)d.", batch=batch_id), param_hint="BATCH")
     return batch
 
 
@@ -360,7 +364,7 @@ def import_resume_command(batch_id, lang):
     from services import import_jobs
 
     with force_locale(lang or current_app.config["BABEL_DEFAULT_LOCALE"]):
-        batch = _interrupted_batch(batch_id)
+        batch = _import_batch(batch_id)
         try:
             import_jobs.resume(None, batch)
         except DomainError as refused:
@@ -386,7 +390,7 @@ def import_undo_command(batch_id, lang):
     from services.import_apply import undo_import
 
     with force_locale(lang or current_app.config["BABEL_DEFAULT_LOCALE"]):
-        batch = _interrupted_batch(batch_id)
+        batch = _import_batch(batch_id)
         try:
             counts = undo_import(None, batch)
         except DomainError as refused:

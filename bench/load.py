@@ -39,7 +39,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,46 +68,38 @@ def log(message: str) -> None:
 
 # ---- data ------------------------------------------------------------------------------
 
-def prepare(args, folder: Path, url: str) -> dict:
-    """The workspace (generated once per folder) and what the clients need of it:
-    ids and query strings sampled from the database."""
-    from flask_migrate import upgrade
-    from sqlalchemy import func, select, update
+@contextmanager
+def workspace(args, folder: Path, url: str, *, made_by: str, extra: Callable | None = None):
+    """An app context on the workspace in ``folder`` (pool.py's too). It is generated
+    unless an earlier run left one there: a fresh schema, ``args.customers`` customers
+    and ``args.notes`` notes through services.demo, their users and bench.admin, then
+    the search index. ``made_by``: a user the generation creates, whose absence (or
+    too few customers) means there is none yet; ``extra(admin)`` adds what one
+    benchmark needs before the commit. The engine is disposed at the end."""
+    from sqlalchemy import func, select
 
     from app import create_app
+    from bench_app import fresh_schema
     from extensions import db, refresh_statistics
-    from models import Customer, CustomerPhone, Tag, User
-    from services import accounts, demo, search, settings
+    from models import Customer
+    from services import accounts, demo, search
 
     app = create_app({"SECRET_KEY": "bench", "DATABASE_URL": url, "INSTANCE_PATH": str(folder)})
-    rng = random.Random(args.seed)
     with app.app_context():
         fresh = True
         try:
-            fresh = accounts.get_by_username("bench.sales50") is None or db.session.scalar(
+            fresh = accounts.get_by_username(made_by) is None or db.session.scalar(
                 select(func.count()).select_from(Customer)) < args.customers
         except Exception:
             db.session.rollback()
         if fresh:
-            if url.startswith("postgres"):
-                db.drop_all()
-                db.session.execute(db.text("DROP TABLE IF EXISTS alembic_version"))
-                db.session.commit()
-            upgrade()
+            fresh_schema(url)
             started = time.perf_counter()
             demo.generate_users(12, PASSWORD, seed=args.seed)
             counts = demo.generate_workspace(args.customers, args.notes, seed=args.seed, password=PASSWORD)
             admin = accounts.create_user("bench.admin", PASSWORD, "admin")
-            sales50 = accounts.create_user("bench.sales50", PASSWORD, "sales")
-            accounts.create_user("bench.manager", PASSWORD, "manager")
-            accounts.create_user("bench.desk", PASSWORD, "frontdesk")
-            for n in range(6):
-                accounts.create_user(f"bench.claimer{n}", PASSWORD, "sales")
-            db.session.flush()
-            mine = list(db.session.scalars(
-                select(Customer.id).where(Customer.owner_id.is_(None)).order_by(Customer.id).limit(50)))
-            db.session.execute(update(Customer).where(Customer.id.in_(mine)).values(owner_id=sales50.id))
-            settings.update(admin, {"pool.max_owned": 100_000, "pool.max_daily_claims": 10_000})
+            if extra:
+                extra(admin)
             db.session.commit()
             refresh_statistics()
             log(f"generated {counts} in {time.perf_counter() - started:.0f} s")
@@ -114,6 +108,36 @@ def prepare(args, folder: Path, url: str) -> dict:
             log(f"search index built in {time.perf_counter() - started:.0f} s")
         else:
             log("reusing the workspace generated earlier in this folder")
+        try:
+            yield
+        finally:
+            db.engine.dispose()
+
+
+def prepare(args, folder: Path, url: str) -> dict:
+    """The workspace (generated once per folder) and what the clients need of it:
+    ids and query strings sampled from the database."""
+    from sqlalchemy import func, select, update
+
+    from extensions import db
+    from models import Customer, CustomerPhone, Tag, User
+    from services import accounts, settings
+
+    def office_users(admin) -> None:
+        """One salesperson owning exactly 50 customers, a manager, a clerk, claimers."""
+        sales50 = accounts.create_user("bench.sales50", PASSWORD, "sales")
+        accounts.create_user("bench.manager", PASSWORD, "manager")
+        accounts.create_user("bench.desk", PASSWORD, "frontdesk")
+        for n in range(6):
+            accounts.create_user(f"bench.claimer{n}", PASSWORD, "sales")
+        db.session.flush()
+        mine = list(db.session.scalars(
+            select(Customer.id).where(Customer.owner_id.is_(None)).order_by(Customer.id).limit(50)))
+        db.session.execute(update(Customer).where(Customer.id.in_(mine)).values(owner_id=sales50.id))
+        settings.update(admin, {"pool.max_owned": 100_000, "pool.max_daily_claims": 10_000})
+
+    rng = random.Random(args.seed)
+    with workspace(args, folder, url, made_by="bench.sales50", extra=office_users):
         sales50 = accounts.get_by_username("bench.sales50")
         own = list(db.session.scalars(select(Customer.id).where(Customer.owner_id == sales50.id)))
         anyone = list(db.session.scalars(select(Customer.id).order_by(func.random()).limit(2000)))
@@ -123,7 +147,6 @@ def prepare(args, folder: Path, url: str) -> dict:
         names = list(db.session.scalars(select(Customer.name).order_by(func.random()).limit(500)))
         tags = list(db.session.scalars(select(Tag.id)))
         sales = [u.username for u in db.session.scalars(select(User).where(User.username.like("bench.claimer%")))]
-        db.engine.dispose()
     queries = [p[-4:] for p in phones] + [n[:2] for n in names] + [n[1:] for n in names if len(n) > 2]
     rng.shuffle(pool)
     return {"own": own, "anyone": anyone, "pool": pool, "queries": queries, "tags": tags, "claimers": sales}

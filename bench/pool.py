@@ -41,55 +41,24 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from load import Browser, serve  # noqa: E402
+from load import PASSWORD, Browser, log, serve, workspace  # noqa: E402
 from timing import percentile  # noqa: E402
 
-PASSWORD = "bench passphrase 1"
 # How a refusal reads (the claimers' language is English).
 REASONS = [("Already claimed by", "already_claimed"), ("the limit is", "limit"),
            ("the most per day", "daily_limit"), ("gave this customer up", "reclaim_lock")]
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 def prepare(args, folder: Path, url: str) -> list[int]:
-    """The workspace (generated once per folder), the claimers and the limits; returns
-    the pool's customer ids, shuffled."""
-    from flask_migrate import upgrade
+    """The workspace (generated once per folder, by load.py's ``workspace``), the
+    claimers and the limits; returns the pool's customer ids, shuffled."""
     from sqlalchemy import func, select, update
 
-    from app import create_app
-    from extensions import db, refresh_statistics
+    from extensions import db
     from models import Customer, PoolEvent, User
-    from services import accounts, demo, search, settings
+    from services import accounts, search, settings
 
-    app = create_app({"SECRET_KEY": "bench", "DATABASE_URL": url, "INSTANCE_PATH": str(folder)})
-    with app.app_context():
-        fresh = True
-        try:
-            fresh = accounts.get_by_username("bench.admin") is None
-        except Exception:
-            db.session.rollback()
-        if fresh:
-            if url.startswith("postgres"):
-                db.drop_all()
-                db.session.execute(db.text("DROP TABLE IF EXISTS alembic_version"))
-                db.session.commit()
-            upgrade()
-            started = time.perf_counter()
-            demo.generate_users(12, PASSWORD, seed=args.seed)
-            counts = demo.generate_workspace(args.customers, args.notes, seed=args.seed, password=PASSWORD)
-            accounts.create_user("bench.admin", PASSWORD, "admin")
-            db.session.commit()
-            refresh_statistics()
-            log(f"generated {counts} in {time.perf_counter() - started:.0f} s")
-            started = time.perf_counter()
-            search.rebuild()
-            log(f"search index built in {time.perf_counter() - started:.0f} s")
-        else:
-            log("reusing the workspace generated earlier in this folder")
+    with workspace(args, folder, url, made_by="bench.admin"):
         # A run starts from the same state: the earlier runs' claims are put back.
         names = [f"bench.claimer{n}" for n in range(args.claimers + 1)]
         ids = list(db.session.scalars(select(User.id).where(User.username.in_(names))))
@@ -111,7 +80,6 @@ def prepare(args, folder: Path, url: str) -> list[int]:
             Customer.owner_id.is_(None), Customer.archived_at.is_(None)).order_by(Customer.id)))
         log(f"{db.session.scalar(select(func.count()).select_from(Customer))} customers, "
             f"{len(pool)} in the pool; limits: {args.max_owned} owned, {args.daily} claims a day")
-        db.engine.dispose()
     random.Random(args.seed).shuffle(pool)
     return pool
 

@@ -212,8 +212,12 @@ def _fill_one(actor, customer: Customer, row: CheckedRow, resolver, now) -> tupl
 
 def undo_import(actor: User | None, batch: ImportBatch) -> dict[str, int]:
     """Archive the customers the import created and put back what it filled in
-    (fields still holding the imported value, phones, tags and notes it added).
-    Raises DomainError when the batch may not be undone (see imports.may_undo)."""
+    (fields still holding the imported value, phones, tags and notes it added);
+    an interrupted import that imported nothing is only closed (marked undone).
+    Raises DomainError when the batch may not be undone (see imports.may_undo),
+    saying so when it ended without importing anything."""
+    if batch.status in (ImportStatus.DONE, ImportStatus.FAILED) and not batch.counts.get("imported"):
+        raise DomainError(_l("This import did not create or fill in any customer: there is nothing to undo."))
     if not imports.may_undo(batch):
         raise DomainError(_l("This import can no longer be undone (only finished imports, within %(days)d days).",
                                 days=imports.UNDO_DAYS))

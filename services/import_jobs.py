@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from contextlib import contextmanager
 from itertools import islice
 from typing import cast
 
@@ -21,11 +20,10 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import update
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.exc import OperationalError
 
 from extensions import db
 from models import ImportBatch, ImportStatus, User, utcnow
-from services import customers, imports, policy, pool, search
+from services import audit, customers, imports, leases, policy, pool, search
 from services.errors import DomainError
 from services.import_apply import TagResolver, action_for, classify, owner_for, write_chunk
 from services.import_files import open_sheet
@@ -143,11 +141,14 @@ def confirm(actor: User | None, batch: ImportBatch, per_row: dict | None = None)
 
 
 def resume(actor: User | None, batch: ImportBatch) -> None:
-    """Mark an interrupted import for going on after the rows it had imported.
-    Raises DomainError when the batch is not an interrupted import."""
+    """Mark an interrupted import for going on after the rows it had imported, with
+    an audit line of its own (who, the file, the rows done before). Raises
+    DomainError when the batch is not an interrupted import."""
     if batch.status != ImportStatus.INTERRUPTED:
         raise DomainError(_l("Only an interrupted import can be resumed."))
     batch.status, batch.heartbeat_at, batch.finished_at, batch.error = ImportStatus.IMPORTING, utcnow(), None, ""
+    audit.record("customer.import_resume", actor, actor_name=None if actor else "cli", target=batch,
+                 file=batch.file_name, rows_done=batch.progress, rows=batch.total_rows)
     db.session.flush()
 
 
@@ -194,30 +195,15 @@ def _beat(engine, batch_id: int) -> bool:
             .values(heartbeat_at=utcnow())).rowcount == 1
 
 
-@contextmanager
 def heartbeat(batch_id: int, every: float | None = None):
     """Write the batch's heartbeat now and every IMPORT_HEARTBEAT_SECONDS in a
-    thread while the block runs (as services.leases does for the nightly jobs), so
-    that a batch whose process died shows as interrupted (imports.settle_interrupted)."""
-    engine, stop = db.engine, threading.Event()
-    every = every or current_app.config["IMPORT_HEARTBEAT_SECONDS"]
+    thread while the block runs (a context manager, as for the nightly jobs'
+    leases), so that a batch whose process died shows as interrupted
+    (imports.settle_interrupted); the beats stop once the batch no longer runs."""
+    engine = db.engine
     _beat(engine, batch_id)
-
-    def beat():
-        while not stop.wait(every):
-            try:
-                if not _beat(engine, batch_id):
-                    return
-            except OperationalError:  # the database busy for a moment: the bound is long
-                log.warning("import %s: could not write the heartbeat this time", batch_id, exc_info=True)
-
-    thread = threading.Thread(target=beat, name=f"import-heartbeat-{batch_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(5)
+    return leases.beating(every or current_app.config["IMPORT_HEARTBEAT_SECONDS"],
+                          lambda: _beat(engine, batch_id), name=f"import-heartbeat-{batch_id}")
 
 
 def run(step: str, batch_id: int, actor_id: int | None) -> None:

@@ -250,10 +250,12 @@ def settle_interrupted(now=None) -> int:
 
 
 def undo_until(batch: ImportBatch):
-    """Until when the batch may be undone, or None when it may not (nothing
-    imported, undone already, still running)."""
-    if batch.status not in (ImportStatus.DONE, ImportStatus.FAILED, ImportStatus.INTERRUPTED) \
-            or not batch.counts.get("imported"):
+    """Until when the batch may be undone, or None when it may not (undone
+    already, still running, or ended having imported nothing). An interrupted
+    import may be undone even when it imported nothing: that closes it, so that
+    nobody resumes it later."""
+    ended_with_rows = batch.status in (ImportStatus.DONE, ImportStatus.FAILED) and batch.counts.get("imported")
+    if not (ended_with_rows or batch.status == ImportStatus.INTERRUPTED):
         return None
     return (batch.finished_at or batch.created_at) + timedelta(days=UNDO_DAYS)
 

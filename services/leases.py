@@ -27,6 +27,7 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -152,26 +153,42 @@ def finish(name: str, holder: str, *, ok: bool, message: str, slot: date, detail
 
 
 @contextmanager
-def heartbeat(name: str, holder: str, every: float = HEARTBEAT_SECONDS):
-    """Renew the lease every ``every`` seconds in a thread while the block runs."""
-    engine, stop = db.engine, threading.Event()
+def beating(every: float, beat: Callable[[], bool], *, name: str):
+    """Call ``beat`` every ``every`` seconds in a thread (named ``name``) while the
+    block runs, until it returns False; the thread stops when the block ends.
+    An OperationalError of a beat (the database busy for a moment) is logged, not
+    raised, and the next beat tries again: what a heartbeat bounds is long."""
+    stop = threading.Event()
 
-    def beat():
+    def run():
         while not stop.wait(every):
             try:
-                if not renew(engine, name, holder):
-                    log.warning("job %s: lost the lease of %s", name, holder)
+                if not beat():
                     return
-            except OperationalError:  # the database busy for a moment: the lease is long
-                log.warning("job %s: could not renew the lease this time", name, exc_info=True)
+            except OperationalError:
+                log.warning("%s: missed a beat (the database was busy)", name, exc_info=True)
 
-    thread = threading.Thread(target=beat, name=f"deskbook-lease-{name}", daemon=True)
+    thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
     try:
         yield
     finally:
         stop.set()
         thread.join(5)
+
+
+def heartbeat(name: str, holder: str, every: float = HEARTBEAT_SECONDS):
+    """Renew the lease every ``every`` seconds in a thread while the block runs
+    (a context manager); the renewing stops when the lease is lost."""
+    engine = db.engine
+
+    def renewed() -> bool:
+        if renew(engine, name, holder):
+            return True
+        log.warning("job %s: lost the lease of %s", name, holder)
+        return False
+
+    return beating(every, renewed, name=f"deskbook-lease-{name}")
 
 
 def state(row: JobRun | None, name: str, now: datetime, hour: int) -> JobState:

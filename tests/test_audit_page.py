@@ -114,6 +114,19 @@ def test_unknown_fields_and_kinds_fall_back_to_key_value(app):
         assert audit_text.describe(event) == ["rows added: 3", "File: a.csv"]
 
 
+@pytest.mark.parametrize("lang, kind, sentences, target", [
+    ("en", "Import resumed", ["File: k.csv", "Rows done before: 4", "Rows: 7"], "Import batch #5"),
+    ("zh", "继续导入", ["文件：k.csv", "此前已处理的行数：4", "行数：7"], "导入批次 #5"),
+])
+def test_a_resumed_import_reads_in_words(app, lang, kind, sentences, target):
+    event = AuditEvent(action="customer.import_resume", target_type="import_batches", target_id=5,
+                       details={"file": "k.csv", "rows_done": 4, "rows": 7})
+    with app.test_request_context(headers={"Accept-Language": lang}):
+        assert audit_text.kind_label("customer.import_resume") == kind
+        assert audit_text.describe(event) == sentences
+        assert audit_text.describe_target(event) == target
+
+
 def test_the_kind_select_offers_every_kind_in_words(client, log):
     _admin(client)
     page = client.get("/admin/audit").get_data(as_text=True)

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from extensions import database_url, db
-from models import Customer, ImportBatch, ImportRow, ImportStatus, JobRun, utcnow
+from models import AuditEvent, Customer, ImportBatch, ImportRow, ImportStatus, JobRun, utcnow
 from services import customers, imports, nightly
 from tests.import_helpers import csv_bytes, rows
 
@@ -204,13 +204,57 @@ def _silent_import(app, n: int) -> int:
 def test_the_cli_resumes_and_undoes_an_interrupted_import(app):
     batch_id = _silent_import(app, 3)
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["import", "undo", str(batch_id), "--lang", "en"])
-    assert result.exit_code == 1 and "can no longer be undone" in result.output  # nothing imported yet
     result = runner.invoke(args=["import", "resume", str(batch_id), "--lang", "en"])
     assert result.exit_code == 0 and "Imported: 3 created" in result.output, result.output
+    with app.app_context():
+        line = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "customer.import_resume"))
+        assert (line.actor_id, line.actor_name, line.target_id) == (None, "cli", batch_id)
     result = runner.invoke(args=["import", "resume", str(batch_id), "--lang", "zh"])
     assert result.exit_code == 1 and "只有意外中断的导入才能继续" in result.output
     result = runner.invoke(args=["import", "undo", str(batch_id)])
     assert result.exit_code == 0 and "导入已撤销：3 个客户已归档" in result.output
     assert live_customers(app) == 0
     assert runner.invoke(args=["import", "undo", "999999"]).exit_code == 2
+
+
+def test_an_interrupted_import_that_imported_nothing_offers_undo_which_closes_it(app, client, login_as):
+    batch_id = _silent_import(app, 3)
+    login_as("manager", language="en")
+    assert f"/customers/imports/{batch_id}/undo" in client.get("/customers/imports").get_data(as_text=True)
+    page = client.get(f"/customers/imports/{batch_id}").get_data(as_text=True)
+    assert "before it created or filled in any customer" in page and "What it wrote so far" not in page
+    assert 'data-testid="undo-import"' in page and 'data-testid="resume-import"' in page
+    assert client.post(f"/customers/imports/{batch_id}/undo").status_code == 303
+    with app.app_context():
+        assert db.session.get(ImportBatch, batch_id).status == ImportStatus.UNDONE
+    page = client.get(f"/customers/imports/{batch_id}").get_data(as_text=True)
+    assert 'data-testid="undo-import"' not in page and 'data-testid="resume-import"' not in page
+    assert live_customers(app) == 0
+
+
+def test_the_interrupted_banner_in_chinese_when_nothing_was_imported(app, client, login_as):
+    batch_id = _silent_import(app, 3)
+    login_as("manager", language="zh")
+    page = client.get(f"/customers/imports/{batch_id}").get_data(as_text=True)
+    assert "尚未新建或补全任何客户" in page and "撤销此次导入" in page
+
+
+@pytest.mark.parametrize("lang, words", [("en", "there is nothing to undo"), ("zh", "没有可撤销的内容")])
+def test_the_cli_says_an_import_that_imported_nothing_has_nothing_to_undo(app, lang, words):
+    batch_id = _silent_import(app, 3)
+    with app.app_context():
+        batch = db.session.get(ImportBatch, batch_id)
+        batch.status, batch.finished_at = ImportStatus.DONE, utcnow()
+        batch.counts = {**batch.counts, "created": 0, "filled": 0, "skipped": 3, "rejected": 0, "imported": 0}
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["import", "undo", str(batch_id), "--lang", lang])
+    assert result.exit_code == 1 and words in result.output, result.output
+
+
+@pytest.mark.parametrize("command", ["resume", "undo"])
+def test_the_cli_says_which_import_batch_it_cannot_find(app, command):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["import", command, "999999", "--lang", "en"])
+    assert result.exit_code == 2 and "There is no import batch 999999." in result.output
+    result = runner.invoke(args=["import", command, "999999", "--lang", "zh"])
+    assert result.exit_code == 2 and "没有导入批次 999999。" in result.output

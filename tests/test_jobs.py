@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from extensions import db, reading_only
 from models import AuditEvent, JobRun, utcnow
@@ -92,6 +94,40 @@ def test_the_heartbeat_keeps_the_lease(app):
                 time.sleep(0.05)
         assert _row("search").expires_at > first_expiry
         assert not leases.renew(db.engine, "search", "someone else")
+
+
+def test_beating_stops_when_the_beat_says_so_and_rides_out_a_busy_database(caplog):
+    """The one heartbeat helper (the leases' and the imports'): a busy database is
+    logged and tried again; a beat that returns False ends the beating."""
+    beats: list[int] = []
+    done = threading.Event()
+
+    def beat() -> bool:
+        beats.append(len(beats))
+        if len(beats) == 1:
+            raise OperationalError("UPDATE", {}, Exception("database is locked"))
+        if len(beats) == 3:
+            done.set()
+            return False
+        return True
+
+    with leases.beating(0.01, beat, name="test-beat"):
+        assert done.wait(10)
+        time.sleep(0.1)  # room for beats that should not come
+    assert beats == [0, 1, 2]
+    assert "test-beat: missed a beat (the database was busy)" in caplog.text
+
+
+def test_beating_stops_with_the_block():
+    beats: list[float] = []
+    with leases.beating(0.01, lambda: beats.append(time.monotonic()) is None, name="test-beat"):
+        deadline = time.monotonic() + 10
+        while not beats and time.monotonic() < deadline:
+            time.sleep(0.01)
+    after = len(beats)
+    time.sleep(0.1)
+    assert after >= 1 and len(beats) == after
+    assert not any(t.name == "test-beat" for t in threading.enumerate())
 
 
 def test_each_job_runs_once_a_night_after_the_hour(app, fake_jobs):

@@ -66,6 +66,7 @@ KINDS: dict[str, tuple] = {
     "pool.release_undone": (_l("Release undone"), ("owner_id",)),
     "customer.import": (_l("Customers imported"), ("file", "counts", "owner", "duplicates", "tags", "override_limit")),
     "customer.dry_run_import": (_l("Import checked (dry run)"), ("file", "counts")),
+    "customer.import_resume": (_l("Import resumed"), ("file", "rows_done", "rows")),
     "customer.import_undo": (_l("Import undone"), ("file", "archived", "restored")),
     "export.customers": (_l("Customers exported"), ("format", "rows", "filter")),
     "export.notes": (_l("Notes exported"), ("format", "rows", "filter")),
@@ -86,7 +87,7 @@ FIELD_LABELS = {
     "target_name": _l("Into"), "notes": _l("Notes"), "from_user": _l("From"), "to_user": _l("To"),
     "file": _l("File"), "size": _l("Size"), "database": _l("Database"), "schema_revision": _l("Schema"),
     "backup_created_at": _l("Backup made at"), "forced": _l("Forced"), "format": _l("Format"),
-    "rows": _l("Rows"), "filter": _l("Filter"),
+    "rows": _l("Rows"), "filter": _l("Filter"), "rows_done": _l("Rows done before"),
     **{key: spec.label for key, spec in SPECS.items()},
 }
 # Details that name a user by id, and that hold a list of ids (shown as a count).
@@ -109,7 +110,7 @@ FILTER_VALUES = {
 TARGET_LABELS = {
     "customers": _l("Customer"), "users": _l("Account"), "customer_notes": _l("Note"),
     "follow_up_tasks": _l("Follow-up"), "tags": _l("Tag"), "tag_groups": _l("Tag group"),
-    "note_templates": _l("Note template"),
+    "note_templates": _l("Note template"), "import_batches": _l("Import batch"),
 }
 
 

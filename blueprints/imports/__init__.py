@@ -4,6 +4,8 @@ and undo an import; the history of imports."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, Response, abort, request, url_for
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -167,26 +169,33 @@ def options(batch_id: int):
     return htmx.redirect(url_for("imports.batch_page", batch_id=batch_id))
 
 
+def _start_import(batch: ImportBatch, prepare: Callable[[], None]):
+    """The tail of confirming and resuming: ``prepare`` the batch (a DomainError
+    is a refusal, shown as a notice), commit, and import it (in the background for
+    a large file); either way, back to the batch's page."""
+    batch_id = batch.id
+    try:
+        prepare()
+    except DomainError as refused:
+        db.session.rollback()
+        htmx.notify(refused.message, "error")
+    else:
+        db.session.commit()
+        import_jobs.start(import_jobs.IMPORT, batch, actor())
+    return htmx.redirect(url_for("imports.batch_page", batch_id=batch_id))
+
+
 @bp.post("/imports/<id:batch_id>/import")
 @permission_required("customer.import")
 def run_import(batch_id: int):
     """Import a checked batch (in the background for a large file), with the
     choice made for each duplicate row of the preview (``dup_<row>`` fields)."""
     batch = _batch_or_404(batch_id)
-    form = Form()
-    if not form.validate():
+    if not Form().validate():
         abort(400)
     per_row = {key[4:]: value for key, value in request.form.items()
                if key.startswith("dup_") and key[4:].isdigit() and len(key) < 16}
-    try:
-        import_jobs.confirm(actor(), batch, per_row)
-    except DomainError as refused:
-        db.session.rollback()
-        htmx.notify(refused.message, "error")
-        return htmx.redirect(url_for("imports.batch_page", batch_id=batch_id))
-    db.session.commit()
-    import_jobs.start(import_jobs.IMPORT, batch, actor())
-    return htmx.redirect(url_for("imports.batch_page", batch_id=batch_id))
+    return _start_import(batch, lambda: import_jobs.confirm(actor(), batch, per_row))
 
 
 @bp.post("/imports/<id:batch_id>/resume")
@@ -196,15 +205,7 @@ def resume(batch_id: int):
     batch = _batch_or_404(batch_id)
     if not Form().validate():
         abort(400)
-    try:
-        import_jobs.resume(actor(), batch)
-    except DomainError as refused:
-        db.session.rollback()
-        htmx.notify(refused.message, "error")
-        return htmx.redirect(url_for("imports.batch_page", batch_id=batch_id))
-    db.session.commit()
-    import_jobs.start(import_jobs.IMPORT, batch, actor())
-    return htmx.redirect(url_for("imports.batch_page", batch_id=batch_id))
+    return _start_import(batch, lambda: import_jobs.resume(actor(), batch))
 
 
 @bp.post("/imports/<id:batch_id>/undo")

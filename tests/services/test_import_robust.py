@@ -158,6 +158,55 @@ def test_an_interrupted_import_is_undone_like_a_finished_one(app, staff, tmp_pat
     assert count_live() == 0 and batch.status == ImportStatus.UNDONE
 
 
+def test_resuming_an_import_is_audited_with_who_the_file_and_where_it_goes_on(app, staff, tmp_path, monkeypatch):
+    batch = _interrupted_import(app, staff, tmp_path, monkeypatch)
+    import_jobs.resume(staff["manager"], batch)
+    db.session.commit()
+    line = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "customer.import_resume"))
+    assert (line.actor_id, line.actor_name) == (staff["manager"].id, staff["manager"].username)
+    assert (line.target_type, line.target_id) == ("import_batches", batch.id)
+    assert line.details == {"file": "k.csv", "rows_done": 4, "rows": 7}
+    import_jobs.start(import_jobs.IMPORT, batch, staff["manager"])
+    actions = list(db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+    assert actions[-2:] == ["customer.import_resume", "customer.import"]
+
+
+def test_a_refused_resume_writes_no_audit_line(app, staff, tmp_path):
+    batch = imports.receive_file(staff["manager"], "r.csv", lambda dest: dest.write_bytes(csv_bytes(rows(1))))
+    with pytest.raises(imports.DomainError):
+        import_jobs.resume(staff["manager"], batch)
+    assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "customer.import_resume")) is None
+
+
+def test_an_interrupted_import_that_imported_nothing_is_undone_and_closed(app, staff, tmp_path):
+    batch = imports.receive_file(staff["manager"], "n.csv", lambda dest: dest.write_bytes(csv_bytes(rows(3))))
+    batch.status, batch.heartbeat_at = ImportStatus.IMPORTING, utcnow() - timedelta(hours=1)
+    db.session.commit()
+    assert imports.settle_interrupted() == 1
+    db.session.commit()
+    assert batch.status == ImportStatus.INTERRUPTED and imports.may_undo(batch)
+    assert undo_import(staff["manager"], batch) == {"archived": 0, "restored": 0}
+    db.session.commit()
+    assert batch.status == ImportStatus.UNDONE and count_live() == 0
+    with pytest.raises(imports.DomainError, match="Only an interrupted import can be resumed"):
+        import_jobs.resume(staff["manager"], batch)
+
+
+@pytest.mark.parametrize("ended", [ImportStatus.DONE, ImportStatus.FAILED])
+def test_an_ended_import_that_imported_nothing_has_nothing_to_undo(app, staff, tmp_path, ended):
+    run_import(staff["manager"], write(tmp_path, "first.csv", csv_bytes(rows(2))))
+    batch = run_import(staff["manager"], write(tmp_path, "again.csv", csv_bytes(rows(2))), duplicates="skip")
+    assert batch.status == ImportStatus.DONE and batch.counts["imported"] == 0 and batch.counts["skipped"] == 2
+    batch.status = ended
+    db.session.commit()
+    assert not imports.may_undo(batch)
+    with pytest.raises(imports.DomainError) as refused:
+        undo_import(staff["manager"], batch)
+    assert str(refused.value.message) == ("This import did not create or fill in any customer: "
+                                          "there is nothing to undo.")
+    assert batch.status == ended
+
+
 @pytest.mark.parametrize("duplicates", ["skip", "create"])
 def test_an_interrupted_import_resumes_after_its_rows_without_doubles(app, staff, tmp_path, monkeypatch, duplicates):
     batch = _interrupted_import(app, staff, tmp_path, monkeypatch, duplicates=duplicates)
