@@ -119,6 +119,39 @@ def refresh_statistics() -> None:
     db.session.commit()
 
 
+def insert_rows(model, rows: list[dict]) -> None:
+    """INSERT ``rows`` (dicts with the same keys) into ``model``'s table with one
+    executemany, in the session's transaction. Core, not the ORM's bulk insert,
+    which splits the rows into a statement per run of rows with None in the same
+    columns."""
+    from sqlalchemy import insert
+
+    if rows:
+        db.session.execute(insert(model.__table__), rows)
+
+
+def insert_returning_ids(model, rows: list[dict]) -> list[int]:
+    """:func:`insert_rows`, for a table whose ``id`` primary key the database
+    assigns; returns the new ids in the order of ``rows``. PostgreSQL: INSERT …
+    RETURNING, put in the rows' order by SQLAlchemy. SQLite cannot tie RETURNING's
+    rows to the parameter sets, so SQLAlchemy would run an INSERT per row: there the
+    ids are given, as SQLite itself picks them (one past the largest; no table has
+    AUTOINCREMENT). No other writer can insert in between: a transaction that may
+    write holds SQLite's write lock from its start (BEGIN IMMEDIATE, _tune_sqlite);
+    one that began reading only fails at the INSERT instead of linking wrong ids."""
+    from sqlalchemy import func, insert, select
+
+    if not rows:
+        return []
+    table = model.__table__
+    if db.session.get_bind().dialect.name != "sqlite":
+        return list(db.session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows))
+    first = (db.session.scalar(select(func.max(table.c.id))) or 0) + 1
+    ids = list(range(first, first + len(rows)))
+    insert_rows(model, [{**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)])
+    return ids
+
+
 _reading_only: ContextVar[bool] = ContextVar("reading_only", default=False)
 _writing: ContextVar[bool] = ContextVar("writing", default=False)
 

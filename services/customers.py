@@ -8,13 +8,13 @@ Every function that changes something adds and flushes its change and its audit 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from datetime import date
+from datetime import date, datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import lazyload
 
-from extensions import db
+from extensions import db, insert_returning_ids, insert_rows
 from models import (
     Customer,
     CustomerChange,
@@ -84,7 +84,7 @@ def match_keys(data: CustomerData) -> set[tuple[str, str]]:
 
 def _key_condition(keys):
     """SQL matching the customers that share one of ``keys`` (see match_keys)."""
-    from sqlalchemy import or_, tuple_
+    from sqlalchemy import and_, or_, tuple_
 
     conditions = []
     digits = [value for kind, value in keys if kind == "phone"]
@@ -93,11 +93,12 @@ def _key_condition(keys):
             Customer.id.in_(select(CustomerPhone.customer_id).where(CustomerPhone.digits.in_(digits)))
         )
     emails = [value for kind, value in keys if kind == "email"]
-    if emails:
-        conditions.append(func.lower(Customer.email).in_(emails))
+    if emails:  # stored in lower case (_field_values): the index on email answers, where lower() scanned
+        conditions.append(Customer.email.in_(emails))
     names = [tuple(value.split("\x1f", 1)) for kind, value in keys if kind == "name"]
-    if names:
-        conditions.append(tuple_(Customer.name, Customer.company).in_(names))
+    if names:  # the names alone, so that the index on (name, company) is searched, not scanned (SQLite)
+        conditions.append(and_(Customer.name.in_({name for name, _ in names}),
+                               tuple_(Customer.name, Customer.company).in_(names)))
     return or_(*conditions) if conditions else None
 
 
@@ -169,12 +170,20 @@ def _check_owner(owner_id: int | None) -> None:
         raise DomainError(_l("Choose an active colleague as owner."), "owner_id")
 
 
-def _apply(customer: Customer, data: CustomerData) -> None:
+def _field_values(data: CustomerData) -> dict:
+    """The customer's own columns as ``data`` gives them (trimmed, the email in lower case)."""
+    values = {}
     for name in ("name", "company", "email", "address", "region", "type", "stage",
                  "importance", "source", "birthday"):
         value = getattr(data, name)
-        setattr(customer, name, value.strip() if isinstance(value, str) else value)
-    customer.email = customer.email.lower()
+        values[name] = value.strip() if isinstance(value, str) else value
+    values["email"] = values["email"].lower()
+    return values
+
+
+def _apply(customer: Customer, data: CustomerData) -> None:
+    for name, value in _field_values(data).items():
+        setattr(customer, name, value)
     customer.phones = [
         CustomerPhone(kind=kind, digits=digits, position=index)
         for index, (kind, digits) in enumerate(data.phones)
@@ -182,11 +191,35 @@ def _apply(customer: Customer, data: CustomerData) -> None:
 
 
 def build_customer(actor: User | None, data: CustomerData, owner_id: int | None) -> Customer:
-    """A new Customer for ``data``, not yet added to the session (create_customer,
-    the import): the caller has checked the owner and the duplicates."""
+    """A new Customer for ``data``, not yet added to the session (create_customer):
+    the caller has checked the owner and the duplicates."""
     customer = Customer(created_by_id=actor.id if actor else None, owner_id=owner_id, created_at=utcnow())
     _apply(customer, data)
     return customer
+
+
+def insert_customers(actor: User | None, new: list[tuple[CustomerData, int | None, datetime | None]],
+                     now: datetime, **details) -> list[int]:
+    """What build_customer and create_customer write, for many customers at once
+    with bulk statements (an import's chunk of rows): each of ``new`` is (data,
+    owner, last contact time), created at ``now``, with its phones, its pool record
+    (pool.record_created_many, with ``details``) and its search backlog entry. The
+    caller has checked the owners and the duplicates. Returns the new ids, in order;
+    the session holds no objects for them."""
+    if not new:
+        return []
+    created_by = actor.id if actor else None
+    rows = [{**_field_values(data), "owner_id": owner_id, "created_by_id": created_by, "created_at": now,
+             "updated_at": now, "last_contact_at": last_contact_at, **pool.new_customer_clock(owner_id, now)}
+            for data, owner_id, last_contact_at in new]
+    ids = insert_returning_ids(Customer, rows)
+    phone_rows = [{"customer_id": customer_id, "kind": kind, "digits": digits, "position": index}
+                  for customer_id, (data, _, _) in zip(ids, new, strict=True)
+                  for index, (kind, digits) in enumerate(data.phones)]
+    insert_rows(CustomerPhone, phone_rows)
+    pool.record_created_many([(customer_id, owner_id) for customer_id, (_, owner_id, _) in zip(ids, new)],
+                             actor, **details)
+    return ids
 
 
 def create_customer(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, insert, select, update
 
-from extensions import db
+from extensions import db, insert_returning_ids, insert_rows
 from models import (
     Customer,
     CustomerChange,
@@ -27,7 +27,7 @@ from models import (
     customer_tags,
     utcnow,
 )
-from services import audit, customers, imports, pool, search, tags
+from services import audit, customers, imports, search, tags
 from services.errors import DomainError
 from services.import_rows import CheckedRow, Lookups, tag_word
 from services.merge import FILLABLE
@@ -122,39 +122,35 @@ def write_chunk(actor: User | None, batch: ImportBatch, classified, resolver: Ta
 
 
 def _create(actor, batch, rows, resolver) -> int:
+    """The new customers of a chunk, with bulk statements (customers.insert_customers):
+    their phones, tags, first note, pool records, search entries and ImportRow rows."""
     if not rows:
         return 0
     now = utcnow()
-    made = []
-    for row, status in rows:
-        customer = customers.build_customer(actor, row.data, owner_for(row, batch.options["owner"]))
-        if row.note:
-            customer.last_contact_at = now
-        made.append((row, status, customer))
-    db.session.add_all([customer for _, _, customer in made])
-    db.session.flush()
-    pool.record_created_many([c for _, _, c in made], actor, import_batch=batch.id,
-                             override_limit=batch.options.get("override_limit", False))
-    links, notes = [], []
-    for row, _, customer in made:
-        links += [{"customer_id": customer.id, "tag_id": tag_id} for tag_id in resolver.ids(row.tags)]
-        if row.note:
-            notes.append(_note(actor, customer.id, row.note, now))
+    ids = customers.insert_customers(
+        actor, [(row.data, owner_for(row, batch.options["owner"]), now if row.note else None) for row, _ in rows],
+        now, import_batch=batch.id, override_limit=batch.options.get("override_limit", False))
+    links = [{"customer_id": customer_id, "tag_id": tag_id}
+             for (row, _), customer_id in zip(rows, ids, strict=True) for tag_id in resolver.ids(row.tags)]
     if links:
         db.session.execute(insert(customer_tags), links)
-    db.session.add_all(notes)
-    db.session.flush()
-    db.session.add_all([
-        ImportRow(batch_id=batch.id, row_number=row.number, customer_id=customer.id,
-                  action="created" if status == "new" else "created_anyway", old_values={}, added={})
-        for row, status, customer in made
-    ])
-    return len(made)
+    notes = [_note_values(actor, customer_id, row.note, now) for (row, _), customer_id in zip(rows, ids) if row.note]
+    if notes:
+        search.mark(search.backlog.NOTE, insert_returning_ids(CustomerNote, notes))
+    insert_rows(ImportRow, [
+        {"batch_id": batch.id, "row_number": row.number, "customer_id": customer_id,
+         "action": "created" if status == "new" else "created_anyway", "old_values": {}, "added": {}}
+        for (row, status), customer_id in zip(rows, ids)])
+    return len(ids)
+
+
+def _note_values(actor, customer_id: int, body: str, now) -> dict:
+    return {"customer_id": customer_id, "author_id": actor.id if actor else None, "kind": "other",
+            "body": body[:10000], "sections": {}, "created_at": now}
 
 
 def _note(actor, customer_id: int, body: str, now) -> CustomerNote:
-    return CustomerNote(customer_id=customer_id, author_id=actor.id if actor else None, kind="other",
-                        body=body[:10000], sections={}, created_at=now)
+    return CustomerNote(**_note_values(actor, customer_id, body, now))
 
 
 def _fill(actor, batch, rows, resolver) -> int:

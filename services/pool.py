@@ -22,7 +22,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload
 
-from extensions import db
+from extensions import db, insert_rows
 from models import Customer, CustomerNote, PoolEvent, PoolEventKind, Setting, User, utcnow
 from services import audit, leases, policy, search, settings
 from services.errors import DomainError
@@ -123,30 +123,36 @@ def _event(kind, customer_id, actor, *, from_user=None, to_user=None, reason="",
     ))
 
 
+def new_customer_clock(owner_id: int | None, created_at: datetime) -> dict:
+    """The pool columns of a new customer: born in the pool ("new"), or owned
+    since its creation (the recycle clock starts then)."""
+    if owner_id is None:
+        return {"owned_since": None, "pool_reason": "new"}
+    return {"owned_since": created_at, "pool_reason": ""}
+
+
 def record_created(customer: Customer, actor: User) -> None:
     """Called when a customer is created (in the caller's transaction): a pool event
     for a customer born in the pool, the ownership clock for an owned one."""
-    record_created_many([customer], actor)
+    for name, value in new_customer_clock(customer.owner_id, customer.created_at or utcnow()).items():
+        setattr(customer, name, value)
+    record_created_many([(customer.id, customer.owner_id)], actor)
 
 
-def record_created_many(customers: list[Customer], actor: User | None, **details) -> None:
-    """:func:`record_created` for many new (flushed) customers at once, with one
-    search backlog write: an import's batch of rows. ``details`` go on each event.
+def record_created_many(created: list[tuple[int, int | None]], actor: User | None, **details) -> None:
+    """The pool events of new (flushed) customers, given as (id, owner id), whose
+    columns hold new_customer_clock's values, in one statement, with one search
+    backlog write: an import's batch of rows. ``details`` go on each event.
     Only the customers' own entries: a new customer has no note in the index yet
     (notes saved with it are recorded as themselves), and redoing all notes of 50,000
     new customers was a lookup per customer in the notes index."""
-    search.mark_customers([customer.id for customer in customers])
-    events = []
-    for customer in customers:
-        if customer.owner_id is None:
-            customer.pool_reason = "new"
-            kind, to_user, reason = PoolEventKind.CREATE_IN_POOL, None, ""
-        else:
-            customer.owned_since = customer.created_at or utcnow()
-            kind, to_user, reason = PoolEventKind.ASSIGN, customer.owner_id, "created"
-        events.append(PoolEvent(customer_id=customer.id, kind=kind, actor_id=actor.id if actor else None,
-                                to_user_id=to_user, reason=reason, at=utcnow(), details=details))
-    db.session.add_all(events)
+    search.mark_customers([customer_id for customer_id, _ in created])
+    actor_id, now = actor.id if actor else None, utcnow()
+    insert_rows(PoolEvent, [
+        {"customer_id": customer_id, "actor_id": actor_id, "at": now, "details": details,
+         **({"kind": PoolEventKind.CREATE_IN_POOL, "to_user_id": None, "reason": ""} if owner_id is None
+            else {"kind": PoolEventKind.ASSIGN, "to_user_id": owner_id, "reason": "created"})}
+        for customer_id, owner_id in created])
 
 
 def record_owner_change(actor: User, customer: Customer, new_owner_id: int | None) -> None:

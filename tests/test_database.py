@@ -117,6 +117,34 @@ def test_the_pool_pages_default_order_reads_an_index_on_postgresql(app):
     assert "ix_customers_pool_stale" in plan and "Sort" not in plan
 
 
+def test_bulk_inserted_rows_get_their_own_ids_in_one_statement(app):
+    """insert_returning_ids (an import's chunk): one INSERT for many rows, some with
+    NULLs where others have values, and each row's id in the order of the rows,
+    after the ids already used and before those the database gives next."""
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from extensions import insert_returning_ids
+
+    with app.app_context():
+        earlier = Customer(name="earlier")
+        db.session.add(earlier)
+        db.session.flush()
+        rows = [{"name": f"客户{i}", "birthday": date(1990, 1, 1 + i % 28) if i % 3 else None} for i in range(250)]
+        with statements_run(db.engine) as statements:
+            ids = insert_returning_ids(Customer, rows)
+        names = dict(db.session.execute(select(Customer.id, Customer.name).where(Customer.id.in_(ids))).all())
+        assert [names[i] for i in ids] == [row["name"] for row in rows]
+        assert len(set(ids)) == 250 and min(ids) > earlier.id
+        assert len([s for s in statements if s.startswith("INSERT")]) == 1
+        later = Customer(name="later")
+        db.session.add(later)
+        db.session.flush()
+        assert later.id > max(ids)  # the database's own numbering goes on after them
+        db.session.rollback()
+
+
 @pytest.mark.concurrency
 def test_parallel_failed_logins_are_all_counted(app):
     """Failures arrive from many workers at once: none may be lost, and the lock

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from extensions import db
-from models import AuditEvent, Customer, CustomerNote, ImportRow, ImportStatus, SearchBacklog, Tag, User
+from models import AuditEvent, Customer, CustomerNote, ImportRow, ImportStatus, PoolEvent, SearchBacklog, Tag, User
 from services import customers, import_files, import_jobs, imports, search, settings
 from services.import_apply import undo_import
 from services.import_rows import Lookups, check_row, guess_mapping
@@ -272,6 +272,41 @@ def test_duplicates_filled_or_created_anyway_and_undo_restores(app, staff, tmp_p
         [["客户0", "", "13900000000", "", "", "", ""]])), duplicates="create")
     assert again.counts["created"] == 1 and count(Customer) == 2
     assert db.session.scalar(select(ImportRow.action).where(ImportRow.batch_id == again.id)) == "created_anyway"
+
+
+def test_each_created_customer_gets_all_that_creating_one_writes(app, staff, tmp_path, monkeypatch):
+    """A chunk's new customers are written with bulk statements; each still gets its
+    phones in order, its tags, its first note with the contact time, its pool event
+    and ownership clock, its ImportRow, and its search backlog entries."""
+    recorded = []
+    original = search.sync.record
+    monkeypatch.setattr(search.sync, "record", lambda s, c, keys: recorded.extend(keys) or original(s, c, keys))
+    headers = ["姓名", "公司", "手机", "座机", "邮箱", "标签", "备注", "负责人"]
+    data = [["甲", "甲公司", "13900000001", "010-60000001", "Jia@Example.com", "VIP、展会", "第一次来电", "sales.one"],
+            ["乙", "", "13900000002", "", "", "", "", ""]]
+    batch = run_import(staff["manager"], write(tmp_path, "c.csv", csv_bytes(data, headers=headers)), owner="column")
+    assert batch.counts["created"] == 2
+    jia, yi = (db.session.scalar(select(Customer).where(Customer.name == name)) for name in ("甲", "乙"))
+    assert [(p.kind, p.digits, p.position) for p in jia.phones] == [("mobile", "13900000001", 0),
+                                                                    ("landline", "01060000001", 1)]
+    assert (jia.company, jia.email, [t.name for t in jia.tags]) == ("甲公司", "jia@example.com", ["VIP", "展会"])
+    assert jia.created_by_id == staff["manager"].id and yi.tags == []
+    assert (jia.owner_id, jia.owned_since, jia.pool_reason) == (staff["sales"].id, jia.created_at, "")
+    assert (yi.owner_id, yi.owned_since, yi.pool_reason) == (None, None, "new")
+    note = db.session.scalars(select(CustomerNote)).one()
+    assert (note.customer_id, note.body, note.kind) == (jia.id, "第一次来电", "other")
+    assert note.author_id == staff["manager"].id
+    assert (jia.last_contact_at, yi.last_contact_at) == (note.created_at, None)
+    events = {e.customer_id: e for e in db.session.scalars(select(PoolEvent))}
+    assert (events[jia.id].kind, events[jia.id].to_user_id, events[jia.id].reason) == ("assign", staff["sales"].id,
+                                                                                      "created")
+    assert (events[yi.id].kind, events[yi.id].to_user_id, events[yi.id].reason) == ("create_in_pool", None, "")
+    for event in events.values():
+        assert event.actor_id == staff["manager"].id
+        assert event.details == {"import_batch": batch.id, "override_limit": False}
+    assert db.session.execute(select(ImportRow.row_number, ImportRow.customer_id, ImportRow.action)
+                              .order_by(ImportRow.row_number)).all() == [(2, jia.id, "created"), (3, yi.id, "created")]
+    assert set(recorded) == {("customer", jia.id), ("customer", yi.id), ("note", note.id)}
 
 
 def test_unknown_tags_dropped_when_asked(app, staff, tmp_path):
