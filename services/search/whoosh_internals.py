@@ -124,7 +124,7 @@ class _TermsPool:
         held = terms.get(text)
         if held is None:
             terms[text] = docnum
-        elif type(held) is int:
+        elif isinstance(held, int):
             terms[text] = array("I", (held, docnum))
         else:
             held.append(docnum)
