@@ -22,23 +22,33 @@ Each function's docstring says what it returns and which private part it relies 
 from __future__ import annotations
 
 import re
+import struct
 import sys
 import zlib
 from array import array
+from hashlib import md5
 from itertools import accumulate, islice, repeat
 from pickle import dumps
 
 from whoosh.codec.whoosh3 import (
-    LENGTHS_COLUMN, WHOOSH3_HEADER_MAGIC, W3Codec, W3FieldWriter, W3LeafMatcher, W3PerDocReader, W3TermInfo,
-    _lenfield)
+    LENGTHS_COLUMN,
+    WHOOSH3_HEADER_MAGIC,
+    W3Codec,
+    W3FieldWriter,
+    W3LeafMatcher,
+    W3PerDocReader,
+    W3TermInfo,
+    _lenfield,
+)
 from whoosh.columns import NumericColumn
+from whoosh.filedb.filetables import md5_hash
 from whoosh.index import TOC
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import SegmentReader
 from whoosh.system import pack_int, pack_long, pack_uint, pack_ushort
 from whoosh.util import fib
-from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.util.filelock import FileLock
+from whoosh.util.numeric import length_to_byte
 from whoosh.writing import PostingPool, SegmentWriter
 
 # The Whoosh modules (and, where a module also holds internals, the names) the rest of
@@ -209,7 +219,6 @@ class _TermsWriter(W3FieldWriter):
     ``_codec._blocklimit/_compression``."""
 
     def add_postings(self, schema, lengths, items):
-        blocklimit = self._codec._blocklimit
         field_name = length_bytes = None
         terms = items.terms() if isinstance(items, _Pooled) else _by_term(items)
         for name, text, ids, weights, values in terms:
@@ -219,54 +228,85 @@ class _TermsWriter(W3FieldWriter):
                 self.start_field(name, schema[name])
                 length_bytes = _length_bytes(lengths, name)
                 field_name = name
-            if len(ids) <= blocklimit:
-                self._write_term(text, ids, weights, values, length_bytes)
-                continue
-            self.start_term(text)  # Whoosh's own way, block by block
-            for docnum, weight, value in zip(ids, weights, values):
-                self.add(docnum, weight, value, byte_to_length(length_bytes(docnum)) or None)
-            self.finish_term()
+            self._write_term(text, ids, weights, values, length_bytes)
         if field_name is not None:
             self.finish_field()
 
     def _write_term(self, text, ids, weights, values, length_bytes) -> None:
-        """One term's postings as one block, as ``W3PostingsWriter`` writes it, and
-        its row in the terms table, as ``W3TermInfo.to_bytes`` makes it."""
+        """One term's postings in blocks of ``blocklimit``, as ``W3PostingsWriter``
+        writes them, and its row in the terms table, as ``W3TermInfo.to_bytes`` and
+        ``OrderedHashWriter.add`` write it."""
         if not ids:
             raise ValueError(f"term {text!r} has no postings")
         weights = array("f", weights)  # Whoosh keeps weights as 32-bit floats
-        if len(ids) == 1:
-            gaps, top = (ids[0],), max(0.0, weights[0])
-            smallest = largest = length_bytes(ids[0])
-            packed_weights = None if top == 1.0 else weights[0]
-        else:
-            gaps = tuple(b - a for a, b in zip([0, *ids], ids))
-            top = max(0.0, max(weights))
-            nonzero = [b for b in map(length_bytes, ids) if b]
-            smallest, largest = (min(nonzero), max(nonzero)) if nonzero else (0, 0)
-            if all(weight == 1.0 for weight in weights):
-                packed_weights = None
-            elif all(weight == weights[0] for weight in weights):
-                packed_weights = weights[0]
-            else:
-                packed_weights = tuple(weights)
         size = self._format.fixed_value_size()
-        if size == 0:
-            packed_values = None
-        else:
-            kept = [value for value in values if value]
-            packed_values = tuple(kept) if size is None or size < 0 else b"".join(kept)
-        data = dumps((gaps, packed_weights, packed_values), 2)
-        compression = self._codec._compression if len(data) >= UNCOMPRESSED_BELOW else 0
-        if compression:
-            data = zlib.compress(data, compression)
-        info = dumps((len(ids), ids[-1], top, compression, smallest, largest), 2)
-        block = WHOOSH3_HEADER_MAGIC + pack_int(-(len(info) + len(data))) + info + data
-        postfile = self._postfile
+        blocklimit, postfile = self._codec._blocklimit, self._postfile
         start = postfile.tell()
-        postfile.write(block)
+        blocks, smallest, largest, top = [WHOOSH3_HEADER_MAGIC], 0, 0, 0.0
+        for first in range(0, len(ids), blocklimit):
+            last = first + blocklimit >= len(ids)
+            block, low, high, heaviest = _block(ids[first : first + blocklimit], weights[first : first + blocklimit],
+                                                values[first : first + blocklimit], length_bytes, size,
+                                                self._codec._compression, last)
+            blocks.append(block)
+            smallest = low if not smallest or (low and low < smallest) else smallest
+            largest, top = max(largest, high), max(top, heaviest)
+        written = b"".join(blocks)
+        postfile.write(written)
         terminfo = _TERMINFO.pack(False, sum(weights), len(ids), smallest, largest, top, ids[0], ids[-1])
-        self._tindex.add(pack_ushort(self._fieldid) + text, terminfo + pack_long(start) + pack_int(len(block)))
+        _add_term(self._tindex, pack_ushort(self._fieldid) + text, terminfo + pack_long(start) + pack_int(len(written)))
+
+
+def _block(ids, weights, values, length_bytes, size, compression: int, last: bool) -> tuple[bytes, int, int, float]:
+    """A posting block as ``W3PostingsWriter._write_block`` writes it, and its
+    smallest and largest length bytes (0: none) and largest weight."""
+    if len(ids) == 1:
+        gaps, top = (ids[0],), max(0.0, weights[0])
+        smallest = largest = length_bytes(ids[0])
+        packed_weights = None if top == 1.0 else weights[0]
+    else:
+        gaps = tuple(b - a for a, b in zip([0, *ids], ids))
+        top = max(0.0, max(weights))
+        nonzero = [b for b in map(length_bytes, ids) if b]
+        smallest, largest = (min(nonzero), max(nonzero)) if nonzero else (0, 0)
+        if all(weight == 1.0 for weight in weights):
+            packed_weights = None
+        elif all(weight == weights[0] for weight in weights):
+            packed_weights = weights[0]
+        else:
+            packed_weights = tuple(weights)
+    if size == 0:
+        packed_values = None
+    else:
+        kept = [value for value in values if value]
+        packed_values = tuple(kept) if size is None or size < 0 else b"".join(kept)
+    data = dumps((gaps, packed_weights, packed_values), 2)
+    if len(data) < UNCOMPRESSED_BELOW:
+        compression = 0
+    if compression:
+        data = zlib.compress(data, compression)
+    info = dumps((len(ids), ids[-1], top, compression, smallest, largest), 2)
+    length = len(info) + len(data)
+    return pack_int(-length if last else length) + info + data, smallest, largest, top
+
+
+def _add_term(table, key: bytes, value: bytes) -> None:
+    """``table.add(key, value)`` of an ``OrderedHashWriter`` (the terms table), in
+    one write and with the key's MD5 hash taken as ``md5_hash`` takes it. Relies on
+    its private ``dbfile``, ``index``, ``buckets``, ``lastkey`` and ``hashfn``."""
+    if table.hashfn is not md5_hash or key <= table.lastkey:
+        table.add(key, value)  # not the table expected, or out of order: Whoosh's own checks
+        return
+    dbfile = table.dbfile
+    position = dbfile.tell()
+    table.index.append(position)
+    dbfile.write(_KEY_VALUE_LENGTHS.pack(len(key), len(value)) + key + value)
+    hashed = int.from_bytes(md5(key, usedforsecurity=False).digest()[-4:], "big")
+    table.buckets[hashed & 255].append((hashed, position))
+    table.lastkey = key
+
+
+_KEY_VALUE_LENGTHS = struct.Struct("!ii")  # as whoosh.filedb.filetables writes them
 
 
 _TERMINFO = W3TermInfo._struct  # flags, weight, doc frequency, min and max length bytes, max weight, first and last id
