@@ -219,27 +219,51 @@ class _TermsWriter(W3FieldWriter):
     ``_codec._blocklimit/_compression``."""
 
     def add_postings(self, schema, lengths, items):
-        field_name = length_bytes = None
+        field_name = length_bytes = size = None
         terms = items.terms() if isinstance(items, _Pooled) else _by_term(items)
         for name, text, ids, weights, values in terms:
             if name != field_name:
                 if field_name is not None:
                     self.finish_field()
                 self.start_field(name, schema[name])
-                length_bytes = _length_bytes(lengths, name)
+                length_bytes, size = _length_bytes(lengths, name), self._format.fixed_value_size()
                 field_name = name
-            self._write_term(text, ids, weights, values, length_bytes)
+            key = pack_ushort(self._fieldid) + text
+            if len(ids) == 1 and weights[0] == 1.0:  # most terms: one block of one posting, weight 1
+                self._write_one(key, ids[0], values[0], length_bytes, size)
+            else:
+                self._write_term(key, ids, weights, values, length_bytes, size)
         if field_name is not None:
             self.finish_field()
 
-    def _write_term(self, text, ids, weights, values, length_bytes) -> None:
-        """One term's postings in blocks of ``blocklimit``, as ``W3PostingsWriter``
-        writes them, and its row in the terms table, as ``W3TermInfo.to_bytes`` and
-        ``OrderedHashWriter.add`` write it."""
+    def _write_one(self, key: bytes, docnum: int, value: bytes, length_bytes, size) -> None:
+        """``_write_term`` for a term in one document, with weight 1."""
+        length = length_bytes(docnum)
+        if size == 0:
+            packed_value = None
+        elif size is None or size < 0:
+            packed_value = (value,) if value else ()
+        else:
+            packed_value = value
+        data = dumps(((docnum,), None, packed_value), 2)
+        compression = self._codec._compression if len(data) >= UNCOMPRESSED_BELOW else 0
+        if compression:
+            data = zlib.compress(data, compression)
+        info = dumps((1, docnum, 1.0, compression, length, length), 2)
+        written = WHOOSH3_HEADER_MAGIC + pack_int(-(len(info) + len(data))) + info + data
+        postfile = self._postfile
+        start = postfile.tell()
+        postfile.write(written)
+        terminfo = _TERMINFO.pack(False, 1.0, 1, length, length, 1.0, docnum, docnum)
+        _add_term(self._tindex, key, terminfo + pack_long(start) + pack_int(len(written)))
+
+    def _write_term(self, key: bytes, ids, weights, values, length_bytes, size) -> None:
+        """A term's postings in blocks of ``blocklimit``, as ``W3PostingsWriter``
+        writes them, and its row in the terms table (``key``: field number and term
+        bytes), as ``W3TermInfo.to_bytes`` and ``OrderedHashWriter.add`` write it."""
         if not ids:
-            raise ValueError(f"term {text!r} has no postings")
+            raise ValueError(f"term {key!r} has no postings")
         weights = array("f", weights)  # Whoosh keeps weights as 32-bit floats
-        size = self._format.fixed_value_size()
         blocklimit, postfile = self._codec._blocklimit, self._postfile
         start = postfile.tell()
         blocks, smallest, largest, top = [WHOOSH3_HEADER_MAGIC], 0, 0, 0.0
@@ -254,7 +278,7 @@ class _TermsWriter(W3FieldWriter):
         written = b"".join(blocks)
         postfile.write(written)
         terminfo = _TERMINFO.pack(False, sum(weights), len(ids), smallest, largest, top, ids[0], ids[-1])
-        _add_term(self._tindex, pack_ushort(self._fieldid) + text, terminfo + pack_long(start) + pack_int(len(written)))
+        _add_term(self._tindex, key, terminfo + pack_long(start) + pack_int(len(written)))
 
 
 def _block(ids, weights, values, length_bytes, size, compression: int, last: bool) -> tuple[bytes, int, int, float]:
