@@ -239,11 +239,10 @@ class _TermsWriter(W3FieldWriter):
     def _write_one(self, key: bytes, docnum: int, value: bytes, length_bytes, size) -> None:
         """``_write_term`` for a term in one document, with weight 1."""
         length = length_bytes(docnum)
-        if size == 0:
-            packed_value = None
-        elif size is None or size < 0:
+        packed_value: bytes | tuple | None = None  # as _block packs one value
+        if size is None or size < 0:
             packed_value = (value,) if value else ()
-        else:
+        elif size > 0:
             packed_value = value
         data = dumps(((docnum,), None, packed_value), 2)
         compression = self._codec._compression if len(data) >= UNCOMPRESSED_BELOW else 0
