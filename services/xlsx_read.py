@@ -61,7 +61,11 @@ def first_sheet_rows(path: Path):
             book = _Book(archive)
         except _BROKEN as error:
             raise Unreadable(str(error)) from error
-        yield _unbroken(book.rows())
+        rows = _unbroken(book.rows())
+        try:
+            yield rows
+        finally:
+            rows.close()  # the sheet's stream, before the zip file
     finally:
         archive.close()
 

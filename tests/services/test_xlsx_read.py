@@ -248,6 +248,15 @@ def test_rows_beyond_a_wrong_dimension_are_read(tmp_path):
     assert ours(path) == [(1, ["姓名", "手机"]), (2, ["张伟", 13800138000])]
 
 
+def test_a_date_cell_out_of_range_is_an_error_value(tmp_path):
+    """As openpyxl gives it (with a warning): the error text Excel would show."""
+    rows = '<row r="1"><c r="A1" s="1"><v>99999999</v></c><c r="B1" s="1"><v>-800000</v></c></row>'
+    path = workbook_zip(tmp_path, {"sheet2": sheet_xml(rows)})
+    assert ours(path) == [(1, ["#VALUE!", "#VALUE!", None, None, None, None])]
+    with pytest.warns(UserWarning, match="outside the limits for dates"):
+        assert openpyxls(path) == ours(path)
+
+
 # ---- through import_files: row numbers and refusals ----------------------------------
 
 def test_rows_carry_the_spreadsheet_row_numbers(tmp_path):
