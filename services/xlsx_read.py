@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -70,7 +70,7 @@ def first_sheet_rows(path: Path):
         archive.close()
 
 
-def _unbroken(rows: Iterator[tuple[int, list]]) -> Iterator[tuple[int, list]]:
+def _unbroken(rows: Iterator[tuple[int, list]]) -> Generator[tuple[int, list], None, None]:
     try:
         yield from rows
     except _BROKEN as error:
