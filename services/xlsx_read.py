@@ -30,7 +30,7 @@ from xml.parsers import expat
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _PACKAGE_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
 _OFFICE_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-CHUNK = 1 << 16  # compressed bytes fed to the parser at a time
+CHUNK = 1 << 16  # bytes of XML fed to the parser at a time
 
 # Tag names as expat reports them with namespace_separator="}".
 _ROW, _CELL, _VALUE, _INLINE, _TEXT, _PHONETIC, _DIMENSION, _ITEM = (
@@ -114,7 +114,7 @@ def _tree(archive: zipfile.ZipFile, part: str) -> ElementTree.Element:
 def _relations(archive: zipfile.ZipFile, part: str) -> dict[str, tuple[str, str]]:
     """Id → (type, part name) of ``part``'s relationships."""
     folder, name = PurePosixPath(part).parent, PurePosixPath(part).name
-    rels = str(folder / "_rels" / f"{name}.rels").lstrip("./") if part else "_rels/.rels"
+    rels = _joined(folder, f"_rels/{name}.rels")  # "_rels/.rels" for the package itself
     if rels not in archive.NameToInfo:
         return {}
     found = {}
