@@ -2,9 +2,9 @@
 a BOM, GB18030/GBK; comma, tab or semicolon separated), row by row, and turning
 Excel's ways of storing things back into what was typed.
 
-Rows are streamed: an .xlsx is read with openpyxl's read-only mode (merged cells'
-followers come back empty, formulas as their cached value), a CSV through the csv
-module; nothing holds the whole sheet as objects.
+Rows are streamed: an .xlsx through services.xlsx_read (the values openpyxl's
+read-only mode gives: merged cells' followers empty, formulas as their cached
+value), a CSV through the csv module; nothing holds the whole sheet as objects.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import csv
 import io
 import re
 import unicodedata
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from flask_babel import lazy_gettext as _l
 
+from services import xlsx_read
 from services.errors import DomainError
 
 MAX_ROWS = 100_000
@@ -86,17 +86,22 @@ def _sheet(rows: Iterator[tuple[int, list]]) -> Sheet:
 
 @contextmanager
 def _xlsx_rows(path: Path):
-    from openpyxl import load_workbook
+    try:
+        with xlsx_read.first_sheet_rows(path) as rows:
+            yield _readable(rows)
+    except xlsx_read.Unreadable as error:
+        raise _not_xlsx() from error
 
+
+def _readable(rows: Iterator[tuple[int, list]]) -> Iterator[tuple[int, list]]:
     try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as error:
-        raise BadFile(_l("Not a spreadsheet: this file cannot be read as .xlsx.")) from error
-    try:
-        sheet = workbook.worksheets[0]
-        yield ((number, list(cells)) for number, cells in enumerate(sheet.iter_rows(values_only=True), 1))
-    finally:
-        workbook.close()
+        yield from rows
+    except xlsx_read.Unreadable as error:
+        raise _not_xlsx() from error
+
+
+def _not_xlsx() -> BadFile:
+    return BadFile(_l("Not a spreadsheet: this file cannot be read as .xlsx."))
 
 
 def decode(raw: bytes) -> str:
