@@ -285,6 +285,7 @@ def discard(writer) -> None:
         pass
     internals.release_write_lock(writer)
     _remove_leftovers(writer.storage)
+    _oldest_toc.pop(writer.storage.folder, None)  # its segment's files: the next tidy lists the folder
 
 
 def _remove_leftovers(storage) -> None:
@@ -304,6 +305,8 @@ def tidy(ix, now: float | None = None, *, unread: bool = False) -> None:
     at work then."""
     storage = ix.storage
     now = math.inf if unread else time.time() if now is None else now
+    if _nothing_expired(storage, ix.indexname, now):
+        return
     names = list(storage)
     generations = internals.toc_generations(names)
     expired = []
@@ -311,6 +314,8 @@ def tidy(ix, now: float | None = None, *, unread: bool = False) -> None:
         if now - storage.file_modified(internals.toc_file(ix.indexname, newer)) <= KEEP_REPLACED:
             break
         expired.append(older)
+    if generations[len(expired):]:
+        _oldest_toc[storage.folder] = generations[len(expired)]
     leftovers = [name for name in names if internals.is_leftover(name)]
     if not expired and not leftovers:
         return
@@ -324,6 +329,24 @@ def tidy(ix, now: float | None = None, *, unread: bool = False) -> None:
         segment = internals.segment_of_file(name)
         if (segment and segment not in named and not internals.is_temporary(name)) or name in leftovers:
             _delete(os.path.join(storage.folder, name))
+
+
+_oldest_toc: dict[str, int] = {}  # folder → its oldest TOC generation when this process last listed it
+
+
+def _nothing_expired(storage, indexname: str, now: float) -> bool:
+    """Whether, by what this process saw when it last listed the folder, no TOC can
+    have expired since (the oldest one still there, and the one after it replaced it
+    less than KEEP_REPLACED ago) and no failed writer left files: then ``tidy`` has
+    nothing to do and need not list a folder of thousands of files on every save."""
+    oldest = _oldest_toc.get(storage.folder)
+    if oldest is None or not storage.file_exists(internals.toc_file(indexname, oldest)):
+        return False
+    following = internals.toc_file(indexname, oldest + 1)
+    try:
+        return not storage.file_exists(following) or now - storage.file_modified(following) <= KEEP_REPLACED
+    except OSError:  # removed meanwhile by another process's tidy
+        return False
 
 
 def _delete(path: str) -> None:

@@ -413,6 +413,37 @@ def segments_named(storage, generation: int) -> frozenset:
     return frozenset(segment.segment_id() for segment in toc.segments)
 
 
+_LATEST: dict[tuple[str | None, str], int] = {}  # (folder, index name) → the newest TOC generation seen
+
+
+def _latest_generation(storage, indexname: str) -> int:
+    """The newest TOC generation of an index, as ``TOC._latest_generation`` finds it
+    by listing the folder and matching every name — a folder holds thousands of
+    files while replaced ones wait out KEEP_REPLACED, and every writer lists it
+    twice. From the newest generation seen before, if its TOC is still there, the
+    next ones are looked for by name instead: TOCs are numbered one after another
+    and only the oldest are ever deleted (``store.tidy``; Whoosh's own writer deletes
+    all but the newest), so the ones there form an unbroken run. Installed in place
+    of ``TOC._latest_generation`` (a private classmethod) below."""
+    folder = getattr(storage, "folder", None)
+    key = (folder, indexname)
+    generation = _LATEST.get(key) if folder is not None else None
+    if generation is None or not storage.file_exists(toc_file(indexname, generation)):
+        generation = _listed_latest_generation(storage, indexname)
+    else:
+        while storage.file_exists(toc_file(indexname, generation + 1)):
+            generation += 1
+    if folder is not None and generation >= 0:
+        if len(_LATEST) > 1000:
+            _LATEST.clear()
+        _LATEST[key] = generation
+    return generation
+
+
+_listed_latest_generation = TOC._latest_generation
+TOC._latest_generation = staticmethod(_latest_generation)  # type: ignore[method-assign,assignment]
+
+
 def reads_latest_toc(ix, searcher) -> bool:
     """Whether ``searcher`` (of ``ix``) reads the newest TOC: its own is there and
     the next one is not (two file checks, where ``ix.latest_generation()`` lists the
