@@ -14,6 +14,7 @@ caller, ``add_reader``). No database, no app.
 from __future__ import annotations
 
 import filecmp
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -134,3 +135,54 @@ def test_small_blocks_are_left_uncompressed_and_the_files_are_smaller(tmp_path):
     (mine,), (whooshs,) = _files(ours, ".pst"), _files(theirs, ".pst")
     assert not filecmp.cmp(mine, whooshs, shallow=False)
     assert mine.stat().st_size < whooshs.stat().st_size
+
+
+# ---- finding the newest TOC without listing the folder ---------------------------------------
+
+def _commit_one(ix, number: int) -> None:
+    writer = internals.segment_writer(ix)
+    writer.add_document(**_customers(number + 1)[number])
+    writer.commit(merge=False)
+
+
+def test_the_newest_toc_is_found_by_name_after_the_first_listing(tmp_path, monkeypatch):
+    ix = index.create_in(str(tmp_path), store.customer_schema())
+    _commit_one(ix, 0)
+    assert ix.latest_generation() == 1  # listed once: remembered
+    listings = []
+    original = type(ix.storage).list
+    monkeypatch.setattr(type(ix.storage), "list",  # the index's folder (the writer's temporary one aside)
+                        lambda self: (self.folder == ix.storage.folder and listings.append(1)) or original(self))
+    for number in range(1, 4):
+        _commit_one(ix, number)  # the writer reads the newest TOC too
+    assert ix.latest_generation() == 4 and listings == []
+    with index.open_dir(str(tmp_path)).searcher() as searcher:
+        assert searcher.doc_count() == 4
+    assert listings == []
+
+
+def test_the_newest_toc_is_listed_again_when_the_one_remembered_is_gone(tmp_path):
+    ix = index.create_in(str(tmp_path), store.customer_schema())
+    for number in range(3):
+        _commit_one(ix, number)
+    assert ix.latest_generation() == 3
+    store.tidy(ix, unread=True)  # every replaced TOC deleted: only 3 is left
+    assert internals.toc_generations(list(ix.storage)) == [3]
+    internals._LATEST[(ix.storage.folder, "MAIN")] = 1  # as another process that saw generation 1
+    assert ix.latest_generation() == 3
+
+
+def test_tidy_lists_the_folder_only_once_a_toc_can_have_expired(tmp_path, monkeypatch):
+    ix = index.create_in(str(tmp_path), store.customer_schema())
+    _commit_one(ix, 0)
+    store.tidy(ix)  # the first time: listed
+    listings = []
+    original = type(ix.storage).list
+    monkeypatch.setattr(type(ix.storage), "list",  # the index's folder (the writer's temporary one aside)
+                        lambda self: (self.folder == ix.storage.folder and listings.append(1)) or original(self))
+    _commit_one(ix, 1)
+    store.tidy(ix)  # TOC 1 replaced a moment ago: nothing can have expired
+    assert listings == []
+    store.tidy(ix, now=time.time() + store.KEEP_REPLACED + 1)  # it has now
+    assert listings == [1]
+    assert internals.toc_generations(list(ix.storage)) == [2]
