@@ -327,11 +327,7 @@ def _import_customers(file, dry_run, owner, duplicates, tags, override_limit):
     except DomainError as refused:
         raise click.ClickException(refused.message) from None
     db.session.commit()
-    import_jobs.run(import_jobs.IMPORT, batch_id, None)
-    counts = _finished_step(batch_id).counts
-    click.echo(_("Imported: %(created)d created, %(filled)d filled, %(skipped)d skipped, %(rejected)d rejected "
-                 "(batch %(batch)d).", batch=batch_id,
-                 **{k: counts[k] for k in ("created", "filled", "skipped", "rejected")}))
+    _import_and_report(batch_id)
 
 
 def _import_batch(batch_id: int):
@@ -359,7 +355,6 @@ def import_resume_command(batch_id, lang):
     """Go on with an interrupted import (its process died) after the rows it had
     imported; none is imported twice."""
     from flask_babel import force_locale
-    from flask_babel import gettext as _
 
     from services import import_jobs
 
@@ -370,11 +365,7 @@ def import_resume_command(batch_id, lang):
         except DomainError as refused:
             raise click.ClickException(refused.message) from None
         db.session.commit()
-        import_jobs.run(import_jobs.IMPORT, batch_id, None)
-        counts = _finished_step(batch_id).counts
-        click.echo(_("Imported: %(created)d created, %(filled)d filled, %(skipped)d skipped, %(rejected)d rejected "
-                     "(batch %(batch)d).", batch=batch_id,
-                     **{k: counts[k] for k in ("created", "filled", "skipped", "rejected")}))
+        _import_and_report(batch_id)
 
 
 @import_group.command("undo")
@@ -397,6 +388,19 @@ def import_undo_command(batch_id, lang):
             raise click.ClickException(refused.message) from None
         db.session.commit()
         click.echo(_("Import undone: %(archived)d customers archived, %(restored)d put back as they were.", **counts))
+
+
+def _import_and_report(batch_id: int) -> None:
+    """Run the import of a confirmed (or resumed) batch and print its counts."""
+    from flask_babel import gettext as _
+
+    from services import import_jobs
+
+    import_jobs.run(import_jobs.IMPORT, batch_id, None)
+    counts = _finished_step(batch_id).counts
+    click.echo(_("Imported: %(created)d created, %(filled)d filled, %(skipped)d skipped, %(rejected)d rejected "
+                 "(batch %(batch)d).", batch=batch_id,
+                 **{k: counts[k] for k in ("created", "filled", "skipped", "rejected")}))
 
 
 def _finished_step(batch_id: int):

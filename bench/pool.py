@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from load import PASSWORD, Browser, log, serve, workspace  # noqa: E402
+from load import PASSWORD, Browser, cpu_seconds, log, serve, workspace  # noqa: E402
 from timing import percentile  # noqa: E402
 
 # How a refusal reads (the claimers' language is English).
@@ -146,20 +146,6 @@ class Claimer(Browser):
         return elapsed, f"error ({status})"
 
 
-def server_cpu(pid: int) -> float:
-    """CPU seconds used so far by gunicorn's workers (Linux /proc): the cost of the
-    claims, which the machine's other load does not inflate as it does latency."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:  # ppid
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
 def race(claimers: list[Claimer], ids: list[int], seconds: float, think: float) -> tuple[list, float]:
     """Every claimer walks down ``ids`` at once for ``seconds``; returns (ms, outcome)
     of every claim and the wall time."""
@@ -224,12 +210,12 @@ def main() -> None:
         alone = Claimer(base, f"bench.claimer{args.claimers}")
         baseline_ids, ids = ids[-args.baseline:], ids[:-args.baseline]
         alone.claim(baseline_ids.pop())  # warm-up
-        cpu = server_cpu(server.pid)
+        cpu = cpu_seconds(server.pid)
         baseline = [alone.claim(cid) for cid in baseline_ids]
-        baseline_cpu = (server_cpu(server.pid) - cpu) / len(baseline) * 1000
-        cpu = server_cpu(server.pid)
+        baseline_cpu = (cpu_seconds(server.pid) - cpu) / len(baseline) * 1000
+        cpu = cpu_seconds(server.pid)
         results, wall = race(claimers, ids, args.seconds, args.think)
-        race_cpu = (server_cpu(server.pid) - cpu) / len(results) * 1000
+        race_cpu = (cpu_seconds(server.pid) - cpu) / len(results) * 1000
     finally:
         server.terminate()
         server.wait(timeout=30)
