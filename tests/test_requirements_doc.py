@@ -9,9 +9,10 @@ DOC = ROOT / "docs" / "REQUIREMENTS.md"
 SCANNED = ["app.py", "config.py", "extensions.py", "cli.py", "models", "services", "blueprints",
            "templates", "static/app.js", "tests", "bench"]
 # A code: a section letter of the product document and a number, e.g. "S4"; not part of
-# a longer word nor of a URL escape ("%A0") nor a quoted spreadsheet cell (sheet["I3"]).
+# a longer word nor of a URL escape ("%A0") nor a quoted spreadsheet cell (sheet["I3"])
+# nor the end of a cell range ("A1:F6").
 # "S1–S4" cites S1 to S4.
-CODE = re.compile(r"(?<![%\w\"])([ACDFINPRSTU])([1-9]\d?)(?:\s*[–-]\s*\1([1-9]\d?))?\b")
+CODE = re.compile(r"(?<![%\w\":])([ACDFINPRSTU])([1-9]\d?)(?:\s*[–-]\s*\1([1-9]\d?))?\b")
 
 
 def _files():
@@ -31,6 +32,8 @@ def test_codes_are_read_with_their_ranges():
     assert cited_codes("Search (S1–S4); see C3, and P8.") == {"S1", "S2", "S3", "S4", "C3", "P8"}
     assert cited_codes("/search?q=%E5%BC%A0 A4paper X1 S10b") == set()
     assert cited_codes('sheet["I3"].value, <c r="C2">, freeze_panes = "A2"') == set()
+    assert cited_codes('<dimension ref="A1:F6"/>') == set()
+    assert cited_codes("Requirements: D1, D2") == {"D1", "D2"}
 
 
 def test_every_cited_code_is_explained():
