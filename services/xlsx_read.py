@@ -38,6 +38,8 @@ _ROW, _CELL, _VALUE, _INLINE, _TEXT, _PHONETIC, _DIMENSION, _ITEM = (
 
 _COLUMN_LETTERS = re.compile(r"[A-Za-z]+")
 
+# What reading a damaged or foreign file raises (zipfile raises NotImplementedError for a
+# compression method it does not support).
 _BROKEN = (zipfile.BadZipFile, KeyError, ValueError, IndexError, OSError, EOFError, zlib.error,
            expat.ExpatError, ElementTree.ParseError, NotImplementedError)
 
