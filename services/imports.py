@@ -241,6 +241,9 @@ def settle_interrupted(now=None) -> int:
     now = now or utcnow()
     last_sign = func.coalesce(ImportBatch.heartbeat_at, ImportBatch.created_at)
     stale = last_sign < now - timedelta(seconds=current_app.config["IMPORT_STALE_SECONDS"])
+    running = ImportBatch.status.in_((ImportStatus.CHECKING, ImportStatus.IMPORTING))
+    if db.session.scalar(select(ImportBatch.id).where(running, stale).limit(1)) is None:
+        return 0  # read first: a page showing imports writes only when one has died
     db.session.execute(update(ImportBatch).where(ImportBatch.status == ImportStatus.CHECKING, stale).values(
         status=ImportStatus.FAILED, finished_at=last_sign,
         error=str(_l("The check stopped: the process running it ended. Check the file again."))))

@@ -4,10 +4,12 @@ and undo an import; the history of imports."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from flask import Blueprint, Response, abort, request, url_for
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from blueprints import htmx
@@ -21,6 +23,8 @@ from services.errors import DomainError
 from services.import_apply import undo_import
 from services.import_rows import FIELDS, problem_text
 from services.ids import is_id
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("imports", __name__, url_prefix="/customers")
 
@@ -46,9 +50,15 @@ def import_labels(state) -> None:
 
 
 def _settled() -> None:
-    """Checks and imports whose process died show as interrupted, not running."""
-    if imports.settle_interrupted():
-        db.session.commit()
+    """Checks and imports whose process died show as interrupted, not running. A
+    page only reads: when another process holds the database's write lock, they are
+    settled at the next page instead."""
+    try:
+        if imports.settle_interrupted():
+            db.session.commit()
+    except OperationalError:
+        db.session.rollback()
+        log.info("imports: the database was busy; interrupted batches are settled later")
 
 
 def _batch_or_404(batch_id: int) -> ImportBatch:

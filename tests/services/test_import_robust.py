@@ -13,6 +13,7 @@ from extensions import db
 from models import AuditEvent, Customer, ImportBatch, ImportRow, ImportStatus, utcnow
 from services import customers, import_jobs, imports
 from services.import_apply import undo_import
+from tests.conftest import statements_run
 from tests.import_helpers import csv_bytes, rows, write, xlsx_bytes
 from tests.services.test_import import check, run_import
 
@@ -267,3 +268,15 @@ def test_a_chunk_of_a_batch_declared_interrupted_is_not_written(app, staff, tmp_
     db.session.commit()
     with pytest.raises(import_jobs.Interrupted):
         import_jobs._still_running(batch)
+
+
+def test_settling_writes_nothing_while_no_batch_has_died(app, staff, tmp_path):
+    """The import pages settle dead batches on every view: with none dead, only a
+    read, so a page never waits for (or fails on) another process's write lock."""
+    batch = imports.receive_file(staff["manager"], "r.csv", lambda dest: dest.write_bytes(csv_bytes(rows(2))))
+    batch.status, batch.heartbeat_at = ImportStatus.IMPORTING, utcnow()  # running, alive
+    db.session.commit()
+    with statements_run(db.engine) as statements:
+        assert imports.settle_interrupted() == 0
+    assert statements and not [s for s in statements if s.lstrip().upper().startswith("UPDATE")]
+    assert db.session.get(ImportBatch, batch.id).status == ImportStatus.IMPORTING
