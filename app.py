@@ -66,7 +66,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from services import passwords, scheduler, search
 
     passwords.init_app(app)
-    search.init_app(app)
+    search.init_app(app, factory=create_app)
     scheduler.init_app(app)
 
     import cli

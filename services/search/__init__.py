@@ -65,7 +65,10 @@ class Found:
         return self.page > 1
 
 
-def init_app(app) -> None:
+def init_app(app, factory=None) -> None:
+    """``factory``: what made ``app`` (create_app), for a second process to make the
+    same app (an import's customers indexed on both cores, see sync.ASIDE_MIN)."""
+    app.extensions["search.app_factory"] = factory
     sync.install()
     store.allow_open_files()
     store.remove_abandoned_builds(app.config.get("SEARCH_INDEX_DIR") or os.path.join(app.instance_path, "search"))

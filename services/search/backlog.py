@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
+from whoosh import index
 
 from extensions import db
 from models import CustomerNote, SearchBacklog
@@ -83,6 +84,7 @@ class BulkWriters:
         self.writers: dict[str, tuple] = {}  # which → (ix, writer)
         self.added: dict[str, set[str]] = {store.CUSTOMERS: set(), store.NOTES: set()}
         self.sizes: list[list[int]] = []
+        self.written_apart: dict[str, tuple] = {}  # which → (segment, its folder)
 
     def __enter__(self) -> BulkWriters:
         return self
@@ -99,6 +101,20 @@ class BulkWriters:
                     added.add(key)
                     writer.add_document(**document)
 
+    def add_segment(self, which: str, folder: str, keys: list[str]) -> None:
+        """Commit with this block the one segment of the index in ``folder`` (written
+        by another process; ``keys``: its documents' keys in order). A document this
+        block added too is dropped from it: what this block read is the later state
+        or the same. Deletes of its keys' old entries are the caller's, through write()."""
+        segment = internals.only_segment(index.open_dir(folder))
+        added = self.added[which]
+        for docnum, key in enumerate(keys):
+            if key in added:
+                segment.delete_document(docnum)
+        added.update(keys)
+        self._writer(which)
+        self.written_apart[which] = (segment, folder)
+
     def _writer(self, which: str):
         if which not in self.writers:
             ix = store.open_index(which, self.generation, self.base)
@@ -114,9 +130,15 @@ class BulkWriters:
         for which in (store.CUSTOMERS, store.NOTES):  # the same order as before: customers first
             if which in self.writers:
                 ix, writer = self.writers.pop(which)
-                self.sizes.append(internals.writer_segment_sizes(writer))
+                apart = self.written_apart.pop(which, None)
+                sizes = internals.writer_segment_sizes(writer)
+                self.sizes.append(sizes + [apart[0].doc_count_all()] if apart else sizes)
                 try:
-                    store.commit(writer, merge=False)
+                    if apart:
+                        store.move_segment(apart[0], apart[1], ix.storage.folder)
+                        store.commit(writer, mergetype=internals.replacing((), apart[0]))
+                    else:
+                        store.commit(writer, merge=False)
                 except BaseException:
                     for _ix, other in self.writers.values():
                         store.discard(other)

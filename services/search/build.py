@@ -5,18 +5,20 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import pickle
 import shutil
 import threading
 import time
 from dataclasses import dataclass, field
 
-from flask import has_request_context
+from flask import current_app, has_request_context
 from sqlalchemy import delete, func, select
+from whoosh import index
 
 from extensions import db, read_only_request, reading_only
 from models import CustomerNote, SearchBacklog
 from services.search import documents, store
-from services.search.backlog import Changes, reading_session
+from services.search.backlog import Changes, chunks, reading_session
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,93 @@ def _in_child_process(function, *args):
         return value
 
     return result
+
+
+class Aside:
+    """Customers being indexed in a second process (start_customers_aside), as one
+    segment in an index of its own in ``folder``."""
+
+    def __init__(self, ids: list[int], folder: str):
+        self.ids, self.folder = ids, folder
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: this process may run threads
+        self._receiver, sender = context.Pipe(duplex=False)
+        factory = current_app.extensions["search.app_factory"]
+        self._process = context.Process(target=_index_customers_aside,
+                                        args=(sender, factory, _portable_config(), folder, ids),
+                                        name="search-aside", daemon=True)
+        self._process.start()
+        sender.close()
+
+    def keys(self, timeout: float) -> list[str]:
+        """The keys of the documents written, in document order, once the process
+        has ended. Raises RuntimeError if it failed or did not answer in ``timeout``
+        seconds (it is stopped then)."""
+        try:
+            answered = self._receiver.poll(timeout)
+            status, value = self._receiver.recv() if answered else ("error", f"no answer in {timeout:.0f} s")
+        except EOFError:
+            status, value = "error", "it ended without answering"
+        finally:
+            self.stop()
+        if status != "ok":
+            raise RuntimeError(f"indexing customers in a second process failed: {value}")
+        return list(value)
+
+    def stop(self) -> None:
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join(10)
+        self._receiver.close()
+
+
+def start_customers_aside(ids: list[int], folder: str) -> Aside:
+    """Start indexing the customers ``ids`` in a second process, so that a bulk
+    write (an import) uses both cores: this process indexes the rest meanwhile.
+    Raises RuntimeError when the app did not say how it was made (init_app's factory)."""
+    if not current_app.extensions.get("search.app_factory"):
+        raise RuntimeError("no app factory to start a second process with")
+    shutil.rmtree(folder, ignore_errors=True)  # left by a process that died
+    os.makedirs(folder)
+    return Aside(ids, folder)
+
+
+def _portable_config() -> dict:
+    """This app's settings that a new process can be given (every one that pickles),
+    with its instance folder: enough for create_app to make the same app."""
+    config = {}
+    for key, value in current_app.config.items():
+        try:
+            pickle.dumps(value)
+        except Exception:
+            continue
+        config[key] = value
+    config["INSTANCE_PATH"] = current_app.instance_path
+    return config
+
+
+def _index_customers_aside(sender, factory, config: dict, folder: str, ids: list[int]) -> None:
+    """In the second process: the app ``factory(config)`` makes, the customers
+    ``ids`` into a new index in ``folder``; sends ("ok", keys in document order) or
+    ("error", what went wrong)."""
+    try:
+        with factory(config).app_context():
+            writer = store.writer(index.create_in(folder, store.SCHEMAS[store.CUSTOMERS]()), limitmb=256)
+            keys: list[str] = []
+            try:
+                with reading_only(), reading_session() as session:
+                    for chunk in chunks(ids, 500):
+                        found, _missing = documents.customer_documents(session, chunk)
+                        for document in found:
+                            writer.add_document(**document)
+                            keys.append(document["key"])
+            except BaseException:
+                store.discard(writer)
+                raise
+            store.commit(writer, merge=False)
+            db.engine.dispose()
+        sender.send(("ok", keys))
+    except BaseException as error:  # reported to the parent, which indexes them itself
+        sender.send(("error", repr(error)))
 
 
 def _fill_notes(generation: str, progress) -> int:

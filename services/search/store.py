@@ -248,6 +248,14 @@ def open_index(which: str, generation: str | None = None, base: str | None = Non
     raise IndexUnavailable(failure)
 
 
+def move_segment(segment, source: str, target: str) -> None:
+    """Move the files of ``segment`` from the index folder ``source`` to ``target``,
+    before a commit names it there (should the commit fail, tidy deletes them)."""
+    for name in os.listdir(source):
+        if internals.segment_of_file(name) == internals.segment_id(segment):
+            os.replace(os.path.join(source, name), os.path.join(target, name))
+
+
 def writer(ix, **kwargs):
     """A writer of ``ix`` whose commit deletes no file (call ``tidy(ix)`` after its
     commit, under the write lock):

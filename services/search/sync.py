@@ -25,6 +25,7 @@ import shutil
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from flask import current_app, has_request_context
 from sqlalchemy import delete, event, inspect, or_, select, update
@@ -33,7 +34,7 @@ from whoosh import index
 
 from extensions import db, reading_only
 from models import Customer, CustomerNote, CustomerPhone, SearchBacklog
-from services.search import build, store
+from services.search import build, documents, store
 from services.search import whoosh_internals as internals
 from services.search.backlog import (
     CUSTOMER, CUSTOMER_NOTES, NOTE, BulkWriters, Changes, chunks, reading_session, record)
@@ -49,6 +50,10 @@ BULK_ROWS = 250_000
 BULK_LIMIT_MB = 256
 MERGE_AFTER = 8  # segments in an index (the built one included) before a background merge
 MERGE_LOCK_TIMEOUT = 60.0  # how long a background merge waits for the write lock
+# A bulk write naming this many customers or more has half of them indexed in a second
+# process (a fresh interpreter: ~2 s to start), waited for ASIDE_TIMEOUT s plus 10 ms a customer.
+ASIDE_MIN = 10_000
+ASIDE_TIMEOUT = 120.0
 
 
 # ---- recording changes --------------------------------------------------------------
@@ -193,29 +198,39 @@ def _drain_locked(batch: int = BATCH, *, bulk: bool = False) -> int:
         return 0
     rebuilding = store.rebuild_running()
     applied, merge_wanted, more = 0, False, True
-    while more:
-        ids: list[int] = []
-        # A save: one segment per ``batch`` rows. A bulk write: one segment per index
-        # for up to BULK_ROWS rows, read ``batch`` rows at a time.
-        with BulkWriters(generation, limitmb=BULK_LIMIT_MB if bulk else None) as writers:
-            while True:
-                with reading_only(), reading_session() as session:
-                    rows = session.execute(
-                        select(SearchBacklog.id, SearchBacklog.kind, SearchBacklog.ref_id)
-                        .where(SearchBacklog.applied_live.is_(False), SearchBacklog.id > (ids[-1] if ids else 0))
-                        .order_by(SearchBacklog.id).limit(batch)
-                    ).all()
-                    changes = Changes.load(session, {(row.kind, row.ref_id) for row in rows})
-                writers.write(changes)
-                ids += [row.id for row in rows]
-                more = len(rows) == batch
-                if not more or not bulk or len(ids) >= BULK_ROWS:
-                    break
-        if not ids:
-            break
-        merge_wanted = merge_wanted or any(merge_point(sizes) for sizes in writers.sizes)
-        _settle(ids, keep=rebuilding)
-        applied += len(ids)
+    aside = _customers_aside(generation) if bulk else None
+    try:
+        while more:
+            ids: list[int] = []
+            # A save: one segment per ``batch`` rows. A bulk write: one segment per index
+            # for up to BULK_ROWS rows, read ``batch`` rows at a time.
+            with BulkWriters(generation, limitmb=BULK_LIMIT_MB if bulk else None) as writers:
+                while True:
+                    with reading_only(), reading_session() as session:
+                        rows = session.execute(
+                            select(SearchBacklog.id, SearchBacklog.kind, SearchBacklog.ref_id)
+                            .where(SearchBacklog.applied_live.is_(False), SearchBacklog.id > (ids[-1] if ids else 0))
+                            .order_by(SearchBacklog.id).limit(batch)
+                        ).all()
+                        changes = _changes(session, rows, aside)
+                    writers.write(changes)
+                    ids += [row.id for row in rows]
+                    more = len(rows) == batch
+                    if not more or not bulk or len(ids) >= BULK_ROWS:
+                        break
+                if aside is not None:  # its rows are among the first BULK_ROWS: all read by now
+                    _take_aside(aside, writers)
+                    aside = None
+            if not ids:
+                break
+            merge_wanted = merge_wanted or any(merge_point(sizes) for sizes in writers.sizes)
+            _settle(ids, keep=rebuilding)
+            applied += len(ids)
+    finally:
+        if aside is not None:
+            aside.process.stop()
+        if bulk:
+            shutil.rmtree(_aside_folder(generation), ignore_errors=True)
     if merge_wanted:  # after the writing: a merge meanwhile would wait for the write lock
         start_merge()
     if not rebuilding:
@@ -223,6 +238,69 @@ def _drain_locked(batch: int = BATCH, *, bulk: bool = False) -> int:
             _forget_leftovers()
         store.remove_replaced_generations()
     return applied
+
+
+# ---- a bulk write's customers, half of them indexed in a second process ----------------
+
+@dataclass
+class _Aside:
+    """Customers a second process indexes during a bulk write: their ids, and the
+    backlog rows (read at the start) that this process only deletes the old entries of."""
+
+    process: build.Aside
+    rows: set[int]
+
+
+def _aside_folder(generation: str) -> str:
+    return os.path.join(store.root(), generation, "adding-customers")
+
+
+def _customers_aside(generation: str) -> _Aside | None:
+    """When the first BULK_ROWS rows of the backlog name ASIDE_MIN customers or more,
+    start indexing the later half of them in a second process (an import of many
+    rows: two cores index it, not one). Only rows among the first BULK_ROWS, which
+    the first bulk segment takes: a later one would delete what the second process
+    added."""
+    with reading_only(), reading_session() as session:
+        rows = session.execute(
+            select(SearchBacklog.id, SearchBacklog.kind, SearchBacklog.ref_id)
+            .where(SearchBacklog.applied_live.is_(False)).order_by(SearchBacklog.id).limit(BULK_ROWS)).all()
+    customers = sorted({row.ref_id for row in rows if row.kind == CUSTOMER})
+    if len(customers) < ASIDE_MIN:
+        return None
+    apart = set(customers[len(customers) // 2 :])
+    try:
+        process = build.start_customers_aside(sorted(apart), _aside_folder(generation))
+    except Exception:  # cannot start a process (limits): this one does it all
+        log.exception("search: could not start a second process; one process indexes everything")
+        return None
+    return _Aside(process, {row.id for row in rows if row.kind == CUSTOMER and row.ref_id in apart})
+
+
+def _changes(session, rows, aside: _Aside | None) -> Changes:
+    """The Changes of backlog ``rows``; of the rows the second process indexes, only
+    the deletion of their customers' old entries (unless another row names them)."""
+    if aside is None:
+        return Changes.load(session, {(row.kind, row.ref_id) for row in rows})
+    keys = {(row.kind, row.ref_id) for row in rows if row.id not in aside.rows}
+    changes = Changes.load(session, keys)
+    apart = {row.ref_id for row in rows if row.id in aside.rows} - {i for kind, i in keys if kind == CUSTOMER}
+    changes.delete[store.CUSTOMERS].update(("key", documents.customer_key(i)) for i in apart)
+    return changes
+
+
+def _take_aside(aside: _Aside, writers: BulkWriters) -> None:
+    """Add the second process's segment to the customers written in this block; if
+    it failed, index its customers here instead."""
+    timeout = ASIDE_TIMEOUT + len(aside.process.ids) / 100
+    try:
+        keys = aside.process.keys(timeout)
+    except RuntimeError:
+        log.exception("search: the second process failed; its customers are indexed here")
+        with reading_only(), reading_session() as session:
+            writers.write(Changes.load(session, {(CUSTOMER, i) for i in aside.process.ids}))
+        return
+    writers.add_segment(store.CUSTOMERS, aside.process.folder, keys)
 
 
 # ---- merging small segments, in the background -----------------------------------------
@@ -380,9 +458,7 @@ def _swap(which: str, generation: str, chosen: list, merged, docmaps, folder: st
             log.info("search %s segments changed during a merge; it is dropped", which)
             store.discard(writer)
             return False
-        for name in os.listdir(folder):
-            if internals.segment_of_file(name) == internals.segment_id(merged):
-                os.replace(os.path.join(folder, name), os.path.join(ix.storage.folder, name))
+        store.move_segment(merged, folder, ix.storage.folder)
     except BaseException:
         store.discard(writer)
         raise

@@ -12,6 +12,7 @@ import time
 import pytest
 from faker import Faker
 from sqlalchemy import func, insert, select, update
+from whoosh import index
 
 from extensions import db, reading_only, refresh_statistics
 from models import Customer, SearchBacklog
@@ -478,6 +479,92 @@ def test_a_bulk_write_replaces_changed_entries_once_each_in_one_segment(app, sta
     assert search.search_notes(admin, "报价").total == 1
     assert sorted(_ids(admin, "沙和尚")) == sorted(c.id for c in new)
     assert {which: _segments(which) for which in segments} == {which: n + 1 for which, n in segments.items()}
+    assert search.check().ok
+
+
+def test_a_large_bulk_write_indexes_half_its_customers_in_a_second_process(app, staff, monkeypatch):
+    """An import of many customers: the later half of them is indexed by a second
+    process (a real one) while this one indexes the rest; its segment comes in with
+    this one's, old entries of the customers it wrote are deleted, and its folder goes."""
+    from services.search import build, sync
+
+    admin = staff["admin"]
+    old = _customer(admin, "白骨精", phone="13700001111")
+    segments = _segments(store.CUSTOMERS)
+    started = []
+    real_start = build.start_customers_aside
+    monkeypatch.setattr(build, "start_customers_aside",
+                        lambda ids, folder: started.append(ids) or real_start(ids, folder))
+    monkeypatch.setattr(sync, "ASIDE_MIN", 4)
+    monkeypatch.setattr(sync, "BATCH", 3)
+    with search.deferred():
+        new = [make_customer(admin, f"沙和尚{n}", phone=f"1390000{n:04d}") for n in range(9)]
+        db.session.commit()
+        db.session.execute(update(Customer).where(Customer.id == old.id).values(name="白龙马"))
+        sync.mark_customers([old.id])
+        db.session.commit()
+    assert started == [sorted(c.id for c in [old, *new])[5:]]  # the later half, the changed customer too
+    assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
+    assert sorted(_ids(admin, "沙和尚")) == sorted(c.id for c in new)
+    assert _ids(admin, "13900000008") == [new[8].id]
+    assert _ids(admin, "白骨精") == [] and _ids(admin, "白龙马") == [old.id]
+    assert _segments(store.CUSTOMERS) == segments + 2
+    assert not os.path.exists(os.path.join(store.root(), store.current_generation(), "adding-customers"))
+    assert search.check().ok
+
+
+def test_a_customer_both_processes_indexed_is_kept_once_as_this_one_read_it(app, staff):
+    """A customer changed again after the second process was given it is read by
+    this one too: the entry this one wrote stays, the other process's is dropped."""
+    from services.search.backlog import BulkWriters, Changes, reading_session
+
+    admin = staff["admin"]
+    customer = _customer(admin, "猪八戒")
+    other = _customer(admin, "沙悟净")
+    generation = store.current_generation()
+    folder = os.path.join(store.root(), generation, "adding-customers")
+    os.makedirs(folder)
+    side = store.writer(index.create_in(folder, store.SCHEMAS[store.CUSTOMERS]()))
+    with reading_only(), reading_session() as session:
+        stale = Changes.load(session, {("customer", customer.id), ("customer", other.id)})
+    keys = list(stale.add[store.CUSTOMERS])
+    for key in keys:
+        side.add_document(**stale.add[store.CUSTOMERS][key])
+    store.commit(side, merge=False)
+    db.session.execute(update(Customer).where(Customer.id == customer.id).values(name="天蓬元帅"))
+    db.session.commit()
+    with reading_only(), reading_session() as session:
+        fresh = Changes.load(session, {("customer", customer.id), ("customer", other.id)})
+    fresh.add[store.CUSTOMERS].pop(f"c{other.id}")  # only the changed one read here
+    with BulkWriters(generation) as writers:
+        writers.write(fresh)
+        writers.add_segment(store.CUSTOMERS, folder, keys)
+    assert _ids(admin, "猪八戒") == [] and _ids(admin, "天蓬元帅") == [customer.id]
+    assert _ids(admin, "沙悟净") == [other.id]
+    assert search.search_customers(admin, "天蓬元帅").total == 1
+
+
+def test_a_second_process_that_fails_leaves_its_customers_to_this_one(app, staff, monkeypatch):
+    from services.search import build, sync
+
+    class Failed:
+        def __init__(self, ids, folder):
+            self.ids, self.folder, self.stopped = ids, folder, False
+
+        def keys(self, timeout):
+            raise RuntimeError("indexing customers in a second process failed: killed")
+
+        def stop(self):
+            self.stopped = True
+
+    admin = staff["admin"]
+    monkeypatch.setattr(build, "start_customers_aside", Failed)
+    monkeypatch.setattr(sync, "ASIDE_MIN", 2)
+    with search.deferred():
+        new = [make_customer(admin, f"哪吒{n}") for n in range(4)]
+        db.session.commit()
+    assert sorted(_ids(admin, "哪吒")) == sorted(c.id for c in new)
+    assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
     assert search.check().ok
 
 
