@@ -376,9 +376,8 @@ def import_undo_command(batch_id, lang):
     """Undo an import (finished, stopped or interrupted, within 7 days): archive the
     customers it created, put back what it filled in."""
     from flask_babel import force_locale
-    from flask_babel import gettext as _
 
-    from services.import_apply import undo_import
+    from services.import_apply import undo_import, undone_text
 
     with force_locale(lang or current_app.config["BABEL_DEFAULT_LOCALE"]):
         batch = _import_batch(batch_id)
@@ -387,7 +386,7 @@ def import_undo_command(batch_id, lang):
         except DomainError as refused:
             raise click.ClickException(refused.message) from None
         db.session.commit()
-        click.echo(_("Import undone: %(archived)d customers archived, %(restored)d put back as they were.", **counts))
+        click.echo(str(undone_text(batch, counts)))
 
 
 def _import_and_report(batch_id: int) -> None:

@@ -233,6 +233,15 @@ def undo_import(actor: User | None, batch: ImportBatch) -> dict[str, int]:
     return counts
 
 
+def undone_text(batch: ImportBatch, counts: dict[str, int]):
+    """What an undo did (``counts`` from undo_import), in words for the page and the
+    command line; plainly so when the import had created and filled in nothing (an
+    interrupted one whose first chunk never got written)."""
+    if not batch.counts.get("imported"):
+        return _l("Import undone: it had changed no customer.")
+    return _l("Import undone: %(archived)d customers archived, %(restored)d put back as they were.", **counts)
+
+
 def _archive_created(actor, ids: list[int], now) -> int:
     """Archive (as services.customers.archive does, for many at once) those of
     ``ids`` not archived yet."""

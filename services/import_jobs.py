@@ -26,7 +26,6 @@ from models import ImportBatch, ImportStatus, User, utcnow
 from services import audit, customers, imports, leases, policy, pool, search
 from services.errors import DomainError
 from services.import_apply import TagResolver, action_for, classify, owner_for, write_chunk
-from services.import_files import open_sheet
 from services.import_rows import Lookups, check_row
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ def _checked_chunks(batch: ImportBatch, lookups: Lookups, skip: int = 0):
     ``skip`` rows (imported before the batch was interrupted) only count towards
     the duplicates within the file."""
     mapping, seen = batch.options["mapping"], set[tuple]()
-    with open_sheet(imports.source_path(batch), batch.file_kind) as sheet:
+    with imports.open_rows(batch) as sheet:
         for chunk in _chunks(sheet.rows, imports.CHUNK):
             checked = [check_row(number, cells, mapping, lookups) for number, cells in chunk]
             done, checked, skip = checked[:skip], checked[skip:], max(0, skip - len(checked))

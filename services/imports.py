@@ -2,11 +2,12 @@
 run), import, undo.
 
 An import is a batch (models.ImportBatch). The upload is stored under
-instance/imports/<id>/; checking reads the whole file and stores a report there
-(the first rows as they will be saved, every row with a problem); importing reads
-the file again and writes CHUNK rows per transaction, with one search-index update
-per transaction; every row it created or filled is recorded (models.ImportRow), so
-that an undo within UNDO_DAYS is exact.
+instance/imports/<id>/, with its rows as read then (the file is parsed once);
+checking reads them all and stores a report there (the first rows as they will be
+saved, every row with a problem); importing reads them again and writes CHUNK
+rows per transaction, with one search-index update per transaction; every row it
+created or filled is recorded (models.ImportRow), so that an undo within UNDO_DAYS
+is exact.
 
 Checking and importing are jobs (:mod:`services.import_jobs`): unlike other
 services they commit, once per chunk, so that 50,000 rows are neither one huge
@@ -21,6 +22,7 @@ import json
 import os
 import secrets
 import shutil
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -56,6 +58,24 @@ def source_path(batch: ImportBatch) -> Path:
     return folder(batch) / batch.stored_name
 
 
+def rows_path(batch: ImportBatch) -> Path:
+    """The file's rows as read at upload (import_files.keep_rows)."""
+    return folder(batch) / "rows.pickle"
+
+
+@contextmanager
+def open_rows(batch: ImportBatch):
+    """The batch's header and rows (an import_files.Sheet), for every reader of
+    them: those kept at upload, else (a batch uploaded before rows were kept) the
+    file itself, read again. Raises BadFile for a damaged file."""
+    with import_files.open_kept(rows_path(batch)) as sheet:
+        if sheet is not None:
+            yield sheet
+            return
+    with import_files.open_sheet(source_path(batch), batch.file_kind) as sheet:
+        yield sheet
+
+
 def _report_path(batch: ImportBatch) -> Path:
     return folder(batch) / "report.json"
 
@@ -74,15 +94,10 @@ def remember_mapping(actor: User | None, headers: list[str], mapping: list[str])
     db.session.add(row)
 
 
-def _count_rows(path: Path, kind: str) -> tuple[list[str], int]:
+def _keep_rows(path: Path, kind: str, kept: Path) -> tuple[list[str], int]:
+    """Read the uploaded file once: its header, and its rows kept in ``kept``."""
     with import_files.open_sheet(path, kind) as sheet:
-        count = 0
-        for _ in sheet.rows:
-            count += 1
-            if count > import_files.MAX_ROWS:
-                raise import_files.BadFile(_l("The file has more than %(n)d rows: split it into smaller files.",
-                                              n=import_files.MAX_ROWS))
-        return sheet.headers, count
+        return sheet.headers, import_files.keep_rows(sheet, kept)
 
 
 def receive_file(actor: User | None, file_name: str, save, size: int | None = None) -> ImportBatch:
@@ -97,11 +112,12 @@ def receive_file(actor: User | None, file_name: str, save, size: int | None = No
     base = Path(current_app.instance_path) / "imports"
     base.mkdir(parents=True, exist_ok=True)
     upload = base / f"upload-{secrets.token_hex(8)}.{kind}"
+    kept = upload.with_suffix(".rows")
     try:
         save(upload)
         if upload.stat().st_size > limit:
             raise _too_large(limit)
-        headers, rows = _count_rows(upload, kind)
+        headers, rows = _keep_rows(upload, kind, kept)
         mapping = remembered_mapping(headers) or guess_mapping(headers)
         if "name" not in mapping:
             raise import_files.BadFile(_l(
@@ -114,10 +130,12 @@ def receive_file(actor: User | None, file_name: str, save, size: int | None = No
         db.session.add(batch)
         db.session.flush()
         folder(batch).mkdir(parents=True, exist_ok=True)
+        shutil.move(kept, rows_path(batch))
         shutil.move(upload, source_path(batch))
         return batch
     finally:
         upload.unlink(missing_ok=True)
+        kept.unlink(missing_ok=True)
 
 
 def _too_large(limit: int) -> import_files.BadFile:

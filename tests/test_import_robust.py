@@ -229,7 +229,19 @@ def test_an_interrupted_import_that_imported_nothing_offers_undo_which_closes_it
         assert db.session.get(ImportBatch, batch_id).status == ImportStatus.UNDONE
     page = client.get(f"/customers/imports/{batch_id}").get_data(as_text=True)
     assert 'data-testid="undo-import"' not in page and 'data-testid="resume-import"' not in page
+    assert "Import undone: it had changed no customer." in page and "0 customers archived" not in page
     assert live_customers(app) == 0
+
+
+@pytest.mark.parametrize("lang, words", [("en", "Import undone: it had changed no customer."),
+                                         ("zh", "已撤销此次导入：它未改动任何客户。")])
+def test_the_cli_undo_of_an_import_that_changed_nothing_says_so(app, lang, words):
+    batch_id = _silent_import(app, 3)
+    result = app.test_cli_runner().invoke(args=["import", "undo", str(batch_id), "--lang", lang])
+    assert result.exit_code == 0 and words in result.output, result.output
+    assert "archived" not in result.output and "归档" not in result.output
+    with app.app_context():
+        assert db.session.get(ImportBatch, batch_id).status == ImportStatus.UNDONE
 
 
 def test_the_interrupted_banner_in_chinese_when_nothing_was_imported(app, client, login_as):

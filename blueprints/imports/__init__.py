@@ -20,7 +20,7 @@ from extensions import db
 from models import ImportBatch, ImportStatus
 from services import customers, import_files, import_jobs, imports
 from services.errors import DomainError
-from services.import_apply import undo_import
+from services.import_apply import undo_import, undone_text
 from services.import_rows import FIELDS, problem_text
 from services.ids import is_id
 
@@ -232,8 +232,7 @@ def undo(batch_id: int):
         htmx.notify(refused.message, "error")
         return htmx.redirect(url_for("imports.batch_page", batch_id=batch_id))
     db.session.commit()
-    htmx.notify(_l("Import undone: %(archived)d customers archived, %(restored)d put back as they were.",
-                   **counts))
+    htmx.notify(undone_text(batch, counts))
     return htmx.redirect(url_for("imports.batch_page", batch_id=batch_id))
 
 
