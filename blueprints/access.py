@@ -13,7 +13,7 @@ from flask_login import current_user
 
 from extensions import db
 from models import Customer, CustomerNote, FollowUpTask, Role, User
-from services import policy
+from services import customers, policy
 from services.ids import is_id
 
 ROLE_LABELS = {
@@ -64,7 +64,10 @@ def actor():
 def _load(model, object_id: int, seen: str, action: str):
     """The object, if the current user may ``seen`` it (else 404) and may do
     ``action`` to it (else 403)."""
-    obj = _get(model, object_id)
+    return _allowed(_get(model, object_id), seen, action)
+
+
+def _allowed(obj, seen: str, action: str):
     if obj is None or not policy.may(actor(), seen, obj):
         abort(404)
     if action != seen:
@@ -72,10 +75,13 @@ def _load(model, object_id: int, seen: str, action: str):
     return obj
 
 
-def customer_or_404(customer_id: int, action: str = "customer.view") -> Customer:
+def customer_or_404(customer_id: int, action: str = "customer.view", *, brief: bool = False) -> Customer:
     """The customer, if the current user may see it (else 404) and may do
-    ``action`` to it (else 403)."""
-    return _load(Customer, customer_id, "customer.view", action)
+    ``action`` to it (else 403). ``brief``: its phones and tags are not read now
+    (they load if used), for a request that answers without the card."""
+    if not brief:
+        return _load(Customer, customer_id, "customer.view", action)
+    return _allowed(customers.get(customer_id, brief=True) if is_id(customer_id) else None, "customer.view", action)
 
 
 def note_or_404(note_id: int, action: str = "note.read") -> CustomerNote:

@@ -351,6 +351,8 @@ def customer_notes(user: User, customer: Customer, *, before: str | None = None,
     the next. Raises ValueError for a malformed cursor."""
     rows = list(db.session.scalars(customer_notes_query(user, customer, before).limit(limit + 1)))
     notes = rows[:limit]
+    for note in notes:  # the policy asks each note for its customer: this one, no lookup
+        set_committed_value(note, "customer", customer)
     return NotePage(notes, encode_cursor(notes[-1]) if len(rows) > limit else None)
 
 

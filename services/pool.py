@@ -411,13 +411,16 @@ def _last_effective(customer_ids: list[int]) -> dict[int, datetime]:
     return dict(rows.all())
 
 
-def recycle_clocks(customers: list[Customer], *, now: datetime | None = None) -> dict[int, RecycleClock]:
-    """The clock of each owned customer, computed with one query for the lot."""
+def recycle_clocks(customers: list[Customer], *, now: datetime | None = None,
+                   last: dict[int, datetime] | None = None) -> dict[int, RecycleClock]:
+    """The clock of each owned customer, computed with one query for the lot (none
+    when ``last``, the latest effective contact of each customer, is given)."""
     now = now or utcnow()
     enabled, days = settings.get("pool.recycle_enabled"), settings.get("pool.recycle_days")
     protected = set(settings.get("pool.protected_stages"))
     owned = [c for c in customers if c.owner_id is not None]
-    last = _last_effective([c.id for c in owned])
+    if last is None:
+        last = _last_effective([c.id for c in owned])
     clocks = {}
     for customer in owned:
         if not enabled:
@@ -435,16 +438,22 @@ def recycle_clocks(customers: list[Customer], *, now: datetime | None = None) ->
 
 
 def recycle_clock(customer: Customer, *, now: datetime | None = None) -> RecycleClock | None:
-    """One customer's clock, with the note that last reset it."""
-    clock = recycle_clocks([customer], now=now).get(customer.id)
+    """One customer's clock, with the note that last reset it. Whether the clock
+    counts needs no query; a counting clock reads its latest effective note once,
+    for both its time and its id."""
+    clock = recycle_clocks([customer], now=now, last={}).get(customer.id)
     if clock is None or clock.state != "counting":
         return clock
-    note_id = db.session.scalar(
-        select(CustomerNote.id).where(
+    kinds = settings.get("pool.effective_kinds")
+    newest = db.session.execute(
+        select(CustomerNote.id, _contact_time()).where(
             CustomerNote.customer_id == customer.id, CustomerNote.deleted_at.is_(None),
-            CustomerNote.kind.in_(settings.get("pool.effective_kinds")))
-        .order_by(_contact_time().desc(), CustomerNote.id.desc()).limit(1))
-    return RecycleClock(clock.state, clock.due_at, clock.days_left, clock.started_at, note_id)
+            CustomerNote.kind.in_(kinds))
+        .order_by(_contact_time().desc(), CustomerNote.id.desc()).limit(1)).first() if kinds else None
+    if newest is None:
+        return clock
+    clock = recycle_clocks([customer], now=now, last={customer.id: newest[1]})[customer.id]
+    return RecycleClock(clock.state, clock.due_at, clock.days_left, clock.started_at, newest[0])
 
 
 def _candidates(now: datetime, owner_id: int | None = None, horizon_days: int = 0):

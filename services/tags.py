@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from blinker import Namespace
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Integer, delete, exists, func, insert, literal, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from extensions import db
 from models import COLOURS, CustomerNote, Tag, TagGroup, User, customer_tags, note_tags
@@ -44,10 +44,12 @@ class Usage:
 # ---- reading ---------------------------------------------------------------------------
 
 def all_groups() -> list[TagGroup]:
-    """Every group in display order, each with its ``tags`` loaded (sorted by name)."""
+    """Every group in display order, each with its ``tags`` loaded (sorted by name):
+    one query (a few dozen tags joined to their groups; every form with a tag
+    picker reads them)."""
     return list(db.session.scalars(
-        select(TagGroup).options(selectinload(TagGroup.tags)).order_by(TagGroup.position, TagGroup.id)
-    ))
+        select(TagGroup).options(joinedload(TagGroup.tags)).order_by(TagGroup.position, TagGroup.id)
+    ).unique())
 
 
 def get_group(group_id: int) -> TagGroup | None:

@@ -427,6 +427,85 @@ def test_customer_page_offers_each_note_what_the_policy_allows(client, world, ap
     assert _offered_per_note(response.data.decode()) == {ids[name]: shown for name, shown in expected.items()}
 
 
+
+@pytest.mark.parametrize("role, shown", [
+    ("sales", "all"), ("manager", "all"), ("frontdesk", "own"), ("sales2", None)])
+def test_customer_page_shows_every_readable_note_newest_first(client, world, app, role, shown):
+    """The first page and the "older" pages together hold every note the role may
+    read on the customer, each once, newest first; the front desk only its own."""
+    with app.app_context():
+        customer = db.session.get(Customer, world["mine"])
+        stamp = utcnow() - timedelta(days=2)
+        authors = [db.session.get(User, world[key].id) for key in ("sales", "manager", "frontdesk")]
+        for index in range(27):
+            author = authors[index % 3]
+            note = notes.create_note(author, customer, NoteData(
+                kind="visit" if index % 3 == 2 else "call", body=f"记录{index:02d}")).note
+            db.session.flush()
+            note.created_at = stamp + timedelta(minutes=index)
+        db.session.commit()
+    _login(client, world[role])
+    response = client.get(f"/customers/{world['mine']}")
+    if shown is None:
+        assert response.status_code == 404
+        return
+    html = response.data.decode()
+    seen = re.findall(r"记录(\d\d)", html)
+    while (older := re.search(r'hx-get="(/customers/\d+/notes\?before=[^"]+)"', html)):
+        html = client.get(older.group(1).replace("&amp;", "&"), headers=HX).data.decode()
+        seen += re.findall(r"记录(\d\d)", html)
+    readable = [i for i in range(27) if shown == "all" or i % 3 == 2]
+    assert seen == [f"{i:02d}" for i in reversed(readable)]
+
+
+def _badges(html: str, note_id: int) -> list[str]:
+    article = html.split(f'id="note-{note_id}"')[1].split("</header>")[0] + html.split(
+        f'id="note-{note_id}"')[1].split('class="tag-cell">')[1].split("</p>")[0]
+    return re.findall(r'<span class="(?:note-kind|tag)[^>]*>[^<]*</span>', article)
+
+
+def test_note_badges_are_the_same_on_every_page_that_shows_the_note(client, world, app):
+    """The kind and tag badges of a note: on the customer page, its older pages, the
+    note alone, the notes list and the quick-entry answer (pages of notes import the
+    badge macros once, a note alone imports them itself)."""
+    from tests.factories import make_tag
+
+    with app.app_context():
+        tag = make_tag("回头客", "来源")
+        customer = db.session.get(Customer, world["mine"])
+        note = make_note(db.session.get(User, world["sales"].id), customer, "带标签", kind="visit",
+                         tag_ids=[tag.id], commit=True)
+        note_id, tag_id = note.id, tag.id
+    _login(client, world["sales"])
+    pages = [client.get(f"/customers/{world['mine']}").data.decode(),
+             client.get(f"/customers/{world['mine']}/notes", headers=HX).data.decode(),
+             client.get(f"/notes/{note_id}", headers=HX).data.decode(),
+             client.get(f"/notes/{note_id}").data.decode(),
+             client.get("/notes", query_string={"tag": tag_id}).data.decode()]
+    expected = _badges(pages[0], note_id)
+    assert len(expected) == 2 and "note-kind-visit" in expected[0] and 'title="来源">回头客<' in expected[1]
+    for html in pages[1:]:
+        assert _badges(html, note_id) == expected
+    saved = client.post(f"/customers/{world['mine']}/notes", headers=HX,
+                        data={"kind": "visit", "body": "又来了", "tags": str(tag_id)}).data.decode()
+    new_id = int(re.search(r'id="note-(\d+)" data-testid="note"', saved).group(1))
+    assert _badges(saved, new_id) == expected
+
+
+def test_quick_entry_does_not_read_the_customers_phones_or_tags(client, world, app):
+    """A note save answers with the form and the note, not the card: the customer's
+    phones and tags are not read. A refused plain post still shows the page."""
+    from tests.conftest import statements_run
+
+    _login(client, world["sales"])
+    with app.app_context(), statements_run(db.engine) as statements:
+        response = client.post(f"/customers/{world['mine']}/notes", headers=HX, data={"kind": "call", "body": "回访"})
+    assert response.status_code == 200 and "回访" in response.data.decode()
+    joined = [" ".join(s.split()) for s in statements]
+    assert not [s for s in joined if "FROM customer_phones" in s or "FROM customer_tags" in s]
+    refused = client.post(f"/customers/{world['mine']}/notes", data={"kind": "call", "body": " "})
+    assert refused.status_code == 422 and "王小明" in refused.data.decode() and b"<html" in refused.data
+
 # ---- comments and mentions ------------------------------------------------------------------------------
 
 def test_comment_fragment_and_plain_post(client, world, app):

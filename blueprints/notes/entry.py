@@ -68,7 +68,7 @@ def create(customer_id: int):
     the list (out of band); a plain form post is redirected to the customer page.
     422 with the typed text kept when the input is refused; 403 on an archived
     customer; 404 for a customer the user may not see."""
-    customer = customer_or_404(customer_id, "note.create")
+    customer = customer_or_404(customer_id, "note.create", brief=True)
     form = new_note_form(actor(), formdata=request.form)
     if form.validate_on_submit():
         try:

@@ -1,5 +1,6 @@
 """Pool rules (P2–P5, P8) at the service level, with every refusal."""
 
+from dataclasses import astuple
 from datetime import timedelta
 
 import pytest
@@ -155,6 +156,30 @@ def test_recycle_clock_counts_from_the_later_of_owning_and_effective_note(office
     notes.create_note(office["wang"], customer, NoteData(kind="other", body="没接"))
     assert pool.recycle_clock(customer).reset_by_note_id == note.id  # "other" does not count
 
+
+
+def test_recycle_clock_reads_the_latest_effective_note_once(office):
+    """The customer page's clock: one query for the counting clock (the note's time and
+    id together), none for one that does not count; the same answers as the clocks
+    the lists compute."""
+    from tests.conftest import statements_run
+
+    customer = customers.create_customer(office["wang"], CustomerData(name="周杰"))
+    _age(customer, 40)
+    notes.create_note(office["wang"], customer, NoteData(kind="visit", body="到访"))
+    newest = notes.create_note(office["wang"], customer, NoteData(kind="call", body="回访")).note
+    db.session.commit()
+    with statements_run(db.engine) as statements:
+        clock = pool.recycle_clock(customer)
+    assert len([s for s in statements if "customer_notes" in s]) == 1
+    assert clock.reset_by_note_id == newest.id
+    assert (clock.state, clock.due_at, clock.days_left, clock.started_at) == astuple(
+        pool.recycle_clocks([customer], now=utcnow())[customer.id])[:4]
+    customer.recycle_locked = True
+    db.session.commit()
+    with statements_run(db.engine) as statements:
+        assert pool.recycle_clock(customer).state == "locked"
+    assert not [s for s in statements if "customer_notes" in s]
 
 def test_sweep_recycles_due_customers_once_and_spares_protected_and_locked(office):
     due = customers.create_customer(office["wang"], CustomerData(name="该回收"))
