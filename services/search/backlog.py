@@ -101,17 +101,16 @@ class BulkWriters:
                     added.add(key)
                     writer.add_document(**document)
 
-    def add_segment(self, which: str, folder: str, keys: list[str]) -> None:
+    def add_segment(self, which: str, folder: str, keys: list[str], drop: set[str]) -> None:
         """Commit with this block the one segment of the index in ``folder`` (written
-        by another process; ``keys``: its documents' keys in order). A document this
-        block added too is dropped from it: what this block read is the later state
-        or the same. Deletes of its keys' old entries are the caller's, through write()."""
+        by another process; ``keys``: its documents' keys in order), without those of
+        its documents whose key is in ``drop`` (written meanwhile from a later or the
+        same state). Deleting its keys' old entries is the caller's, before."""
         segment = internals.only_segment(index.open_dir(folder))
-        added = self.added[which]
         for docnum, key in enumerate(keys):
-            if key in added:
+            if key in drop:
                 segment.delete_document(docnum)
-        added.update(keys)
+        self.added[which].update(keys)
         self._writer(which)
         self.written_apart[which] = (segment, folder)
 

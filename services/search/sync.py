@@ -218,12 +218,13 @@ def _drain_locked(batch: int = BATCH, *, bulk: bool = False) -> int:
                     more = len(rows) == batch
                     if not more or not bulk or len(ids) >= BULK_ROWS:
                         break
-                if aside is not None:  # its rows are among the first BULK_ROWS: all read by now
-                    _take_aside(aside, writers)
-                    aside = None
+            sizes = writers.sizes
+            if aside is not None:  # its rows are among the first BULK_ROWS: all applied by now
+                sizes = _take_aside(aside, generation, writers.added[store.CUSTOMERS])
+                aside = None
             if not ids:
                 break
-            merge_wanted = merge_wanted or any(merge_point(sizes) for sizes in writers.sizes)
+            merge_wanted = merge_wanted or any(merge_point(counts) for counts in sizes)
             _settle(ids, keep=rebuilding)
             applied += len(ids)
     finally:
@@ -289,18 +290,24 @@ def _changes(session, rows, aside: _Aside | None) -> Changes:
     return changes
 
 
-def _take_aside(aside: _Aside, writers: BulkWriters) -> None:
-    """Add the second process's segment to the customers written in this block; if
-    it failed, index its customers here instead."""
+def _take_aside(aside: _Aside, generation: str, added: set[str]) -> list[list[int]]:
+    """Add the second process's segment to the customers index (this process's own
+    segment is committed already: its writing overlapped the other's), dropping the
+    customers this process ``added`` itself; if the other process failed, index its
+    customers here instead. Returns the new segment sizes (see BulkWriters.sizes)."""
     timeout = ASIDE_TIMEOUT + len(aside.process.ids) / 100
     try:
         keys = aside.process.keys(timeout)
     except RuntimeError:
         log.exception("search: the second process failed; its customers are indexed here")
         with reading_only(), reading_session() as session:
-            writers.write(Changes.load(session, {(CUSTOMER, i) for i in aside.process.ids}))
-        return
-    writers.add_segment(store.CUSTOMERS, aside.process.folder, keys)
+            changes = Changes.load(session, {(CUSTOMER, i) for i in aside.process.ids})
+        with BulkWriters(generation, limitmb=BULK_LIMIT_MB) as writers:
+            writers.write(changes)
+        return writers.sizes
+    with BulkWriters(generation) as writers:
+        writers.add_segment(store.CUSTOMERS, aside.process.folder, keys, drop=added)
+    return writers.sizes
 
 
 # ---- merging small segments, in the background -----------------------------------------
