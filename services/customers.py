@@ -457,9 +457,15 @@ def _text_condition(q: str):
     """Plain matching for the list's quick filter (the search service does the
     real search): a name or company fragment, or the end of a phone number."""
     from sqlalchemy import or_
+    from sqlalchemy.orm import aliased
 
-    # autoescape: a typed % or _ is matched as itself (SQLAlchemy escapes it).
-    conditions = [Customer.name.contains(q, autoescape=True), Customer.company.contains(q, autoescape=True)]
+    # autoescape: a typed % or _ is matched as itself (SQLAlchemy escapes it). Matched
+    # on another alias of the table, so that the scan reads the (name, company) index
+    # rather than every customer's row (the rest of the filter then looks up only the
+    # matches).
+    named = aliased(Customer, name="named")
+    conditions = [Customer.id.in_(select(named.id).where(or_(
+        named.name.contains(q, autoescape=True), named.company.contains(q, autoescape=True))))]
     digits = phones.digits_only(q)
     if len(digits) >= 4:
         conditions.append(Customer.id.in_(
@@ -497,23 +503,34 @@ SORT_WALK = 1.0
 def page_of(query, order: list, page: int, per_page: int, *, with_tag_counts: bool,
             outside=None) -> CustomerPage:
     """One page of ``query`` (a ``select(Customer)`` with its filters, unordered) in
-    ``order``, the total, and the tag counts (when ``with_tag_counts``; ``outside``:
-    see :func:`tag_counts`): the customer list and the pool page."""
+    ``order``, the total, and the tag counts (when ``with_tag_counts``): the customer
+    list and the pool page. ``outside``, when given, holds exactly for the customers
+    ``query`` leaves out (see :func:`tag_counts`): the total of a filter matching many
+    is then every customer less those."""
     query = query.order_by(None)
     ids = list(db.session.scalars(query.with_only_columns(Customer.id).limit(SMALL_SET + 1)))
     small = len(ids) <= SMALL_SET
     if small:
         total = len(ids)
+    elif outside is not None:
+        total = _count_less_outside(outside)
     else:
-        total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        total = db.session.scalar(
+            select(func.count()).select_from(query.with_only_columns(Customer.id).subquery())) or 0
     # How many customers there are, about (for the page's and the tag counts' ways).
     largest_id = (db.session.scalar(select(func.max(Customer.id))) or 0) if total and not small else None
     pages = max(1, -(-total // per_page))
     page = min(max(1, page), pages)
     items: list[Customer] = []
     if total:
-        # The filter stays on (PostgreSQL reads each statement at its own snapshot).
-        rows = query.where(Customer.id.in_(ids)) if small else query
+        rows = query
+        if small:
+            # SQLite reads a whole request at one snapshot (one read transaction), so
+            # the ids are still exactly the matches and the filter (a text filter scans
+            # the table) need not run again. PostgreSQL reads each statement at its own
+            # snapshot: there the filter stays on.
+            rows = select(Customer) if _one_snapshot() else query
+            rows = rows.where(Customer.id.in_(ids))
         if not small and _walks_the_order(total, page * per_page, largest_id):
             rows, order = _walking_the_order(query, order)
         items = list(db.session.scalars(rows.order_by(*order).offset((page - 1) * per_page).limit(per_page)))
@@ -522,6 +539,21 @@ def page_of(query, order: list, page: int, per_page: int, *, with_tag_counts: bo
         counts = (_tag_counts_of_ids(ids) if small
                   else tag_counts(query, total=total, outside=outside, largest_id=largest_id))
     return CustomerPage(items=items, total=total, page=page, pages=pages, tag_counts=counts)
+
+
+def _count_less_outside(outside) -> int:
+    """How many customers ``outside`` does not hold (every customer less those it
+    holds, one statement): for a filter that leaves out only a few customers, whose
+    own count would step through nearly every customer."""
+    every = select(func.count()).select_from(Customer).scalar_subquery()
+    left_out = select(func.count()).select_from(Customer).where(outside).scalar_subquery()
+    return db.session.scalar(select(every - left_out)) or 0
+
+
+def _one_snapshot() -> bool:
+    """Whether the statements of one transaction all read the same snapshot (SQLite;
+    PostgreSQL's READ COMMITTED takes one per statement)."""
+    return db.session.get_bind().dialect.name == "sqlite"
 
 
 def _walks_the_order(total: int, rows_up_to: int, largest_id: int | None) -> bool:

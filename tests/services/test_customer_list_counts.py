@@ -126,3 +126,60 @@ def test_the_complement_counts_a_customer_the_filter_cannot_judge_as_left_out(st
     query = customers.filtered_query(sales, CustomerFilter(owner="mine"))
     a, b, c = office["tags"]
     assert customers.tag_counts(query, total=10**9) == customers.tag_counts(query) == {a.id: 2, b.id: 1, c.id: 1}
+
+
+@pytest.fixture
+def texts(staff):
+    """Customers for the list's text filter: names, companies, phone numbers, owners."""
+    rows = [("sales", "王小明", "华东机械", "13800135678"), ("sales2", "李华", "明光电子", "13900001234"),
+            (None, "张明", "", "02188885678"), (None, "赵六", "百分之100%公司", ""),
+            ("sales", "钱七", "机械厂", "13700009999")]
+    made = []
+    for owner, name, company, phone in rows:
+        actor = staff[owner] if owner else staff["frontdesk"]
+        made.append(customers.create_customer(actor, CustomerData(
+            name=name, company=company, phones=[("mobile", phone)] if phone else [])))
+    customers.archive(staff["manager"], customers.create_customer(
+        staff["manager"], CustomerData(name="明档案", phones=[("mobile", "13600005678")])))
+    return made
+
+
+@pytest.mark.parametrize("one_snapshot", [True, False])
+def test_the_text_filter_matches_names_companies_and_phone_ends_in_each_scope(staff, texts, monkeypatch,
+                                                                               one_snapshot):
+    """Each user's matches of a name or company fragment or a phone number's end:
+    only customers in their scope, never an archived one; the same total and page
+    whether the page re-applies the filter (PostgreSQL) or not (SQLite's one snapshot)."""
+    monkeypatch.setattr(customers, "_one_snapshot", lambda: one_snapshot)
+    wang, li, zhang, zhao, qian = texts
+    everyone = {"manager": {wang, li, zhang, zhao, qian}, "sales": {wang, zhang, zhao, qian},
+                "sales2": {li, zhang, zhao}, "frontdesk": {wang, li, zhang, zhao, qian}}
+    cases = {"明": {wang, li, zhang}, "机械": {wang, qian}, "5678": {wang, zhang}, "0000": set(),
+             "100%": {zhao}, "%": {zhao}, "1234": {li}}
+    for role, visible in everyone.items():
+        for q, matches in cases.items():
+            expected = matches & visible
+            pages = _strategies(monkeypatch, lambda q=q, role=role: customers.list_customers(
+                staff[role], CustomerFilter(q=q, sort="name", per_page=2)))
+            for page in pages:
+                assert page.total == len(expected), (role, q)
+                assert {c.id for c in page.items} <= {c.id for c in expected}, (role, q)
+                assert [c.id for c in page.items] == [c.id for c in pages[0].items], (role, q)
+            every = [c.id for p in range(1, pages[0].pages + 1) for c in customers.list_customers(
+                staff[role], CustomerFilter(q=q, sort="name", per_page=2, page=p)).items]
+            assert sorted(every) == sorted(c.id for c in expected), (role, q)
+
+
+def test_the_whole_pool_is_counted_as_every_customer_less_the_owned_and_archived(staff, office, monkeypatch):
+    """The unfiltered pool's total is every customer less those owned or archived
+    (neither counted twice), the same as counting the pool, for whoever sees it all."""
+    monkeypatch.setattr(customers, "SMALL_SET", 0)
+    made = office["customers"]
+    customers.archive(staff["manager"], made[3])  # a pool customer, archived
+    customers.archive(staff["manager"], made[0])  # an owned one, archived: outside once
+    in_pool = len(list(db.session.scalars(customers.filtered_query(staff["manager"], CustomerFilter(owner="pool")))))
+    assert in_pool == 2
+    for role in ("manager", "sales", "sales2"):
+        page = pool_list.list_pool(staff[role], PoolFilter())
+        assert page.total == in_pool, role
+        assert len(page.items) == in_pool, role
