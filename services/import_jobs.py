@@ -21,8 +21,8 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import update
 from sqlalchemy.engine import CursorResult
 
-from extensions import db
-from models import ImportBatch, ImportStatus, User, utcnow
+from extensions import db, refresh_growing_statistics
+from models import Customer, CustomerPhone, ImportBatch, ImportStatus, User, utcnow
 from services import audit, customers, imports, leases, policy, pool, search
 from services.errors import DomainError
 from services.import_apply import TagResolver, action_for, classify, owner_for, write_chunk
@@ -35,6 +35,7 @@ CHECK, IMPORT = "check", "import"
 # 50,000 rows from a CSV: one update at the end took 189 s; one every 20 chunks, many
 # times that (each update writes segments the next must look through, and merges pile up).
 INDEX_EVERY: int | None = None
+ANALYZE_AFTER = 1000  # customers created before the first refresh of the planner's statistics (PostgreSQL)
 _threads: dict[int, threading.Thread] = {}
 
 
@@ -157,12 +158,16 @@ def import_file(actor: User | None, batch: ImportBatch) -> None:
     batch says done. A resumed batch goes on after the ``progress`` rows done."""
     totals: Counter[str] = Counter({k: batch.counts.get(k, 0) for k in ("created", "filled", "skipped", "rejected")})
     resolver = TagResolver(actor, lookups := Lookups(), create=batch.options["tags"] == "create")
+    analyzed_at = 0  # rows created when the tables' statistics were last refreshed
     with search.deferred(every=INDEX_EVERY) as committed:
         for classified in _checked_chunks(batch, lookups, skip=batch.progress):
             totals.update(write_chunk(actor, batch, classified, resolver))
             batch.progress += len(classified)
             batch.counts = {**batch.counts, **totals, "imported": totals["created"] + totals["filled"]}
             _still_running(batch)
+            if totals["created"] >= 2 * analyzed_at + ANALYZE_AFTER:  # 1,000, 3,000, 7,000 … created
+                refresh_growing_statistics(Customer, CustomerPhone)
+                analyzed_at = totals["created"]
             db.session.commit()
             committed()
     batch.status, batch.finished_at = ImportStatus.DONE, utcnow()

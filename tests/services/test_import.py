@@ -499,3 +499,26 @@ def test_new_customers_are_indexed_without_redoing_notes_they_cannot_have(app, s
     kinds = {kind for kind, _id in recorded}
     assert batch.counts["created"] == 2 and kinds == {"customer", "note"}  # no "customer_notes"
     assert search.search_notes(staff["admin"], "来电").total == 1
+
+
+def test_an_import_refreshes_the_planners_statistics_as_the_tables_grow(app, staff, tmp_path, monkeypatch):
+    """PostgreSQL plans the duplicate lookups from the row counts of the last ANALYZE:
+    an import that grows the customers and their phones refreshes them as it goes
+    (after 1, 3 and 7 chunks here), not only at the end; SQLite needs nothing."""
+    from sqlalchemy import text
+
+    import extensions
+
+    monkeypatch.setattr(imports, "CHUNK", 5)
+    monkeypatch.setattr(import_jobs, "ANALYZE_AFTER", 5)
+    refreshed = []
+    real = extensions.refresh_growing_statistics
+    monkeypatch.setattr(import_jobs, "refresh_growing_statistics",
+                        lambda *models: refreshed.append(count(Customer)) or real(*models))
+    batch = run_import(staff["manager"], write(tmp_path, "grow.csv", csv_bytes(rows(40))))
+    assert batch.status == ImportStatus.DONE and batch.counts["created"] == 40
+    assert refreshed == [5, 15, 35]  # created so far, this chunk's included (its transaction)
+    if db.engine.dialect.name == "postgresql":
+        counted = db.session.execute(text(
+            "SELECT reltuples FROM pg_class WHERE oid = 'customers'::regclass")).scalar()
+        assert counted >= 35  # not the empty table the planner would otherwise assume
