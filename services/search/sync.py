@@ -220,7 +220,7 @@ def _drain_locked(batch: int = BATCH, *, bulk: bool = False) -> int:
                         break
             sizes = writers.sizes
             if aside is not None:  # its rows are among the first BULK_ROWS: all applied by now
-                sizes = _take_aside(aside, generation, writers.added[store.CUSTOMERS])
+                sizes = sizes + _take_aside(aside, generation, writers.added[store.CUSTOMERS])
                 aside = None
             if not ids:
                 break
