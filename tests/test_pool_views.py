@@ -270,7 +270,8 @@ def test_lock_and_assign(app, client, world):
     assert assigned.status_code == 200 and b"Assigned to wang" not in assigned.data
     assert "Assigned to wang" in assigned.headers["HX-Trigger"]
     with app.app_context():
-        events = [e.kind for e in db.session.scalars(select(PoolEvent).where(PoolEvent.customer_id == world["pool"]))]
+        events = [e.kind for e in db.session.scalars(
+            select(PoolEvent).where(PoolEvent.customer_id == world["pool"]).order_by(PoolEvent.id))]
         assert events == ["create_in_pool", "assign"]
 
 
