@@ -210,8 +210,19 @@ def search_check_command(repair):
         return
     if report.ok:
         click.echo("The index matches the database.")
+        _echo_wear(search.wear())
         return
     sys.exit(1)
+
+
+def _echo_wear(wear) -> None:
+    """A line per index that saves have worn enough for the nightly housekeeping to
+    write it anew (see services.search.build.WORN_SHARE)."""
+    for which, worn in wear.items():
+        if worn.worn:
+            click.echo(f"  The {which} index is worn: {worn.replaced} replaced and {worn.added} added entries "
+                       f"of {worn.entries}, in {worn.segments} segments; the nightly housekeeping (or "
+                       "`flask search rebuild`) writes it anew.")
 
 
 @click.group("pool")

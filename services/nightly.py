@@ -37,6 +37,8 @@ DETAILS = {
     "index_ok": _l("The index matches the database."),
     "index_rebuilt": _l("The index was unavailable; rebuilt: %(customers)d customers, %(notes)d notes."),
     "index_repaired": _l("Repaired %(count)d index entries; %(waiting)d changes still wait."),
+    "index_compacted": _l("The index was written anew, without %(replaced)d replaced entries: "
+                          "%(customers)d customers, %(notes)d notes."),
     "throttle_pruned": _l("Pruned %(count)d sign-in throttle rows."),
     "backup_made": _l("%(file)s, %(mb).1f MB, verified; %(rotated)d rotated away."),
     "failed": _l("Failed: %(error)s"),
@@ -157,7 +159,8 @@ def sweep_pool(echo: Echo) -> Details:
 
 def tidy_search_index(echo: Echo) -> Details:
     """Apply what waits in the backlog (which also deletes replaced index files),
-    then compare the index with the database and repair what differs."""
+    then compare the index with the database and repair what differs; an index the
+    day's saves have worn (see search.wear) is then written anew."""
     from services import search
 
     search.drain()
@@ -166,13 +169,26 @@ def tidy_search_index(echo: Echo) -> Details:
         log.warning("search index unavailable (%s): rebuilding", report.unavailable)
         built = search.rebuild()
         return {"code": "index_rebuilt", "customers": built.customers, "notes": built.notes}
-    if report.ok and not report.backlog:
+    details: Details = {"code": "index_ok"}
+    if not report.ok or report.backlog:
+        queued = search.fix(report)
+        waiting = search.check().backlog
+        echo(f"Repaired {queued} index entries" + (f"; {waiting} changes still wait" if waiting else "") + ".")
+        details = {"code": "index_repaired", "count": queued, "waiting": waiting}
+    wear = search.wear()
+    if any(w.worn for w in wear.values()):
+        replaced = sum(w.replaced for w in wear.values())
+        try:
+            built = search.rebuild()
+        except search.RebuildRunning:  # another process is writing it anew already
+            echo("The index is worn; another process is rebuilding it now.")
+            return details
+        echo(f"The index was written anew, without {replaced} replaced entries: "
+             f"{built.customers} customers, {built.notes} notes, in {built.seconds:.0f} s.")
+        return {"code": "index_compacted", "replaced": replaced, "customers": built.customers, "notes": built.notes}
+    if details["code"] == "index_ok":
         echo("The index matches the database.")
-        return {"code": "index_ok"}
-    queued = search.fix(report)
-    waiting = search.check().backlog
-    echo(f"Repaired {queued} index entries" + (f"; {waiting} changes still wait" if waiting else "") + ".")
-    return {"code": "index_repaired", "count": queued, "waiting": waiting}
+    return details
 
 
 def prune_throttle(echo: Echo) -> Details:

@@ -485,6 +485,11 @@ def segment_size(segment) -> int:
     return segment.doc_count_all()
 
 
+def segment_deleted(segment) -> int:
+    """How many of a segment's documents are deleted. Relies on ``Segment.deleted_count``."""
+    return segment.deleted_count()
+
+
 def copy_live_documents(storage, schema, segment, writer) -> dict[int, int]:
     """Add the live documents of ``segment`` (of the index in ``storage``) to
     ``writer``, in order. Returns, per document copied, its number in the writer's
