@@ -82,6 +82,9 @@ def note_document(row, tags: list[tuple[int, str]], owner_id: int | None, archiv
 
 _CUSTOMER_COLUMNS = (Customer.id, Customer.name, Customer.company, Customer.email, Customer.address,
                      Customer.owner_id, Customer.archived_at)
+# The attributes of a Customer its index document is made of: a change to any other
+# (the stage, the importance, the pool clock) leaves the document as it was.
+CUSTOMER_INDEXED = tuple(column.key for column in _CUSTOMER_COLUMNS if column.key != "id") + ("phones", "tags")
 _NOTE_COLUMNS = (CustomerNote.id, CustomerNote.customer_id, CustomerNote.author_id, CustomerNote.body,
                  CustomerNote.sections, CustomerNote.created_at)
 

@@ -81,15 +81,21 @@ def _changed(obj, attribute: str) -> bool:
 
 def _keys_of(session) -> set[tuple[str, int]]:
     """The backlog keys of what a flush wrote. A new customer's notes are not
-    redone: it has none in the index (notes saved with it are keys of their own)."""
+    redone: it has none in the index (notes saved with it are keys of their own). A
+    customer changed in nothing its document holds (its stage, importance, pool
+    clock) is not redone either: the same document written again cost a write of the
+    customers index, an entry replaced (see build.Wear), and every process a reopen
+    of its customer searchers."""
     keys = set()
-    new = session.new
-    for obj in list(new) + list(session.dirty) + list(session.deleted):
+    new, deleted = session.new, session.deleted
+    for obj in list(new) + list(session.dirty) + list(deleted):
         if isinstance(obj, Customer) and obj.id is not None:
-            keys.add((CUSTOMER, obj.id))
             if obj in new:
+                keys.add((CUSTOMER, obj.id))
                 continue
-            if obj in session.deleted or _changed(obj, "owner_id") or _changed(obj, "archived_at"):
+            if obj in deleted or any(_changed(obj, name) for name in documents.CUSTOMER_INDEXED):
+                keys.add((CUSTOMER, obj.id))
+            if obj in deleted or _changed(obj, "owner_id") or _changed(obj, "archived_at"):
                 keys.add((CUSTOMER_NOTES, obj.id))
         elif isinstance(obj, CustomerPhone) and obj.customer_id is not None:
             keys.add((CUSTOMER, obj.customer_id))

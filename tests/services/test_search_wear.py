@@ -93,3 +93,36 @@ def test_search_check_says_when_the_index_is_worn(app, staff, built, monkeypatch
     assert checked.exit_code == 0, checked.output
     assert "The customers index is worn: 1 replaced and 1 added entries of 11, in 2 segments" in checked.output
     assert "notes index is worn" not in checked.output
+
+
+def _customers_toc() -> int:
+    return store.open_index(store.CUSTOMERS).latest_generation()
+
+
+def test_a_change_the_customers_entry_does_not_hold_leaves_the_customers_index(app, staff, built):
+    """A note saved or the stage changed writes no new entry for the customer: the
+    customers index is not written, its searchers stay current. What the entry holds
+    (phones, tags) is written."""
+    from tests.factories import make_tag
+
+    admin, customer = staff["admin"], built[1]
+    before = _customers_toc()
+    make_note(admin, customer, "电话回访，客户询问报价", commit=True)
+    customers.update_customer(admin, customer, CustomerData(name=customer.name, stage="deal"),
+                              acknowledge_duplicates=True)
+    db.session.commit()
+    assert _customers_toc() == before
+    assert search.search_notes(admin, "回访").total == 1
+
+    customers.update_customer(admin, customer, CustomerData(name=customer.name, stage="deal",
+                                                            phones=[("mobile", "13912345678")]),
+                              acknowledge_duplicates=True)
+    db.session.commit()
+    assert _customers_toc() == before + 1
+    assert [c.id for c in search.search_customers(admin, "5678").items] == [customer.id]
+    tag = make_tag("老客户", "来源")
+    customers.set_tags(admin, customer, [tag.id])
+    db.session.commit()
+    assert _customers_toc() == before + 2
+    assert [c.id for c in search.search_customers(admin, "老客户").items] == [customer.id]
+    assert search.check().ok
