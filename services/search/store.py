@@ -459,12 +459,20 @@ def _take(key, generation: str):
             entry = None
     for old in stale:
         old[2].close()
-    # Not Searcher.refresh(): it reuses the readers of unchanged segments, and a
-    # segment that only had documents deleted looks unchanged to it.
-    if entry is not None and _current(entry):
+    if entry is None:
+        return _open(key, generation)
+    if _current(entry):
         return entry
-    if entry is not None:
-        entry[2].close()
+    # Not Searcher.refresh(): it reuses the readers of unchanged segments as they
+    # were, and a segment that only had documents deleted looks unchanged to it.
+    try:
+        return generation, entry[1], internals.reopened_searcher(entry[1], entry[2])
+    except Exception:
+        log.warning("search: reopening a searcher failed; opening a new one", exc_info=True)
+        try:
+            entry[2].close()
+        except Exception:
+            pass  # a reader already closed
     return _open(key, generation)
 
 

@@ -21,6 +21,7 @@ Each function's docstring says what it returns and which private part it relies 
 
 from __future__ import annotations
 
+import copy
 import re
 import struct
 import sys
@@ -44,7 +45,8 @@ from whoosh.columns import NumericColumn
 from whoosh.filedb.filetables import md5_hash
 from whoosh.index import TOC
 from whoosh.matching.wrappers import FilterMatcher
-from whoosh.reading import SegmentReader
+from whoosh.reading import EmptyReader, MultiReader, SegmentReader
+from whoosh.searching import Searcher
 from whoosh.system import pack_int, pack_long, pack_uint, pack_ushort
 from whoosh.util import fib
 from whoosh.util.filelock import FileLock
@@ -442,6 +444,52 @@ def _latest_generation(storage, indexname: str) -> int:
 
 _listed_latest_generation = TOC._latest_generation
 TOC._latest_generation = staticmethod(_latest_generation)  # type: ignore[method-assign,assignment]
+
+
+def reopened_searcher(ix, searcher):
+    """A searcher of ``ix``'s newest table of contents that takes over from
+    ``searcher`` (of an older one of the same index, neither used nor closed after
+    this) the readers of the segments both name. Opening a segment's reader opens and
+    reads its terms files: most of what opening a searcher costs, and a save adds one
+    small segment while the others stay. Each reader taken over is given the new TOC's
+    segment, whose deleted documents may have grown (the segment's files never
+    change); the readers of segments gone are closed. On failure the readers opened
+    here are closed, and ``searcher`` is the caller's to close. Relies on
+    ``FileIndex._read_toc``, ``SegmentReader``'s ``_segment``, ``_gen``, ``_perdoc``
+    (and its ``_segment``) and cached ``deleted_docs_set``, and on ``MultiReader``."""
+    toc = ix._read_toc()
+    held = {reader.segment().segment_id(): reader for reader, _offset in searcher.reader().leaf_readers()}
+    readers, opened = [], []
+    try:
+        for segment in toc.segments:
+            old = held.pop(segment.segment_id(), None)
+            if old is None:
+                opened.append(SegmentReader(ix.storage, toc.schema, segment, generation=toc.generation))
+                readers.append(opened[-1])
+            else:
+                readers.append(_given_segment(old, segment, toc.generation))
+    except BaseException:
+        for reader in opened:
+            reader.close()
+        raise
+    for reader in held.values():
+        reader.close()
+    if not readers:
+        return Searcher(EmptyReader(toc.schema), fromindex=ix)
+    reader = readers[0] if len(readers) == 1 else MultiReader(readers, generation=toc.generation)
+    return Searcher(reader, fromindex=ix)
+
+
+def _given_segment(reader, segment, generation: int):
+    """A reader of ``segment`` on ``reader``'s open files (those of the same segment
+    as an older TOC listed it), reading ``segment``'s deleted documents."""
+    given = SegmentReader.__new__(SegmentReader)
+    given.__dict__.update(reader.__dict__)
+    given.__dict__.pop("deleted_docs_set", None)  # a cached_property: the old deletions
+    perdoc = copy.copy(reader._perdoc)
+    perdoc._segment = segment
+    given._segment, given._perdoc, given._gen = segment, perdoc, generation
+    return given
 
 
 def reads_latest_toc(ix, searcher) -> bool:

@@ -1,0 +1,91 @@
+"""A searcher that a save made stale is reopened on the readers of the segments it
+already had (their files never change), each reading the new list of deleted
+documents; only the new segments are opened, and the readers of merged ones closed."""
+
+from __future__ import annotations
+
+import pytest
+
+from extensions import db
+from services import customers, search
+from services.customers import CustomerData
+from services.search import store, sync
+from tests.factories import make_customer, make_note
+
+
+def _leaves(searcher) -> dict[str, object]:
+    return {reader.segment().segment_id(): reader for reader, _offset in searcher.reader().leaf_readers()}
+
+
+def _held() -> tuple[object, dict]:
+    """The process's idle customers searcher, as the next search takes it."""
+    with store.searching(store.CUSTOMERS) as searcher:
+        return searcher, _leaves(searcher)
+
+
+def _ids(user, text: str) -> list[int]:
+    return [c.id for c in search.search_customers(user, text).items]
+
+
+@pytest.fixture
+def built(app, staff):
+    admin = staff["admin"]
+    made = [make_customer(admin, name, commit=True) for name in ("唐三藏", "孙悟空", "猪八戒", "沙悟净")]
+    make_note(admin, made[0], "取经报价", commit=True)
+    search.rebuild()
+    return made
+
+
+def test_a_stale_searcher_keeps_its_readers_and_sees_what_was_deleted_and_added(app, staff, built):
+    admin, renamed = staff["admin"], built[1]
+    assert _ids(admin, "悟空") == [renamed.id]
+    before, before_leaves = _held()
+    (built_segment,) = before_leaves
+
+    customers.update_customer(admin, renamed, CustomerData(name="美猴王"), acknowledge_duplicates=True)
+    db.session.commit()  # deletes the old entry in the built segment, adds a segment
+
+    assert _ids(admin, "悟空") == [] and _ids(admin, "美猴王") == [renamed.id]
+    after, after_leaves = _held()
+    assert after is not before and len(after_leaves) == 2
+    kept = after_leaves[built_segment]
+    assert kept is not before_leaves[built_segment]  # given the new list of deleted documents …
+    assert kept._terms is before_leaves[built_segment]._terms  # … on the same open files
+    assert kept.has_deletions() and not before_leaves[built_segment].has_deletions()
+    assert _ids(admin, "八戒") == [built[2].id]
+    assert search.check().ok
+
+
+def test_readers_of_segments_merged_away_are_closed(app, staff, built, monkeypatch):
+    monkeypatch.setattr(sync, "MERGE_AFTER", 4)
+    monkeypatch.setattr(sync, "start_merge", lambda: None)
+    admin = staff["admin"]
+    for n, customer in enumerate(built):
+        customers.update_customer(admin, customer, CustomerData(name=f"取经人{n}号"), acknowledge_duplicates=True)
+        db.session.commit()
+    _searcher, leaves = _held()
+    assert len(leaves) == 5
+    sync.merge_small()
+    assert [c.id for c in search.search_customers(admin, "取经人").items] == [c.id for c in reversed(built)]
+    _searcher, merged = _held()
+    assert len(merged) < 5
+    for segment_id, reader in leaves.items():
+        assert reader.is_closed == (segment_id not in merged)
+        if segment_id in merged:
+            assert merged[segment_id]._terms is reader._terms
+
+
+def test_a_searcher_that_cannot_be_reopened_is_replaced_by_a_new_one(app, staff, built, monkeypatch):
+    from services.search import whoosh_internals
+
+    admin = staff["admin"]
+    before, _leaves_before = _held()
+    customers.update_customer(admin, built[1], CustomerData(name="美猴王"), acknowledge_duplicates=True)
+    db.session.commit()
+
+    def broken(_ix, _searcher):
+        raise OSError("a file went away")
+
+    monkeypatch.setattr(whoosh_internals, "reopened_searcher", broken)
+    assert _ids(admin, "美猴王") == [built[1].id]
+    assert before.is_closed
