@@ -131,6 +131,11 @@ class Customer(Model):
 # it). SQLite puts NULLs first already and uses ix_customers_last_contact_at.
 Index("ix_customers_pool_stale", Customer.last_contact_at.asc().nulls_first(), Customer.id,
       postgresql_where=Customer.owner_id.is_(None) & Customer.archived_at.is_(None)).ddl_if(dialect="postgresql")
+# The customer list's "stale" and "last contact" orders (never contacted first, and
+# last) on PostgreSQL, read forwards and backwards; SQLite's ix_customers_last_contact_at
+# has NULLs first already.
+Index("ix_customers_contact_nulls_first", Customer.last_contact_at.asc().nulls_first(),
+      Customer.id).ddl_if(dialect="postgresql")
 
 
 class CustomerPhone(Model):

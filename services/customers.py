@@ -350,12 +350,14 @@ def history(customer: Customer, limit: int = 200) -> list[CustomerChange]:
 
 # ---- the list ------------------------------------------------------------------------
 
+# Never contacted is the stalest: first in "stale", last in "last_contact" — said
+# explicitly, because SQLite and PostgreSQL put NULLs at opposite ends by default.
 SORTS = {
     "updated": Customer.updated_at.desc(),
     "created": Customer.created_at.desc(),
     "name": Customer.name.asc(),
-    "last_contact": Customer.last_contact_at.desc(),
-    "stale": Customer.last_contact_at.asc(),
+    "last_contact": Customer.last_contact_at.desc().nulls_last(),
+    "stale": Customer.last_contact_at.asc().nulls_first(),
 }
 
 

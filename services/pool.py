@@ -341,8 +341,10 @@ def assign_customers(actor: User, customer_ids: list[int], to_user_id: int, *,
         raise DomainError(_l("Choose an active salesperson."), "to_user_id")
     now = now or utcnow()
     _lock_user_row(target.id)
+    # In id order: the same order every time, and the rows locked in the same order
+    # by two managers assigning at once (no deadlock on PostgreSQL).
     rows = db.session.execute(select(Customer.id, Customer.owner_id).where(
-        Customer.id.in_(customer_ids), Customer.archived_at.is_(None))).all()
+        Customer.id.in_(customer_ids), Customer.archived_at.is_(None)).order_by(Customer.id)).all()
     moving = [(cid, owner) for cid, owner in rows if owner != target.id]
     limit = owner_limit(target)
     if not override_limit and owned_count(target.id) + len(moving) > limit:

@@ -12,9 +12,9 @@ from models import Customer, User, utcnow
 from services import customers, policy
 from services.customers import CustomerFilter, CustomerPage
 
-POOL_SORTS = {
-    "stale": Customer.last_contact_at.asc(),
-    "recent": Customer.last_contact_at.desc(),
+POOL_SORTS = {  # never contacted: the stalest (as customers.SORTS)
+    "stale": Customer.last_contact_at.asc().nulls_first(),
+    "recent": Customer.last_contact_at.desc().nulls_last(),
     "recycled": Customer.times_recycled.desc(),
     "created": Customer.created_at.desc(),
     "name": Customer.name.asc(),
@@ -55,5 +55,5 @@ def list_pool(user: User, flt: PoolFilter) -> CustomerPage:
                                      select(Customer.id).where(Customer.archived_at.is_not(None))))
                if unfiltered and (scope.everything or None in scope.owners) else None)
     return customers.page_of(
-        pool_query(user, flt), [order.nulls_first() if flt.sort == "stale" else order, Customer.id],
+        pool_query(user, flt), [order, Customer.id],
         flt.base.page, flt.base.per_page, with_tag_counts=True, outside=outside)
