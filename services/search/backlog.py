@@ -7,6 +7,8 @@ turn keys into Changes here, so neither depends on the other for it.
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 from whoosh import index
@@ -15,6 +17,8 @@ from extensions import db
 from models import CustomerNote, SearchBacklog
 from services.search import documents, store
 from services.search import whoosh_internals as internals
+
+log = logging.getLogger(__name__)
 
 CUSTOMER, NOTE, CUSTOMER_NOTES = "customer", "note", "customer_notes"
 
@@ -149,10 +153,21 @@ def delete_terms(writer, terms) -> int:
     """Delete from ``writer``'s index every document holding one of ``terms``
     ((field, term) pairs), looking each term up in the terms table of each segment:
     an absent one (a new customer's key) costs one lookup, where
-    ``writer.delete_by_term`` builds and runs a query per term. Returns how many
-    documents were deleted."""
+    ``writer.delete_by_term`` builds and runs a query per term. The terms tables are
+    read through readers kept open between saves (internals.live_documents_holding);
+    should that fail, through a reader of the writer's. Returns how many documents
+    were deleted."""
     if not terms:
         return 0
+    try:
+        found = internals.live_documents_holding(writer, terms)
+    except Exception:
+        log.warning("search: the kept terms readers failed; reading the segments afresh", exc_info=True)
+        internals.release_held_terms()
+    else:
+        for docnum in found:
+            writer.delete_document(docnum)
+        return len(found)
     deleted = 0
     reader = writer.reader()
     try:

@@ -397,7 +397,9 @@ def _fields(schema) -> list[tuple[str, str]]:
 
 def release_leaked_files() -> None:
     """Whoosh leaves a damaged file open when it fails to read it. Collect it now,
-    quietly, rather than have it warn at some later garbage collection."""
+    quietly, rather than have it warn at some later garbage collection; and the
+    terms readers kept for deleting (one of them may be what failed)."""
+    internals.release_held_terms()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()

@@ -25,6 +25,7 @@ import copy
 import re
 import struct
 import sys
+import threading
 import zlib
 from array import array
 from hashlib import md5
@@ -490,6 +491,63 @@ def _given_segment(reader, segment, generation: int):
     perdoc._segment = segment
     given._segment, given._perdoc, given._gen = segment, perdoc, generation
     return given
+
+
+_held_terms: dict[str, dict[str, object]] = {}  # index folder → {segment id: its terms reader}
+_held_terms_lock = threading.Lock()
+
+
+def live_documents_holding(writer, terms) -> list[int]:
+    """The numbers (as ``writer`` numbers them) of the documents of the segments
+    ``writer`` started from, deleted neither before nor by ``writer``, that hold one of
+    ``terms`` ((field, text) pairs). Each segment's terms table is looked up through a
+    reader this process keeps open for it (a segment's files never change): opening
+    every segment's terms files on every save, to find the entries it replaces, was
+    most of what deleting them cost. The readers of segments no longer in the index,
+    and of other folders (a replaced generation), are closed. Relies on
+    ``SegmentWriter.segments``, ``Segment.is_compound``, ``is_deleted`` and
+    ``doc_count_all``, the codec's ``terms_reader`` and its ``matcher``, and the
+    fields' ``to_bytes`` and ``format``."""
+    storage, schema = writer.storage, writer.schema
+    segments = list(writer.segments)
+    if any(segment.is_compound() for segment in segments):
+        raise ValueError("a compound segment")  # not written here: the caller reads it the slow way
+    found = []
+    with _held_terms_lock:
+        for folder in [folder for folder in _held_terms if folder != storage.folder]:
+            _close_all(_held_terms.pop(folder))
+        held = _held_terms.setdefault(storage.folder, {})
+        named = {segment.segment_id() for segment in segments}
+        _close_all({key: held.pop(key) for key in [key for key in held if key not in named]})
+        offset = 0
+        for segment in segments:
+            reader = held.get(segment.segment_id())
+            if reader is None:
+                reader = held[segment.segment_id()] = segment.codec().terms_reader(storage, segment)
+            for field, text in terms:
+                if field not in schema:
+                    continue
+                term = (field, schema[field].to_bytes(text))
+                if term in reader:
+                    found.extend(offset + docnum for docnum in reader.matcher(*term, schema[field].format).all_ids()
+                                 if not segment.is_deleted(docnum))
+            offset += segment.doc_count_all()
+    return sorted(set(found))  # a document holding two of the terms, once
+
+
+def release_held_terms() -> None:
+    """Close every terms reader :func:`live_documents_holding` keeps open."""
+    with _held_terms_lock:
+        while _held_terms:
+            _close_all(_held_terms.popitem()[1])
+
+
+def _close_all(readers: dict) -> None:
+    for reader in readers.values():
+        try:
+            reader.close()
+        except Exception:  # already closed, or its file gone bad: nothing left to free
+            pass
 
 
 def reads_latest_toc(ix, searcher) -> bool:

@@ -89,3 +89,51 @@ def test_a_searcher_that_cannot_be_reopened_is_replaced_by_a_new_one(app, staff,
     monkeypatch.setattr(whoosh_internals, "reopened_searcher", broken)
     assert _ids(admin, "美猴王") == [built[1].id]
     assert before.is_closed
+
+
+def _held_terms() -> dict:
+    from services.search import whoosh_internals
+
+    return dict(whoosh_internals._held_terms.get(store.open_index(store.CUSTOMERS).storage.folder, {}))
+
+
+def _rename(admin, customer, name: str) -> None:
+    customers.update_customer(admin, customer, CustomerData(name=name), acknowledge_duplicates=True)
+    db.session.commit()
+
+
+def test_saves_find_the_entries_they_replace_through_terms_readers_kept_between_saves(
+        app, staff, built, monkeypatch):
+    monkeypatch.setattr(sync, "MERGE_AFTER", 4)
+    monkeypatch.setattr(sync, "start_merge", lambda: None)
+    admin = staff["admin"]
+    _rename(admin, built[1], "美猴王")
+    first = _held_terms()
+    assert len(first) == 1  # the built segment's, which held the old entry
+    _rename(admin, built[2], "天蓬元帅")
+    second = _held_terms()
+    assert len(second) == 2 and all(second[segment] is reader for segment, reader in first.items())
+    assert _ids(admin, "悟空") == [] and _ids(admin, "八戒") == []
+    assert _ids(admin, "美猴王") == [built[1].id] and _ids(admin, "天蓬元帅") == [built[2].id]
+
+    _rename(admin, built[3], "卷帘大将")
+    _rename(admin, built[0], "旃檀功德佛")
+    sync.merge_small()  # five segments: the four small ones become one
+    _rename(admin, built[1], "齐天大圣")
+    after = _held_terms()
+    gone = [reader for segment, reader in second.items() if segment not in after]
+    assert gone and all(reader._dbfile.is_closed for reader in gone)
+    assert _ids(admin, "美猴王") == [] and _ids(admin, "齐天大圣") == [built[1].id]
+    assert search.check().ok
+
+
+def test_a_save_whose_kept_terms_readers_fail_reads_the_segments_afresh(app, staff, built, monkeypatch):
+    from services.search import whoosh_internals
+
+    def broken(_writer, _terms):
+        raise OSError("a file went bad")
+
+    monkeypatch.setattr(whoosh_internals, "live_documents_holding", broken)
+    _rename(staff["admin"], built[1], "美猴王")
+    assert _ids(staff["admin"], "悟空") == [] and _ids(staff["admin"], "美猴王") == [built[1].id]
+    assert search.check().ok
