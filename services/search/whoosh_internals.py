@@ -40,6 +40,7 @@ from whoosh.codec.whoosh3 import (
     W3LeafMatcher,
     W3PerDocReader,
     W3TermInfo,
+    W3TermsReader,
     _lenfield,
 )
 from whoosh.columns import NumericColumn
@@ -493,7 +494,7 @@ def _given_segment(reader, segment, generation: int):
     return given
 
 
-_held_terms: dict[str, dict[str, object]] = {}  # index folder → {segment id: its terms reader}
+_held_terms: dict[str, dict[str, W3TermsReader]] = {}  # index folder → {segment id: its terms reader}
 _held_terms_lock = threading.Lock()
 
 
@@ -512,7 +513,7 @@ def live_documents_holding(writer, terms) -> list[int]:
     segments = list(writer.segments)
     if any(segment.is_compound() for segment in segments):
         raise ValueError("a compound segment")  # not written here: the caller reads it the slow way
-    found = []
+    found: list[int] = []
     with _held_terms_lock:
         for folder in [folder for folder in _held_terms if folder != storage.folder]:
             _close_all(_held_terms.pop(folder))
