@@ -409,6 +409,17 @@ def release_leaked_files() -> None:
 
 _pool_lock = threading.Lock()
 _idle: dict[tuple[str, str], list] = {}  # (root, which) → [(generation, ix, searcher)] not in use
+
+
+def _forget_searchers() -> None:
+    """In a forked child (gunicorn --preload): the parent's idle searchers' open files
+    share their read positions with it, so the child starts with none."""
+    global _pool_lock
+    _pool_lock = threading.Lock()
+    _idle.clear()
+
+
+os.register_at_fork(after_in_child=_forget_searchers)
 MAX_IDLE = 8  # per index; more idle searchers are closed
 
 

@@ -22,6 +22,7 @@ Each function's docstring says what it returns and which private part it relies 
 from __future__ import annotations
 
 import copy
+import os
 import re
 import struct
 import sys
@@ -534,6 +535,18 @@ def live_documents_holding(writer, terms) -> list[int]:
                                  if not segment.is_deleted(docnum))
             offset += segment.doc_count_all()
     return sorted(set(found))  # a document holding two of the terms, once
+
+
+def _forget_held_terms() -> None:
+    """In a forked child (gunicorn --preload forks the app's process): the parent's
+    open files share their read positions with it, so the child keeps none of them
+    (dropped, they close the child's copies only)."""
+    global _held_terms_lock
+    _held_terms_lock = threading.Lock()
+    _held_terms.clear()
+
+
+os.register_at_fork(after_in_child=_forget_held_terms)
 
 
 def release_held_terms() -> None:

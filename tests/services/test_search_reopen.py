@@ -137,3 +137,25 @@ def test_a_save_whose_kept_terms_readers_fail_reads_the_segments_afresh(app, sta
     _rename(staff["admin"], built[1], "美猴王")
     assert _ids(staff["admin"], "悟空") == [] and _ids(staff["admin"], "美猴王") == [built[1].id]
     assert search.check().ok
+
+
+def test_a_forked_child_keeps_none_of_the_parents_open_index_files(app, staff, built):
+    """gunicorn --preload forks the app's process: a child reading through the
+    parent's file objects would move the parent's read positions."""
+    import os
+
+    from services.search import whoosh_internals
+
+    _rename(staff["admin"], built[1], "美猴王")  # a save: terms readers kept
+    assert _ids(staff["admin"], "美猴王") == [built[1].id]  # a search: an idle searcher kept
+    assert _held_terms() and store._idle
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(write, b"%d %d" % (len(whoosh_internals._held_terms), len(store._idle)))
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    assert os.read(read, 100) == b"0 0"
+    os.close(read)
+    assert _held_terms() and store._idle  # the parent's own are untouched
