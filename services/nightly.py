@@ -160,14 +160,15 @@ def sweep_pool(echo: Echo) -> Details:
 def tidy_search_index(echo: Echo) -> Details:
     """Apply what waits in the backlog (which also deletes replaced index files),
     then compare the index with the database and repair what differs; an index the
-    day's saves have worn (see search.wear) is then written anew."""
+    day's saves have worn (see search.wear) is then written anew. A rebuild runs in a
+    process of its own at a lower priority: this job runs in a serving worker."""
     from services import search
 
     search.drain()
     report = search.check()
     if report.unavailable:
         log.warning("search index unavailable (%s): rebuilding", report.unavailable)
-        built = search.rebuild()
+        built = search.rebuild_in_child()
         return {"code": "index_rebuilt", "customers": built.customers, "notes": built.notes}
     details: Details = {"code": "index_ok"}
     if not report.ok or report.backlog:
@@ -179,7 +180,7 @@ def tidy_search_index(echo: Echo) -> Details:
     if any(w.worn for w in wear.values()):
         replaced = sum(w.replaced for w in wear.values())
         try:
-            built = search.rebuild()
+            built = search.rebuild_in_child()
         except search.RebuildRunning:  # another process is writing it anew already
             echo("The index is worn; another process is rebuilding it now.")
             return details

@@ -6,7 +6,8 @@ package knows that.
 - :func:`drain`: apply committed changes to the index (done after every commit);
   :func:`deferred`: a bulk write applies them in large batches instead.
 - :func:`rebuild`, :func:`check`, :func:`fix`: the ``flask search`` commands;
-  :func:`wear`: whether the nightly housekeeping should write the index anew.
+  :func:`wear`: whether the nightly housekeeping should write the index anew, which it
+  does with :func:`rebuild_in_child`.
 
 What someone typed is never parsed as query syntax: it is cut into terms by
 :mod:`services.search.analysis` and the query is built from those. Permissions come
@@ -31,14 +32,17 @@ from services.search import analysis, backlog, matching, store, sync
 from services.search.analysis import QueryWords
 from services.search.matching import Query, Terms
 from services.search.documents import owner_term
-from services.search.build import BuildReport, CheckReport, RebuildRunning, Wear, check, rebuild, wear
+from services.search.build import (
+    BuildReport, CheckReport, RebuildRunning, Wear, check, rebuild, rebuild_in_child, wear,
+)
 from services.search.sync import deferred, drain, fix, mark, mark_customers
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "BuildReport", "CheckReport", "Found", "QueryWords", "RebuildRunning", "Wear", "check", "deferred", "drain",
-    "fix", "init_app", "mark", "mark_customers", "rebuild", "search_customers", "search_notes", "wear",
+    "fix", "init_app", "mark", "mark_customers", "rebuild", "rebuild_in_child", "search_customers", "search_notes",
+    "wear",
 ]
 
 MAX_PAGE = 50

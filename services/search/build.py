@@ -9,7 +9,7 @@ import pickle
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from flask import current_app, has_request_context
 from sqlalchemy import delete, func, select
@@ -263,6 +263,57 @@ def _index_customers_aside(sender, factory, config: dict, folder: str, ids: list
             db.engine.dispose()
         sender.send(("ok", keys))
     except BaseException as error:  # reported to the parent, which indexes them itself
+        sender.send(("error", repr(error)))
+
+
+NICENESS = 10  # a rebuild in a process of its own yields the cores to the serving ones
+
+
+def rebuild_in_child() -> BuildReport:
+    """:func:`rebuild` in a process of its own at a lower CPU priority, waited for:
+    the nightly job runs in a thread of a serving worker, and a rebuild at full size
+    (a minute or two) held that worker's interpreter meanwhile. In this process when
+    the app did not say how it was made (init_app's factory). Raises RebuildRunning,
+    or RuntimeError when the process failed."""
+    factory = current_app.extensions.get("search.app_factory")
+    if not factory:
+        return rebuild()
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: this process runs threads
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_rebuild_in_child, args=(sender, factory, _portable_config()),
+                              name="search-rebuild", daemon=True)
+    process.start()
+    sender.close()
+    try:
+        status, value = receiver.recv()
+    except EOFError:
+        status, value = "error", f"it ended without answering (exit status {process.exitcode})"
+    finally:
+        process.join(30)
+        receiver.close()
+    if status == "running":
+        raise RebuildRunning()
+    if status != "ok":
+        raise RuntimeError(f"rebuilding the index in a process of its own failed: {value}")
+    return BuildReport(**value)
+
+
+def _rebuild_in_child(sender, factory, config: dict) -> None:
+    """In the child: the app ``factory(config)`` makes, rebuilt on this one core (a
+    daemon process may start no other); sends ("ok", the BuildReport's fields),
+    ("running", None) or ("error", what went wrong)."""
+    try:
+        os.nice(NICENESS)
+    except OSError:
+        pass
+    try:
+        with factory(config).app_context():
+            built = rebuild(procs=1)
+            db.engine.dispose()
+        sender.send(("ok", asdict(built)))
+    except RebuildRunning:
+        sender.send(("running", None))
+    except BaseException as error:
         sender.send(("error", repr(error)))
 
 

@@ -40,7 +40,9 @@ def test_a_fresh_index_is_not_worn_and_the_nightly_job_leaves_it(app, built):
 
 
 def test_saves_wear_the_index_and_the_nightly_job_writes_it_anew(app, staff, built, monkeypatch):
+    """... in a process of its own: the job runs in a thread of a serving worker."""
     monkeypatch.setattr(build, "WORN_MIN", 3)
+    monkeypatch.setattr(build, "rebuild", lambda **_: pytest.fail("rebuilt in the serving process"))
     admin = staff["admin"]
     for customer, name in zip(built, ["周杰伦", "林俊杰", "蔡依林"], strict=False):
         _rename(admin, customer, name)
@@ -126,3 +128,14 @@ def test_a_change_the_customers_entry_does_not_hold_leaves_the_customers_index(a
     assert _customers_toc() == before + 2
     assert [c.id for c in search.search_customers(admin, "老客户").items] == [customer.id]
     assert search.check().ok
+
+
+def test_a_rebuild_in_a_process_of_its_own_says_why_it_failed(app, staff, built, monkeypatch):
+    """The child cannot make the app (a setting it is given points nowhere usable)."""
+    from services.search import store as store_module
+
+    generation = store_module.current_generation()
+    monkeypatch.setitem(app.config, "DATABASE_URL", "sqlite:////nonexistent-folder/none.db")
+    with pytest.raises(RuntimeError, match="rebuilding the index in a process of its own failed"):
+        search.rebuild_in_child()
+    assert store_module.current_generation() == generation
