@@ -10,6 +10,7 @@ import shutil
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 from flask import current_app, has_request_context
 from sqlalchemy import delete, func, select
@@ -267,6 +268,7 @@ def _index_customers_aside(sender, factory, config: dict, folder: str, ids: list
 
 
 NICENESS = 10  # a rebuild in a process of its own yields the cores to the serving ones
+CHILD_TIMEOUT = 3600.0  # seconds; a full-size rebuild takes minutes
 
 
 def rebuild_in_child() -> BuildReport:
@@ -274,7 +276,8 @@ def rebuild_in_child() -> BuildReport:
     the nightly job runs in a thread of a serving worker, and a rebuild at full size
     (a minute or two) held that worker's interpreter meanwhile. In this process when
     the app did not say how it was made (init_app's factory). Raises RebuildRunning,
-    or RuntimeError when the process failed."""
+    or RuntimeError when the process failed or did not answer within CHILD_TIMEOUT
+    seconds (it is stopped then; the next start removes what it had built)."""
     factory = current_app.extensions.get("search.app_factory")
     if not factory:
         return rebuild()
@@ -284,18 +287,22 @@ def rebuild_in_child() -> BuildReport:
                               name="search-rebuild", daemon=True)
     process.start()
     sender.close()
+    answered = False
     try:
-        status, value = receiver.recv()
+        answered = receiver.poll(CHILD_TIMEOUT)
+        status, value = receiver.recv() if answered else ("error", f"no answer in {CHILD_TIMEOUT:.0f} s")
     except EOFError:
         status, value = "error", f"it ended without answering (exit status {process.exitcode})"
     finally:
+        if not answered and process.is_alive():
+            process.terminate()
         process.join(30)
         receiver.close()
     if status == "running":
         raise RebuildRunning()
     if status != "ok":
         raise RuntimeError(f"rebuilding the index in a process of its own failed: {value}")
-    return BuildReport(**value)
+    return BuildReport(**cast(dict, value))  # its fields, as _rebuild_in_child sent them
 
 
 def _rebuild_in_child(sender, factory, config: dict) -> None:

@@ -461,7 +461,8 @@ def reopened_searcher(ix, searcher):
     ``FileIndex._read_toc``, ``SegmentReader``'s ``_segment``, ``_gen``, ``_perdoc``
     (and its ``_segment``) and cached ``deleted_docs_set``, and on ``MultiReader``."""
     toc = ix._read_toc()
-    held = {reader.segment().segment_id(): reader for reader, _offset in searcher.reader().leaf_readers()}
+    held = {reader.segment().segment_id(): reader for reader, _offset in searcher.reader().leaf_readers()
+            if reader.segment() is not None}  # an index of no segment: an EmptyReader, nothing to keep
     readers, opened = [], []
     try:
         for segment in toc.segments:

@@ -159,3 +159,12 @@ def test_a_forked_child_keeps_none_of_the_parents_open_index_files(app, staff, b
     assert os.read(read, 100) == b"0 0"
     os.close(read)
     assert _held_terms() and store._idle  # the parent's own are untouched
+
+
+def test_a_searcher_of_an_empty_index_is_reopened_on_the_first_save(app, staff, caplog):
+    admin = staff["admin"]
+    search.rebuild()  # no customer yet: an index of no segment
+    assert _ids(admin, "唐三藏") == []
+    customer = make_customer(admin, "唐三藏", commit=True)
+    assert _ids(admin, "唐三藏") == [customer.id]
+    assert "reopening a searcher failed" not in caplog.text

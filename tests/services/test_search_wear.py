@@ -139,3 +139,13 @@ def test_a_rebuild_in_a_process_of_its_own_says_why_it_failed(app, staff, built,
     with pytest.raises(RuntimeError, match="rebuilding the index in a process of its own failed"):
         search.rebuild_in_child()
     assert store_module.current_generation() == generation
+
+
+def test_a_rebuild_process_that_does_not_answer_in_time_is_stopped(app, staff, built, monkeypatch):
+    from services.search import store as store_module
+
+    generation = store_module.current_generation()
+    monkeypatch.setattr(build, "CHILD_TIMEOUT", 0.01)  # it cannot even start its interpreter in time
+    with pytest.raises(RuntimeError, match="no answer in 0 s"):
+        search.rebuild_in_child()
+    assert store_module.current_generation() == generation
