@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, lazyload
 
 from extensions import db
 from models import Customer, CustomerNote, FollowUpTask, Mention, NoteKind, User
@@ -77,6 +77,7 @@ def recent_customers(user: User, limit: int = LIMIT) -> list[Customer]:
         .where(Customer.owner_id == user.id, Customer.archived_at.is_(None))
         .order_by(recency.desc(), Customer.id.desc())
         .limit(limit)
+        .options(lazyload("*"))  # the rows only: the home page shows names and times
     )
     return list(db.session.scalars(query))
 

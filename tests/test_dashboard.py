@@ -314,3 +314,27 @@ def test_home_lists_are_capped_with_a_link_to_the_whole_list(app, client, login_
     assert section.count('data-testid="recycling-soon"') == 10
     assert 'data-testid="recycling-show-all"' in section and "Show all 12" in section
     assert 'href="/customers?owner=mine&amp;sort=stale"' in section
+
+
+def test_home_reads_the_rows_of_a_salespersons_customers_only(app, client, login_as):
+    """The home page shows the names of recent customers and of those about to be
+    recycled: it reads no customer's phones, tags or owner (reading them for each of
+    fifty candidates was two thirds of a salesperson's home page)."""
+    from tests.conftest import statements_run
+    from tests.factories import make_tag
+
+    me = login_as("sales")
+    with app.app_context():
+        owner = db.session.get(User, me.id)
+        made = [customers.create_customer(owner, CustomerData(name=f"客户{n}", owner_id=me.id,
+                                                              phones=[("mobile", f"1380000{n:04d}")]),
+                                          acknowledge_duplicates=True) for n in range(3)]
+        customers.set_tags(owner, made[0], [make_tag("展会", "来源").id])
+        db.session.commit()
+        for customer in made:
+            _owned_for(customer, 28)
+        with statements_run(db.engine) as statements:
+            html = client.get("/").data.decode()
+    assert html.count('data-testid="recycling-soon"') == 3 and "客户0" in html.split('id="dash-recent"')[1]
+    read = " ".join(statements)
+    assert "customer_phones" not in read and "customer_tags" not in read

@@ -170,3 +170,31 @@ def test_parallel_failed_logins_are_all_counted(app):
     assert outcomes == ["refused"] * attempts
     with app.app_context():
         assert db.session.get(LoginThrottle, "target.user").failures == attempts
+
+
+def test_the_recycle_clocks_read_each_customers_latest_contact_from_an_index(app):
+    """The clocks of a page of customers (the customer list, the home page) take each
+    one's latest effective contact from ix_customer_notes_effective alone, not from
+    the rows of all its notes (dozens for an active customer)."""
+    from sqlalchemy import func, select
+
+    from models import CustomerNote
+    from services import settings
+    from services.pool import _contact_time
+
+    with app.app_context():
+        query = (select(CustomerNote.customer_id, func.max(_contact_time()))
+                 .where(CustomerNote.customer_id.in_([1, 2, 3]),
+                        CustomerNote.kind.in_(settings.get("pool.effective_kinds")),
+                        CustomerNote.deleted_at.is_(None))
+                 .group_by(CustomerNote.customer_id))
+        connection = db.session.connection()
+        sql = str(query.compile(connection, compile_kwargs={"literal_binds": True}))
+        if connection.dialect.name == "sqlite":
+            plan = " ".join(str(row) for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+            assert "COVERING INDEX ix_customer_notes_effective" in plan
+        else:  # an empty table: the planner is asked for a plan that reads no table rows
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+            plan = "\n".join(connection.exec_driver_sql("EXPLAIN " + sql).scalars())
+            assert "Index Only Scan using ix_customer_notes_effective" in plan
