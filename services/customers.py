@@ -12,7 +12,7 @@ from datetime import date, datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
-from sqlalchemy.orm import lazyload
+from sqlalchemy.orm import aliased, lazyload
 
 from extensions import db, insert_returning_ids, insert_rows
 from models import (
@@ -359,6 +359,12 @@ SORTS = {
     "last_contact": Customer.last_contact_at.desc().nulls_last(),
     "stale": Customer.last_contact_at.asc().nulls_first(),
 }
+NEWEST_FIRST = Customer.id.desc()  # the order among equals
+# Aliases of the customers table, made once: a new alias per request costs more to
+# build and compile than the statement using it (each of its columns is derived anew).
+_NAMED = aliased(Customer, name="named")  # the text filter's scan (_text_condition)
+_WALKED = aliased(Customer, name="walked")  # a page read along its order (_walking_the_order)
+_WALKED_ORDERS: dict[int, tuple] = {}
 
 
 @dataclass
@@ -459,13 +465,12 @@ def _text_condition(q: str):
     """Plain matching for the list's quick filter (the search service does the
     real search): a name or company fragment, or the end of a phone number."""
     from sqlalchemy import or_
-    from sqlalchemy.orm import aliased
 
     # autoescape: a typed % or _ is matched as itself (SQLAlchemy escapes it). Matched
     # on another alias of the table, so that the scan reads the (name, company) index
     # rather than every customer's row (the rest of the filter then looks up only the
     # matches).
-    named = aliased(Customer, name="named")
+    named = _NAMED
     conditions = [Customer.id.in_(select(named.id).where(or_(
         named.name.contains(q, autoescape=True), named.company.contains(q, autoescape=True))))]
     digits = phones.digits_only(q)
@@ -480,7 +485,7 @@ def list_customers(user: User, flt: CustomerFilter) -> CustomerPage:
     """One page of the customer list, the total, and per tag how many customers of
     the current filter carry it (for the tag filter's counts)."""
     query = filtered_query(user, flt)
-    order = [SORTS.get(flt.sort, SORTS["updated"]), Customer.id.desc()]
+    order = [SORTS.get(flt.sort, SORTS["updated"]), NEWEST_FIRST]
     unfiltered = allowed_filter(user, flt) == CustomerFilter(sort=flt.sort, page=flt.page, per_page=flt.per_page)
     # Everybody's customers less the archived ones: what the list leaves out, by index.
     outside = Customer.archived_at.is_not(None) if unfiltered and policy.customer_scope(user).everything else None
@@ -572,16 +577,28 @@ def _walks_the_order(total: int, rows_up_to: int, largest_id: int | None) -> boo
 def _walking_the_order(query, order: list):
     """``query``'s customers as a walk of another alias of the table in ``order``,
     each kept when ``query``'s filter holds for it (the same rows, the same order)."""
-    from sqlalchemy import exists, inspect
-    from sqlalchemy.orm import aliased
+    from sqlalchemy import exists
+
+    matches = exists(query.with_only_columns(Customer.id).where(Customer.id == _WALKED.id))
+    return select(_WALKED).where(matches), [_walked_order(o) for o in order]
+
+
+def _walked_order(expression):
+    """An order expression of ``Customer`` as the same order of ``_WALKED`` (adapted
+    once per expression: adapting costs more than the rest of the statement)."""
+    from sqlalchemy import inspect
     from sqlalchemy.sql.util import ClauseAdapter
 
-    walked = aliased(Customer, name="walked")
-    adapter = ClauseAdapter(inspect(walked).selectable)
-    matches = exists(query.with_only_columns(Customer.id).where(Customer.id == walked.id))
-    return select(walked).where(matches), [
-        adapter.traverse(o.__clause_element__() if hasattr(o, "__clause_element__") else o) for o in order
-    ]
+    # Keyed by identity (an expression's == builds SQL), the expression kept with its
+    # adaptation so that its id is not reused: the orders are the module's constants.
+    cached = _WALKED_ORDERS.get(id(expression))
+    if cached is None or cached[0] is not expression:
+        if len(_WALKED_ORDERS) > 64:
+            _WALKED_ORDERS.clear()
+        clause = expression.__clause_element__() if hasattr(expression, "__clause_element__") else expression
+        adapted = ClauseAdapter(inspect(_WALKED).selectable).traverse(clause)
+        cached = _WALKED_ORDERS[id(expression)] = (expression, adapted)
+    return cached[1]
 
 
 def _tag_counts_of_ids(ids: list[int]) -> dict[int, int]:
