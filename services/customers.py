@@ -7,6 +7,7 @@ Every function that changes something adds and flushes its change and its audit 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 
@@ -466,19 +467,31 @@ def _text_condition(q: str):
     real search): a name or company fragment, or the end of a phone number."""
     from sqlalchemy import or_
 
-    # autoescape: a typed % or _ is matched as itself (SQLAlchemy escapes it). Matched
-    # on another alias of the table, so that the scan reads the (name, company) index
-    # rather than every customer's row (the rest of the filter then looks up only the
-    # matches).
+    # Matched on another alias of the table, so that the scan reads the (name, company)
+    # index rather than every customer's row (the rest of the filter then looks up only
+    # the matches).
     named = _NAMED
-    conditions = [Customer.id.in_(select(named.id).where(or_(
-        named.name.contains(q, autoescape=True), named.company.contains(q, autoescape=True))))]
+    conditions = [Customer.id.in_(select(named.id).where(or_(_holds(named.name, q), _holds(named.company, q))))]
     digits = phones.digits_only(q)
     if len(digits) >= 4:
         conditions.append(Customer.id.in_(
             select(CustomerPhone.customer_id).where(CustomerPhone.digits.like(f"%{digits}"))
         ))
     return or_(*conditions)
+
+
+def _holds(column, q: str):
+    """``column`` holds the fragment ``q`` as typed (a % or _ is itself: SQLAlchemy
+    escapes it for LIKE). On SQLite, a fragment without ASCII letters (Chinese, digits)
+    is found with instr(), which gives the same answer as LIKE '%…%' without matching
+    a pattern: half the time on a scan of every customer. LIKE stays for ASCII letters,
+    which SQLite's LIKE matches in either case."""
+    if _ASCII_LETTER.search(q) is None and db.session.get_bind().dialect.name == "sqlite":
+        return func.instr(column, q) > 0
+    return column.contains(q, autoescape=True)
+
+
+_ASCII_LETTER = re.compile("[A-Za-z]")
 
 
 def list_customers(user: User, flt: CustomerFilter) -> CustomerPage:

@@ -11,6 +11,7 @@ from extensions import db
 from services import customers, merge, pool, pool_list
 from services.customers import CustomerData, CustomerFilter
 from services.pool_list import PoolFilter
+from models import Customer
 from tests.conftest import make_tag
 
 FILTERS = [
@@ -133,6 +134,7 @@ def texts(staff):
     """Customers for the list's text filter: names, companies, phone numbers, owners."""
     rows = [("sales", "王小明", "华东机械", "13800135678"), ("sales2", "李华", "明光电子", "13900001234"),
             (None, "张明", "", "02188885678"), (None, "赵六", "百分之100%公司", ""),
+            (None, "孙_八", None, ""), (None, "周九", "Acme 贸易", ""),
             ("sales", "钱七", "机械厂", "13700009999")]
     made = []
     for owner, name, company, phone in rows:
@@ -144,6 +146,16 @@ def texts(staff):
     return made
 
 
+def test_a_fragment_without_ascii_letters_is_found_with_instr_on_sqlite(staff):
+    """Chinese and digits are matched by instr() on SQLite (no pattern to match: half
+    the time of LIKE on a scan of every customer); ASCII letters, which SQLite's LIKE
+    matches in either case, and PostgreSQL keep LIKE."""
+    sqlite = db.session.get_bind().dialect.name == "sqlite"
+    for q, instr in (("王芳", sqlite), ("5678", sqlite), ("100%", sqlite), ("Acme", False), ("王a", False)):
+        sql = str(customers._holds(Customer.name, q).compile(db.session.get_bind()))
+        assert ("instr(" in sql, "LIKE" in sql) == (instr, not instr), (q, sql)
+
+
 @pytest.mark.parametrize("one_snapshot", [True, False])
 def test_the_text_filter_matches_names_companies_and_phone_ends_in_each_scope(staff, texts, monkeypatch,
                                                                                one_snapshot):
@@ -151,11 +163,15 @@ def test_the_text_filter_matches_names_companies_and_phone_ends_in_each_scope(st
     only customers in their scope, never an archived one; the same total and page
     whether the page re-applies the filter (PostgreSQL) or not (SQLite's one snapshot)."""
     monkeypatch.setattr(customers, "_one_snapshot", lambda: one_snapshot)
-    wang, li, zhang, zhao, qian = texts
-    everyone = {"manager": {wang, li, zhang, zhao, qian}, "sales": {wang, zhang, zhao, qian},
-                "sales2": {li, zhang, zhao}, "frontdesk": {wang, li, zhang, zhao, qian}}
+    wang, li, zhang, zhao, sun, zhou, qian = texts
+    pool_ = {zhang, zhao, sun, zhou}
+    everyone = {"manager": {wang, li, qian} | pool_, "sales": {wang, qian} | pool_,
+                "sales2": {li} | pool_, "frontdesk": {wang, li, qian} | pool_}
     cases = {"明": {wang, li, zhang}, "机械": {wang, qian}, "5678": {wang, zhang}, "0000": set(),
-             "100%": {zhao}, "%": {zhao}, "1234": {li}}
+             "100%": {zhao}, "%": {zhao}, "1234": {li}, "_": {sun}, "孙_": {sun}, "0%公": {zhao},
+             "Acme": {zhou}, "me 贸": {zhou}, "x": set(),
+             # SQLite's LIKE matches ASCII letters in either case; PostgreSQL's does not.
+             "ACME": {zhou} if db.session.get_bind().dialect.name == "sqlite" else set()}
     for role, visible in everyone.items():
         for q, matches in cases.items():
             expected = matches & visible
