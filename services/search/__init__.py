@@ -170,12 +170,12 @@ class _Kind:
 
 _CUSTOMERS = _Kind(store.CUSTOMERS, customer_query, policy.customer_scope,
                    lambda user: policy.visible_customers(user, select(Customer)), Customer, notes=False,
-                   ranking=matching.Ranking(store.NAME_LENGTH),
+                   ranking=matching.Ranking(store.NAME_LENGTH, ties=store.RECORD),
                    shown=(joinedload(Customer.phones),), tags=Customer.tags)
 # A note in a result list shows its customer's name and its author, not its tags or comments.
 _NOTES = _Kind(store.NOTES, note_query, policy.note_scope,
                lambda user: policy.readable_notes(user, select(CustomerNote)), CustomerNote, notes=True,
-               ranking=matching.Ranking(store.WHEN, newest=True),
+               ranking=matching.Ranking(store.WHEN, ties=store.RECORD, newest=True),
                shown=(joinedload(CustomerNote.customer).options(lazyload(Customer.owner), lazyload(Customer.phones),
                                                                 lazyload(Customer.tags)),
                       lazyload(CustomerNote.comments)),

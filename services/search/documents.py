@@ -58,6 +58,7 @@ def customer_document(row, phones: list[str], tags: list[tuple[int, str]]) -> di
         "scope": [scope_term("owner", owner), scope_term("archived", archived),
                   *(scope_term("tag", tag_id) for tag_id, _name in tags)],
         "name_length": len(row.name or ""),
+        "record": row.id,
         "stamp": _stamp(row.name, row.company, row.address, row.email, sorted(phones), sorted(tags), owner, archived),
     }
 
@@ -76,6 +77,7 @@ def note_document(row, tags: list[tuple[int, str]], owner_id: int | None, archiv
                   scope_term("customer", row.customer_id), scope_term("author", author),
                   *(scope_term("tag", tag_id) for tag_id, _name in tags)],
         "when": int((row.created_at - _EPOCH).total_seconds()),
+        "record": row.id,
         "stamp": _stamp(text, sorted(tags), row.customer_id, author, owner, archived_term),
     }
 

@@ -9,8 +9,10 @@ read a block at a time into a set of document numbers, and the query's "all of",
 
 Results are ordered without scoring (``Query.primary`` below): notes newest first;
 customers that match in their name or phone before those that match only in the
-company, email, address or tags, shorter names first. Ties go to the document added
-to the index last, which is the record created or changed last.
+company, email, address or tags, shorter names first. Ties go to the newer record
+(the larger id, from a column of each document): the same order in every segment
+and after any merge, so that a merge between two pages of results moves no record
+from one page to the other.
 
 Segments of an index never change after they are written (only their list of
 deleted documents grows), so what is read from a segment once is kept per segment
@@ -77,9 +79,10 @@ class Query:
 class Ranking:
     """Orders one segment's matches: by the number of primary parts matched (most
     first), then ascending (``newest=False``) or descending by the ``column``, then
-    the last added first."""
+    by the ``ties`` column (the record's id), largest first."""
 
     column: str
+    ties: str
     newest: bool = False
 
 
@@ -365,35 +368,47 @@ def _scope_docs(reader, term: str):
     return _kept.get((internals.segment_key(reader), SCOPE, term), lambda: frozenset(_postings(reader, SCOPE, term)))
 
 
+# Record ids are below this (PostgreSQL's integer), and column values below 2**32
+# (a note's time in seconds, until 2106): a rank key fits in 64 bits.
+_RECORDS = 2**31
+
+
 def _rank_keys(reader, ranking: Ranking) -> array:
-    """Per document of the segment, one distinct integer, larger first: the column's
-    value (negated for ascending order) times ``_span(reader)``, plus the document
-    number. (``_value`` gives the column's value back.)"""
+    """Per document of the segment, one integer, larger first: the column's value
+    (negated for ascending order) times ``_RECORDS``, plus the record's id — distinct
+    per live document. (``_value`` gives the column's value back.)"""
 
     def make():
-        values, span = _column(reader, ranking.column), _span(reader)
+        values, records = _column(reader, ranking.column), _records(reader, ranking)
         sign = 1 if ranking.newest else -1
-        return array("q", [sign * value * span + d for d, value in enumerate(values)])
+        return array("q", [sign * value * _RECORDS + record for value, record in zip(values, records)])
 
     return _kept.get((internals.segment_key(reader), "rank", ranking.column, ranking.newest), make)
 
 
 def _rank_order(reader, ranking: Ranking) -> array:
     """The segment's document numbers, first (largest key) first."""
-
-    def make():
-        keys = _rank_keys(reader, ranking)
-        return array("q", sorted(range(len(keys)), key=keys.__getitem__, reverse=True))
-
-    return _kept.get((internals.segment_key(reader), "order", ranking.column, ranking.newest), make)
+    return _kept.get((internals.segment_key(reader), "order", ranking.column, ranking.newest),
+                     lambda: _order_of(_rank_keys(reader, ranking)))
 
 
-def _span(reader) -> int:
-    return reader.doc_count_all() + 1
+def _records(reader, ranking: Ranking) -> array:
+    """Per document of the segment, its record's id."""
+    return _kept.get((internals.segment_key(reader), "column", ranking.ties), lambda: _column(reader, ranking.ties))
 
 
-def _value(key: int, docnum: int, span: int, ranking: Ranking) -> int:
-    return (key - docnum) // span if ranking.newest else (docnum - key) // span
+def _record_order(reader, ranking: Ranking) -> array:
+    """The segment's document numbers, the newest record first."""
+    return _kept.get((internals.segment_key(reader), "order", ranking.ties),
+                     lambda: _order_of(_records(reader, ranking)))
+
+
+def _order_of(keys: array) -> array:
+    return array("q", sorted(range(len(keys)), key=keys.__getitem__, reverse=True))
+
+
+def _value(key: int, record: int, ranking: Ranking) -> int:
+    return (key - record) // _RECORDS if ranking.newest else (record - key) // _RECORDS
 
 
 # A step of a walk costs about half what a member costs a heap (C against Python).
@@ -448,7 +463,7 @@ def _first(reader, offset: int, docs, primary: list | None, ranking: Ranking,
     """The segment's first ``limit`` matches as (sort key, document number) pairs;
     the keys compare across segments. ``primary`` is None for notes; for customers,
     per part the matches through a primary field."""
-    keys, span, count = _rank_keys(reader, ranking), _span(reader), reader.doc_count_all()
+    keys, records, count = _rank_keys(reader, ranking), _records(reader, ranking), reader.doc_count_all()
     tiers: dict = {}
     if primary and len(primary) == 1:  # one part: matched through a primary field or not
         tiers[1] = primary[0]
@@ -465,8 +480,9 @@ def _first(reader, offset: int, docs, primary: list | None, ranking: Ranking,
     for n, members in tiers.items():
         order = _rank_order(reader, ranking) if len(members) ** 2 >= limit * count else None
         for docnum in _top(members, limit, count, keys, order):
-            value = _value(keys[docnum], docnum, span, ranking)
-            out.append(((-n, -value if ranking.newest else value, -(docnum + offset)), docnum + offset))
-    if primary is not None:  # customers matched only through other fields: the last added first
-        out += [((0, 0, -(docnum + offset)), docnum + offset) for docnum in _top(rest, limit, count)]
+            value = _value(keys[docnum], records[docnum], ranking)
+            out.append(((-n, -value if ranking.newest else value, -records[docnum]), docnum + offset))
+    if primary is not None and rest:  # customers matched only through other fields: the newest first
+        order = _record_order(reader, ranking) if len(rest) ** 2 >= limit * count else None
+        out += [((0, 0, -records[docnum]), docnum + offset) for docnum in _top(rest, limit, count, records, order)]
     return out

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 CUSTOMERS, NOTES = "customers", "notes"
 KEEP_REPLACED = 120.0  # seconds the files of a replaced TOC or generation stay for searchers that read it
 NAME_LENGTH, WHEN = "name_length", "when"  # the columns results are ordered by
+RECORD = "record"  # the record's id: the last tie-break, the same in every segment
 
 
 class IndexUnavailable(Exception):
@@ -90,6 +91,7 @@ def customer_schema() -> fields.Schema:
         other=TermsField(),
         scope=TermsField(),
         name_length=_number_column(),
+        record=_number_column(),
         stamp=fields.STORED,
     )
 
@@ -100,6 +102,7 @@ def note_schema() -> fields.Schema:
         body=TermsField(),
         scope=TermsField(),
         when=_number_column(),
+        record=_number_column(),
         stamp=fields.STORED,
     )
 

@@ -8,6 +8,7 @@ import random
 import shutil
 import threading
 import time
+from datetime import datetime
 
 import pytest
 from faker import Faker
@@ -15,7 +16,7 @@ from sqlalchemy import func, insert, select, update
 from whoosh import index
 
 from extensions import db, reading_only, refresh_statistics
-from models import Customer, SearchBacklog
+from models import Customer, CustomerNote, SearchBacklog
 from services import customers, merge, notes, pool, search, settings, tags
 from services.customers import CustomerData
 from services.notes import NoteData
@@ -935,10 +936,11 @@ def test_name_and_phone_matches_come_before_other_fields_shorter_names_first(app
     by_phone = _customer(admin, "刘洋", phones=[("mobile", "13900005678")])
     by_address = _customer(admin, "陈静", address="人民路5678号")
     assert [c.id for c in search.search_customers(admin, "5678").items] == [by_phone.id, by_address.id]
-    # among matches through other fields only, the one changed last comes first
+    # among matches through other fields only, the newer record comes first, even
+    # when the older one was changed (indexed) since
     customers.update_customer(admin, by_name, CustomerData(name="张伟", company="伟业"))
     db.session.commit()
-    assert [c.id for c in search.search_customers(admin, "伟业").items] == [by_name.id, by_company.id]
+    assert [c.id for c in search.search_customers(admin, "伟业").items] == [by_company.id, by_name.id]
     assert longer.id in _ids(admin, "欧阳")
 
 
@@ -957,6 +959,38 @@ def test_notes_come_newest_first_whatever_order_they_were_indexed_in(app, staff)
     notes.edit_note(admin, made[0], NoteData(kind="call", body="第0次报价，已改"))  # indexed again, last
     db.session.commit()
     assert [n.id for n in search.search_notes(admin, "报价").items] == [made[1].id, made[2].id, made[0].id]
+
+
+def test_pages_keep_their_records_when_a_merge_reorders_the_segments(app, staff, monkeypatch):
+    """Equal matches (names of one length, notes of one second) come newest record
+    first, wherever they lie: a merge puts the oldest segments' documents after the
+    newer ones, and no record may change pages for it."""
+    from services.search import sync
+
+    monkeypatch.setattr(sync, "start_merge", lambda: None)  # merged below, between two readings
+    admin = staff["admin"]
+    made = [_customer(admin, f"测试客户{i:02d}") for i in range(12)]
+    for _ in range(12):
+        _note(admin, made[0], "同一秒的报价")
+    db.session.execute(update(CustomerNote).values(created_at=datetime(2026, 3, 1, 9, 30)))
+    db.session.commit()
+    sync.mark_customers([made[0].id], with_notes=True)
+    db.session.commit()
+    search.drain()
+    searches = ((search.search_customers, "测试"), (search.search_notes, "报价"))
+
+    def pages():
+        return [[item.id for item in find(admin, text, page=page, per_page=5).items]
+                for find, text in searches for page in (1, 2, 3)]
+
+    before = pages()
+    assert before[0] == [c.id for c in made[:-6:-1]]  # the newest customers first
+    assert sum(before[3:], []) == sorted(sum(before[3:], []), reverse=True)  # the newest notes first
+    monkeypatch.setattr(sync, "MERGE_AFTER", 4)
+    segments = (_segments(store.CUSTOMERS), _segments(store.NOTES))
+    sync.merge_small()
+    assert _segments(store.CUSTOMERS) < segments[0] and _segments(store.NOTES) < segments[1]
+    assert pages() == before
 
 
 @pytest.mark.parametrize("where", ["first", "spread", "last", "few"])

@@ -177,9 +177,10 @@ def _public_docs(searcher, wanted, excluded) -> set[int]:
 def _public_order(searcher, query: matching.Query, ranking: matching.Ranking, found: set[int]) -> list[int]:
     """``found`` in the documented order, from public reads only: customers by how
     many parts they match through name or phone (most first; none: after all the
-    others, the last added first), then the shorter name; notes newest first; then
-    the last added."""
+    others, the newest record first), then the shorter name; notes newest first; then
+    the newest record (the largest id)."""
     column = searcher.reader().column_reader(ranking.column)
+    record = searcher.reader().column_reader(ranking.ties)
     primary_hits = {docnum: 0 for docnum in found}
     for part in query.parts:
         options = [option for option in part if option.field in query.primary]
@@ -192,9 +193,9 @@ def _public_order(searcher, query: matching.Query, ranking: matching.Ranking, fo
     def key(docnum):
         n = primary_hits[docnum]
         if query.primary and n == 0:
-            return (1, 0, 0, -docnum)
+            return (1, 0, 0, -record[docnum])
         value = column[docnum]
-        return (0, -n, -value if ranking.newest else value, -docnum)
+        return (0, -n, -value if ranking.newest else value, -record[docnum])
 
     return sorted(found, key=key)
 
@@ -259,7 +260,7 @@ def _run(schema, document, build_query, ranking, plan, layout, wanted, monkeypat
 def test_customer_search_finds_what_whoosh_finds(plan, layout, wanted):
     with pytest.MonkeyPatch.context() as monkeypatch:
         assert _run(store.customer_schema(), _customer_document, customer_query,
-                    matching.Ranking(store.NAME_LENGTH), plan, layout, wanted, monkeypatch) == []
+                    matching.Ranking(store.NAME_LENGTH, ties=store.RECORD), plan, layout, wanted, monkeypatch) == []
 
 
 @SETTINGS
@@ -267,7 +268,8 @@ def test_customer_search_finds_what_whoosh_finds(plan, layout, wanted):
 def test_note_search_finds_what_whoosh_finds(plan, layout, wanted):
     with pytest.MonkeyPatch.context() as monkeypatch:
         assert _run(store.note_schema(), _note_document, note_query,
-                    matching.Ranking(store.WHEN, newest=True), plan, layout, wanted, monkeypatch) == []
+                    matching.Ranking(store.WHEN, ties=store.RECORD, newest=True), plan, layout, wanted,
+                    monkeypatch) == []
 
 
 def test_the_fast_path_is_the_one_checked():
