@@ -72,8 +72,8 @@ class Customer(Model):
         # Covering for the list's stage and importance filters under every role's
         # scope (not archived; own or pool): the count and the tag counts read only
         # the index, not the customers' rows.
-        Index("ix_customers_stage_archived_owner", "stage", "archived_at", "owner_id"),
-        Index("ix_customers_importance_archived_owner", "importance", "archived_at", "owner_id"),
+        Index("ix_customers_stage_archived_owner", "stage", "archived_at", "owner_id", "tag_key"),
+        Index("ix_customers_importance_archived_owner", "importance", "archived_at", "owner_id", "tag_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -101,6 +101,10 @@ class Customer(Model):
     times_recycled: Mapped[int] = mapped_column(default=0)
     pool_reason: Mapped[str] = mapped_column(String(16), default="")
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    # The ids of the customer's tags, ascending, comma-separated ('' for none): kept
+    # by the database's triggers on customer_tags (migration 0014), never written
+    # here; read by the list's tag counts only (services.customers.tag_counts).
+    tag_key: Mapped[str] = mapped_column(Text, server_default="", deferred=True)
 
     owner = relationship("User", foreign_keys=[owner_id], lazy="joined")
     created_by = relationship("User", foreign_keys=[created_by_id])

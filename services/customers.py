@@ -8,6 +8,7 @@ Every function that changes something adds and flushes its change and its audit 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 
@@ -528,7 +529,10 @@ def page_of(query, order: list, page: int, per_page: int, *, with_tag_counts: bo
     ``query`` leaves out (see :func:`tag_counts`): the total of a filter matching many
     is then every customer less those."""
     query = query.order_by(None)
-    ids = list(db.session.scalars(query.with_only_columns(Customer.id).limit(SMALL_SET + 1)))
+    # The first ids, with their tags when they are counted (a small set's counts).
+    read = (Customer.id, Customer.tag_key) if with_tag_counts else (Customer.id,)
+    first = db.session.execute(query.with_only_columns(*read).limit(SMALL_SET + 1)).all()
+    ids = [row[0] for row in first]
     small = len(ids) <= SMALL_SET
     if small:
         total = len(ids)
@@ -556,7 +560,7 @@ def page_of(query, order: list, page: int, per_page: int, *, with_tag_counts: bo
         items = list(db.session.scalars(rows.order_by(*order).offset((page - 1) * per_page).limit(per_page)))
     counts = {}
     if with_tag_counts and total:
-        counts = (_tag_counts_of_ids(ids) if small
+        counts = (_per_tag(Counter(row[1] for row in first).items()) if small
                   else tag_counts(query, total=total, outside=outside, largest_id=largest_id))
     return CustomerPage(items=items, total=total, page=page, pages=pages, tag_counts=counts)
 
@@ -614,41 +618,42 @@ def _walked_order(expression):
     return cached[1]
 
 
-def _tag_counts_of_ids(ids: list[int]) -> dict[int, int]:
-    rows = db.session.execute(
-        select(customer_tags.c.tag_id, func.count())
-        .where(customer_tags.c.customer_id.in_(ids)).group_by(customer_tags.c.tag_id)
-    )
-    return {tag_id: n for tag_id, n in rows}
+def _per_tag(keys) -> dict[int, int]:
+    """Per tag id, how many customers carry it, from (tag_key, customers) pairs:
+    how many customers have each set of tags (Customer.tag_key)."""
+    counts: Counter = Counter()
+    for key, n in keys:
+        for tag_id in key.split(",") if key else ():
+            counts[int(tag_id)] += n
+    return dict(counts)
 
 
 def tag_counts(customer_query, *, total: int | None = None, outside=None,
                largest_id: int | None = None) -> dict[int, int]:
     """Per tag, how many customers of ``customer_query`` (a ``select(Customer)``
-    with its filters) carry it. Given ``total`` (how many customers the query
-    matches) and when that is more than LARGE_SHARE of all customers, the counts
-    are taken as every customer's tag counts less those of the customers the query
-    does not match (a group-by over the covering index and a few lookups, instead
-    of a lookup per matching customer: the pool page is nearly every customer).
-    Those are the customers for which the query's condition is not true, or
-    ``outside`` when the caller knows an equivalent condition that an index can
-    answer (exactly the customers the query leaves out). One statement either
-    way, so both halves read the same snapshot."""
+    with its filters) carry it: the matching customers grouped by their set of tags
+    (Customer.tag_key; the list's stage and importance filters read it from their
+    covering index). Given ``total`` (how many customers the query matches) and when
+    that is more than LARGE_SHARE of all customers, the counts are taken as every
+    customer's tag counts less those of the customers the query does not match (a
+    group-by over the covering index of customer_tags and a few lookups, instead
+    of a pass over nearly every customer: the pool page). Those are the customers
+    for which the query's condition is not true, or ``outside`` when the caller
+    knows an equivalent condition that an index can answer (exactly the customers
+    the query leaves out). One statement either way, so both halves read the same
+    snapshot."""
     from sqlalchemy import true
 
-    ids = customer_query.with_only_columns(Customer.id).order_by(None)
     condition = customer_query.whereclause
     if largest_id is None and total is not None:  # the caller may know it (page_of)
         largest_id = db.session.scalar(select(func.max(Customer.id)))
-    if condition is None or total is None or not largest_id or total <= largest_id * LARGE_SHARE:
-        rows = db.session.execute(
-            select(customer_tags.c.tag_id, func.count())
-            .where(customer_tags.c.customer_id.in_(ids))
-            .group_by(customer_tags.c.tag_id)
-        )
-        return {tag_id: n for tag_id, n in rows}
+    if condition is not None and (total is None or not largest_id or total <= largest_id * LARGE_SHARE):
+        keys = customer_query.with_only_columns(Customer.tag_key, func.count()).order_by(None)
+        return _per_tag(db.session.execute(keys.group_by(Customer.tag_key)).all())
     every = (select(customer_tags.c.tag_id, func.count().label("n"))
              .group_by(customer_tags.c.tag_id).subquery())
+    if condition is None:  # every customer
+        return {tag_id: n for tag_id, n in db.session.execute(select(every.c.tag_id, every.c.n))}
     # IS NOT TRUE: a condition that is NULL for a customer (no match) puts it outside.
     outside_ids = select(Customer.id).where(condition.is_not(true()) if outside is None else outside)
     outside = (select(customer_tags.c.tag_id, func.count().label("n"))

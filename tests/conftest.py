@@ -85,6 +85,24 @@ def database_url(request, tmp_path_factory):
         admin.dispose()
 
 
+def tag_keys_that_disagree() -> list[tuple[int, str, list[int]]]:
+    """Customers whose ``tag_key`` (kept by the database's triggers) is not the set of
+    their tags, as (id, tag_key, tag ids): checked after every test, whatever path
+    the test changed tags by."""
+    from collections import defaultdict
+
+    from sqlalchemy import select
+
+    from models import Customer, customer_tags
+
+    carried = defaultdict(list)
+    for customer_id, tag_id in db.session.execute(select(customer_tags.c.customer_id, customer_tags.c.tag_id)):
+        carried[customer_id].append(tag_id)
+    return [(customer_id, key, sorted(carried[customer_id]))
+            for customer_id, key in db.session.execute(select(Customer.id, Customer.tag_key))
+            if key != ",".join(str(tag_id) for tag_id in sorted(carried[customer_id]))]
+
+
 def _empty_tables() -> None:
     for table in reversed(db.metadata.sorted_tables):
         db.session.execute(table.delete())
@@ -120,7 +138,10 @@ def app(database_url, tmp_path):
     assert sync.wait_for_background(60), "a background merge or rebuild of the search index did not end"
     with app.app_context():
         db.session.remove()
+        wrong = tag_keys_that_disagree()
         _empty_tables()
+    assert not wrong, f"customers whose tag_key is not their tags: {wrong}"
+    with app.app_context():
         db.engine.dispose()
     from services.search import store
 
