@@ -1,6 +1,6 @@
 """An office's mixed traffic, open loop, against gunicorn with several workers.
 
-    .venv/bin/python bench/load.py [--customers 100000] [--notes 500000] [--workers 4]
+    .venv/bin/python bench/load.py [--customers 100000] [--notes 500000] [--workers 4] [--threads 1]
         [--rates 10,20,40,60,85,100,120] [--seconds 30] [--folder /tmp/load]
     .venv/bin/python bench/load.py --customers 5000 --notes 20000 --rates 10,40,85 --seconds 15
     .venv/bin/python bench/load.py --database-url postgresql://postgres@127.0.0.1:5432/test
@@ -16,7 +16,10 @@ request was due, so queueing is measured too).
 
 The mix: 35 % search-as-you-type (/search/suggest), 5 % search page, 20 % customer
 page, 15 % list filters, 10 % note saves, 3 % claims, and home, pool and task pages.
-For each rate it prints p50/p95/p99 and errors per request kind; at the end the rate
+For each rate it prints p50/p95/p99, errors and the server's mean CPU per request
+kind (each response carries its worker thread's CPU time in a header the bench's
+WSGI wrapper adds: under the mix, with the other workers' saves invalidating
+caches, apart from the background merges); at the end the rate
 where the overall p95 first crosses 300 ms, and the home page p95 for the salesperson
 with 50 customers and for the manager. A baseline measured in the same run (GET
 /login at 2 requests/s, nothing else running) gives each kind's p50 ratio; a fixed
@@ -63,6 +66,18 @@ MIX = [  # (kind, weight in %)
     ("note save", 10), ("claim", 3), ("home (sales 50)", 3), ("home (manager)", 2),
     ("home (front desk)", 2), ("pool page", 3), ("tasks page", 2),
 ]
+# Each response says how much CPU its worker's thread spent on it (the whole request
+# up to its headers: Flask builds the body first), so that CPU per kind is measured
+# in the server under the mix, apart from the workers' background threads (merges).
+CPU_HEADER = "X-Bench-CPU-Us"
+CPU_MIDDLEWARE = f"""
+def application(environ, start_response):
+    started = time.thread_time()
+    def start(status, headers, exc_info=None):
+        spent = int((time.thread_time() - started) * 1e6)
+        return start_response(status, headers + [({CPU_HEADER!r}, str(spent))], exc_info)
+    return app(environ, start)
+"""
 CSRF_META = re.compile(r'"X-CSRFToken": "([^"]+)"')
 CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
@@ -167,13 +182,16 @@ def free_port() -> int:
 
 def serve(args, folder: Path, url: str) -> tuple[subprocess.Popen, str]:
     (folder / "bench_wsgi.py").write_text(
+        "import time\n"
         "from app import create_app\n"
-        f"application = create_app({{'SECRET_KEY': 'bench', 'DATABASE_URL': {url!r}, "
-        f"'INSTANCE_PATH': {str(folder)!r}}})\n")
+        f"app = create_app({{'SECRET_KEY': 'bench', 'DATABASE_URL': {url!r}, "
+        f"'INSTANCE_PATH': {str(folder)!r}}})\n"
+        f"{CPU_MIDDLEWARE}")
     port = free_port()
     gunicorn = Path(sys.executable).with_name("gunicorn")
     server = subprocess.Popen(
-        [str(gunicorn), "--workers", str(args.workers), "--bind", f"127.0.0.1:{port}", "--preload",
+        [str(gunicorn), "--workers", str(args.workers), "--threads", str(args.threads),
+         "--bind", f"127.0.0.1:{port}", "--preload",
          "--pythonpath", f"{ROOT},{folder}", "--log-level", "warning", "--timeout", "120",
          "bench_wsgi:application"], cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
@@ -257,10 +275,20 @@ class Browser:
         try:
             with self.opener.open(request, timeout=60) as response:
                 response.read()
+                _record_cpu(response.headers)
                 return response.status
         except urllib.error.HTTPError as error:
             error.read()
+            _record_cpu(error.headers)
             return error.code
+
+
+_sent = threading.local()  # the server CPU (ms) of the last request this thread sent
+
+
+def _record_cpu(headers) -> None:
+    value = headers.get(CPU_HEADER) if headers else None
+    _sent.cpu = int(value) / 1000 if value else None
 
 
 @dataclass
@@ -329,11 +357,12 @@ def run_rate(office: Office, rate: float, seconds: float, kinds: list[str], weig
              pool: ThreadPoolExecutor) -> dict[str, dict]:
     """Send requests at ``rate`` per second for ``seconds``; per kind the latencies (ms,
     counted from when each was due) and the error count."""
-    results: dict[str, dict] = defaultdict(lambda: {"ms": [], "errors": 0})
+    results: dict[str, dict] = defaultdict(lambda: {"ms": [], "errors": 0, "cpu": []})
     lock = threading.Lock()
     rng = random.Random(int(rate * 1000))
 
     def one(kind: str, send, due: float):
+        _sent.cpu = None
         try:
             status = send()
             ok = status < 400 or (kind == "claim" and status == 409)
@@ -343,6 +372,8 @@ def run_rate(office: Office, rate: float, seconds: float, kinds: list[str], weig
         with lock:
             results[kind]["ms"].append(elapsed)
             results[kind]["errors"] += 0 if ok else 1
+            if _sent.cpu is not None:
+                results[kind]["cpu"].append(_sent.cpu)
 
     start = time.perf_counter()
     due = start
@@ -373,14 +404,24 @@ def report(rate: float, results: dict[str, dict], baseline_p50: float, cpu: tupl
     server, generator = (seconds * 1000 / max(1, len(every)) for seconds in cpu)
     print(f"CPU per request: server {server:.1f} ms, load generator {generator:.1f} ms; "
           f"host: reference loop {host[0]:.1f} ms, {host[1]:.1%} stolen")
-    print(f"{'kind':<20}{'n':>6}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}{'p50/base':>10}")
+    # The requests' own CPU (each worker thread's, as the server reported it) and the
+    # rest of the server's: background merges, gunicorn, the master.
+    in_requests = sum(ms for r in results.values() for ms in r["cpu"])
+    if in_requests:
+        own = in_requests / max(1, len(every))
+        print(f"  of which the requests' own {own:.1f} ms, the rest (background merges, "
+              f"gunicorn) {server - own:.1f} ms")
+    print(f"{'kind':<20}{'n':>6}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}{'p50/base':>10}"
+          f"{'cpu ms':>8}{'cpu %':>7}")
     for kind, _weight in MIX:
         r = results.get(kind)
         if not r or not r["ms"]:
             continue
         p50 = percentile(r["ms"], 0.5)
+        spent = (f"{sum(r['cpu']) / len(r['cpu']):>8.1f}{sum(r['cpu']) / in_requests:>7.0%}"
+                 if r["cpu"] and in_requests else "")
         print(f"{kind:<20}{len(r['ms']):>6}{p50:>9.0f}{percentile(r['ms'], 0.95):>9.0f}"
-              f"{percentile(r['ms'], 0.99):>9.0f}{r['errors']:>8}{p50 / baseline_p50:>10.1f}")
+              f"{percentile(r['ms'], 0.99):>9.0f}{r['errors']:>8}{p50 / baseline_p50:>10.1f}{spent}")
     return overall
 
 
@@ -389,6 +430,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--notes", type=int, default=500_000)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1, help="threads per worker (gunicorn's gthread workers)")
     parser.add_argument("--rates", default="10,20,40,60,85,100,120")
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=20, help="seconds of the mix at a low rate, not counted")
@@ -416,7 +458,7 @@ def main() -> None:
             base_ms = baseline_times(login)
             baseline_p50 = percentile(base_ms, 0.5)
             print(f"database: {url.split(':')[0]}; {args.customers} customers, {args.notes} notes; "
-                  f"gunicorn --workers {args.workers}; {os.cpu_count()} cores")
+                  f"gunicorn --workers {args.workers} --threads {args.threads}; {os.cpu_count()} cores")
             print(f"baseline GET /login alone: p50 {baseline_p50:.1f} ms, p95 {percentile(base_ms, 0.95):.1f} ms")
             print(f"host: reference loop {host_speed():.1f} ms (the same code is slower when other "
                   "guests of the machine are busy; compare runs by it)")
