@@ -18,8 +18,8 @@ The mix: 35 % search-as-you-type (/search/suggest), 5 % search page, 20 % custom
 page, 15 % list filters, 10 % note saves, 3 % claims, and home, pool and task pages.
 For each rate it prints p50/p95/p99, errors and the server's mean CPU per request
 kind (each response carries its worker thread's CPU time in a header the bench's
-WSGI wrapper adds: under the mix, with the other workers' saves invalidating
-caches, apart from the background merges); at the end the rate
+WSGI wrapper adds: measured in the server under the mix rather than alone, apart
+from the workers' background merges); at the end the rate
 where the overall p95 first crosses 300 ms, and the home page p95 for the salesperson
 with 50 customers and for the manager. A baseline measured in the same run (GET
 /login at 2 requests/s, nothing else running) gives each kind's p50 ratio; a fixed
@@ -356,7 +356,8 @@ def request_for(kind: str, office: Office):
 def run_rate(office: Office, rate: float, seconds: float, kinds: list[str], weights: list[int],
              pool: ThreadPoolExecutor) -> dict[str, dict]:
     """Send requests at ``rate`` per second for ``seconds``; per kind the latencies (ms,
-    counted from when each was due) and the error count."""
+    counted from when each was due), the error count and the server CPU (ms) each
+    request's response reported."""
     results: dict[str, dict] = defaultdict(lambda: {"ms": [], "errors": 0, "cpu": []})
     lock = threading.Lock()
     rng = random.Random(int(rate * 1000))
