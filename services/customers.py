@@ -501,10 +501,27 @@ def list_customers(user: User, flt: CustomerFilter) -> CustomerPage:
     query = filtered_query(user, flt)
     order = [SORTS.get(flt.sort, SORTS["updated"]), NEWEST_FIRST]
     unfiltered = allowed_filter(user, flt) == CustomerFilter(sort=flt.sort, page=flt.page, per_page=flt.per_page)
-    # Everybody's customers less the archived ones: what the list leaves out, by index.
-    outside = Customer.archived_at.is_not(None) if unfiltered and policy.customer_scope(user).everything else None
+    outside = _left_out(policy.customer_scope(user)) if unfiltered else None
     return page_of(query, order, flt.page, flt.per_page, outside=outside,
                    with_tag_counts="tags" in policy.visible_fields(user))
+
+
+def _left_out(scope: policy.Scope):
+    """A condition, answered by indexes, that holds exactly for the customers the
+    unfiltered list of a user with ``scope`` leaves out (see :func:`page_of`): the
+    archived ones and, when the user sees only some owners' customers (a salesperson:
+    their own and the pool's), the other owners' ones. None when there is none."""
+    from sqlalchemy import union
+
+    archived = Customer.archived_at.is_not(None)
+    if scope.everything:
+        return archived
+    if scope.nothing or None not in scope.owners:
+        return None
+    owners = sorted(owner for owner in scope.owners if owner is not None)
+    # A UNION of index ranges: an OR of the two conditions would read the whole table.
+    others = select(Customer.id).where(Customer.owner_id.is_not(None), Customer.owner_id.not_in(owners))
+    return Customer.id.in_(union(select(Customer.id).where(archived), others))
 
 
 # A filter matching at most this many customers is read as a list of ids once, and
@@ -534,10 +551,16 @@ def page_of(query, order: list, page: int, per_page: int, *, with_tag_counts: bo
     first = db.session.execute(query.with_only_columns(*read).limit(SMALL_SET + 1)).all()
     ids = [row[0] for row in first]
     small = len(ids) <= SMALL_SET
+    grouped = None  # the matches grouped by their set of tags, when read for the total
     if small:
         total = len(ids)
     elif outside is not None:
         total = _count_less_outside(outside)
+    elif with_tag_counts:
+        # The tag counts group the matches by their set of tags: the groups' sizes add
+        # up to the total, so the matches are read once, not counted first.
+        grouped = _tag_key_groups(query)
+        total = sum(n for _key, n in grouped)
     else:
         total = db.session.scalar(
             select(func.count()).select_from(query.with_only_columns(Customer.id).subquery())) or 0
@@ -559,7 +582,9 @@ def page_of(query, order: list, page: int, per_page: int, *, with_tag_counts: bo
             rows, order = _walking_the_order(query, order)
         items = list(db.session.scalars(rows.order_by(*order).offset((page - 1) * per_page).limit(per_page)))
     counts = {}
-    if with_tag_counts and total:
+    if grouped is not None:
+        counts = _per_tag(grouped)
+    elif with_tag_counts and total:
         counts = (_per_tag(Counter(row[1] for row in first).items()) if small
                   else tag_counts(query, total=total, outside=outside, largest_id=largest_id))
     return CustomerPage(items=items, total=total, page=page, pages=pages, tag_counts=counts)
@@ -628,6 +653,14 @@ def _per_tag(keys) -> dict[int, int]:
     return dict(counts)
 
 
+def _tag_key_groups(customer_query) -> list:
+    """(tag_key, customers) for each set of tags among the customers of
+    ``customer_query``: one pass over the matches (the list's stage and importance
+    filters read it from their covering index)."""
+    keys = customer_query.with_only_columns(Customer.tag_key, func.count()).order_by(None)
+    return db.session.execute(keys.group_by(Customer.tag_key)).all()
+
+
 def tag_counts(customer_query, *, total: int | None = None, outside=None,
                largest_id: int | None = None) -> dict[int, int]:
     """Per tag, how many customers of ``customer_query`` (a ``select(Customer)``
@@ -648,8 +681,7 @@ def tag_counts(customer_query, *, total: int | None = None, outside=None,
     if largest_id is None and total is not None:  # the caller may know it (page_of)
         largest_id = db.session.scalar(select(func.max(Customer.id)))
     if condition is not None and (total is None or not largest_id or total <= largest_id * LARGE_SHARE):
-        keys = customer_query.with_only_columns(Customer.tag_key, func.count()).order_by(None)
-        return _per_tag(db.session.execute(keys.group_by(Customer.tag_key)).all())
+        return _per_tag(_tag_key_groups(customer_query))
     every = (select(customer_tags.c.tag_id, func.count().label("n"))
              .group_by(customer_tags.c.tag_id).subquery())
     if condition is None:  # every customer

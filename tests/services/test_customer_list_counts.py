@@ -199,3 +199,53 @@ def test_the_whole_pool_is_counted_as_every_customer_less_the_owned_and_archived
         page = pool_list.list_pool(staff[role], PoolFilter())
         assert page.total == in_pool, role
         assert len(page.items) == in_pool, role
+
+
+def _statements_of(call):
+    """``call()``'s result and the SQL statements it ran."""
+    from sqlalchemy import event
+
+    statements = []
+
+    def seen(conn, cursor, statement, *rest):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        return call(), statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+
+
+def test_a_salespersons_whole_list_is_every_customer_less_the_archived_and_the_colleagues(
+        staff, office, monkeypatch):
+    """The unfiltered list of a salesperson (their own customers and the pool's) is
+    counted as every customer less those archived or owned by a colleague (neither
+    counted twice), by index: no pass over the customers it shows (the pool is most
+    customers: LARGE_SHARE 0 makes it so here)."""
+    monkeypatch.setattr(customers, "SMALL_SET", 0)
+    monkeypatch.setattr(customers, "LARGE_SHARE", 0)
+    made = office["customers"]
+    customers.archive(staff["manager"], made[2])  # a colleague's, archived: left out once
+    customers.archive(staff["manager"], made[3])  # a pool customer, archived
+    for role in ("sales", "sales2"):
+        user = staff[role]
+        total, counts = _expected(user, CustomerFilter())
+        page, statements = _statements_of(lambda user=user: customers.list_customers(user, CustomerFilter()))
+        assert (page.total, page.tag_counts) == (total, counts), role
+        assert total == len([c for c in made if c.archived_at is None and c.owner_id in (None, user.id)])
+        assert any("UNION" in s and "count(" in s for s in statements), role
+        assert not any("GROUP BY customers.tag_key" in s for s in statements), role
+
+
+def test_a_filtered_list_reads_its_matches_once_for_the_total_and_the_tag_counts(staff, office, monkeypatch):
+    """Beyond a short list of ids, the total of a filtered list is the sum of its
+    tag counts' groups: one statement over the matches, no count of its own."""
+    monkeypatch.setattr(customers, "SMALL_SET", 0)
+    for role in ("sales", "manager"):
+        flt = CustomerFilter(stage="intent")
+        total, counts = _expected(staff[role], flt)
+        page, statements = _statements_of(lambda role=role, flt=flt: customers.list_customers(staff[role], flt))
+        assert (page.total, page.tag_counts) == (total, counts), role
+        over_matches = [s for s in statements if "customers.stage = " in s and "count(" in s]
+        assert len(over_matches) == 1 and "GROUP BY customers.tag_key" in over_matches[0], (role, over_matches)
