@@ -4,6 +4,7 @@ fragment-only response, the phone parser and matching typed % and _ literally.""
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from flask import url_for
 
 from blueprints import htmx
 from blueprints.tags.filter import toggle_tag_url
@@ -23,6 +24,19 @@ def test_a_tag_chip_adds_or_removes_its_tag_keeps_the_filter_and_goes_to_page_on
     assert added.path == "/customers"
     assert parse_qs(added.query) == {"stage": ["deal"], "tag": ["3", "5", "7"]}
     assert parse_qs(removed.query) == {"stage": ["deal"], "tag": ["3"]}
+
+
+@pytest.mark.parametrize("args, selected", [
+    ({}, []), ({}, [4]), ({"q": "王 小&明%", "sort": "name", "page": 2}, [2, 9]), ({"tag": [1], "archived": "1"}, [1]),
+])
+def test_a_tag_chips_url_is_the_one_url_for_builds(app, args, selected):
+    """Every chip's URL is built from one base URL; it is exactly url_for's."""
+    with app.test_request_context("/customers"):
+        url_for_tag = toggle_tag_url("customers.index", args, selected)
+        kept = {name: value for name, value in args.items() if name not in ("tag", "page")}
+        for tag_id in (1, 2, 4, 9):
+            chosen = sorted(set(selected) ^ {tag_id})
+            assert url_for_tag(tag_id) == url_for("customers.index", **kept, tag=chosen), (args, tag_id)
 
 
 @pytest.mark.parametrize("headers", [{}, {"HX-Request": "true"}])
