@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 
@@ -653,7 +654,7 @@ def _per_tag(keys) -> dict[int, int]:
     return dict(counts)
 
 
-def _tag_key_groups(customer_query) -> list:
+def _tag_key_groups(customer_query) -> Sequence:
     """(tag_key, customers) for each set of tags among the customers of
     ``customer_query``: one pass over the matches (the list's stage and importance
     filters read it from their covering index)."""
