@@ -39,6 +39,40 @@ def test_times_are_shown_in_the_office_time_zone(app):
     assert shown == "2 Jan 2026, 07:30"  # UTC+8
 
 
+def test_dates_are_written_as_babel_writes_them_in_each_requests_language(app, monkeypatch):
+    """The date writer is the reader's: looked up once per request (not per date:
+    a list page writes fifty), and never carried into the next request, which may be
+    in the other language. Naive times are UTC, aware ones are converted as they are.
+    Each request here has its own app context, as under a server (Flask-Babel keeps
+    the locale on ``g``)."""
+    from datetime import UTC, date
+
+    from babel.dates import format_date, format_datetime
+    from flask_babel import get_locale
+
+    import blueprints.i18n as i18n
+    from services.office_time import office_zone
+
+    lookups = []
+    looked_up = i18n.get_locale
+    monkeypatch.setattr(i18n, "get_locale", lambda: lookups.append(1) or looked_up())
+    moments = [datetime(2026, 1, 1, 23, 30, 15), datetime(2026, 12, 31, 16, 0), datetime(2026, 6, 1, 4, 5, 6),
+               datetime(2026, 6, 1, 4, 5, 6, tzinfo=UTC)]
+    for accept, patterns in (("en", i18n.PATTERNS["en"]), ("zh-CN", i18n.PATTERNS["zh"]), ("en", i18n.PATTERNS["en"])):
+        with app.test_request_context(headers={"Accept-Language": accept}):
+            lookups.clear()
+            locale = get_locale()
+            for moment in moments:
+                local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(office_zone())
+                assert i18n.local_datetime(moment) == format_datetime(local, patterns["datetime"], locale=locale)
+                assert i18n.local_datetime(moment, seconds=True) == format_datetime(
+                    local, patterns["seconds"], locale=locale)
+                assert i18n.local_time(moment) == format_datetime(local, "HH:mm", locale=locale)
+                assert i18n.local_date(moment) == format_date(local.date(), patterns["date"], locale=locale)
+            assert i18n.local_date(date(2026, 5, 1)) == format_date(date(2026, 5, 1), patterns["date"], locale=locale)
+            assert len(lookups) == 1, accept
+
+
 def _catalog():
     with CATALOG.open("rb") as po:
         return read_po(po)
