@@ -52,7 +52,7 @@ class _DateWriter:
     """The reader's locale, their language's patterns (parsed) and the office's time
     zone, looked up once per request (:func:`_writer`): Flask-Babel's format functions
     look the locale and the time zone up again at every call, two thirds of a date's
-    cost, and a list page writes fifty dates."""
+    cost, and a customer list page writes about forty dates."""
 
     def __init__(self) -> None:
         self.locale = get_locale() or Locale.parse(current_app.config["BABEL_DEFAULT_LOCALE"])

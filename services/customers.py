@@ -512,17 +512,21 @@ def _left_out(scope: policy.Scope):
     unfiltered list of a user with ``scope`` leaves out (see :func:`page_of`): the
     archived ones and, when the user sees only some owners' customers (a salesperson:
     their own and the pool's), the other owners' ones. None when there is none."""
-    from sqlalchemy import union
-
     archived = Customer.archived_at.is_not(None)
     if scope.everything:
         return archived
     if scope.nothing or None not in scope.owners:
         return None
     owners = sorted(owner for owner in scope.owners if owner is not None)
-    # A UNION of index ranges: an OR of the two conditions would read the whole table.
-    others = select(Customer.id).where(Customer.owner_id.is_not(None), Customer.owner_id.not_in(owners))
-    return Customer.id.in_(union(select(Customer.id).where(archived), others))
+    return any_of(archived, Customer.owner_id.is_not(None) & Customer.owner_id.not_in(owners))
+
+
+def any_of(*conditions):
+    """Customers for which one of ``conditions`` holds, as a UNION of the customers
+    of each: each read by its own index, where an OR of them reads the whole table."""
+    from sqlalchemy import union
+
+    return Customer.id.in_(union(*(select(Customer.id).where(condition) for condition in conditions)))
 
 
 # A filter matching at most this many customers is read as a list of ids once, and
