@@ -265,10 +265,13 @@ def writer(ix, **kwargs):
 
     - postings in blocks of 1,024 rather than Whoosh's 128: services.search.matching
       reads whole posting lists, 1.7 times faster so;
-    - segments as separate files, not one compound file: Whoosh reads a file of a
-      compound segment through ``BytesIO(memoryview)``, which copies it whole on
-      every open — tens of milliseconds for a large segment, on every write (the
-      writer opens a reader to delete the old entry) and every searcher refresh.
+    - a save's or a merge's segment written in memory and put on disk at its commit:
+      one compound file when it is small (a save's: one file to make instead of
+      seven), separate files when it is large, as a rebuild's and a bulk write's
+      are written. Whoosh reads a file of a compound segment through
+      ``BytesIO(memoryview)``, which copies it whole on every open: nothing for a
+      save's few documents, tens of milliseconds for a large segment, on every
+      searcher refresh. See ``internals.segment_writer``.
     """
     try:
         return internals.segment_writer(ix, **kwargs)

@@ -45,6 +45,8 @@ from whoosh.codec.whoosh3 import (
     _lenfield,
 )
 from whoosh.columns import NumericColumn
+from whoosh.filedb.compound import CompoundStorage
+from whoosh.filedb.filestore import FileStorage, RamStorage
 from whoosh.filedb.filetables import md5_hash
 from whoosh.index import TOC
 from whoosh.matching.wrappers import FilterMatcher
@@ -84,21 +86,95 @@ encode_frequency = pack_uint
 
 # ---- writers --------------------------------------------------------------------------
 
+ONE_FILE_DOCS = 1000  # a new segment of at most this many documents is written as one file
+
+
 class _KeepingWriter(SegmentWriter):
-    """Whoosh's writer, except that a commit deletes no file (the caller tidies).
-    Overrides the private ``SegmentWriter._commit_toc``, which writes the TOC and
-    then deletes the files no longer named."""
+    """Whoosh's writer, except that a commit deletes no file (the caller tidies), and
+    that a segment written in memory (see :class:`_StagedSegment`) is put on disk at
+    its commit: as one compound file when it holds at most ONE_FILE_DOCS documents,
+    as Lucene does with small segments; else as separate files. Overrides the
+    private ``SegmentWriter._commit_toc``, which writes the TOC and then deletes the
+    files no longer named, and ``_assemble_segment``."""
 
     def _commit_toc(self, segments):
         TOC(self.schema, segments, self.generation).write(self.storage, self.indexname)
 
+    def _assemble_segment(self):
+        storage = self.storage
+        if not isinstance(storage, _StagedSegment):
+            return  # written in place, as separate files
+        segment, staged = self.get_segment(), storage.staged
+        names = staged.list()
+        if segment.doc_count_all() <= ONE_FILE_DOCS:
+            compound = FileStorage.create_file(storage, segment.make_filename(segment.COMPOUND_EXT))
+            CompoundStorage.assemble(compound, staged, names)  # closes it
+            segment.compound = True
+        else:
+            for name in names:
+                with FileStorage.create_file(storage, name) as f:
+                    f.write(staged.files[name])
+        storage.staged = RamStorage()
+
+
+class _StagedSegment(FileStorage):
+    """An index folder whose writer writes the files of its new segment in memory
+    (``staged``), for ``_KeepingWriter._assemble_segment`` to put on disk at once,
+    and keeps its temporary files in memory: a segment of one note is seven files
+    (terms, postings, five columns), Whoosh adds a temporary folder and a file in it
+    for every writer, and on some disks making a file or folder costs as much CPU
+    as indexing a note. Reads find the staged files first, then the folder's.
+    Overrides ``FileStorage``'s file methods and ``temp_storage``."""
+
+    def __init__(self, folder: str, supports_mmap: bool = True):
+        super().__init__(folder, supports_mmap=supports_mmap)
+        self.staged = RamStorage()
+
+    def temp_storage(self, name=None):
+        return RamStorage()
+
+    def _is_staged(self, name: str) -> bool:
+        return self.staged.file_exists(name)
+
+    def create_file(self, name, *args, **kwargs):
+        if _SEGMENT_FILE.match(name):
+            return self.staged.create_file(name)
+        return super().create_file(name, *args, **kwargs)
+
+    def open_file(self, name, *args, **kwargs):
+        if self._is_staged(name):
+            return self.staged.open_file(name)
+        return super().open_file(name, *args, **kwargs)
+
+    def file_exists(self, name):
+        return self._is_staged(name) or super().file_exists(name)
+
+    def file_length(self, name):
+        return self.staged.file_length(name) if self._is_staged(name) else super().file_length(name)
+
+    def file_modified(self, name):
+        return self.staged.file_modified(name) if self._is_staged(name) else super().file_modified(name)
+
+    def delete_file(self, name):
+        if self._is_staged(name):
+            return self.staged.delete_file(name)
+        return super().delete_file(name)
+
 
 def segment_writer(ix, **kwargs):
     """A writer of ``ix`` whose commit deletes no file, with postings in blocks of
-    POSTINGS_PER_BLOCK and each segment as separate files rather than one compound
-    file (Whoosh reads a compound segment's file by copying it whole, on every open),
-    writing its terms with :class:`_TermsWriter`. ``kwargs`` as for ``ix.writer()``.
-    Relies on ``SegmentWriter``, its ``fieldwriter`` attribute, and ``W3Codec``."""
+    POSTINGS_PER_BLOCK, writing its terms with :class:`_TermsWriter`. ``kwargs`` as
+    for ``ix.writer()``. A writer given ``limitmb`` (a rebuild's, a bulk write's)
+    writes its segment as separate files, in place, and its temporary files on disk.
+    Any other (a save's, a merge's) writes its segment in memory, then as one file
+    when it is small (see _KeepingWriter); its temporary files stay in memory. A
+    large segment is never one compound file: Whoosh reads a compound segment's
+    files by copying each whole on every open. Relies on ``SegmentWriter``, its
+    ``fieldwriter`` attribute, ``W3Codec``, on writers getting their temporary
+    storage from ``ix.storage.temp_storage``, and on ``CompoundStorage.assemble``."""
+    if "limitmb" not in kwargs:
+        ix = copy.copy(ix)
+        ix.storage = _StagedSegment(ix.storage.folder, supports_mmap=ix.storage.supports_mmap)
     writer = _KeepingWriter(ix, codec=W3Codec(blocklimit=POSTINGS_PER_BLOCK), compound=False, **kwargs)
     if type(writer.fieldwriter) is W3FieldWriter and type(writer.pool) is PostingPool:
         writer.fieldwriter.__class__ = _TermsWriter  # no state of its own: only a faster method
@@ -508,13 +584,11 @@ def live_documents_holding(writer, terms) -> list[int]:
     every segment's terms files on every save, to find the entries it replaces, was
     most of what deleting them cost. The readers of segments no longer in the index,
     and of other folders (a replaced generation), are closed. Relies on
-    ``SegmentWriter.segments``, ``Segment.is_compound``, ``is_deleted`` and
-    ``doc_count_all``, the codec's ``terms_reader`` and its ``matcher``, and the
-    fields' ``to_bytes`` and ``format``."""
+    ``SegmentWriter.segments``, ``Segment.is_compound``, ``open_compound_file``,
+    ``is_deleted`` and ``doc_count_all``, the codec's ``terms_reader`` and its
+    ``matcher``, and the fields' ``to_bytes`` and ``format``."""
     storage, schema = writer.storage, writer.schema
     segments = list(writer.segments)
-    if any(segment.is_compound() for segment in segments):
-        raise ValueError("a compound segment")  # not written here: the caller reads it the slow way
     found: list[int] = []
     with _held_terms_lock:
         for folder in [folder for folder in _held_terms if folder != storage.folder]:
@@ -526,7 +600,8 @@ def live_documents_holding(writer, terms) -> list[int]:
         for segment in segments:
             reader = held.get(segment.segment_id())
             if reader is None:
-                reader = held[segment.segment_id()] = segment.codec().terms_reader(storage, segment)
+                files = segment.open_compound_file(storage) if segment.is_compound() else storage
+                reader = held[segment.segment_id()] = segment.codec().terms_reader(files, segment)
             for field, text in terms:
                 if field not in schema:
                     continue

@@ -8,12 +8,13 @@ uncompressed (what the app writes), every term must read back with the same
 statistics and postings through Whoosh's public reader. The documents cover terms
 in one document (phone endings), in many, in more than one block
 (POSTINGS_PER_BLOCK), frequencies above one, and a merge (the writer's other
-caller, ``add_reader``). No database, no app.
+caller, ``add_reader``). A small segment is written as one (compound) file: its
+terms and postings are compared inside it. No database, no app.
 """
 
 from __future__ import annotations
 
-import filecmp
+import os
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from types import SimpleNamespace
 import pytest
 from whoosh import index
 from whoosh.codec.whoosh3 import W3Codec, W3FieldWriter
+from whoosh.filedb.filestore import FileStorage
 
 from services.search import documents, store
 from services.search import whoosh_internals as internals
@@ -88,10 +90,21 @@ def _read_back(folder: Path) -> list:
     return [read, stored]
 
 
-def _files(folder: Path, extension: str) -> list[Path]:
-    """The files with ``extension`` of the index's segments, in the index's order."""
-    _schema, segments = internals.read_segments(index.open_dir(str(folder)))
-    return [folder / f"{internals.segment_id(segment)}{extension}" for segment in segments]
+def _contents(folder: Path, extension: str) -> list[bytes]:
+    """The file with ``extension`` of each of the index's segments, in the index's
+    order: a file of its own, or a part of the segment's one compound file."""
+    ix = index.open_dir(str(folder))
+    _schema, segments = internals.read_segments(ix)
+    contents = []
+    for segment in segments:
+        name = f"{internals.segment_id(segment)}{extension}"
+        if not segment.is_compound():
+            contents.append((folder / name).read_bytes())
+            continue
+        files = segment.open_compound_file(ix.storage)
+        with files.open_file(name) as part:
+            contents.append(part.read())
+    return contents
 
 
 CASES = {
@@ -110,10 +123,10 @@ def test_files_are_whooshs_byte_for_byte_when_every_block_is_compressed(case, tm
     ours = _write(tmp_path / "ours", schema(), made, whooshs=False)
     theirs = _write(tmp_path / "whoosh", schema(), made, whooshs=True)
     for extension in (".trm", ".pst"):
-        pairs = list(zip(_files(ours, extension), _files(theirs, extension), strict=True))
+        pairs = list(zip(_contents(ours, extension), _contents(theirs, extension), strict=True))
         assert pairs, extension
         for mine, whooshs in pairs:
-            assert mine.read_bytes() == whooshs.read_bytes(), (case, extension)
+            assert mine == whooshs, (case, extension)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -132,9 +145,84 @@ def test_small_blocks_are_left_uncompressed_and_the_files_are_smaller(tmp_path):
     made = [_customers(400)]
     ours = _write(tmp_path / "ours", store.customer_schema(), made, whooshs=False)
     theirs = _write(tmp_path / "whoosh", store.customer_schema(), made, whooshs=True)
-    (mine,), (whooshs,) = _files(ours, ".pst"), _files(theirs, ".pst")
-    assert not filecmp.cmp(mine, whooshs, shallow=False)
-    assert mine.stat().st_size < whooshs.stat().st_size
+    (mine,), (whooshs,) = _contents(ours, ".pst"), _contents(theirs, ".pst")
+    assert mine != whooshs
+    assert len(mine) < len(whooshs)
+
+
+# ---- a small segment is one file, written without temporary files --------------------------
+
+def _segment_files(folder: Path) -> dict[str, list[str]]:
+    """Per segment of the index's newest TOC, its files' extensions."""
+    _schema, segments = internals.read_segments(index.open_dir(str(folder)))
+    return {internals.segment_id(segment): sorted(name.split(".", 1)[1] for name in os.listdir(folder)
+                                                  if internals.segment_of_file(name) == internals.segment_id(segment))
+            for segment in segments}
+
+
+def test_a_small_segment_is_one_file_made_without_temporary_ones(tmp_path, monkeypatch):
+    ix = index.create_in(str(tmp_path), store.note_schema())
+    made, folders = [], []
+    original_create, original_mkdir = FileStorage.create_file, os.mkdir
+
+    def create_file(self, name, *args, **kwargs):
+        made.append(name)
+        return original_create(self, name, *args, **kwargs)
+
+    def mkdir(path, *args, **kwargs):
+        folders.append(path)
+        return original_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(FileStorage, "create_file", create_file)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    writer = internals.segment_writer(ix)
+    for document in _notes(internals.ONE_FILE_DOCS):
+        writer.add_document(**document)
+    writer.commit(merge=False)
+    (segment, extensions), = _segment_files(tmp_path).items()
+    assert extensions == ["seg"]
+    assert made == [f"{segment}.seg", made[1]] and made[1].startswith("_MAIN_1.toc.")  # the TOC, then renamed
+    assert folders == []
+    with index.open_dir(str(tmp_path)).searcher() as searcher:
+        assert searcher.doc_count() == internals.ONE_FILE_DOCS
+        assert searcher.document(key=documents.note_key(7)) is not None
+
+
+def test_a_larger_segment_and_a_bulk_writers_are_files_of_their_own(tmp_path):
+    ix = index.create_in(str(tmp_path), store.note_schema())
+    writer = internals.segment_writer(ix)  # a save naming many notes: one customer's, say
+    for document in _notes(internals.ONE_FILE_DOCS + 1):
+        writer.add_document(**document)
+    writer.commit(merge=False)
+    writer = internals.segment_writer(ix, limitmb=64)  # a rebuild's or an import's
+    writer.add_document(**_notes(1)[0])
+    writer.commit(merge=False)
+    files = list(_segment_files(tmp_path).values())
+    assert len(files) == 2
+    for extensions in files:
+        assert "seg" not in extensions and {"trm", "pst", "_stored.col"} <= set(extensions)
+    with index.open_dir(str(tmp_path)).searcher() as searcher:
+        assert searcher.doc_count() == internals.ONE_FILE_DOCS + 2
+
+
+def test_the_entries_a_save_replaces_are_found_in_one_file_segments(tmp_path):
+    """What a save deletes is looked up in the kept terms readers, compound segments
+    included (before, a compound segment sent every save the slow way)."""
+    ix = index.create_in(str(tmp_path), store.note_schema())
+    notes = _notes(30)
+    for start in range(0, 30, 10):  # three one-file segments
+        writer = internals.segment_writer(ix)
+        for document in notes[start : start + 10]:
+            writer.add_document(**document)
+        writer.commit(merge=False)
+    internals.release_held_terms()
+    writer = internals.segment_writer(ix)
+    try:
+        keys = [("key", documents.note_key(number)) for number in (3, 15, 27, 99)]
+        assert internals.live_documents_holding(writer, keys) == [2, 14, 26]
+    finally:
+        writer.cancel()
+        internals.release_held_terms()
 
 
 # ---- finding the newest TOC without listing the folder ---------------------------------------
