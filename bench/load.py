@@ -7,7 +7,9 @@
 
 Generates (or, with --folder, reuses) a workspace through services.demo (Faker zh_CN),
 with one salesperson owning exactly 50 customers, a manager and a front-desk clerk,
-builds the search index, then serves it with ``gunicorn --workers N --preload``,
+builds the search index, then serves it with ``gunicorn --workers N --preload``
+(the nightly jobs off: in the office's night a fresh copy of a workspace would run its
+sweep and backup in a worker while the requests are timed),
 warms it up (``--warmup`` seconds of the mix at 10 requests/s, not counted: each
 worker's first requests compile templates and statements) and sends requests at
 fixed rates with exponential gaps between arrivals (open loop: a
@@ -185,7 +187,7 @@ def serve(args, folder: Path, url: str) -> tuple[subprocess.Popen, str]:
         "import time\n"
         "from app import create_app\n"
         f"app = create_app({{'SECRET_KEY': 'bench', 'DATABASE_URL': {url!r}, "
-        f"'INSTANCE_PATH': {str(folder)!r}}})\n"
+        f"'INSTANCE_PATH': {str(folder)!r}, 'JOBS_ENABLED': False}})\n"
         f"{CPU_MIDDLEWARE}")
     port = free_port()
     gunicorn = Path(sys.executable).with_name("gunicorn")
