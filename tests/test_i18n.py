@@ -41,7 +41,7 @@ def test_times_are_shown_in_the_office_time_zone(app):
 
 def test_dates_are_written_as_babel_writes_them_in_each_requests_language(app, monkeypatch):
     """The date writer is the reader's: looked up once per request (not per date:
-    a list page writes fifty), and never carried into the next request, which may be
+    a list page writes about forty), and never carried into the next request, which may be
     in the other language. Naive times are UTC, aware ones are converted as they are.
     Each request here has its own app context, as under a server (Flask-Babel keeps
     the locale on ``g``)."""
