@@ -27,7 +27,7 @@ from models import (
     customer_tags,
     utcnow,
 )
-from services import audit, phones, policy, pool
+from services import audit, phones, policy, pool, search
 from services.errors import DomainError
 from services.ids import parse_id
 
@@ -466,19 +466,25 @@ def customers_with_all_tags(tag_ids: list[int]):
 
 def _text_condition(q: str):
     """Plain matching for the list's quick filter (the search service does the
-    real search): a name or company fragment, or the end of a phone number."""
+    real search): a name or company fragment, or the end of a phone number. Where
+    the search index can name a few customers among which every match is (Chinese
+    text, a phone number's end), only those are tested; else every customer is."""
     from sqlalchemy import or_
 
-    # Matched on another alias of the table, so that the scan reads the (name, company)
+    # Matched on another alias of the table, so that a scan reads the (name, company)
     # index rather than every customer's row (the rest of the filter then looks up only
     # the matches).
     named = _NAMED
-    conditions = [Customer.id.in_(select(named.id).where(or_(_holds(named.name, q), _holds(named.company, q))))]
+    in_name = select(named.id).where(or_(_holds(named.name, q), _holds(named.company, q)))
+    if (candidates := search.customers_possibly_named(q)) is not None:
+        in_name = in_name.where(named.id.in_(sorted(candidates)))
+    conditions = [Customer.id.in_(in_name)]
     digits = phones.digits_only(q)
     if len(digits) >= 4:
-        conditions.append(Customer.id.in_(
-            select(CustomerPhone.customer_id).where(CustomerPhone.digits.like(f"%{digits}"))
-        ))
+        ending = select(CustomerPhone.customer_id).where(CustomerPhone.digits.like(f"%{digits}"))
+        if (candidates := search.customers_possibly_with_phone_ending(digits)) is not None:
+            ending = ending.where(CustomerPhone.customer_id.in_(sorted(candidates)))
+        conditions.append(Customer.id.in_(ending))
     return or_(*conditions)
 
 

@@ -250,6 +250,58 @@ def _load_in_order(query, id_column, ids: list[int]) -> list:
     return [rows[i] for i in ids if i in rows]
 
 
+# ---- narrowing the customer list's text filter --------------------------------------------
+
+# The customer list's text filter (services.customers) is plain matching in the
+# database: a name or company holding the text as typed, a phone number ending in
+# its digits. Without help that reads every customer's name and company and every
+# phone number. For the texts whose every match the index is sure to hold, these
+# give the ids of a few customers among which all the matches are; the database
+# then tests only those. More candidates than this, and the scan is cheaper.
+LIST_CANDIDATES_MAX = 2000
+
+
+def customers_possibly_named(text: str) -> set[int] | None:
+    """A set of customer ids (any owner, archived or not) holding every customer
+    whose name or company contains ``text`` as typed, when ``text`` is Chinese
+    characters only: the index holds each character of both fields and each pair
+    of adjacent ones, folded as the query is. None when the index cannot say
+    (see :func:`_candidates`), or for any other text."""
+    if not analysis.cjk_only(text):
+        return None
+    words = QueryWords(text)
+    if len(words.cjk) != 1:
+        return None
+    run = words.cjk[0]
+    return _candidates(Query(((_cjk("name", run), _cjk("company", run)),)))
+
+
+def customers_possibly_with_phone_ending(digits: str) -> set[int] | None:
+    """A set of customer ids holding every customer with a phone number ending in
+    ``digits`` (four or more: the index holds every ending of four digits or
+    more of each number). None when the index cannot say (see :func:`_candidates`)."""
+    if len(digits) < analysis.PHONE_SUFFIX_MIN or not digits.isdigit():
+        return None
+    return _candidates(Query(((Terms("phone", (digits,)),),)))
+
+
+def _candidates(query: Query) -> set[int] | None:
+    """The ids of the customers matching ``query`` in the live index; None when
+    they are more than LIST_CANDIDATES_MAX, the index is unavailable, or a
+    committed change to a customer is not in the index yet. The backlog is read in
+    the caller's transaction before the index is opened: a change the caller's
+    snapshot holds is then either waiting in the backlog (None) or already in the
+    searcher's index, which is at least as new."""
+    if backlog.customers_pending(db.session):
+        return None
+    try:
+        records = store.search(store.CUSTOMERS, lambda searcher: matching.matching_records(
+            searcher, query, _CUSTOMERS.ranking, LIST_CANDIDATES_MAX))
+    except store.IndexUnavailable:
+        return None
+    return None if records is None else set(records)
+
+
 # ---- answering from the database while the index is unavailable -------------------------
 
 def _from_database(kind: _Kind, user, found: Found, archived: bool, tag_ids, error) -> Found:

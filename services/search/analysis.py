@@ -30,6 +30,7 @@ _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
 _RUN = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _ONE_CJK = re.compile(f"[{_CJK}]")
+_CJK_ONLY = re.compile(f"[{_CJK}]+")
 
 EDGE_MIN = 2  # a single Latin letter matches too much to be worth a term
 EDGE_MAX = 20
@@ -75,6 +76,11 @@ def runs(text: str, *, simplify: bool = True) -> Iterator[tuple[bool, str]]:
     for match in _RUN.finditer(normalise(text, simplify=simplify)):
         cjk, word = match.groups()
         yield (True, cjk) if cjk else (False, word)
+
+
+def cjk_only(text: str) -> bool:
+    """Whether ``text`` is CJK characters and nothing else (one run)."""
+    return _CJK_ONLY.fullmatch(text) is not None
 
 
 def cjk_terms(run: str, *, unigrams: bool) -> Iterator[str]:

@@ -35,6 +35,15 @@ def record(session, connection, keys: set[tuple[str, int]]) -> None:
     session.info["search_pending"] = True
 
 
+def customers_pending(session) -> bool:
+    """Whether a committed change to a customer (``session``'s snapshot) is not in
+    the live index yet: its row waits in the backlog."""
+    from sqlalchemy import select
+
+    return session.scalar(select(SearchBacklog.id).where(
+        SearchBacklog.kind == CUSTOMER, SearchBacklog.applied_live.is_(False)).limit(1)) is not None
+
+
 class Changes:
     """What to delete from and add to each index for a set of backlog keys."""
 

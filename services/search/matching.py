@@ -117,6 +117,19 @@ def all_matches(searcher, query: Query) -> set[int]:
     return found
 
 
+def matching_records(searcher, query: Query, ranking: Ranking, limit: int) -> list[int] | None:
+    """The record ids (``ranking.ties``) of every match of ``query``, unordered, or
+    None when there are more than ``limit``."""
+    records: list[int] = []
+    for reader, _offset in _leaves(searcher):
+        docs, _primary = _matches(reader, query)
+        if len(records) + len(docs) > limit:
+            return None
+        column = _records(reader, ranking)
+        records.extend(map(column.__getitem__, docs))
+    return records
+
+
 def _leaves(searcher):
     return searcher.reader().leaf_readers()
 

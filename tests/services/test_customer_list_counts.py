@@ -6,9 +6,10 @@ those of the customers the filter leaves out (a filter matching most customers).
 from collections import Counter
 
 import pytest
+from sqlalchemy import select
 
 from extensions import db
-from services import customers, merge, pool, pool_list
+from services import customers, merge, pool, pool_list, search
 from services.customers import CustomerData, CustomerFilter
 from services.pool_list import PoolFilter
 from models import Customer
@@ -156,13 +157,28 @@ def test_a_fragment_without_ascii_letters_is_found_with_instr_on_sqlite(staff):
         assert ("instr(" in sql, "LIKE" in sql) == (instr, not instr), (q, sql)
 
 
+def _answers_of(monkeypatch, name):
+    """The answers ``search.<name>`` gives from now on (None: the scan decides)."""
+    answers = []
+    asked = getattr(search, name)
+    monkeypatch.setattr(search, name, lambda text: answers.append(asked(text)) or answers[-1])
+    return answers
+
+
+@pytest.mark.parametrize("indexed", [False, True])
 @pytest.mark.parametrize("one_snapshot", [True, False])
 def test_the_text_filter_matches_names_companies_and_phone_ends_in_each_scope(staff, texts, monkeypatch,
-                                                                               one_snapshot):
+                                                                               one_snapshot, indexed):
     """Each user's matches of a name or company fragment or a phone number's end:
     only customers in their scope, never an archived one; the same total and page
-    whether the page re-applies the filter (PostgreSQL) or not (SQLite's one snapshot)."""
+    whether the page re-applies the filter (PostgreSQL) or not (SQLite's one snapshot),
+    and whether the search index names the candidates (committed: the index has
+    every customer) or every customer is tested (not yet in the index)."""
     monkeypatch.setattr(customers, "_one_snapshot", lambda: one_snapshot)
+    if indexed:
+        db.session.commit()
+    named = _answers_of(monkeypatch, "customers_possibly_named")
+    ending = _answers_of(monkeypatch, "customers_possibly_with_phone_ending")
     wang, li, zhang, zhao, sun, zhou, qian = texts
     pool_ = {zhang, zhao, sun, zhou}
     everyone = {"manager": {wang, li, qian} | pool_, "sales": {wang, qian} | pool_,
@@ -184,6 +200,75 @@ def test_the_text_filter_matches_names_companies_and_phone_ends_in_each_scope(st
             every = [c.id for p in range(1, pages[0].pages + 1) for c in customers.list_customers(
                 staff[role], CustomerFilter(q=q, sort="name", per_page=2, page=p)).items]
             assert sorted(every) == sorted(c.id for c in expected), (role, q)
+    # Chinese texts and phone numbers' ends were narrowed by the index when it had
+    # every customer, and never before; other texts never.
+    assert any(a is not None for a in named) == indexed and any(a is not None for a in ending) == indexed
+
+
+def test_the_index_names_candidates_only_for_chinese_text_and_phone_ends(staff, texts):
+    """Every customer whose name or company holds a Chinese text is among the
+    index's candidates, and every one with a phone number ending in the digits
+    (the candidates may hold more: a number beginning with them, a customer of
+    another owner, an archived one, which the database then leaves out). Other
+    texts (Latin letters, digits, mixed) get no candidates: the index holds
+    prefixes of their words, not every fragment."""
+    db.session.commit()
+    wang, li, zhang, zhao, sun, zhou, qian = texts
+    archived = db.session.scalar(select(Customer.id).where(Customer.name == "明档案"))
+    assert search.customers_possibly_named("明") == {wang.id, li.id, zhang.id, archived}
+    assert search.customers_possibly_named("机械") == {wang.id, qian.id}
+    assert search.customers_possibly_named("貿易") == {zhou.id}  # traditional 貿, folded as the index is
+    assert search.customers_possibly_named("小明光") == set()
+    assert search.customers_possibly_with_phone_ending("5678") == {wang.id, zhang.id, archived}
+    assert wang.id in search.customers_possibly_with_phone_ending("1380")  # 13800135678 begins with it
+    for text in ("Acme", "王a", "5678", "明 档", "孙_", ""):
+        assert search.customers_possibly_named(text) is None, text
+    for digits in ("567", "56a8", ""):
+        assert search.customers_possibly_with_phone_ending(digits) is None, digits
+    assert customers.list_customers(staff["manager"], CustomerFilter(q="1380")).total == 0
+
+
+def test_a_change_not_yet_in_the_index_is_found_by_testing_every_customer(staff, texts):
+    """A rename waiting in the search backlog (here: flushed in the open transaction,
+    as a change committed by another process is until its index update) makes the
+    index unable to say: the list tests every customer and finds the new name."""
+    db.session.commit()
+    wang = texts[0]
+    assert search.customers_possibly_named("大明") == set()
+    customers.update_customer(staff["manager"], wang, CustomerData(
+        name="王大明", company=wang.company, phones=[("mobile", "13800135678")]))
+    db.session.flush()
+    assert search.customers_possibly_named("大明") is None
+    assert search.customers_possibly_with_phone_ending("5678") is None
+    found = customers.list_customers(staff["manager"], CustomerFilter(q="大明"))
+    assert [c.id for c in found.items] == [wang.id]
+    assert customers.list_customers(staff["manager"], CustomerFilter(q="小明")).total == 0
+    db.session.commit()  # now in the index
+    assert search.customers_possibly_named("大明") == {wang.id}
+
+
+def test_too_many_candidates_or_no_index_leave_the_scan_to_answer(staff, texts, monkeypatch):
+    """More candidates than LIST_CANDIDATES_MAX, or an index that cannot be read:
+    no candidates, and the list is the same."""
+    from services.search import store
+
+    db.session.commit()
+    expected = customers.list_customers(staff["manager"], CustomerFilter(q="明")).total
+    assert expected == 3  # and an archived customer: four candidates
+    monkeypatch.setattr(search, "LIST_CANDIDATES_MAX", 4)
+    assert search.customers_possibly_named("明") is not None
+    monkeypatch.setattr(search, "LIST_CANDIDATES_MAX", 3)
+    assert search.customers_possibly_named("明") is None
+    assert customers.list_customers(staff["manager"], CustomerFilter(q="明")).total == expected
+    monkeypatch.setattr(search, "LIST_CANDIDATES_MAX", 2000)
+
+    def unavailable(*_args):
+        raise store.IndexUnavailable("gone")
+
+    monkeypatch.setattr(store, "search", unavailable)
+    assert search.customers_possibly_named("明") is None
+    assert search.customers_possibly_with_phone_ending("5678") is None
+    assert customers.list_customers(staff["manager"], CustomerFilter(q="明")).total == expected
 
 
 def test_the_whole_pool_is_counted_as_every_customer_less_the_owned_and_archived(staff, office, monkeypatch):
