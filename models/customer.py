@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from extensions import Model, db
@@ -44,6 +44,17 @@ class PhoneKind(StrEnum):
     LANDLINE = "landline"
 
 
+# A customer whose name or company holds an ASCII digit (a few of them), in each
+# database's words. The list's text filter for a text with a digit tests only those
+# (services.customers._text_condition), through the partial index of the same condition.
+DIGIT_PATTERNS = {"sqlite": ("GLOB", "*[0-9]*"), "postgresql": ("~", "[0-9]")}
+
+
+def _digit_text(dialect: str) -> str:
+    operator, pattern = DIGIT_PATTERNS[dialect]
+    return " OR ".join(f"{column} {operator} '{pattern}'" for column in ("name", "company"))
+
+
 def _in(column: str, enum: type[StrEnum]) -> str:
     values = ", ".join(f"'{member.value}'" for member in enum)
     return f"{column} IN ({values})"
@@ -68,6 +79,8 @@ class Customer(Model):
         CheckConstraint(_in("importance", Importance), name="importance_known"),
         CheckConstraint(_in("source", Source), name="source_known"),
         Index("ix_customers_name_company", "name", "company"),
+        Index("ix_customers_digit_text", "name", "company",
+              sqlite_where=text(_digit_text("sqlite")), postgresql_where=text(_digit_text("postgresql"))),
         Index("ix_customers_owner_archived", "owner_id", "archived_at"),
         # Covering for the list's stage and importance filters under every role's
         # scope (not archived; own or pool): the count and the tag counts read only

@@ -27,6 +27,7 @@ from models import (
     customer_tags,
     utcnow,
 )
+from models.customer import DIGIT_PATTERNS
 from services import audit, phones, policy, pool, search
 from services.errors import DomainError
 from services.ids import parse_id
@@ -478,6 +479,8 @@ def _text_condition(q: str):
     in_name = select(named.id).where(or_(_holds(named.name, q), _holds(named.company, q)))
     if (candidates := search.customers_possibly_named(q)) is not None:
         in_name = in_name.where(named.id.in_(sorted(candidates)))
+    elif _ASCII_DIGIT.search(q):  # only a name or company with a digit can hold it
+        in_name = in_name.where(_with_a_digit(named))
     conditions = [Customer.id.in_(in_name)]
     digits = phones.digits_only(q)
     if len(digits) >= 4:
@@ -500,6 +503,17 @@ def _holds(column, q: str):
 
 
 _ASCII_LETTER = re.compile("[A-Za-z]")
+_ASCII_DIGIT = re.compile("[0-9]")
+
+
+def _with_a_digit(customer):
+    """``customer`` (the table or an alias) has an ASCII digit in its name or company:
+    the condition of the partial index ix_customers_digit_text, written as it is
+    there (the patterns as literals, not parameters) so that the database uses it."""
+    from sqlalchemy import literal_column, or_
+
+    operator, pattern = DIGIT_PATTERNS[db.session.get_bind().dialect.name]
+    return or_(*(column.op(operator)(literal_column(f"'{pattern}'")) for column in (customer.name, customer.company)))
 
 
 def list_customers(user: User, flt: CustomerFilter) -> CustomerPage:

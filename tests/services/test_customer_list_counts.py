@@ -271,6 +271,31 @@ def test_too_many_candidates_or_no_index_leave_the_scan_to_answer(staff, texts, 
     assert customers.list_customers(staff["manager"], CustomerFilter(q="明")).total == expected
 
 
+def test_a_text_with_a_digit_reads_only_the_customers_with_a_digit_in_name_or_company(staff, texts):
+    """A name or company holding a text with a digit holds a digit: the name and
+    company scan of such a text reads the partial index of those customers (on
+    SQLite, the plan says so; PostgreSQL's plan depends on its statistics). The
+    condition holds for exactly the customers with an ASCII digit in either field."""
+    from sqlalchemy import text
+
+    zhao = texts[3]  # 百分之100%公司
+    customers.update_customer(staff["manager"], texts[6], CustomerData(name="钱7", company="机械厂"))
+    with_a_digit = set(db.session.scalars(select(Customer.id).where(customers._with_a_digit(Customer))))
+    assert with_a_digit == {zhao.id, texts[6].id}
+    assert customers.list_customers(staff["manager"], CustomerFilter(q="7")).total == 1  # the name
+    if db.engine.dialect.name != "sqlite":
+        return
+    for q in ("5678", "100%", "0%公", "A1"):
+        query = customers.filtered_query(staff["manager"], CustomerFilter(q=q)).with_only_columns(Customer.id)
+        sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
+        plan = " | ".join(row[-1] for row in db.session.execute(text("EXPLAIN QUERY PLAN " + sql)))
+        assert "INDEX ix_customers_digit_text" in plan, (q, plan)
+    query = customers.filtered_query(staff["manager"], CustomerFilter(q="机械")).with_only_columns(Customer.id)
+    sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
+    assert "ix_customers_digit_text" not in " | ".join(
+        row[-1] for row in db.session.execute(text("EXPLAIN QUERY PLAN " + sql)))
+
+
 def test_the_whole_pool_is_counted_as_every_customer_less_the_owned_and_archived(staff, office, monkeypatch):
     """The unfiltered pool's total is every customer less those owned or archived
     (neither counted twice), the same as counting the pool, for whoever sees it all."""
