@@ -289,9 +289,12 @@ def _candidates(query: Query) -> set[int] | None:
     """The ids of the customers matching ``query`` in the live index; None when
     they are more than LIST_CANDIDATES_MAX, the index is unavailable, or a
     committed change to a customer is not in the index yet. The backlog is read in
-    the caller's transaction before the index is opened: a change the caller's
-    snapshot holds is then either waiting in the backlog (None) or already in the
-    searcher's index, which is at least as new."""
+    the caller's transaction before the index is opened: on SQLite (one snapshot
+    per transaction) a change the caller's snapshot holds is then either waiting in
+    the backlog (None) or already in the searcher's index, which is at least as new.
+    PostgreSQL reads each statement at its own snapshot: a customer renamed in the
+    few milliseconds between the backlog's read and the list's may be left out of
+    that one list."""
     if backlog.customers_pending(db.session):
         return None
     try:
