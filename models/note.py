@@ -58,11 +58,15 @@ class CustomerNote(Model):
         ),
         # The customer page pages back in time along this index.
         Index("ix_customer_notes_customer_created", "customer_id", "created_at", "id"),
+        # A user's calls and visits of a day (the front desk's home page). The kind
+        # before the time: a reader's notes of one customer, newest first (the front
+        # desk's customer page), still walk ix_customer_notes_customer_created.
+        Index("ix_customer_notes_author_kind_created", "author_id", "kind", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
-    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     kind: Mapped[str] = mapped_column(String(16), default=NoteKind.CALL.value)
     body: Mapped[str] = mapped_column(Text, default="")
     sections: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -98,8 +98,14 @@ def unread_mentions(user: User, limit: int = LIMIT) -> list[Mention]:
 def todays_contacts(user: User, today: date, timezone: str, limit: int = 50) -> list[CustomerNote]:
     """The call and visit notes ``user`` wrote on ``today`` (office time zone),
     newest first."""
+    return list(db.session.scalars(todays_contacts_query(user, today, timezone, limit)).unique())
+
+
+def todays_contacts_query(user: User, today: date, timezone: str, limit: int):
+    """:func:`todays_contacts` as a statement: the author's notes of the day read
+    along ix_customer_notes_author_kind_created, not every author's notes of the day."""
     start, end = day_bounds(today, timezone)
-    query = (
+    return (
         select(CustomerNote)
         .where(
             CustomerNote.author_id == user.id,
@@ -112,4 +118,3 @@ def todays_contacts(user: User, today: date, timezone: str, limit: int = 50) -> 
         .order_by(CustomerNote.created_at.desc(), CustomerNote.id.desc())
         .limit(limit)
     )
-    return list(db.session.scalars(query).unique())

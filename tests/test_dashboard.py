@@ -58,6 +58,27 @@ def test_todays_contacts_at_the_day_boundary(ctx):
     assert [n.body for n in dashboard.todays_contacts(desk, date(2026, 3, 1), ZONE)] == ["昨天深夜"]
 
 
+def test_todays_contacts_read_only_the_users_own_notes_of_the_day(ctx, today):
+    """On a busy day colleagues write hundreds of notes: the front desk's list reads
+    its own along ix_customer_notes_author_kind_created, not everybody's of the day."""
+    from sqlalchemy import text
+
+    desk, sales = person("frontdesk"), person("sales")
+    customer = new_customer(sales)
+    for n in range(60):
+        note(sales, customer, f"忙碌的一天 {n}")
+    note(desk, customer, "前台来电")
+    db.session.commit()
+    assert [n.body for n in dashboard.todays_contacts(desk, today, ZONE)] == ["前台来电"]
+    if db.engine.dialect.name != "sqlite":
+        return  # PostgreSQL's plan depends on its statistics
+    query = dashboard.todays_contacts_query(desk, today, ZONE, 50)
+    sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
+    plan = " | ".join(row[-1] for row in db.session.execute(text("EXPLAIN QUERY PLAN " + sql)))
+    expected = "ix_customer_notes_author_kind_created (author_id=? AND kind=? AND created_at>? AND created_at<?)"
+    assert f"USING INDEX {expected}" in plan, plan
+
+
 def test_recent_customers_are_my_own_most_recently_contacted(ctx):
     li, wang, manager = person(), person(), person("manager")
     old = new_customer(li, "很久以前")
