@@ -84,9 +84,10 @@ class Customer(Model):
         Index("ix_customers_owner_archived", "owner_id", "archived_at"),
         # Covering for the list's stage and importance filters under every role's
         # scope (not archived; own or pool): the count and the tag counts read only
-        # the index, not the customers' rows.
-        Index("ix_customers_stage_archived_owner", "stage", "archived_at", "owner_id", "tag_key"),
-        Index("ix_customers_importance_archived_owner", "importance", "archived_at", "owner_id", "tag_key"),
+        # the index, not the customers' rows, and find a filter's customers already
+        # grouped by their tags (tag_key before owner_id: no sort to group them).
+        Index("ix_customers_stage_archived_tags", "stage", "archived_at", "tag_key", "owner_id"),
+        Index("ix_customers_importance_archived_tags", "importance", "archived_at", "tag_key", "owner_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -681,9 +681,14 @@ def _per_tag(keys) -> dict[int, int]:
 def _tag_key_groups(customer_query) -> Sequence:
     """(tag_key, customers) for each set of tags among the customers of
     ``customer_query``: one pass over the matches (the list's stage and importance
-    filters read it from their covering index)."""
+    filters read them from their covering index, in tag_key order)."""
+    return db.session.execute(tag_key_groups_query(customer_query)).all()
+
+
+def tag_key_groups_query(customer_query):
+    """The statement of :func:`_tag_key_groups`."""
     keys = customer_query.with_only_columns(Customer.tag_key, func.count()).order_by(None)
-    return db.session.execute(keys.group_by(Customer.tag_key)).all()
+    return keys.group_by(Customer.tag_key)
 
 
 def tag_counts(customer_query, *, total: int | None = None, outside=None,
