@@ -319,6 +319,28 @@ def test_a_stage_or_importance_filter_groups_its_customers_by_tags_without_sorti
     assert f"COVERING INDEX {index}" in plan and "TEMP B-TREE" not in plan, plan
 
 
+@pytest.mark.parametrize("role", ["sales", "manager"])
+def test_a_tag_filters_customers_are_judged_and_grouped_from_a_narrow_index(staff, office, role):
+    """A tag filter finds its customers by id in customer_tags; their scope and tags
+    come from ix_customers_id_scope, not the customers' rows (on SQLite; PostgreSQL
+    has no such index; SQLite's planner picks it from the statistics, which ANALYZE
+    keeps nightly and after imports). The groups add up to the filter's total."""
+    from sqlalchemy import text
+
+    from extensions import refresh_statistics
+
+    refresh_statistics()
+    flt = CustomerFilter(tag_ids=[office["tags"][0].id])
+    query = customers.filtered_query(staff[role], flt)
+    groups = db.session.execute(customers.tag_key_groups_query(query)).all()
+    assert sum(n for _key, n in groups) == customers.list_customers(staff[role], flt).total > 0
+    if db.engine.dialect.name != "sqlite":
+        return
+    sql = str(customers.tag_key_groups_query(query).compile(db.engine, compile_kwargs={"literal_binds": True}))
+    plan = " | ".join(row[-1] for row in db.session.execute(text("EXPLAIN QUERY PLAN " + sql)))
+    assert "SEARCH customers USING COVERING INDEX ix_customers_id_scope" in plan, plan
+
+
 def test_the_whole_pool_is_counted_as_every_customer_less_the_owned_and_archived(staff, office, monkeypatch):
     """The unfiltered pool's total is every customer less those owned or archived
     (neither counted twice), the same as counting the pool, for whoever sees it all."""
