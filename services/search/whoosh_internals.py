@@ -583,7 +583,8 @@ def live_documents_holding(writer, terms) -> list[int]:
     reader this process keeps open for it (a segment's files never change): opening
     every segment's terms files on every save, to find the entries it replaces, was
     most of what deleting them cost. The readers of segments no longer in the index,
-    and of other folders (a replaced generation), are closed. Relies on
+    and of another generation's folders (a replaced one), are closed; both indexes of
+    the current generation keep theirs, as a save writes to both. Relies on
     ``SegmentWriter.segments``, ``Segment.is_compound``, ``open_compound_file``,
     ``is_deleted`` and ``doc_count_all``, the codec's ``terms_reader`` and its
     ``matcher``, and the fields' ``to_bytes`` and ``format``."""
@@ -591,7 +592,8 @@ def live_documents_holding(writer, terms) -> list[int]:
     segments = list(writer.segments)
     found: list[int] = []
     with _held_terms_lock:
-        for folder in [folder for folder in _held_terms if folder != storage.folder]:
+        generation = os.path.dirname(storage.folder)
+        for folder in [folder for folder in _held_terms if os.path.dirname(folder) != generation]:
             _close_all(_held_terms.pop(folder))
         held = _held_terms.setdefault(storage.folder, {})
         named = {segment.segment_id() for segment in segments}

@@ -91,10 +91,10 @@ def test_a_searcher_that_cannot_be_reopened_is_replaced_by_a_new_one(app, staff,
     assert before.is_closed
 
 
-def _held_terms() -> dict:
+def _held_terms(which: str = store.CUSTOMERS) -> dict:
     from services.search import whoosh_internals
 
-    return dict(whoosh_internals._held_terms.get(store.open_index(store.CUSTOMERS).storage.folder, {}))
+    return dict(whoosh_internals._held_terms.get(store.open_index(which).storage.folder, {}))
 
 
 def _rename(admin, customer, name: str) -> None:
@@ -124,6 +124,28 @@ def test_saves_find_the_entries_they_replace_through_terms_readers_kept_between_
     gone = [reader for segment, reader in second.items() if segment not in after]
     assert gone and all(reader._dbfile.is_closed for reader in gone)
     assert _ids(admin, "美猴王") == [] and _ids(admin, "齐天大圣") == [built[1].id]
+    assert search.check().ok
+
+
+def test_saves_that_write_both_indexes_keep_the_terms_readers_of_both(app, staff, built):
+    """A change of owner rewrites the customer's entry and its notes' (they carry the
+    owner for the scope): each index's readers stay open across such saves, rather
+    than one index's write closing the other's."""
+    from services import pool
+
+    manager = staff["manager"]
+    pool.assign_customers(manager, [built[0].id], staff["sales"].id)
+    db.session.commit()
+    first = {which: _held_terms(which) for which in (store.CUSTOMERS, store.NOTES)}
+    assert all(len(held) == 1 for held in first.values())  # each index's built segment
+    pool.assign_customers(manager, [built[0].id], staff["sales2"].id)
+    db.session.commit()
+    for which, held in first.items():
+        now = _held_terms(which)
+        assert len(now) == 2 and all(now[segment] is reader for segment, reader in held.items())
+    notes = search.search_notes(staff["sales2"], "报价").items
+    assert [note.customer_id for note in notes] == [built[0].id]
+    assert search.search_notes(staff["sales"], "报价").items == []
     assert search.check().ok
 
 
