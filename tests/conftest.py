@@ -228,3 +228,13 @@ def statements_run(engine):
         yield statements
     finally:
         event.remove(engine, "before_cursor_execute", capture)
+
+
+def sqlite_plan(query) -> str:
+    """SQLite's plan for ``query`` (a SQLAlchemy statement, its parameters written
+    in), its steps joined by " | ": for tests that an index serves a statement."""
+    from extensions import db
+
+    connection = db.session.connection()
+    sql = str(query.compile(connection, compile_kwargs={"literal_binds": True}))
+    return " | ".join(row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))

@@ -61,7 +61,7 @@ def test_todays_contacts_at_the_day_boundary(ctx):
 def test_todays_contacts_read_only_the_users_own_notes_of_the_day(ctx, today):
     """On a busy day colleagues write hundreds of notes: the front desk's list reads
     its own along ix_customer_notes_author_kind_created, not everybody's of the day."""
-    from sqlalchemy import text
+    from tests.conftest import sqlite_plan
 
     desk, sales = person("frontdesk"), person("sales")
     customer = new_customer(sales)
@@ -73,8 +73,7 @@ def test_todays_contacts_read_only_the_users_own_notes_of_the_day(ctx, today):
     if db.engine.dialect.name != "sqlite":
         return  # PostgreSQL's plan depends on its statistics
     query = dashboard.todays_contacts_query(desk, today, ZONE, 50)
-    sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
-    plan = " | ".join(row[-1] for row in db.session.execute(text("EXPLAIN QUERY PLAN " + sql)))
+    plan = sqlite_plan(query)
     expected = "ix_customer_notes_author_kind_created (author_id=? AND kind=? AND created_at>? AND created_at<?)"
     assert f"USING INDEX {expected}" in plan, plan
 

@@ -11,7 +11,7 @@ from app import create_app
 from extensions import db
 from models import Customer, LoginThrottle
 from services import accounts
-from tests.conftest import statements_run
+from tests.conftest import sqlite_plan, statements_run
 
 
 def test_no_connection_is_opened_by_create_app(database_url, tmp_path):
@@ -191,8 +191,7 @@ def test_the_recycle_clocks_read_each_customers_latest_contact_from_an_index(app
         connection = db.session.connection()
         sql = str(query.compile(connection, compile_kwargs={"literal_binds": True}))
         if connection.dialect.name == "sqlite":
-            plan = " ".join(str(row) for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
-            assert "COVERING INDEX ix_customer_notes_effective" in plan
+            assert "COVERING INDEX ix_customer_notes_effective" in sqlite_plan(query)
         else:  # an empty table: the planner is asked for a plan that reads no table rows
             connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
             connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")

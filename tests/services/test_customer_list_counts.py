@@ -13,7 +13,7 @@ from services import customers, merge, pool, pool_list, search
 from services.customers import CustomerData, CustomerFilter
 from services.pool_list import PoolFilter
 from models import Customer
-from tests.conftest import make_tag
+from tests.conftest import make_tag, sqlite_plan
 
 FILTERS = [
     {}, {"stage": "intent"}, {"owner": "mine"}, {"owner": "pool"}, {"q": "客户"}, {"q": "乙"},
@@ -276,7 +276,6 @@ def test_a_text_with_a_digit_reads_only_the_customers_with_a_digit_in_name_or_co
     company scan of such a text reads the partial index of those customers (on
     SQLite, the plan says so; PostgreSQL's plan depends on its statistics). The
     condition holds for exactly the customers with an ASCII digit in either field."""
-    from sqlalchemy import text
 
     zhao = texts[3]  # 百分之100%公司
     customers.update_customer(staff["manager"], texts[6], CustomerData(name="钱7", company="机械厂"))
@@ -287,13 +286,10 @@ def test_a_text_with_a_digit_reads_only_the_customers_with_a_digit_in_name_or_co
         return
     for q in ("5678", "100%", "0%公", "A1"):
         query = customers.filtered_query(staff["manager"], CustomerFilter(q=q)).with_only_columns(Customer.id)
-        sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
-        plan = " | ".join(row[-1] for row in db.session.execute(text("EXPLAIN QUERY PLAN " + sql)))
+        plan = sqlite_plan(query)
         assert "INDEX ix_customers_digit_text" in plan, (q, plan)
     query = customers.filtered_query(staff["manager"], CustomerFilter(q="机械")).with_only_columns(Customer.id)
-    sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
-    assert "ix_customers_digit_text" not in " | ".join(
-        row[-1] for row in db.session.execute(text("EXPLAIN QUERY PLAN " + sql)))
+    assert "ix_customers_digit_text" not in sqlite_plan(query)
 
 
 @pytest.mark.parametrize("flt", [CustomerFilter(stage="intent"), CustomerFilter(importance="A")])
@@ -303,7 +299,6 @@ def test_a_stage_or_importance_filter_groups_its_customers_by_tags_without_sorti
     the filter's customers come in tag_key order: no temporary tree to group them
     (on SQLite, the plan says so; PostgreSQL's depends on its statistics). The
     groups add up to the filter's total."""
-    from sqlalchemy import text
 
     from extensions import refresh_statistics
 
@@ -313,8 +308,7 @@ def test_a_stage_or_importance_filter_groups_its_customers_by_tags_without_sorti
     assert sum(n for _key, n in groups) == customers.list_customers(staff[role], flt).total
     if db.engine.dialect.name != "sqlite":
         return
-    sql = str(customers.tag_key_groups_query(query).compile(db.engine, compile_kwargs={"literal_binds": True}))
-    plan = " | ".join(row[-1] for row in db.session.execute(text("EXPLAIN QUERY PLAN " + sql)))
+    plan = sqlite_plan(customers.tag_key_groups_query(query))
     index = "ix_customers_stage_archived_tags" if flt.stage else "ix_customers_importance_archived_tags"
     assert f"COVERING INDEX {index}" in plan and "TEMP B-TREE" not in plan, plan
 
@@ -325,7 +319,6 @@ def test_a_tag_filters_customers_are_judged_and_grouped_from_a_narrow_index(staf
     come from ix_customers_id_scope, not the customers' rows (on SQLite; PostgreSQL
     has no such index; SQLite's planner picks it from the statistics, which ANALYZE
     keeps nightly and after imports). The groups add up to the filter's total."""
-    from sqlalchemy import text
 
     from extensions import refresh_statistics
 
@@ -336,8 +329,7 @@ def test_a_tag_filters_customers_are_judged_and_grouped_from_a_narrow_index(staf
     assert sum(n for _key, n in groups) == customers.list_customers(staff[role], flt).total > 0
     if db.engine.dialect.name != "sqlite":
         return
-    sql = str(customers.tag_key_groups_query(query).compile(db.engine, compile_kwargs={"literal_binds": True}))
-    plan = " | ".join(row[-1] for row in db.session.execute(text("EXPLAIN QUERY PLAN " + sql)))
+    plan = sqlite_plan(customers.tag_key_groups_query(query))
     assert "SEARCH customers USING COVERING INDEX ix_customers_id_scope" in plan, plan
 
 

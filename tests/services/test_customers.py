@@ -8,7 +8,7 @@ from models import AuditEvent, Customer, CustomerChange
 from services import customers, phones
 from services.customers import CustomerData, CustomerFilter, DuplicateCustomer
 from services.errors import DomainError
-from tests.conftest import make_tag
+from tests.conftest import make_tag, sqlite_plan
 
 
 def _tag(name, group="行业"):
@@ -74,9 +74,7 @@ def test_the_duplicate_lookup_searches_indexes_and_never_scans_the_customers(app
         pytest.skip("SQLite only (PostgreSQL's planner scans a small table, as it should)")
     keys = {("phone", "13800138000"), ("email", "zw@example.cn"), ("name", "张伟\x1f华为")}
     query = select(Customer.id).where(customers._key_condition(keys), Customer.merged_into_id.is_(None))
-    connection = db.session.connection()
-    sql = str(query.compile(connection, compile_kwargs={"literal_binds": True}))
-    plan = [row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
+    plan = sqlite_plan(query).split(" | ")
     assert not [step for step in plan if step.startswith("SCAN customers")], plan
     assert any("ix_customers_email" in step for step in plan), plan
 

@@ -464,7 +464,7 @@ def test_the_customer_page_walks_the_index_without_sorting(staff, role):
     """Keyset paging: SQLite reads the notes in index order (no sort step, no OFFSET),
     so a customer with 5,000 notes opens as fast as one with 5. PostgreSQL's plan
     depends on table statistics and is not checked here."""
-    from sqlalchemy import text
+    from tests.conftest import sqlite_plan
 
     customer = _customer(staff["sales"])
     note = _note(staff["sales"], customer)
@@ -472,6 +472,5 @@ def test_the_customer_page_walks_the_index_without_sorting(staff, role):
         return
     for cursor in (None, notes.encode_cursor(note)):
         query = notes.customer_notes_query(staff[role], customer, cursor).limit(21)
-        sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
-        plan = " | ".join(row[-1] for row in db.session.execute(text("EXPLAIN QUERY PLAN " + sql)))
+        plan = sqlite_plan(query)
         assert "USING INDEX ix_customer_notes_customer_created" in plan and "TEMP B-TREE" not in plan, plan
