@@ -45,7 +45,7 @@ def index():
         owner_options += [(str(u.id), u.display_name) for u in customers.owner_choices()]
     return htmx.render(
         "customers/index.html", "customers/_results.html",
-        page=page, flt=flt, groups=tags.all_groups(), owner_options=owner_options,
+        page=page, flt=flt, groups=tags.shown_groups(), owner_options=owner_options,
         toggle_tag_url=toggle_tag_url("customers.index", flt.as_args(), flt.tag_ids),
         fields=policy.visible_fields(actor()),
         clocks=pool.recycle_clocks(page.items) if "recycling" in policy.visible_fields(actor()) else {},
@@ -62,7 +62,7 @@ def _prepare_form(form: CustomerForm, *, editing: bool = False) -> CustomerForm:
         form.owner_id.choices = [("", _l("Public pool"))] + [
             (str(user.id), user.display_name) for user in customers.owner_choices()
         ]
-    form.tag_ids.choices = [(tag.id, tag.name) for group in tags.all_groups() for tag in group.tags]
+    form.tag_ids.choices = [(tag.id, tag.name) for group in tags.shown_groups() for tag in group.tags]
     return form
 
 
@@ -80,7 +80,7 @@ def form_data(form: CustomerForm) -> CustomerData:
 def _render_form(form, customer=None, duplicates=None, status=200):
     return htmx.render(
         "customers/form_page.html", "customers/_form.html", form=form, customer=customer,
-        duplicates=duplicates, groups=tags.all_groups(), status=status,
+        duplicates=duplicates, groups=tags.shown_groups(), status=status,
     )
 
 

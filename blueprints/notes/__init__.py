@@ -41,7 +41,7 @@ def new_note_form(user: User, *, formdata=None, data: dict | None = None, choice
 def note_form_context(user: User, customer: Customer) -> dict:
     """What templates/notes/_form.html needs besides the form."""
     return {
-        "note_tag_groups": tags.all_groups(),
+        "note_tag_groups": tags.shown_groups(),
         "note_may_follow_up": policy.may(user, "task.create", customer),
     }
 

@@ -53,7 +53,7 @@ def index():
     flt = parse_filter(request.args)
     page = notes_list.list_notes(actor(), flt)
     return htmx.render(
-        "notes/index.html", "notes/_results.html", page=page, flt=flt, groups=tags.all_groups(),
+        "notes/index.html", "notes/_results.html", page=page, flt=flt, groups=tags.shown_groups(),
         authors=notes_list.authors(), toggle_tag_url=toggle_tag_url("notes.index", flt.as_args(), flt.tag_ids),
     )
 

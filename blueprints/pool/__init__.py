@@ -55,7 +55,7 @@ def index():
     assignees = customers.owner_choices() if policy.may(actor(), "pool.assign") else []
     standing = pool.claim_standing(actor()) if policy.may(actor(), "pool.claim") else None
     return htmx.render("pool/index.html", "pool/_results.html", page=page, flt=flt,
-                       args=_pool_args(flt), groups=tags.all_groups(),
+                       args=_pool_args(flt), groups=tags.shown_groups(),
                        toggle_tag_url=toggle_tag_url("pool.index", _pool_args(flt), flt.base.tag_ids),
                        assignees=assignees, standing=standing)
 

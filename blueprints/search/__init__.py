@@ -171,7 +171,7 @@ def index():
     filters, archived records for those who may, paging. htmx swaps the results."""
     wanted = parse_args(request.args)
     words = search.QueryWords(wanted.q)
-    groups = tags.all_groups()
+    groups = tags.shown_groups()
     context = {"wanted": wanted, "words": words, "groups": groups,
                "may_archived": policy.may_search_archived(actor()),
                "toggle_tag_url": toggle_tag_url("search.index", wanted.as_args(), wanted.tag_ids), **_shown(words)}

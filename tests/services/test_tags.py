@@ -1,7 +1,7 @@
 """services.tags: groups, tags, merge, delete, counts; every refusal."""
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from extensions import db
 from models import COLOURS, AuditEvent, Customer, CustomerNote, Tag, TagGroup, User, customer_tags, note_tags
@@ -46,6 +46,57 @@ def test_groups_come_in_position_order_with_their_tags(manager):
     assert sorted(t.name for t in groups[0].tags) == ["制造业", "教育"]
     assert groups[1].tags == []
     assert _audit("tag_group.create")[0].details == {"name": "行业"}
+
+
+def _as_shown(groups) -> list:
+    return [((g.id, g.name, g.colour, g.position),
+             [(t.id, t.group_id, t.name, t.colour, t.shown_colour, t.group.name) for t in g.tags]) for g in groups]
+
+
+def test_shown_groups_are_the_groups_and_tags_as_all_groups_has_them(manager):
+    industry = tags.create_group(manager, "行业", "blue")
+    tags.create_group(manager, "空组", "grey")
+    need = tags.create_group(manager, "需求", "green")
+    for group, name, colour in ((industry, "制造业", ""), (industry, "教育", "red"), (need, "报价", ""),
+                                (industry, "Alpha", "")):
+        tags.create_tag(manager, group.id, name, colour)
+    db.session.commit()
+    shown = tags.shown_groups()
+    assert _as_shown(shown) == _as_shown(tags.all_groups())
+    assert {t.name: t.shown_colour for t in shown[0].tags} == {"制造业": "blue", "教育": "red", "Alpha": "blue"}
+    assert shown[1].tags == ()
+
+
+def test_shown_groups_are_kept_while_the_rows_stay_and_remade_after_any_change(manager):
+    industry = tags.create_group(manager, "行业", "blue")
+    made = tags.create_tag(manager, industry.id, "制造业")
+    db.session.commit()
+    first = tags.shown_groups()
+    again = tags.shown_groups()
+    assert again[0] is first[0] and again[0].tags[0] is first[0].tags[0]  # no new objects
+    again.append("a caller's own list")
+    assert len(tags.shown_groups()) == 1
+
+    tags.update_tag(manager, made, name="制造", colour="red")
+    db.session.commit()
+    (renamed,) = tags.shown_groups()[0].tags
+    assert (renamed.name, renamed.shown_colour) == ("制造", "red") and first[0].tags[0].name == "制造业"
+
+    # Another process's change, committed on a connection of its own.
+    group_id, tag_id, manager_id = industry.id, made.id, manager.id
+    db.session.close()  # no transaction of this thread's in the way
+    with db.engine.connect() as other, other.begin():
+        other.execute(text("UPDATE tag_groups SET colour = 'teal' WHERE id = :id"), {"id": group_id})
+        other.execute(text("UPDATE tags SET colour = '' WHERE id = :id"), {"id": tag_id})
+    (recoloured,) = tags.shown_groups()[0].tags
+    assert recoloured.shown_colour == "teal"
+
+    tags.delete_tag(db.session.get(User, manager_id), db.session.get(Tag, tag_id))
+    db.session.commit()
+    assert tags.shown_groups()[0].tags == ()
+    tags.delete_group(db.session.get(User, manager_id), db.session.get(TagGroup, group_id))
+    db.session.commit()
+    assert tags.shown_groups() == []
 
 
 @pytest.mark.parametrize("name, colour, field", [
