@@ -13,6 +13,7 @@ caller's transaction; the caller commits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from blinker import Namespace
 from flask_babel import lazy_gettext as _l
@@ -87,14 +88,14 @@ def shown_groups() -> list[ShownGroup]:
     returned. Making ORM objects of them cost 0.7-1.5 ms a request; any change,
     by any process, is a different set of rows."""
     global _shown
-    rows = tuple(map(tuple, db.session.execute(
+    rows: tuple[tuple[Any, ...], ...] = tuple(map(tuple, db.session.execute(
         select(TagGroup.id, TagGroup.name, TagGroup.colour, TagGroup.position, Tag.id, Tag.name, Tag.colour)
         .outerjoin(Tag, Tag.group_id == TagGroup.id)
         .order_by(TagGroup.position, TagGroup.id, Tag.name, Tag.id))))
-    kept_rows, groups = _shown
-    if rows == kept_rows:
-        return list(groups)
-    groups, tags_of = [], {}
+    if rows == _shown[0]:
+        return list(_shown[1])
+    groups: list[ShownGroup] = []
+    tags_of: dict[int, list[ShownTag]] = {}
     for group_id, group_name, group_colour, position, tag_id, tag_name, tag_colour in rows:
         if group_id not in tags_of:
             groups.append(ShownGroup(group_id, group_name, group_colour, position))
