@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from functools import lru_cache
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
+from functools import lru_cache
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
@@ -29,7 +29,7 @@ from models import (
     utcnow,
 )
 from models.customer import DIGIT_PATTERNS
-from services import audit, phones, policy, pool, search
+from services import audit, phones, policy, pool, search, tags
 from services.errors import DomainError
 from services.ids import parse_id
 
@@ -296,10 +296,10 @@ def update_customer(
 
 def set_tags(actor: User, customer: Customer, tag_ids: list[int]) -> None:
     """Replace the customer's tags; the change is kept in the history."""
-    tags = list(db.session.scalars(select(Tag).where(Tag.id.in_(tag_ids)))) if tag_ids else []
+    chosen = list(db.session.scalars(select(Tag).where(Tag.id.in_(tag_ids)))) if tag_ids else []
     old = ", ".join(sorted(t.name for t in customer.tags))
-    customer.tags = tags
-    new = ", ".join(sorted(t.name for t in tags))
+    customer.tags = chosen
+    new = ", ".join(sorted(t.name for t in chosen))
     if old != new:
         db.session.add(CustomerChange(customer_id=customer.id, user_id=actor.id, field="tags",
                                       old_value=old, new_value=new))
@@ -411,6 +411,12 @@ class CustomerPage:
     page: int
     pages: int
     tag_counts: dict[int, int]
+    # Each item's tags as the rows show them, by customer id (see tags_of).
+    row_tags: dict[int, tuple[tags.ShownTag, ...]] = field(default_factory=dict)
+
+    def tags_of(self, customer: Customer) -> tuple[tags.ShownTag, ...]:
+        """The tags of ``customer`` (one of ``items``), by name."""
+        return self.row_tags[customer.id]
 
 
 # The customer field each filter (and sort) reads: a user filters and sorts only on
@@ -595,6 +601,7 @@ def page_of(query, order: list, page: int, per_page: int, *, with_tag_counts: bo
     pages = max(1, -(-total // per_page))
     page = min(max(1, page), pages)
     items: list[Customer] = []
+    keys: dict[int, str] = {}  # each item's tag_key
     if total:
         rows = query
         if small:
@@ -604,16 +611,26 @@ def page_of(query, order: list, page: int, per_page: int, *, with_tag_counts: bo
             # snapshot: there the filter stays on.
             rows = select(Customer) if _one_snapshot() else query
             rows = rows.where(Customer.id.in_(ids))
+        entity = Customer
         if not small and _walks_the_order(total, page * per_page, largest_id):
-            rows, order = _walking_the_order(query, order)
-        items = list(db.session.scalars(rows.order_by(*order).offset((page - 1) * per_page).limit(per_page)))
+            (rows, order), entity = _walking_the_order(query, order), _WALKED
+        # The rows show their tags from tag_key (read as a column: the database's,
+        # even for a customer this session holds) and the process's tag snapshot, not
+        # from Tag objects loaded for them (customer.tags stays loadable on demand).
+        rows = rows.add_columns(entity.tag_key).options(lazyload(entity.tags))
+        for customer, tag_key in db.session.execute(
+                rows.order_by(*order).offset((page - 1) * per_page).limit(per_page)):
+            items.append(customer)
+            keys[customer.id] = tag_key
     counts = {}
     if grouped is not None:
         counts = _per_tag(grouped)
     elif with_tag_counts and total:
         counts = (_per_tag(Counter(row[1] for row in first).items()) if small
                   else tag_counts(query, total=total, outside=outside, largest_id=largest_id))
-    return CustomerPage(items=items, total=total, page=page, pages=pages, tag_counts=counts)
+    shown = tags.shown_tags_by_key(keys.values())
+    return CustomerPage(items=items, total=total, page=page, pages=pages, tag_counts=counts,
+                        row_tags={customer_id: shown[key] for customer_id, key in keys.items()})
 
 
 def _count_less_outside(outside) -> int:

@@ -12,7 +12,7 @@ from extensions import db
 from services import customers, merge, pool, pool_list, search
 from services.customers import CustomerData, CustomerFilter
 from services.pool_list import PoolFilter
-from models import Customer
+from models import Customer, Tag, User
 from tests.conftest import make_tag, sqlite_plan
 
 FILTERS = [
@@ -29,6 +29,14 @@ def _expected(user, flt):
     every = list(db.session.scalars(customers.filtered_query(user, flt)))
     counts = Counter(tag.id for customer in every for tag in customer.tags)
     return len(every), dict(counts)
+
+
+def _row_tags(page) -> list:
+    """Each row's tags as the page shows them, and as the customer's Tag objects say."""
+    shown = [[(tag.id, tag.name, tag.shown_colour) for tag in page.tags_of(c)] for c in page.items]
+    loaded = [[(tag.id, tag.name, tag.shown_colour) for tag in sorted(c.tags, key=lambda t: (t.name, t.id))]
+              for c in page.items]
+    return [shown, loaded]
 
 
 def _strategies(monkeypatch, call):
@@ -55,6 +63,8 @@ def _check(monkeypatch, users):
             for page in pages:
                 assert (page.total, page.tag_counts) == (total, counts if shown else {}), (user.role, args)
                 assert [c.id for c in page.items] == [c.id for c in pages[0].items], (user.role, args)
+                rows_shown, rows_loaded = _row_tags(page)
+                assert rows_shown == rows_loaded, (user.role, args)
             query = customers.filtered_query(user, flt)
             # The direct count and the complement (forced: a total above every id).
             assert customers.tag_counts(query) == customers.tag_counts(query, total=10**9) == counts
@@ -62,6 +72,7 @@ def _check(monkeypatch, users):
         total, counts = _expected(user, CustomerFilter(owner="pool"))
         assert [(p.total, p.tag_counts) for p in pools] == [(total, counts)] * 4
         assert all([c.id for c in p.items] == [c.id for c in pools[0].items] for p in pools)
+        assert all(_row_tags(p)[0] == _row_tags(p)[1] for p in pools)
 
 
 @pytest.fixture
@@ -103,6 +114,33 @@ def test_list_and_pool_counts_agree_whatever_the_strategy(staff, office, monkeyp
         customers.set_tags(staff["manager"], extra, [a.id, c.id])
     _check(monkeypatch, users)
     assert customers.list_customers(staff["manager"], CustomerFilter(q="新客户")).total == 3
+
+
+def test_the_rows_show_their_tags_from_the_snapshot_without_loading_tag_objects(staff, office):
+    from sqlalchemy import inspect
+
+    from services import tags
+
+    (a, a_name), (b, b_name), (c, c_name) = ((tag.id, tag.name) for tag in office["tags"])
+    manager_id, admin_id = staff["manager"].id, staff["admin"].id
+    db.session.commit()
+    db.session.expunge_all()  # nothing loaded yet, as at the start of a request
+    manager, admin = db.session.get(User, manager_id), db.session.get(User, admin_id)
+    for page in (customers.list_customers(manager, CustomerFilter()),
+                 pool_list.list_pool(manager, PoolFilter())):
+        assert page.items and all("tags" not in inspect(row).dict for row in page.items)
+        by_name = {row.name: [tag.name for tag in page.tags_of(row)] for row in page.items}
+        assert all(names == sorted(names) for names in by_name.values())
+        assert ("客户丁" not in by_name or by_name["客户丁"] == sorted([a_name, c_name]))
+    assert by_name["客户己"] == sorted([a_name, b_name, c_name]) and by_name["客户戊"] == []
+    b_colour = db.session.get(Tag, b).shown_colour
+    # A renamed or deleted tag is shown as it is now.
+    tags.update_tag(admin, db.session.get(Tag, a), name="机械", colour="red")
+    tags.delete_tag(admin, db.session.get(Tag, c))
+    page = pool_list.list_pool(manager, PoolFilter())
+    shown = {row.name: [(tag.name, tag.shown_colour) for tag in page.tags_of(row)] for row in page.items}
+    assert shown["客户己"] == sorted([("机械", "red"), (b_name, b_colour)])
+    assert shown["客户丁"] == [("机械", "red")]
 
 
 def test_a_filter_matching_nobody_reads_no_page(staff, office, monkeypatch):
