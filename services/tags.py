@@ -13,6 +13,7 @@ caller's transaction; the caller commits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from blinker import Namespace
@@ -124,9 +125,16 @@ def shown_tags_by_key(tag_keys) -> dict[str, tuple[ShownTag, ...]]:
     by_id = _current_snapshot()[2]
     shown = {}
     for key in keys:
-        found = (by_id.get(int(tag_id)) for tag_id in key.split(",")) if key else ()
+        found = (by_id.get(tag_id) for tag_id in ids_in_key(key))
         shown[key] = tuple(sorted((tag for tag in found if tag is not None), key=_by_name))
     return shown
+
+
+@lru_cache(maxsize=8192)
+def ids_in_key(key: str | None) -> tuple[int, ...]:
+    """The tag ids a ``Customer.tag_key`` names ("3,7,12"). A stage filter's counts
+    read some 1,600 keys, the same ones request after request: parsed once per process."""
+    return tuple(int(tag_id) for tag_id in key.split(",")) if key else ()
 
 
 def _by_name(tag: ShownTag) -> tuple[str, int]:
