@@ -57,10 +57,26 @@ def live_app(tmp_path_factory):
         db.engine.dispose()
 
 
+def _buffered(app):
+    """``app`` answering with its whole body read and closed before anything is sent.
+    Werkzeug's development server skips closing an answer when the browser resets
+    the connection while the server drains the request (Chromium does, leaving a
+    page whose favicon is still loading): the static file it had open was then
+    reported unclosed when collected, failing whichever test ran at that moment."""
+    def buffered(environ, start_response):
+        answer = app(environ, start_response)
+        try:
+            return [b"".join(answer)]
+        finally:
+            if hasattr(answer, "close"):
+                answer.close()
+    return buffered
+
+
 @pytest.fixture(scope="session")
 def live_server(live_app):
     """The app on 127.0.0.1 and a free port, for the whole run; yields the base URL."""
-    server = make_server("127.0.0.1", 0, live_app, threaded=True)
+    server = make_server("127.0.0.1", 0, _buffered(live_app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
