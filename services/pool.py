@@ -459,8 +459,11 @@ def recycle_clock(customer: Customer, *, now: datetime | None = None) -> Recycle
 
 
 def _candidates(now: datetime, owner_id: int | None = None, horizon_days: int = 0):
-    """Owned, active, unlocked, unprotected customers owned for long enough that they
-    could be due within ``horizon_days``."""
+    """Owned, active, unlocked, unprotected customers whose clock ends within
+    ``horizon_days``: a clock starts at the later of owning and the latest effective
+    contact (recycle_clocks), so both must lie on or before the cutoff. Only those
+    rows are read, not every owned customer's: a salesperson's home page asked for
+    all fifty to show the two or three about to go."""
     days = settings.get("pool.recycle_days")
     cutoff = now - timedelta(days=days) + timedelta(days=horizon_days)
     query = select(Customer).where(
@@ -468,6 +471,11 @@ def _candidates(now: datetime, owner_id: int | None = None, horizon_days: int = 
         Customer.recycle_locked.is_(False), Customer.stage.not_in(settings.get("pool.protected_stages")),
         func.coalesce(Customer.owned_since, Customer.created_at) <= cutoff,
     )
+    kinds = settings.get("pool.effective_kinds")
+    if kinds:  # along ix_customer_notes_effective
+        query = query.where(~select(CustomerNote.id).where(
+            CustomerNote.customer_id == Customer.id, CustomerNote.kind.in_(kinds),
+            CustomerNote.deleted_at.is_(None), _contact_time() > cutoff).exists())
     if owner_id is not None:
         query = query.where(Customer.owner_id == owner_id)
     return query.order_by(Customer.id)

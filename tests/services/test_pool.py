@@ -1,10 +1,11 @@
 """Pool rules (P2–P5, P8) at the service level, with every refusal."""
 
+from contextlib import contextmanager
 from dataclasses import astuple
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from extensions import db
 from models import Customer, PoolEvent, utcnow
@@ -223,6 +224,62 @@ def test_due_soon_for_the_dashboard(office):
     _age(soon, 27)
     _age(later, 10)
     assert [c.name for c, _ in pool.due_soon(office["wang"].id)] == ["快到期"]
+
+
+@pytest.mark.parametrize("effective", [["call", "visit"], []])
+def test_the_due_lists_are_the_clocks_that_end_in_time_and_read_only_those(office, effective):
+    """The home page's list (ending within the warning days) and the sweep's (ended)
+    are exactly the owned customers whose clock, as recycle_clocks computes it for
+    every one of them, ends in time: started by owning or by the latest effective
+    note (its contact time, else its writing); notes of other kinds and deleted ones
+    reset nothing. Only those customers' rows are read."""
+    import random
+
+    settings.update(office["admin1"], {"pool.effective_kinds": effective})
+    wang, rng, now = office["wang"], random.Random(11), utcnow()
+    made = []
+    for n in range(40):
+        customer = customers.create_customer(wang, CustomerData(name=f"回收测试{n}"), acknowledge_duplicates=True)
+        for _ in range(rng.randint(0, 3)):
+            note = notes.create_note(wang, customer, NoteData(kind=rng.choice(["call", "visit", "other"]),
+                                                              body="跟进")).note
+            note.created_at = now - timedelta(days=rng.randint(0, 45), hours=rng.randint(0, 23))
+            note.contacted_at = note.created_at - timedelta(days=rng.randint(0, 5)) if rng.random() < 0.4 else None
+            note.deleted_at = now if rng.random() < 0.2 else None
+        customer.owned_since = now - timedelta(days=rng.randint(0, 45), hours=rng.randint(0, 23))
+        made.append(customer)
+    db.session.commit()
+    clocks = pool.recycle_clocks(made, now=now)
+    warn = settings.get("pool.warn_days")
+    soon = sorted(c.id for c in made if clocks[c.id].state == "counting" and clocks[c.id].days_left <= warn)
+    due = sorted(c.id for c in made if clocks[c.id].state == "counting" and clocks[c.id].due_at <= now)
+    assert due and set(due) < set(soon) < {c.id for c in made}  # the draw covers each case
+    db.session.expunge_all()
+    with _customers_read() as read:
+        listed = pool.due_soon(wang.id, now=now)
+    assert sorted(c.id for c, _ in listed) == soon
+    assert sorted(read) == soon  # the others' rows were not read
+    assert all(clock == clocks[c.id] for c, clock in listed)
+    db.session.expunge_all()
+    with _customers_read() as read:
+        listed = pool.due_for_recycling(now=now)
+    assert sorted(c.id for c, _ in listed) == due
+    assert sorted(read) == due
+
+
+@contextmanager
+def _customers_read():
+    """The ids of the Customer rows the session loads meanwhile."""
+    read: list[int] = []
+
+    def loaded(customer, _context):
+        read.append(customer.id)
+
+    event.listen(Customer, "load", loaded)
+    try:
+        yield read
+    finally:
+        event.remove(Customer, "load", loaded)
 
 
 def test_sweep_overdue_banner(office):
