@@ -441,6 +441,9 @@ def main() -> None:
     parser.add_argument("--folder", help="keep the workspace here and reuse it next time")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile-server", metavar="FILE",
+                        help="record the server's stacks during the last rate with py-spy into FILE "
+                             "(read it with bench/serverprofile.py; that rate's figures include py-spy's cost)")
     args = parser.parse_args()
 
     folder = Path(args.folder) if args.folder else Path(tempfile.mkdtemp(prefix="deskbook-load-"))
@@ -471,9 +474,16 @@ def main() -> None:
             print(f"warm-up (not counted): {sum(len(r['ms']) for r in warm.values())} requests "
                   f"at {WARMUP_RATE:g}/s")
             crossed, homes = None, {}
-            for rate in [float(r) for r in args.rates.split(",")]:
+            rates = [float(r) for r in args.rates.split(",")]
+            for rate in rates:
+                spy = None
+                if args.profile_server and rate == rates[-1]:
+                    spy = record_stacks(server.pid, args.seconds, args.profile_server)
                 server_cpu, own_cpu, ticks = cpu_seconds(server.pid), time.process_time(), host_ticks()
                 results = run_rate(office, rate, args.seconds, kinds, weights, pool)
+                if spy is not None and spy.wait(timeout=args.seconds + 60):
+                    print(f"py-spy failed (it needs to read the workers' memory: ptrace): "
+                          f"{spy.stderr.read().strip()[-300:]}")
                 cpu = (cpu_seconds(server.pid) - server_cpu, time.process_time() - own_cpu)
                 (total, stolen), (total0, stolen0) = host_ticks(), ticks
                 host = (host_speed(), (stolen - stolen0) / max(1, total - total0))
@@ -492,6 +502,16 @@ def main() -> None:
         server.wait(timeout=30)
         if not args.folder:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def record_stacks(pid: int, seconds: float, out: str) -> subprocess.Popen:
+    """py-spy sampling gunicorn's master and workers (100 stacks a second each, without
+    pausing them) for ``seconds``, into ``out`` as collapsed stacks: unlike the WSGI
+    wrapper's CPU header it sees the workers' background merges and gunicorn too."""
+    spy = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
+                             "--rate", "100", "--duration", str(int(seconds)), "--format", "raw",
+                             "--output", out], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def baseline_times(login: Browser) -> list[float]:
