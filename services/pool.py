@@ -400,14 +400,19 @@ def _contact_time():
     return func.coalesce(CustomerNote.contacted_at, CustomerNote.created_at)
 
 
+def _effective(kinds) -> tuple:
+    """The conditions of a note that restarts its customer's clock: of one of the
+    effective ``kinds`` (the setting), not deleted (ix_customer_notes_effective)."""
+    return CustomerNote.kind.in_(kinds), CustomerNote.deleted_at.is_(None)
+
+
 def _last_effective(customer_ids: list[int]) -> dict[int, datetime]:
     kinds = settings.get("pool.effective_kinds")
     if not customer_ids or not kinds:
         return {}
     rows = db.session.execute(
         select(CustomerNote.customer_id, func.max(_contact_time()))
-        .where(CustomerNote.customer_id.in_(customer_ids), CustomerNote.kind.in_(kinds),
-               CustomerNote.deleted_at.is_(None))
+        .where(CustomerNote.customer_id.in_(customer_ids), *_effective(kinds))
         .group_by(CustomerNote.customer_id)
     )
     return dict(rows.all())
@@ -448,9 +453,7 @@ def recycle_clock(customer: Customer, *, now: datetime | None = None) -> Recycle
         return clock
     kinds = settings.get("pool.effective_kinds")
     newest = db.session.execute(
-        select(CustomerNote.id, _contact_time()).where(
-            CustomerNote.customer_id == customer.id, CustomerNote.deleted_at.is_(None),
-            CustomerNote.kind.in_(kinds))
+        select(CustomerNote.id, _contact_time()).where(CustomerNote.customer_id == customer.id, *_effective(kinds))
         .order_by(_contact_time().desc(), CustomerNote.id.desc()).limit(1)).first() if kinds else None
     if newest is None:
         return clock
@@ -472,10 +475,9 @@ def _candidates(now: datetime, owner_id: int | None = None, horizon_days: int = 
         func.coalesce(Customer.owned_since, Customer.created_at) <= cutoff,
     )
     kinds = settings.get("pool.effective_kinds")
-    if kinds:  # along ix_customer_notes_effective
+    if kinds:
         query = query.where(~select(CustomerNote.id).where(
-            CustomerNote.customer_id == Customer.id, CustomerNote.kind.in_(kinds),
-            CustomerNote.deleted_at.is_(None), _contact_time() > cutoff).exists())
+            CustomerNote.customer_id == Customer.id, *_effective(kinds), _contact_time() > cutoff).exists())
     if owner_id is not None:
         query = query.where(Customer.owner_id == owner_id)
     return query.order_by(Customer.id)
