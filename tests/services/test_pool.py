@@ -1,5 +1,6 @@
 """Pool rules (P2–P5, P8) at the service level, with every refusal."""
 
+import random
 from contextlib import contextmanager
 from dataclasses import astuple
 from datetime import timedelta
@@ -233,8 +234,6 @@ def test_the_due_lists_are_the_clocks_that_end_in_time_and_read_only_those(offic
     every one of them, ends in time: started by owning or by the latest effective
     note (its contact time, else its writing); notes of other kinds and deleted ones
     reset nothing. Only those customers' rows are read."""
-    import random
-
     settings.update(office["admin1"], {"pool.effective_kinds": effective})
     wang, rng, now = office["wang"], random.Random(11), utcnow()
     made = []
