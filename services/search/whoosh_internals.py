@@ -53,7 +53,6 @@ from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import EmptyReader, MultiReader, SegmentReader
 from whoosh.searching import Searcher
 from whoosh.system import pack_int, pack_long, pack_uint, pack_ushort
-from whoosh.util import fib
 from whoosh.util.filelock import FileLock
 from whoosh.util.numeric import length_to_byte
 from whoosh.writing import PostingPool, SegmentWriter
@@ -656,12 +655,6 @@ def file_lock(path: str):
     """An OS file lock on ``path`` (``acquire(blocking=False)``, ``release()``),
     held across processes. Relies on ``whoosh.util.filelock.FileLock``."""
     return FileLock(path)
-
-
-def merge_bound(n: int) -> int:
-    """The ``n``-th Fibonacci number, the bound of Whoosh's MERGE_SMALL rule. Relies
-    on ``whoosh.util.fib``."""
-    return fib(n)
 
 
 # ---- segments, for merging --------------------------------------------------------------

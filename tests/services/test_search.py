@@ -596,7 +596,7 @@ def test_saves_never_merge_and_a_background_merge_keeps_every_change(app, staff,
         before = _segments(store.NOTES)
         made = [_note(admin, customer, f"取经第{i}站报价") for i in range(6)]
         assert _segments(store.NOTES) == before + 6  # each save only added its own segment
-    assert started and min(started) >= 5  # Whoosh's rule merges five segments at least
+    assert started and min(started) >= sync.MERGE_FANIN  # a full tier at least
     sync.merge_small()
     assert _segments(store.NOTES) < before + 6
     assert sorted(n.id for n in search.search_notes(admin, "报价", per_page=50).items) == [n.id for n in made]
@@ -611,14 +611,20 @@ def test_saves_never_merge_and_a_background_merge_keeps_every_change(app, staff,
     assert db.session.scalar(select(func.count()).select_from(SearchBacklog)) == 0
 
 
-def test_the_merge_point_is_whooshs_rule_once_enough_segments_pile_up(monkeypatch):
+def test_the_merge_point_is_the_smallest_full_tier_once_enough_segments_pile_up(monkeypatch):
     from services.search import sync
 
     monkeypatch.setattr(sync, "MERGE_AFTER", 8)
+    monkeypatch.setattr(sync, "MERGE_FANIN", 4)
     assert sync.merge_point([500_000, 1, 1, 1, 1, 1, 1]) == 0  # 7 segments: not yet
-    assert sync.merge_point([500_000, 1, 1, 1, 1, 1, 1, 1]) == 5  # the five smallest
-    assert sync.merge_point([1, 3, 40, 40, 40, 40, 40, 500_000]) == 0  # none small enough together
-    assert sync.merge_point([10, 10, 10, 10, 20, 25, 40, 500_000]) == 6  # 60 ≥ fib(9) = 55, 85 < fib(10) = 89
+    assert sync.merge_point([500_000, 1, 1, 1, 1, 1, 1, 1]) == 7  # the whole tier of 1-3 documents
+    assert sync.merge_point([500_000, 4, 5, 6, 7, 1, 1, 2]) == 7  # 4-15 is full: with the three below it
+    assert sync.merge_point([500_000, 4, 5, 6, 16, 1, 1, 2]) == 0  # no tier holds four
+    assert sync.merge_point([1, 3, 40, 40, 40, 40, 40, 500_000]) == 7  # similar sizes end merged
+    assert sync.merge_point([500_000, 300_000, 1, 4, 20, 20, 70, 70]) == 0  # no tier holds four
+    # a bulk import's segments: left alone, however many (a merge runs in a web worker)
+    assert sync.merge_point([500_000, 3_000, 3_000, 3_000, 3_000, 1, 1, 1]) == 0
+    assert sync.merge_point([500_000, 3_000, 3_000, 3_000, 1, 1, 1, 1]) == 4  # the small ones still go
 
 
 def test_saves_go_on_during_a_merge_and_what_they_delete_stays_deleted(app, staff, monkeypatch):
