@@ -683,17 +683,64 @@ def segment_deleted(segment) -> int:
 
 def copy_live_documents(storage, schema, segment, writer) -> dict[int, int]:
     """Add the live documents of ``segment`` (of the index in ``storage``) to
-    ``writer``, in order. Returns, per document copied, its number in the writer's
-    segment. Relies on ``SegmentReader``, ``Segment.is_deleted`` and on
-    ``SegmentWriter.add_reader`` copying the live documents in order."""
+    ``writer``, in order, as ``SegmentWriter.add_reader`` does. Returns, per document
+    copied, its number in the writer's segment. The postings are read a block at a
+    time, term after term down the segment's terms table (see _term_blocks), where
+    add_reader looks every term up again and steps a matcher, wrapped in one that
+    skips deleted documents, posting by posting: most of a merge's time.
+    tests/services/test_search_writer.py checks that the segment written holds what
+    add_reader's holds. Relies on ``SegmentReader``, ``Segment.is_deleted``, and
+    ``SegmentWriter``'s ``_check_state``, ``write_per_doc``, ``pool`` and ``_added``."""
     live = [docnum for docnum in range(segment.doc_count_all()) if not segment.is_deleted(docnum)]
     start = writer.doc_count()
+    docmap = {old: start + new for new, old in enumerate(live)}
     reader = SegmentReader(storage, schema, segment)
     try:
-        writer.add_reader(reader)
+        writer._check_state()
+        target = writer.schema
+        writer.write_per_doc(set(target.names()) | {n for n in reader.indexed_field_names() if n in target}, reader)
+        add, moved = writer.pool.add, docmap.get
+        for name, text, ids, weights, values in _term_blocks(reader):
+            if name in target:
+                for docnum, weight, value in zip(ids, weights, values):
+                    new = moved(docnum)
+                    if new is not None:  # else deleted
+                        add((name, text, new, weight, value))
+        writer._added = True
     finally:
         reader.close()
-    return {old: start + new for new, old in enumerate(live)}
+    return docmap
+
+
+def _term_blocks(reader):
+    """(field, term bytes, ids, weights, values) per posting block of every term of a
+    segment reader, in the terms table's order, deleted documents included; values
+    and weights as Whoosh's matchers give them. Relies on the private
+    ``SegmentReader._terms``, its ``_tindex``, ``_keydecoder`` and ``_postfile``, on
+    ``W3TermInfo``, and on ``W3LeafMatcher``'s ``_read_ids``, ``_read_weights``,
+    ``_read_values``, ``_ids``, ``_weights``, ``_values`` and ``_next_block``."""
+    terms, schema = reader._terms, reader.schema
+    for key, info_bytes in terms._tindex.items():
+        name, text = terms._keydecoder(key)
+        if name not in schema:
+            continue
+        info = W3TermInfo.from_bytes(info_bytes)
+        form = schema[name].format
+        if info.is_inlined():  # a short list in the table itself (Whoosh's writer): its matcher
+            matcher = terms.matcher(name, text, form)
+            postings = []
+            while matcher.is_active():
+                postings.append((matcher.id(), matcher.weight(), matcher.value()))
+                matcher.next()
+            yield name, text, *(zip(*postings) if postings else ((), (), ()))
+            continue
+        matcher = W3LeafMatcher(terms._postfile, *info.extent(), form, term=(name, text))
+        while matcher.is_active():
+            matcher._read_ids()
+            matcher._read_weights()
+            matcher._read_values()
+            yield name, text, matcher._ids, matcher._weights, matcher._values
+            matcher._next_block()
 
 
 def only_segment(ix):

@@ -24,6 +24,7 @@ import pytest
 from whoosh import index
 from whoosh.codec.whoosh3 import W3Codec, W3FieldWriter
 from whoosh.filedb.filestore import FileStorage
+from whoosh.reading import SegmentReader
 
 from services.search import documents, store
 from services.search import whoosh_internals as internals
@@ -139,6 +140,46 @@ def test_terms_and_postings_read_back_as_whooshs(case, merge, tmp_path):
     read = _read_back(ours)
     assert read == _read_back(theirs)
     assert len(read[0]) > 300 and len(read[1]) == sum(map(len, made))
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("whooshs_blocks", [False, True])
+def test_a_merge_copies_what_whooshs_add_reader_copies(case, whooshs_blocks, tmp_path):
+    """copy_live_documents reads postings a block at a time; Whoosh's add_reader,
+    posting by posting. From the same segments, some documents deleted (the first,
+    the last, runs), both make the same segment, document numbers mapped alike.
+    The segments were written by this writer or by Whoosh's (inlined short lists)."""
+    schema, batches = CASES[case]
+    source = _write(tmp_path / "source", schema(), batches(), whooshs=whooshs_blocks)
+    ix = index.open_dir(str(source))
+    deleting = ix.writer()
+    total = ix.doc_count_all()
+    for docnum in [0, total - 1, *range(5, total, 7), *range(100, 160)]:
+        deleting.delete_document(docnum)
+    deleting.commit(merge=False)
+    _schema, segments = internals.read_segments(index.open_dir(str(source)))
+    assert len(segments) == len(batches()) and any(segment.deleted_count() for segment in segments)
+    copied = {}
+    for who in ("ours", "whoosh"):
+        folder = tmp_path / who
+        folder.mkdir()
+        writer = internals.segment_writer(index.create_in(str(folder), schema()))
+        maps = []
+        for segment in segments:
+            if who == "ours":
+                maps.append(internals.copy_live_documents(ix.storage, ix.schema, segment, writer))
+            else:
+                start = writer.doc_count()
+                reader = SegmentReader(ix.storage, ix.schema, segment)
+                writer.add_reader(reader)
+                reader.close()
+                live = [d for d in range(segment.doc_count_all()) if not segment.is_deleted(d)]
+                maps.append({old: start + new for new, old in enumerate(live)})
+        writer.commit(merge=False)
+        copied[who] = (_read_back(folder), maps)
+    read, maps = copied["ours"]
+    assert read == copied["whoosh"][0] and maps == copied["whoosh"][1]
+    assert len(read[1]) == total - len({0, total - 1, *range(5, total, 7), *range(100, 160)})
 
 
 def test_small_blocks_are_left_uncompressed_and_the_files_are_smaller(tmp_path):
