@@ -38,6 +38,7 @@ def run(root: Path, folder: Path, data: dict, writes: int, seed: int) -> dict:
 
     app = kinds.make_app(root, folder)
     from services.search import store, sync
+    from services.search import whoosh_internals as internals
 
     merges = [0]
     merge_small = sync.merge_small
@@ -71,7 +72,8 @@ def run(root: Path, folder: Path, data: dict, writes: int, seed: int) -> dict:
             send()
             out[kind].append((time.thread_time() - started) * 1000)
     with app.app_context():
-        segments = {which: len(store.open_index(which)._segments()) for which in (store.CUSTOMERS, store.NOTES)}
+        segments = {which: len(internals.read_segments(store.open_index(which))[1])
+                    for which in (store.CUSTOMERS, store.NOTES)}
     return {"times": out, "merges": merges[0], "segments": segments}
 
 
