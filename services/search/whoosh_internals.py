@@ -715,7 +715,9 @@ def copy_live_documents(storage, schema, segment, writer) -> dict[int, int]:
 def _term_blocks(reader):
     """(field, term bytes, ids, weights, values) per posting block of every term of a
     segment reader, in the terms table's order, deleted documents included; values
-    and weights as Whoosh's matchers give them. Relies on the private
+    and weights as Whoosh's matchers give them. Raises ValueError at a posting list
+    kept in the terms table itself (inlined), which Whoosh 3's writer does not write
+    (its ``inlinelimit`` of 1 inlines none). Relies on the private
     ``SegmentReader._terms``, its ``_tindex``, ``_keydecoder`` and ``_postfile``, on
     ``W3TermInfo``, and on ``W3LeafMatcher``'s ``_read_ids``, ``_read_weights``,
     ``_read_values``, ``_ids``, ``_weights``, ``_values`` and ``_next_block``."""
@@ -725,16 +727,9 @@ def _term_blocks(reader):
         if name not in schema:
             continue
         info = W3TermInfo.from_bytes(info_bytes)
-        form = schema[name].format
-        if info.is_inlined():  # a short list in the table itself (Whoosh's writer): its matcher
-            matcher = terms.matcher(name, text, form)
-            postings = []
-            while matcher.is_active():
-                postings.append((matcher.id(), matcher.weight(), matcher.value()))
-                matcher.next()
-            yield name, text, *(zip(*postings) if postings else ((), (), ()))
-            continue
-        matcher = W3LeafMatcher(terms._postfile, *info.extent(), form, term=(name, text))
+        if info.is_inlined():
+            raise ValueError(f"the posting list of {name}:{text!r} is inlined")
+        matcher = W3LeafMatcher(terms._postfile, *info.extent(), schema[name].format, term=(name, text))
         while matcher.is_active():
             matcher._read_ids()
             matcher._read_weights()
