@@ -76,6 +76,12 @@ class Client:
         return self.client.post(path, data=data, headers={"HX-Request": "true", "X-CSRFToken": self.csrf})
 
 
+def signed_in(app, data: dict) -> dict[str, Client]:
+    """The browsers request_for sends from: load.py's users, signed in to ``app``."""
+    return {"sales50": Client(app, "bench.sales50"), "manager": Client(app, "bench.manager"),
+            "desk": Client(app, "bench.desk"), "claimer": Client(app, data["claimers"][0])}
+
+
 def request_for(kind: str, clients: dict, data: dict, rng: random.Random, serial: int):
     """A callable sending one request of ``kind`` (load.py's choices)."""
     pick = rng.choice
@@ -138,8 +144,7 @@ def measure(root: Path, folder: Path, data: dict, kinds: list[str], rounds: int,
         engine = db.engine
     statements = [0]
     event.listen(engine, "before_cursor_execute", lambda *a, **k: statements.__setitem__(0, statements[0] + 1))
-    clients = {"sales50": Client(app, "bench.sales50"), "manager": Client(app, "bench.manager"),
-               "desk": Client(app, "bench.desk"), "claimer": Client(app, data["claimers"][0])}
+    clients = signed_in(app, data)
     results = {}
     for kind in kinds:
         rng = random.Random(f"{seed}-{kind}")

@@ -48,8 +48,7 @@ def run(root: Path, folder: Path, data: dict, writes: int, seed: int) -> dict:
         return merge_small(*args, **kwargs)
 
     sync.merge_small = counted
-    clients = {"sales50": kinds.Client(app, "bench.sales50"), "manager": kinds.Client(app, "bench.manager"),
-               "desk": kinds.Client(app, "bench.desk"), "claimer": kinds.Client(app, data["claimers"][0])}
+    clients = kinds.signed_in(app, data)
     rng = random.Random(seed)
     out: dict[str, list[float]] = {"note save": [], "claim": [], "merges after a note save": [],
                                    "merges after a claim": []}

@@ -400,8 +400,10 @@ def merge_point(sizes: list[int]) -> int:
         return 0
     ordered = sorted(sizes)
     tiers = [_tier(size) for size in ordered]
-    for count, tier in enumerate(tiers, 1):
-        if sum(ordered[:count]) > MERGE_MAX_DOCUMENTS:
+    total = 0
+    for count, (size, tier) in enumerate(zip(ordered, tiers), 1):
+        total += size
+        if total > MERGE_MAX_DOCUMENTS:
             return 0
         if tiers.count(tier) >= MERGE_FANIN and (count == len(tiers) or tiers[count] != tier):
             return count
